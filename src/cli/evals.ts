@@ -1,0 +1,5 @@
+/** rgt evals — placeholder until its owner lands it. */
+export async function run(_argv: string[]): Promise<number> {
+  process.stderr.write("rgt evals: not implemented yet\n");
+  return 2;
+}

@@ -1,0 +1,59 @@
+/** The contract of the remote layer. Tools and backends talk to boxes only through these. */
+import type { Readable } from "node:stream";
+
+export interface ResolvedHost {
+  /** what the caller passed (alias or user@host[:port]) */
+  spec: string;
+  hostname: string;
+  port: number;
+  user: string;
+  identityFiles: string[];
+  identityAgent?: string;
+  proxyJump?: string;
+  userKnownHostsFiles: string[];
+  strictHostKeyChecking: "yes" | "no" | "accept-new" | "ask";
+  connectTimeoutMs: number;
+  /** stable identity of the endpoint: user@hostname:port */
+  key: string;
+}
+
+export interface ExecOptions {
+  /** wall-clock limit for the command; on expiry its process group on the box is killed. Default 60 s. */
+  timeoutMs?: number;
+  /** bytes fed to the command's stdin (then EOF) */
+  stdin?: string | Buffer | Readable;
+  /** cap on captured stdout and stderr each; the excess is dropped, the head and tail kept. Default 1 MiB. */
+  maxOutputBytes?: number;
+  /** called with each stdout chunk as it arrives */
+  onStdout?: (chunk: Buffer) => void;
+  signal?: AbortSignal;
+}
+
+export interface ExecResult {
+  exitCode: number | null;
+  signal?: string;
+  stdout: string;
+  stderr: string;
+  /** true when output exceeded maxOutputBytes */
+  truncated: boolean;
+  /** true when the command was killed on the box for running past timeoutMs */
+  timedOut: boolean;
+  elapsedMs: number;
+}
+
+/**
+ * Errors from this layer are RefusalError (src/common/result.ts) with codes
+ * UNREACHABLE | AUTH_FAILED | TIMEOUT | HOST_KEY_UNKNOWN | HOST_KEY_CHANGED | BAD_INPUT.
+ */
+export interface Remote {
+  resolve(host: string): Promise<ResolvedHost>;
+  /** run one shell command line on the box (through the user's login shell, no rc files of ours) */
+  exec(host: string, command: string, opts?: ExecOptions): Promise<ExecResult>;
+  /** stream scripts/<name> over stdin as `bash -s -- args` (never uploaded, never sourced rc files) */
+  runScript(host: string, script: string, args?: string[], opts?: ExecOptions & { env?: Record<string, string> }): Promise<ExecResult>;
+  /** an SFTP session over the pooled connection */
+  sftp(host: string): Promise<import("ssh2").SFTPWrapper>;
+  /** argv prefix for an external OpenSSH-based transport (rsync -e): same config, same host-key policy */
+  sshArgv(host: string): Promise<string[]>;
+  close(): Promise<void>;
+}
