@@ -6,6 +6,6 @@ export class SshRemote implements Remote {
   async exec(_host: string, _command: string, _opts?: ExecOptions): Promise<ExecResult> { throw new Error("not yet"); }
   async runScript(_host: string, _script: string, _args?: string[], _opts?: ExecOptions): Promise<ExecResult> { throw new Error("not yet"); }
   async sftp(_host: string): Promise<import("ssh2").SFTPWrapper> { throw new Error("not yet"); }
-  async sshArgv(_host: string): Promise<string[]> { throw new Error("not yet"); }
+  async sshTransport(_host: string): Promise<{ argv: string[]; destination: string }> { throw new Error("not yet"); }
   async close(): Promise<void> {}
 }

@@ -53,7 +53,11 @@ export interface Remote {
   runScript(host: string, script: string, args?: string[], opts?: ExecOptions & { env?: Record<string, string> }): Promise<ExecResult>;
   /** an SFTP session over the pooled connection */
   sftp(host: string): Promise<import("ssh2").SFTPWrapper>;
-  /** argv prefix for an external OpenSSH-based transport (rsync -e): same config, same host-key policy */
-  sshArgv(host: string): Promise<string[]>;
+  /**
+   * How an external OpenSSH-based transport (rsync -e) reaches the same host with the same config and
+   * host-key policy: `argv` is the ssh command with options but no destination; `destination` goes
+   * before `:path` (e.g. rsync -e "<argv joined, shell-quoted>" src "<destination>:<path>").
+   */
+  sshTransport(host: string): Promise<{ argv: string[]; destination: string }>;
   close(): Promise<void>;
 }
