@@ -1,11 +1,208 @@
-/** Pooled ssh2 connections (skeleton; the real implementation lands next). */
-import type { Remote, ResolvedHost, ExecOptions, ExecResult } from "./types.js";
+/**
+ * SshRemote: one pooled ssh2 connection per endpoint, channels multiplexed over it, idle connections
+ * reaped, a dropped connection transparently re-opened on the next call (and a call that found its
+ * connection dead is retried once on a fresh one).
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import type { Client, SFTPWrapper } from "ssh2";
+import { quote } from "shell-quote";
+import { packageRoot, sshConfigFile } from "../common/config.js";
+import { RefusalError, refuse } from "../common/result.js";
+import { forwardThrough, openConnection } from "./connect.js";
+import { execOn } from "./exec.js";
+import { parseHostSpec, resolveHost } from "./resolve.js";
+import type { ExecOptions, ExecResult, Remote, ResolvedHost } from "./types.js";
+
+interface PoolEntry {
+  host: ResolvedHost;
+  client?: Client;
+  connecting?: Promise<Client>;
+  lastUsed: number;
+  busy: number;
+  /** connections this one rides on (ProxyJump), released with it */
+  via?: string;
+}
+
+export interface SshRemoteOptions {
+  sshConfig?: string;
+  /** close a connection unused for this long (default 120 s) */
+  idleMs?: number;
+  /** directory holding scripts/ (default: the package's own) */
+  scriptsDir?: string;
+}
+
+const SCRIPT_NAME = /^[A-Za-z0-9_.-]+\.(sh|py)$/;
 
 export class SshRemote implements Remote {
-  async resolve(_host: string): Promise<ResolvedHost> { throw new Error("not yet"); }
-  async exec(_host: string, _command: string, _opts?: ExecOptions): Promise<ExecResult> { throw new Error("not yet"); }
-  async runScript(_host: string, _script: string, _args?: string[], _opts?: ExecOptions): Promise<ExecResult> { throw new Error("not yet"); }
-  async sftp(_host: string): Promise<import("ssh2").SFTPWrapper> { throw new Error("not yet"); }
-  async sshTransport(_host: string): Promise<{ argv: string[]; destination: string }> { throw new Error("not yet"); }
-  async close(): Promise<void> {}
+  private readonly pool = new Map<string, PoolEntry>();
+  private readonly resolved = new Map<string, { at: number; host: Promise<ResolvedHost> }>();
+  private readonly sshConfig?: string;
+  private readonly idleMs: number;
+  private readonly scriptsDir: string;
+  private reaper?: NodeJS.Timeout;
+  private scriptCache = new Map<string, string>();
+
+  constructor(opts: SshRemoteOptions = {}) {
+    this.sshConfig = opts.sshConfig ?? sshConfigFile();
+    this.idleMs = opts.idleMs ?? 120_000;
+    this.scriptsDir = opts.scriptsDir ?? path.join(packageRoot(), "scripts");
+  }
+
+  resolve(host: string): Promise<ResolvedHost> {
+    const hit = this.resolved.get(host);
+    if (hit && Date.now() - hit.at < 30_000) return hit.host;
+    const p = resolveHost(host, { sshConfig: this.sshConfig });
+    p.catch(() => this.resolved.delete(host));
+    this.resolved.set(host, { at: Date.now(), host: p });
+    return p;
+  }
+
+  /** The pooled, ready connection for a host spec (connecting if needed). */
+  async connection(spec: string): Promise<{ client: Client; entry: PoolEntry }> {
+    const h = await this.resolve(spec);
+    let entry = this.pool.get(h.key);
+    if (!entry) {
+      entry = { host: h, lastUsed: Date.now(), busy: 0 };
+      this.pool.set(h.key, entry);
+    }
+    if (entry.client) return { client: entry.client, entry };
+    if (!entry.connecting) {
+      const e = entry;
+      e.connecting = this.dial(h, e).then(
+        (c) => {
+          e.client = c;
+          e.connecting = undefined;
+          const drop = () => { if (e.client === c) e.client = undefined; };
+          c.on("close", drop);
+          c.on("end", drop);
+          c.on("error", drop);
+          return c;
+        },
+        (err) => {
+          e.connecting = undefined;
+          this.pool.delete(h.key);
+          throw err;
+        },
+      );
+    }
+    const client = entry.client ?? (await entry.connecting!);
+    this.startReaper();
+    return { client, entry };
+  }
+
+  private async dial(h: ResolvedHost, entry: PoolEntry): Promise<Client> {
+    if (!h.proxyJump) return (await openConnection(h)).client;
+    // ProxyJump a,b,c: a is dialled (pooled, with its own config), each later hop rides on the previous one.
+    const hops = h.proxyJump.split(",").map((s) => s.trim()).filter(Boolean);
+    entry.via = hops[0];
+    let via = (await this.connection(hops[0])).client;
+    const intermediates: Client[] = [];
+    for (const hop of hops.slice(1)) {
+      const hh = await this.resolve(hop);
+      const sock = await forwardThrough(via, hh.hostname, hh.port, hh.connectTimeoutMs);
+      via = (await openConnection({ ...hh, proxyJump: undefined }, sock)).client;
+      intermediates.push(via);
+    }
+    const sock = await forwardThrough(via, h.hostname, h.port, h.connectTimeoutMs);
+    const client = (await openConnection(h, sock)).client;
+    client.on("close", () => intermediates.forEach((c) => c.end()));
+    return client;
+  }
+
+  private startReaper(): void {
+    if (this.reaper) return;
+    this.reaper = setInterval(() => {
+      const now = Date.now();
+      for (const [k, e] of this.pool) {
+        if (e.busy === 0 && e.client && now - e.lastUsed > this.idleMs) {
+          e.client.end();
+          this.pool.delete(k);
+        }
+      }
+      if (this.pool.size === 0 && this.reaper) { clearInterval(this.reaper); this.reaper = undefined; }
+    }, Math.min(this.idleMs, 10_000));
+    this.reaper.unref();
+  }
+
+  /** Run fn on a pooled connection; if the connection turns out dead, reconnect once and retry. */
+  private async withClient<T>(host: string, fn: (c: Client) => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      const { client, entry } = await this.connection(host);
+      entry.busy++;
+      entry.lastUsed = Date.now();
+      try {
+        return await fn(client);
+      } catch (e) {
+        if (e instanceof RefusalError) throw e;
+        const msg = (e as Error).message ?? "";
+        const dead = /not connected|no response|channel open failure|connection lost|ECONNRESET|EPIPE|socket|closed/i.test(msg);
+        if (entry.client === client) { entry.client = undefined; client.end(); }
+        if (dead && attempt === 0) continue;
+        throw new RefusalError("UNREACHABLE", `connection to ${host} failed: ${msg.slice(0, 300)}`, "Retry; if it persists, check the box is up (probe_env).");
+      } finally {
+        entry.busy--;
+        entry.lastUsed = Date.now();
+      }
+    }
+  }
+
+  async exec(host: string, command: string, opts: ExecOptions = {}): Promise<ExecResult> {
+    if (typeof command !== "string" || !command.trim()) refuse("BAD_INPUT", "command is empty", "Pass a shell command line.");
+    return this.withClient(host, (c) => execOn(c, command, opts));
+  }
+
+  private script(name: string): string {
+    if (!SCRIPT_NAME.test(name)) refuse("BAD_INPUT", `script name ${name} is not allowed`, "Scripts are plain file names under scripts/.");
+    let body = this.scriptCache.get(name);
+    if (body === undefined) {
+      body = fs.readFileSync(path.join(this.scriptsDir, name), "utf8");
+      this.scriptCache.set(name, body);
+    }
+    return body;
+  }
+
+  async runScript(host: string, script: string, args: string[] = [], opts: ExecOptions & { env?: Record<string, string> } = {}): Promise<ExecResult> {
+    const body = this.script(script);
+    const env = opts.env ?? {};
+    for (const k of Object.keys(env)) if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) refuse("BAD_INPUT", `env name ${k} is not a shell identifier`, "Use letters, digits and _.");
+    // Values travel inside stdin (never argv, never the command line the box's process table shows).
+    const prelude = Object.entries(env).map(([k, v]) => `export ${k}=${quote([v])}\n`).join("");
+    const interp = script.endsWith(".py") ? "python3 -" : "bash -s --";
+    const cmd = `${interp} ${args.map((a) => quote([a])).join(" ")}`.trim();
+    if (opts.stdin !== undefined) refuse("BAD_INPUT", "runScript streams the script itself over stdin", "Pass data through env or args.");
+    return this.exec(host, cmd, { ...opts, stdin: script.endsWith(".py") ? body : prelude + body });
+  }
+
+  async sftp(host: string): Promise<SFTPWrapper> {
+    return this.withClient(host, (c) => new Promise<SFTPWrapper>((resolve, reject) => c.sftp((err, s) => (err ? reject(err) : resolve(s)))));
+  }
+
+  async sshTransport(host: string): Promise<{ argv: string[]; destination: string }> {
+    const h = await this.resolve(host);
+    const parsed = parseHostSpec(host);
+    const argv = ["ssh"];
+    if (this.sshConfig) argv.push("-F", this.sshConfig);
+    const cm = path.join(os.tmpdir(), `rgt-cm-${process.getuid?.() ?? "u"}`);
+    fs.mkdirSync(cm, { recursive: true, mode: 0o700 });
+    argv.push(
+      "-o", "BatchMode=yes",
+      "-o", `ConnectTimeout=${Math.ceil(h.connectTimeoutMs / 1000)}`,
+      "-o", "ServerAliveInterval=15",
+      "-o", "ServerAliveCountMax=3",
+      "-o", "ControlMaster=auto",
+      "-o", `ControlPath=${cm}/%C`,
+      "-o", "ControlPersist=60",
+    );
+    if (parsed.port) argv.push("-p", String(parsed.port));
+    const destination = parsed.user ? `${parsed.user}@${parsed.host}` : parsed.host;
+    return { argv, destination };
+  }
+
+  async close(): Promise<void> {
+    if (this.reaper) { clearInterval(this.reaper); this.reaper = undefined; }
+    for (const e of this.pool.values()) e.client?.end();
+    this.pool.clear();
+  }
 }

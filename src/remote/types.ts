@@ -13,6 +13,8 @@ export interface ResolvedHost {
   userKnownHostsFiles: string[];
   strictHostKeyChecking: "yes" | "no" | "accept-new" | "ask";
   connectTimeoutMs: number;
+  /** OpenSSH HostKeyAlias: the name looked up in known_hosts instead of hostname/port */
+  hostKeyAlias?: string;
   /** stable identity of the endpoint: user@hostname:port */
   key: string;
 }

@@ -1,16 +1,80 @@
-/** check_staleness — NOT YET IMPLEMENTED (placeholder so the server builds; replaced by its owner). */
+/** check_staleness — which platform facts carry a `verified YYYY-MM` stamp older than the threshold. Read-only, local. */
 import * as z from "zod";
 import { defineTool } from "../server/tool.js";
-import { refuse } from "../common/result.js";
+import { refuse, warning, type Warning } from "../common/result.js";
+import { loadProfiles } from "../knowledge/profiles.js";
+import { scanStaleness, isMonthStamp, DEFAULT_MAX_AGE_MONTHS } from "../knowledge/staleness.js";
+
+/** At most this many stale entries come back; the rest are counted in stale_total. */
+export const STALE_CAP = 40;
+
+const StaleEntry = z.object({
+  platform: z.string(),
+  section: z.string(),
+  fact: z.string(),
+  verified: z.string(),
+  age_months: z.number(),
+  billing: z.boolean(),
+});
 
 export const checkStaleness = defineTool({
   name: "check_staleness",
-  title: "check_staleness",
-  description: "Not implemented yet.",
-  input: { host: z.string().optional() },
-  output: {},
-  annotations: { readOnlyHint: true, openWorldHint: true },
-  async handler() {
-    return refuse("INTERNAL", "check_staleness is not implemented yet", "wait for a later version");
+  title: "Check how old the platform facts are",
+  description:
+    "Lists platform facts (billing verbs, danger clocks, storage survival, prose claims) whose `verified YYYY-MM` stamp is more than max_age_months (default 6) before today. Billing/teardown facts come first. Read-only; touches no host.",
+  input: {
+    platform: z.string().optional().describe("one profile name (autodl, vastai, runpod, …); all when omitted"),
+    max_age_months: z.number().optional().describe("a fact older than this many months is stale (default 6)"),
+    today: z.string().optional().describe("YYYY-MM to measure from (default: the current month)"),
+  },
+  output: {
+    stamps_scanned: z.number(),
+    threshold_months: z.number(),
+    today: z.string(),
+    newest_stamp: z.string().nullable(),
+    stale: z.array(StaleEntry),
+    stale_total: z.number(),
+  },
+  annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+  async handler(args) {
+    const { platform, max_age_months, today } = args;
+    if (today !== undefined && !isMonthStamp(today)) {
+      refuse("BAD_INPUT", `today: "${String(today).slice(0, 40)}" is not a YYYY-MM month`, 'Pass today as "YYYY-MM" (e.g. "2026-06"), or omit it for the current month.');
+    }
+    if (max_age_months !== undefined && (typeof max_age_months !== "number" || !Number.isFinite(max_age_months) || max_age_months < 0)) {
+      refuse("BAD_INPUT", `max_age_months: must be a number >= 0, got ${String(max_age_months)}`, `Pass a whole number of months (default ${DEFAULT_MAX_AGE_MONTHS}).`);
+    }
+    const names = loadProfiles().map((p) => p.name);
+    if (platform !== undefined && !names.includes(platform)) {
+      refuse("BAD_INPUT", `platform: no profile named "${String(platform).slice(0, 40)}"`, `Use one of: ${names.join(", ")}; or omit platform to scan all.`);
+    }
+    const r = scanStaleness({ platform, maxAgeMonths: max_age_months, today });
+    const warnings: Warning[] = [];
+    const billingStale = new Map<string, number>();
+    for (const s of r.stale) if (s.billing) billingStale.set(s.platform, (billingStale.get(s.platform) ?? 0) + 1);
+    for (const [p, n] of billingStale) {
+      warnings.push(warning("STALE_FACT", "warn", `${p}: ${n} billing/teardown fact(s) older than ${r.threshold_months} months — re-check the provider's docs before acting on them`, `rgt://profiles/${p}`));
+    }
+    if (warnings.length > 12) {
+      const extra = warnings.length - 11;
+      warnings.splice(11, warnings.length, warning("STALE_FACT", "warn", `${extra} more platform(s) with stale billing facts`));
+    }
+    return {
+      ok: true,
+      stamps_scanned: r.stamps_scanned,
+      threshold_months: r.threshold_months,
+      today: r.today,
+      newest_stamp: r.newest_stamp,
+      stale: r.stale.slice(0, STALE_CAP).map((s) => ({
+        platform: s.platform,
+        section: s.section.length > 60 ? `${s.section.slice(0, 59)}…` : s.section,
+        fact: s.fact.length > 100 ? `${s.fact.slice(0, 99)}…` : s.fact,
+        verified: s.verified,
+        age_months: s.age_months,
+        billing: s.billing,
+      })),
+      stale_total: r.stale.length,
+      warnings,
+    };
   },
 });

@@ -1,16 +1,220 @@
-/** probe_env — NOT YET IMPLEMENTED (placeholder so the server builds; replaced by its owner). */
+/**
+ * probe_env — what is on this box, in one round trip: GPUs, driver/CUDA, disks with bytes AND inodes,
+ * memory limits, python/torch, tools, platform (auto-detected from markers), and the traps that apply.
+ */
 import * as z from "zod";
+import { RefusalError, refuse, warning, type Warning } from "../common/result.js";
+import { allMarkers, detectProfile } from "../knowledge/detect.js";
+import { getProfile, loadProfiles, profileNames } from "../knowledge/profiles.js";
+import { expandBoxPath, type Profile } from "../knowledge/schema.js";
+import { recordProbe } from "../ledger/hosts.js";
 import { defineTool } from "../server/tool.js";
-import { refuse } from "../common/result.js";
+
+/** Env vars that carry a rental's instance id when a platform sets them (teardown needs the id). */
+export const INSTANCE_ID_ENVS = ["CONTAINER_ID", "VAST_CONTAINERLABEL", "RUNPOD_POD_ID"];
+
+const INODE_WARN_PCT = 90;
+const DISK_WARN_PCT = 90;
+
+interface RawDisk { path: string; exists: boolean; mountpoint?: string; filesystem?: string; size_kb?: number | null; used_kb?: number | null; inodes_total?: number | null; inodes_used?: number | null }
+interface RawProbe {
+  hostname: string; uptime_s: number | null; home: string; user: string;
+  gpus: { index: number; name: string; memory_total_mib: number | null; memory_used_mib: number | null; utilization_pct: number | null; temperature_c: number | null; uuid: string }[];
+  gpu_processes: { gpu_uuid: string; pid: number; used_memory_mib: number | null; user: string; command: string }[];
+  driver_version: string | null; cuda_version: string | null; gpu_error: string | null;
+  disks: RawDisk[];
+  memory: { cgroup_limit_bytes: number | "max" | null; host_total_bytes: number | null };
+  tools: Record<string, boolean>;
+  python: { path: string; version: string | null; torch: { version: string | null; cuda_build: string | null; cuda_available?: boolean; device_count?: number; method: string } | null; torch_error?: string } | null;
+  markers: { paths: string[]; env: string[]; commands: string[]; env_values: Record<string, string> };
+}
+
+const pct = (used?: number | null, total?: number | null) => (used != null && total ? Math.round((used / total) * 1000) / 10 : null);
+
+/** "12.2" >= "11.8" on major.minor. */
+function versionAtLeast(have: string, need: string): boolean {
+  const [a, b] = have.split(".").map(Number);
+  const [c, d] = need.split(".").map(Number);
+  return a > c || (a === c && (b || 0) >= (d || 0));
+}
+
+function mountsOf(p: Profile | undefined): Profile["mounts"] {
+  return p?.mounts ?? [];
+}
 
 export const probeEnv = defineTool({
   name: "probe_env",
-  title: "probe_env",
-  description: "Not implemented yet.",
-  input: { host: z.string().optional() },
-  output: {},
-  annotations: { readOnlyHint: true, openWorldHint: true },
-  async handler() {
-    return refuse("INTERNAL", "probe_env is not implemented yet", "wait for a later version");
+  title: "Probe a GPU box",
+  description:
+    "Audit a rented GPU box in ONE ssh round trip: GPUs (memory, utilisation, other processes holding them), driver/CUDA, every relevant disk with bytes AND inode usage, cgroup memory limit, python/torch (fast metadata check; deep:true imports torch and asks CUDA), tools (tmux, rsync, sbatch, kubectl), and the platform auto-detected from markers (AutoDL, vast.ai, RunPod, …) with its traps as warnings. Read-only. Call it first for every new box.",
+  input: {
+    host: z.string().min(1).describe("ssh alias (resolved like OpenSSH: ssh -G) or user@hostname[:port]"),
+    profile: z.string().optional().describe("platform profile name to use instead of auto-detection (e.g. autodl, vastai, generic-ssh)"),
+    mounts: z.array(z.string().regex(/^(\/|~)/, "must be an absolute path")).max(20).optional().describe("extra mount points to measure (bytes + inodes)"),
+    deep: z.boolean().optional().describe("import torch for real and check torch.cuda.is_available() (takes seconds)"),
+  },
+  output: {
+    host: z.string(),
+    profile: z.object({ name: z.string(), detected_by: z.string(), variant: z.string().optional() }),
+    gpus: z.array(z.object({ index: z.number(), name: z.string(), memory_total_mib: z.number().nullable(), memory_used_mib: z.number().nullable(), utilization_pct: z.number().nullable(), temperature_c: z.number().nullable() })),
+    driver_version: z.string().nullable(),
+    cuda_version: z.string().nullable(),
+    disks: z.array(z.object({ mount: z.string(), role: z.enum(["data", "durable", "system", "other"]), size_bytes: z.number().nullable(), used_pct: z.number().nullable(), inodes_used_pct: z.number().nullable() })),
+    memory: z.object({ cgroup_limit_bytes: z.number().nullable(), host_total_bytes: z.number().nullable() }),
+    python: z.object({ path: z.string(), version: z.string().nullable(), torch: z.object({ version: z.string().nullable(), cuda_available: z.boolean().nullable(), basis: z.string() }).nullable().optional() }).nullable(),
+    tools: z.object({ tmux: z.boolean(), rsync: z.boolean(), python: z.boolean(), sbatch: z.boolean(), kubectl: z.boolean() }),
+    uptime_s: z.number().nullable(),
+    running: z.array(z.object({ pid: z.number(), gpu: z.number().nullable(), used_memory_mib: z.number().nullable(), user: z.string(), command: z.string() })),
+    instance_ids: z.record(z.string(), z.string()).optional(),
+    surface_to_user: z.array(z.string()),
+    elapsed_ms: z.number(),
+  },
+  annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true },
+  async handler(args, ctx) {
+    const t0 = Date.now();
+    const profiles = loadProfiles();
+    let forced: Profile | undefined;
+    if (args.profile) {
+      forced = getProfile(args.profile);
+      if (!forced) refuse("BAD_INPUT", `profile: unknown profile '${args.profile}'`, `Use one of: ${profileNames().join(", ")} — or omit it to auto-detect.`);
+    }
+    const markers = allMarkers(profiles);
+    const mountPaths = new Set<string>();
+    for (const p of forced ? [forced] : profiles) for (const m of mountsOf(p)) mountPaths.add(m.path);
+    for (const m of args.mounts ?? []) mountPaths.add(m);
+
+    const scriptArgs: string[] = [];
+    for (const p of markers.paths) scriptArgs.push("--path", p);
+    for (const e of new Set([...markers.env, ...INSTANCE_ID_ENVS])) scriptArgs.push("--env", e);
+    for (const c of markers.commands) scriptArgs.push("--cmd", c);
+    for (const m of mountPaths) scriptArgs.push("--mount", m);
+    if (forced?.python_path) scriptArgs.push("--python", forced.python_path);
+    if (args.deep) scriptArgs.push("--deep");
+
+    const res = await ctx.remote.runScript(args.host, "probe.sh", scriptArgs, { timeoutMs: args.deep ? 150_000 : 45_000, maxOutputBytes: 256 * 1024 });
+    if (res.timedOut) refuse("TIMEOUT", `the probe did not finish within ${args.deep ? 150 : 45} s on ${args.host} (it was killed on the box)`, "The box is overloaded or a GPU is hung (nvidia-smi blocking). Retry; if nvidia-smi hangs, the GPU needs the provider's attention.");
+    let raw: RawProbe;
+    try {
+      raw = JSON.parse(res.stdout.trim().split("\n").pop() ?? "") as RawProbe;
+    } catch {
+      throw new RefusalError("INTERNAL", `probe output from ${args.host} was not JSON (exit ${res.exitCode}): ${res.stderr.slice(-300)}`, "Check that the login shell is bash-compatible and prints nothing on non-interactive logins.");
+    }
+
+    const detection = forced
+      ? { name: forced.name, detected_by: "requested by caller", variant: forced.variant }
+      : detectProfile({ paths_present: raw.markers.paths, env_present: raw.markers.env, hostname: raw.hostname, commands: raw.markers.commands }, profiles);
+    const profile = forced ?? getProfile(detection.name, (detection as { variant?: string }).variant);
+    const boxEnv = { HOME: raw.home, USER: raw.user };
+    const ref = `rgt://profiles/${detection.name}`;
+    const warnings: Warning[] = [];
+
+    // ---- disks ----
+    const profileMounts = mountsOf(profile).map((m) => ({ ...m, abs: expandBoxPath(m.path, boxEnv) }));
+    const userMounts = new Set((args.mounts ?? []).map((m) => expandBoxPath(m, boxEnv)));
+    const disks: { mount: string; role: "data" | "durable" | "system" | "other"; size_bytes: number | null; used_pct: number | null; inodes_used_pct: number | null }[] = [];
+    const seenMountpoints = new Set<string>();
+    for (const d of raw.disks) {
+      if (!d.exists) continue;
+      const pm = profileMounts.find((m) => m.abs === d.path);
+      const wanted = d.path === "/" || !!pm || userMounts.has(d.path) || (d.path === "/dev/shm" && (d.size_kb ?? 0) < 8 * 1024 * 1024);
+      if (!wanted) continue;
+      // The same filesystem seen through two paths is reported once, unless a profile names it.
+      const key = `${d.mountpoint}|${d.filesystem}`;
+      if (seenMountpoints.has(key) && !pm) continue;
+      seenMountpoints.add(key);
+      const role = pm?.role ?? (d.path === "/" ? "system" : "other");
+      const used_pct = pct(d.used_kb, d.size_kb);
+      const inodes_used_pct = pct(d.inodes_used, d.inodes_total);
+      disks.push({ mount: d.path, role, size_bytes: d.size_kb != null ? d.size_kb * 1024 : null, used_pct, inodes_used_pct });
+      if (inodes_used_pct != null && inodes_used_pct >= INODE_WARN_PCT) {
+        warnings.push(warning("INODE_HIGH", inodes_used_pct >= 95 ? "danger" : "warn", `${d.path}: ${inodes_used_pct}% of inodes used while bytes are ${used_pct ?? "?"}% used — new files will fail with 'No space left on device'. Pack small files (tar/zip, webdataset) or move them to the data disk.`, ref));
+        if (pm?.inode_gotcha) warnings.push(warning(pm.inode_gotcha, "danger", `${d.path} is this platform's inode-capped mount (${pm.note ?? "small inode cap"}).`, ref));
+      }
+      if (used_pct != null && used_pct >= DISK_WARN_PCT) {
+        warnings.push(warning("DISK_HIGH", used_pct >= 97 ? "danger" : "warn", `${d.path}: ${used_pct}% of bytes used; checkpoints and logs will start failing. Prune scratch or pull and delete old checkpoints.`, ref));
+      }
+    }
+
+    // ---- GPUs ----
+    const uuidToIndex = new Map(raw.gpus.map((g) => [g.uuid, g.index]));
+    const gpus = raw.gpus.map(({ uuid: _u, ...g }) => g);
+    if (gpus.length === 0) {
+      warnings.push(warning("NO_GPU", "danger", `no GPU visible${raw.gpu_error ? ` (${raw.gpu_error.slice(0, 120)})` : ""}. On a rental this is usually a container started without GPUs or a failed driver; do not launch GPU work here.`));
+    }
+    const running = raw.gpu_processes.map((p) => ({ pid: p.pid, gpu: uuidToIndex.get(p.gpu_uuid) ?? null, used_memory_mib: p.used_memory_mib, user: p.user, command: p.command.slice(0, 100) }));
+    if (running.length) {
+      const idx = [...new Set(running.map((r) => r.gpu))].filter((x) => x !== null).sort();
+      warnings.push(warning("GPU_BUSY", "warn", `GPU ${idx.join(",")} already hold${idx.length === 1 ? "s" : ""} memory of another process (${running.map((r) => r.pid).join(", ")}); launch_queue will skip those lanes.`));
+    }
+
+    // ---- tools, python ----
+    const tools = { tmux: !!raw.tools.tmux, rsync: !!raw.tools.rsync, python: !!raw.tools.python3 || !!raw.python, sbatch: !!raw.tools.sbatch, kubectl: !!raw.tools.kubectl };
+    if (!tools.tmux) warnings.push(warning("NO_TMUX", "info", "tmux is not installed: launch_queue will detach with setsid nohup instead (runs survive the connection either way)."));
+    if (!tools.rsync) warnings.push(warning("NO_RSYNC", "info", "rsync is not installed on the box: push_code and pull_verify fall back to SFTP (slower, still resumable per file)."));
+    let python: { path: string; version: string | null; torch?: { version: string | null; cuda_available: boolean | null; basis: string } | null } | null = null;
+    if (!raw.python) {
+      warnings.push(warning("NO_PYTHON", "warn", `no ${profile?.python_path ?? "python3"} on the box's PATH; training commands must name their interpreter.`));
+    } else {
+      const t = raw.python.torch;
+      let torch: { version: string | null; cuda_available: boolean | null; basis: string } | null = null;
+      if (t) {
+        if (t.method === "import") {
+          torch = { version: t.version, cuda_available: t.cuda_available ?? null, basis: "torch.cuda.is_available()" };
+        } else {
+          // Fast path: what torch was built for vs what the driver supports, no import.
+          let avail: boolean | null = null;
+          if (gpus.length === 0) avail = false;
+          else if (!t.cuda_build) avail = false;
+          else if (raw.cuda_version) avail = versionAtLeast(raw.cuda_version, t.cuda_build);
+          torch = { version: t.version, cuda_available: avail, basis: t.cuda_build ? `metadata: built for CUDA ${t.cuda_build}, driver supports ${raw.cuda_version ?? "?"}` : "metadata: CPU-only build" };
+          if (gpus.length && t.cuda_build && raw.cuda_version && !versionAtLeast(raw.cuda_version, t.cuda_build)) {
+            warnings.push(warning("TORCH_CUDA_MISMATCH", "danger", `torch ${t.version} is built for CUDA ${t.cuda_build} but the driver supports up to ${raw.cuda_version}: CUDA will be unavailable. Install a torch wheel for CUDA ≤ ${raw.cuda_version} (do not upgrade the driver on a rental).`));
+          }
+          if (gpus.length && t.version && !t.cuda_build) warnings.push(warning("TORCH_CPU_ONLY", "warn", `torch ${t.version} is a CPU-only build on a GPU box.`));
+        }
+      }
+      python = { path: raw.python.path, version: raw.python.version, ...(t || raw.python.torch_error ? { torch } : {}) };
+    }
+
+    // ---- memory ----
+    const cg = typeof raw.memory.cgroup_limit_bytes === "number" && raw.memory.cgroup_limit_bytes < 2 ** 60 ? raw.memory.cgroup_limit_bytes : null;
+    const memory = { cgroup_limit_bytes: cg, host_total_bytes: raw.memory.host_total_bytes };
+    if (cg && raw.memory.host_total_bytes && cg < raw.memory.host_total_bytes * 0.9) {
+      warnings.push(warning("CGROUP_MEMORY", "info", `the container may use ${(cg / 2 ** 30).toFixed(1)} GiB although the host shows ${(raw.memory.host_total_bytes / 2 ** 30).toFixed(1)} GiB (free/top lie inside containers); size DataLoader workers and caches to the cgroup limit.`));
+    }
+
+    // ---- instance ids, ledger, first-seen surfacing ----
+    const instance_ids: Record<string, string> = {};
+    for (const k of INSTANCE_ID_ENVS) if (raw.markers.env_values?.[k]) instance_ids[k] = raw.markers.env_values[k];
+    const resolved = await ctx.remote.resolve(args.host).catch(() => undefined);
+    const { first } = await recordProbe(ctx.ledger, args.host, {
+      endpoint: resolved?.key,
+      profile: detection.name,
+      variant: (detection as { variant?: string }).variant,
+      detected_by: detection.detected_by,
+      gpu_count: gpus.length,
+      gpu_name: gpus[0]?.name,
+      ...(Object.keys(instance_ids).length ? { instance_ids } : {}),
+    });
+    const surface_to_user = first && profile ? [...profile.surface_to_user, ...profile.danger_clocks.map((c) => `${c.id}: ${c.message} (verified ${c.verified})`)] : [];
+
+    return {
+      ok: true,
+      host: args.host,
+      profile: detection,
+      gpus,
+      driver_version: raw.driver_version,
+      cuda_version: raw.cuda_version,
+      disks,
+      memory,
+      python,
+      tools,
+      uptime_s: raw.uptime_s,
+      running,
+      ...(Object.keys(instance_ids).length ? { instance_ids } : {}),
+      surface_to_user,
+      warnings,
+      elapsed_ms: Date.now() - t0,
+    };
   },
 });

@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# rgt: run ONE cell of a run in the foreground and keep its state on disk.
+#   usage: bash run_one.sh <state_dir> <cell>
+# Reads <state_dir>/run.env0 and <state_dir>/cells/<cell>/{env0,cmd}; writes state, exit_code, pid, pgid,
+# pstart, heartbeat, started_at, ended_at, reason, signal and log beside them (layout: src/backends/types.ts).
+# A cell only becomes `done` after its roster is present and, when a durable root is set, copied there and
+# checked byte for byte; a failed copy fails the cell even when the command exited 0.
+set -u
+
+SD=${1:?state dir}
+CELL=${2:?cell name}
+CD="$SD/cells/$CELL"
+[ -d "$CD" ] || { echo "rgt: unknown cell $CELL under $SD" >&2; exit 2; }
+
+now() { date +%s; }
+put() { printf '%s\n' "$2" >"$CD/$1.tmp.$$" && mv -f "$CD/$1.tmp.$$" "$CD/$1"; }
+note() { printf '[rgt] %s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >>"$CD/log"; }
+# start time (clock ticks since boot) of a pid: tells a live process from a recycled pid
+pstart() {
+  local s
+  s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  s=${s##*) }
+  set -- $s
+  printf '%s' "${20}"
+}
+oom_count() {
+  local cg f
+  cg=$(sed -n 's/^0:://p' /proc/self/cgroup 2>/dev/null | head -n 1)
+  for f in "/sys/fs/cgroup${cg}/memory.events" /sys/fs/cgroup/memory.events; do
+    if [ -r "$f" ]; then sed -n 's/^oom_kill //p' "$f"; return 0; fi
+  done
+  f=/sys/fs/cgroup/memory/memory.oom_control
+  [ -r "$f" ] && sed -n 's/^oom_kill //p' "$f"
+}
+
+state=$(cat "$CD/state" 2>/dev/null || echo pending)
+if [ "$state" = done ]; then echo "rgt: cell $CELL already done, skipped"; exit 0; fi
+if [ -e "$SD/stop_requested" ] || [ -e "$CD/stop_requested" ]; then
+  put state stopped
+  exit 0
+fi
+
+# --- environment: run-wide settings, then the cell's own -----------------------------------------
+load_env0() { local kv; while IFS= read -r -d '' kv; do [ -n "$kv" ] && export "$kv"; done <"$1"; }
+[ -r "$SD/run.env0" ] && load_env0 "$SD/run.env0"
+[ -r "$CD/env0" ] && load_env0 "$CD/env0"
+
+# credentials pushed with push_secret: KEY=VALUE lines, read without evaluating anything
+if [ -n "${RGT_CRED_FILE:-}" ] && [ -r "$RGT_CRED_FILE" ]; then
+  while IFS= read -r line || [ -n "$line" ]; do
+    line=${line%$'\r'}
+    case $line in '' | '#'*) continue ;; esac
+    line=${line#export }
+    case $line in *=*) ;; *) continue ;; esac
+    k=${line%%=*}
+    v=${line#*=}
+    [[ $k =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
+    if [[ $v == \"*\" && ${#v} -ge 2 ]] || [[ $v == \'*\' && ${#v} -ge 2 ]]; then v=${v:1:${#v}-2}; fi
+    export "$k=$v"
+  done <"$RGT_CRED_FILE"
+  unset line k v
+fi
+if [ -n "${RGT_PYTHON:-}" ] && [[ $RGT_PYTHON == */* ]]; then PATH="${RGT_PYTHON%/*}:$PATH"; export PATH; fi
+[ -n "${HF_HOME:-}" ] && mkdir -p "$HF_HOME" 2>/dev/null
+
+: "${RGT_OUTPUT_DIR:?RGT_OUTPUT_DIR missing from the cell spec}"
+export RGT_SCRATCH_DIR="$RGT_OUTPUT_DIR/.scratch"
+export RGT_HEARTBEAT="$CD/beat"
+mkdir -p "$RGT_OUTPUT_DIR" "$RGT_SCRATCH_DIR" || { put state failed; put reason "cannot create output dir $RGT_OUTPUT_DIR"; exit 3; }
+
+# --- start -----------------------------------------------------------------------------------------
+rm -f "$CD/exit_code" "$CD/ended_at" "$CD/reason" "$CD/signal" "$CD/cause"
+attempt=$(($(cat "$CD/attempts" 2>/dev/null || echo 0) + 1))
+put attempts "$attempt"
+put oom_before "$(oom_count || true)"
+put started_at "$(now)"
+note "start cell=$CELL attempt=$attempt gpus=${CUDA_VISIBLE_DEVICES:-none} out=$RGT_OUTPUT_DIR"
+
+export RGT_CMD_FILE="$CD/cmd"
+# the proxy/mirror hook runs in the same shell before the command, so every network call sees it
+child='if [ -n "${RGT_PROXY_HOOK:-}" ]; then eval "$RGT_PROXY_HOOK" || echo "[rgt] proxy hook failed" >&2; fi
+cd "$RGT_WORKDIR" || { echo "[rgt] workdir $RGT_WORKDIR missing" >&2; exit 96; }
+eval "$(cat "$RGT_CMD_FILE")"'
+
+if command -v setsid >/dev/null 2>&1; then
+  setsid bash -c "$child" >>"$CD/log" 2>&1 </dev/null &
+else
+  set -m
+  bash -c "$child" >>"$CD/log" 2>&1 </dev/null &
+  set +m
+fi
+cpid=$!
+put pid "$cpid"
+put pgid "$cpid"
+put pstart "$(pstart "$cpid" || echo 0)"
+put state running
+touch "$CD/heartbeat"
+
+# forward a hang-up / termination of the runner to the cell's own process group, and leave a trace
+on_signal() {
+  put signal "$1 $(now)"
+  kill -s "$1" -- "-$cpid" 2>/dev/null
+  exit $((128 + $2))
+}
+trap 'on_signal HUP 1' HUP
+trap 'on_signal TERM 15' TERM
+trap 'on_signal INT 2' INT
+
+(
+  while kill -0 "$cpid" 2>/dev/null; do
+    touch "$CD/heartbeat" 2>/dev/null
+    sleep "${RGT_HEARTBEAT_S:-5}"
+  done
+) </dev/null >/dev/null 2>&1 &
+
+wait "$cpid"
+rc=$?
+trap - HUP TERM INT
+put exit_code "$rc"
+put ended_at "$(now)"
+
+if [ -e "$SD/stop_requested" ] || [ -e "$CD/stop_requested" ]; then
+  note "stopped by stop_run (exit $rc)"
+  put state stopped
+  exit 0
+fi
+
+if [ "$rc" -ne 0 ]; then
+  why="exit $rc"
+  if [ "$rc" -gt 128 ]; then why="exit $rc (killed by SIG$(kill -l $((rc - 128)) 2>/dev/null || echo $((rc - 128))))"; fi
+  before=$(cat "$CD/oom_before" 2>/dev/null)
+  after=$(oom_count || true)
+  if [ -n "$before" ] && [ -n "$after" ] && [ "$after" -gt "$before" ] 2>/dev/null; then
+    why="$why; cgroup memory.events oom_kill $before -> $after"
+    put cause oom
+  elif [ "$rc" -gt 128 ]; then
+    put cause killed
+  fi
+  note "failed: $why"
+  put reason "$why"
+  put state failed
+  exit "$rc"
+fi
+
+# --- success path: roster, scratch, durable copy ---------------------------------------------------
+missing=()
+roster=()
+if [ -s "$SD/expect" ]; then
+  while IFS= read -r rel || [ -n "$rel" ]; do
+    [ -n "$rel" ] || continue
+    roster+=("$rel")
+    [ -e "$RGT_OUTPUT_DIR/$rel" ] || missing+=("$rel")
+  done <"$SD/expect"
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
+  note "failed: exit 0 but roster missing: ${missing[*]}"
+  put reason "roster missing: ${missing[*]}"
+  put state failed
+  exit 3
+fi
+
+rm -rf -- "$RGT_SCRATCH_DIR"
+
+if [ -n "${RGT_DURABLE_ROOT:-}" ]; then
+  dest="$RGT_DURABLE_ROOT/rgt/$RGT_RUN_ID/$CELL"
+  if [ "${#roster[@]}" -eq 0 ]; then
+    while IFS= read -r -d '' f; do roster+=("${f#"$RGT_OUTPUT_DIR"/}"); done < <(cd / && find "$RGT_OUTPUT_DIR" -type f -print0 2>/dev/null)
+  fi
+  bad=""
+  mkdir -p "$dest" 2>/dev/null || bad="cannot create $dest"
+  for rel in "${roster[@]}"; do
+    [ -z "$bad" ] || break
+    src="$RGT_OUTPUT_DIR/$rel"
+    if [ -d "$src" ]; then
+      mkdir -p "$dest/$rel" && cp -pR -- "$src/." "$dest/$rel/" 2>>"$CD/log" || bad="copy of $rel failed"
+      continue
+    fi
+    mkdir -p "$(dirname -- "$dest/$rel")" || { bad="cannot create dir for $rel"; break; }
+    if ! cp -p -- "$src" "$dest/$rel.rgt-part" 2>>"$CD/log"; then bad="copy of $rel failed"; rm -f -- "$dest/$rel.rgt-part"; break; fi
+    a=$(sha256sum <"$src" | cut -d' ' -f1)
+    b=$(sha256sum <"$dest/$rel.rgt-part" | cut -d' ' -f1)
+    if [ -z "$a" ] || [ "$a" != "$b" ]; then bad="hash of the copy of $rel differs"; rm -f -- "$dest/$rel.rgt-part"; break; fi
+    mv -f -- "$dest/$rel.rgt-part" "$dest/$rel" || { bad="rename of $rel failed"; break; }
+  done
+  if [ -n "$bad" ]; then
+    note "failed: training exited 0 but the durable copy did not complete: $bad"
+    put reason "durable sync failed: $bad"
+    put state failed
+    exit 4
+  fi
+  note "done: ${#roster[@]} artifact(s) verified in $dest"
+else
+  note "done: ${#roster[@]} artifact(s) in $RGT_OUTPUT_DIR (no durable dir configured)"
+fi
+put state done
+exit 0

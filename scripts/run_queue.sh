@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# rgt: one lane of a run = the cells listed in <state_dir>/lanes/<lane>.cells, run one after another
+# on that lane's GPUs by run_one.sh. Started detached (a tmux window, or setsid nohup) by launch_start.sh.
+#   usage: bash run_queue.sh <state_dir> <lane> <path of run_one.sh>
+set -u
+
+SD=${1:?state dir}
+LANE=${2:?lane}
+RUN_ONE=${3:?run_one path}
+LD="$SD/lanes"
+
+pstart() {
+  local s
+  s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  s=${s##*) }
+  set -- $s
+  printf '%s' "${20}"
+}
+
+printf '%s %s\n' "$$" "$(pstart $$ || echo 0)" >"$LD/$LANE.pid.tmp.$$" && mv -f "$LD/$LANE.pid.tmp.$$" "$LD/$LANE.pid"
+date +%s >"$LD/$LANE.started_at"
+
+# a hang-up or kill of the lane is recorded; run_one.sh forwards it to the running cell itself
+trap 'echo "HUP $(date +%s)" >"$LD/$LANE.signal"; exit 129' HUP
+trap 'echo "TERM $(date +%s)" >"$LD/$LANE.signal"; exit 143' TERM
+
+cells=()
+while IFS= read -r c || [ -n "$c" ]; do [ -n "$c" ] && cells+=("$c"); done <"$LD/$LANE.cells"
+
+for c in "${cells[@]}"; do
+  [ -e "$SD/stop_requested" ] && break
+  bash "$RUN_ONE" "$SD" "$c"
+done
+date +%s >"$LD/$LANE.ended_at"
+exit 0

@@ -1,0 +1,127 @@
+/**
+ * The eval case format (evals/cases.jsonl, one JSON object per line).
+ *
+ * A case is a user's situation plus up to two kinds of expectation:
+ *  - knowledge: where this project's own knowledge base answers it (files, heading ids, key terms);
+ *  - replay: tool calls through the real server against a lab box, with the expected outcome.
+ * A case passes only when every expectation it declares holds.
+ */
+import * as fs from "node:fs";
+import * as z from "zod";
+
+/** A lab box as the replay needs it (a subset of src/lab/box.ts BoxSpec, minus the alias). */
+export const BoxSpecSchema = z.strictObject({
+  gpus: z.number().int().min(0).max(16).optional(),
+  busyGpus: z.array(z.number().int().min(0)).optional(),
+  profile: z.enum(["autodl", "vastai", "generic"]).optional(),
+  mounts: z
+    .array(
+      z.strictObject({
+        path: z.string().min(1),
+        size: z.string().optional(),
+        inodes: z.number().int().positive().optional(),
+        fillInodesPct: z.number().min(0).max(100).optional(),
+        fillBytesPct: z.number().min(0).max(100).optional(),
+      }),
+    )
+    .optional(),
+  without: z.array(z.enum(["rsync", "tmux", "python3"])).optional(),
+  torch: z.boolean().optional(),
+});
+export type EvalBoxSpec = z.infer<typeof BoxSpecSchema>;
+
+export const StepExpectSchema = z.strictObject({
+  /** the result's ok flag */
+  ok: z.boolean().optional(),
+  /** a refusal with exactly this code (implies ok:false) */
+  code: z.string().optional(),
+  /** warning codes that must be present */
+  warnings: z.array(z.string()).optional(),
+  /** warning codes that must be absent */
+  no_warnings: z.array(z.string()).optional(),
+  /** field assertions: `<dotted.path> <op> <json value>`, e.g. `profile.name == "autodl"`, `gpus.length == 8` */
+  fields: z.array(z.string()).optional(),
+  /** the whole JSON result must stay under this many bytes (agent-sized output) */
+  max_bytes: z.number().int().positive().optional(),
+});
+export type StepExpect = z.infer<typeof StepExpectSchema>;
+
+export const StepSchema = z.strictObject({
+  tool: z.string().min(1),
+  /** tool arguments; every string "{box}" inside is replaced by the case's box alias */
+  args: z.record(z.string(), z.unknown()).default({}),
+  expect: StepExpectSchema,
+});
+export type Step = z.infer<typeof StepSchema>;
+
+export const KnowledgeSchema = z.strictObject({
+  /** files (relative to the package root) that must exist */
+  files: z.array(z.string().min(1)).default([]),
+  /** file -> heading ids that must appear as `### <ID>` (or `### <ID> — title`) in that file */
+  ids: z.record(z.string(), z.array(z.string().min(1))).default({}),
+  /** key terms (case-insensitive) each found in at least one of the case's files */
+  terms: z.array(z.string().min(1)).default([]),
+});
+export type Knowledge = z.infer<typeof KnowledgeSchema>;
+
+export const ReplaySchema = z.strictObject({
+  /** the box the steps run against; absent for host-less tools (check_staleness, checkpoint_cadence) */
+  box: BoxSpecSchema.optional(),
+  steps: z.array(StepSchema).min(1),
+});
+export type Replay = z.infer<typeof ReplaySchema>;
+
+export const CaseSchema = z
+  .strictObject({
+    id: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, "id must be kebab-case"),
+    prompt: z.string().min(10),
+    /** the profile(s) the case is about, for coverage accounting */
+    platforms: z.array(z.string()).default([]),
+    /** what a correct answer must say, for a human or agentic grader */
+    must_cover: z.string().optional(),
+    knowledge: KnowledgeSchema.optional(),
+    replay: ReplaySchema.optional(),
+  })
+  .refine((c) => c.knowledge || c.replay, "a case needs knowledge, replay, or both");
+export type EvalCase = z.infer<typeof CaseSchema>;
+
+export interface LoadedCases {
+  cases: EvalCase[];
+  /** lines that did not parse: they count as failed cases */
+  errors: { line: number; id?: string; message: string }[];
+}
+
+export function parseCases(text: string): LoadedCases {
+  const cases: EvalCase[] = [];
+  const errors: LoadedCases["errors"] = [];
+  const seen = new Set<string>();
+  text.split("\n").forEach((raw, i) => {
+    const line = raw.trim();
+    if (!line || line.startsWith("//")) return;
+    let json: unknown;
+    try {
+      json = JSON.parse(line);
+    } catch (e) {
+      errors.push({ line: i + 1, message: `not JSON: ${(e as Error).message}` });
+      return;
+    }
+    const parsed = CaseSchema.safeParse(json);
+    const id = typeof (json as { id?: unknown })?.id === "string" ? (json as { id: string }).id : undefined;
+    if (!parsed.success) {
+      const msg = parsed.error.issues.map((is) => `${is.path.join(".") || "(case)"}: ${is.message}`).join("; ");
+      errors.push({ line: i + 1, id, message: msg });
+      return;
+    }
+    if (seen.has(parsed.data.id)) {
+      errors.push({ line: i + 1, id, message: `duplicate case id ${parsed.data.id}` });
+      return;
+    }
+    seen.add(parsed.data.id);
+    cases.push(parsed.data);
+  });
+  return { cases, errors };
+}
+
+export function loadCases(file: string): LoadedCases {
+  return parseCases(fs.readFileSync(file, "utf8"));
+}

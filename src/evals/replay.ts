@@ -1,0 +1,157 @@
+/**
+ * The replay half of the evals: tool calls through the real built server (stdio, SDK client) against
+ * lab boxes. Cases that declare the same box spec share one box; every box of a run lives in one lab
+ * and is reached by one server process, so a full replay starts few sshds.
+ *
+ * The lab modules (src/lab/) are loaded at run time so the knowledge half works without them.
+ */
+import type { EvalBoxSpec, EvalCase } from "./cases.js";
+import { checkOutcome, substituteBox, type ToolOutcome } from "./expect.js";
+
+/** The parts of src/lab/box.ts and src/lab/client.ts the harness uses. */
+interface LabLike {
+  env: Record<string, string>;
+  stop(): Promise<void>;
+}
+interface ServerLike {
+  callRaw?(name: string, args: Record<string, unknown>): Promise<unknown>;
+  call(name: string, args: Record<string, unknown>): Promise<unknown>;
+  close(): Promise<void>;
+}
+type StartLab = (specs: (EvalBoxSpec & { name: string })[], opts?: unknown) => Promise<LabLike>;
+type ConnectServer = (env: Record<string, string>, opts?: unknown) => Promise<ServerLike>;
+
+export interface ReplayCaseResult {
+  id: string;
+  failures: string[];
+}
+
+/** Stable key for a box spec (key order independent) so equal specs share a box. */
+export function specKey(spec: EvalBoxSpec): string {
+  const norm = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(norm);
+    if (v && typeof v === "object") {
+      return Object.fromEntries(
+        Object.entries(v as Record<string, unknown>)
+          .filter(([, x]) => x !== undefined)
+          .sort(([a], [b]) => a.localeCompare(b))
+          .map(([k, x]) => [k, norm(x)]),
+      );
+    }
+    return v;
+  };
+  return JSON.stringify(norm(spec));
+}
+
+/** Group replay cases by box spec; returns alias per spec key (rgt-eval-0, rgt-eval-1, …). */
+export function planBoxes(cases: EvalCase[]): { specs: (EvalBoxSpec & { name: string })[]; aliasOf: Map<string, string> } {
+  const aliasOf = new Map<string, string>();
+  const specs: (EvalBoxSpec & { name: string })[] = [];
+  for (const c of cases) {
+    const box = c.replay?.box;
+    if (!box) continue;
+    const key = specKey(box);
+    if (aliasOf.has(key)) continue;
+    const name = `rgt-eval-${specs.length}`;
+    aliasOf.set(key, name);
+    specs.push({ ...box, name });
+  }
+  return { specs, aliasOf };
+}
+
+async function importLab(): Promise<{ startLab: StartLab; connectServer: ConnectServer }> {
+  const boxUrl = new URL("../lab/box.js", import.meta.url).href;
+  const clientUrl = new URL("../lab/client.js", import.meta.url).href;
+  const box = (await import(boxUrl)) as { startLab?: StartLab };
+  const client = (await import(clientUrl)) as { connectServer?: ConnectServer };
+  if (typeof box.startLab !== "function" || typeof client.connectServer !== "function") {
+    throw new Error("src/lab is missing startLab/connectServer");
+  }
+  return { startLab: box.startLab, connectServer: client.connectServer };
+}
+
+function toOutcome(raw: unknown): ToolOutcome {
+  const r = (raw ?? {}) as { structuredContent?: Record<string, unknown>; isError?: boolean; content?: { type: string; text?: string }[] };
+  const text = (r.content ?? []).map((c) => c.text ?? "").join("");
+  let structured = r.structuredContent;
+  if (!structured && text) {
+    try {
+      structured = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      /* leave undefined */
+    }
+  }
+  return { structured, isError: r.isError === true, text };
+}
+
+async function callTool(server: ServerLike, tool: string, args: Record<string, unknown>, timeoutMs: number): Promise<ToolOutcome> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, rej) => {
+    timer = setTimeout(() => rej(new Error(`${tool} took longer than ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    if (server.callRaw) return toOutcome(await Promise.race([server.callRaw(tool, args), timeout]));
+    // `call` returns structuredContent only: the refusal flag is then read from ok:false
+    const sc = (await Promise.race([server.call(tool, args), timeout])) as Record<string, unknown> | undefined;
+    return { structured: sc, isError: sc?.ok === false, text: JSON.stringify(sc ?? null) };
+  } finally {
+    if (timer) clearTimeout(timer);
+  }
+}
+
+export interface ReplayOptions {
+  /** per tool call limit (ms) */
+  stepTimeoutMs?: number;
+  log?: (line: string) => void;
+  /** injected for tests; defaults to src/lab */
+  lab?: { startLab: StartLab; connectServer: ConnectServer };
+}
+
+/** Run every replay of the given cases. A failure to start the lab or the server fails every case. */
+export async function runReplays(cases: EvalCase[], opts: ReplayOptions = {}): Promise<ReplayCaseResult[]> {
+  const withReplay = cases.filter((c) => c.replay);
+  if (withReplay.length === 0) return [];
+  const stepTimeoutMs = opts.stepTimeoutMs ?? 60_000;
+  const log = opts.log ?? (() => {});
+  const { specs, aliasOf } = planBoxes(withReplay);
+
+  let lab: LabLike | undefined;
+  let server: ServerLike | undefined;
+  try {
+    const mods = opts.lab ?? (await importLab());
+    const t0 = Date.now();
+    lab = await mods.startLab(specs);
+    log(`lab: ${specs.length} box(es) up in ${Date.now() - t0} ms`);
+    server = await mods.connectServer(lab.env);
+  } catch (e) {
+    const msg = `replay setup failed: ${e instanceof Error ? e.message : String(e)}`;
+    await server?.close().catch(() => {});
+    await lab?.stop().catch(() => {});
+    return withReplay.map((c) => ({ id: c.id, failures: [msg] }));
+  }
+
+  const results: ReplayCaseResult[] = [];
+  try {
+    for (const c of withReplay) {
+      const replay = c.replay!;
+      const alias = replay.box ? aliasOf.get(specKey(replay.box)) : undefined;
+      const failures: string[] = [];
+      for (const [i, step] of replay.steps.entries()) {
+        const where = `step ${i + 1} ${step.tool}`;
+        try {
+          const args = substituteBox(step.args, alias);
+          const outcome = await callTool(server, step.tool, args, stepTimeoutMs);
+          for (const f of checkOutcome(outcome, step.expect)) failures.push(`${where}: ${f}`);
+        } catch (e) {
+          failures.push(`${where}: ${e instanceof Error ? e.message : String(e)}`);
+        }
+        if (failures.length) break; // later steps usually build on earlier ones
+      }
+      results.push({ id: c.id, failures });
+    }
+  } finally {
+    await server.close().catch(() => {});
+    await lab.stop().catch(() => {});
+  }
+  return results;
+}

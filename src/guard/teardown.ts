@@ -1,0 +1,291 @@
+/**
+ * The Iron Law, as pure policy: given what the ledger and the box said, may this host's meter be stopped?
+ * No I/O here; request_teardown gathers the facts and this module decides.
+ *
+ * Order of the checks (TOOLS.md): live run → evidence (receipts covering every run's roster, whose
+ * hashes the box still reproduces) → billing-fact freshness (a warning, never a block) → human approval.
+ *
+ * Evidence policy, decided here and documented:
+ *  - Every run recorded on the host needs a receipt covering each of its cells' roster entries
+ *    (`expect`) on that host. A run with no roster needs at least one receipt tied to it.
+ *  - A receipt "still holds" only when the box, re-hashing now, reports the same sha256 for every file
+ *    in it. A changed file means the box holds something newer than what was pulled. A file that is
+ *    gone also fails closed: the gate cannot tell a deliberate clean-up from a lost artifact.
+ *  - A host with no runs of ours and no receipts is refused (UNVERIFIED_ARTIFACTS), except when the
+ *    caller named the action explicitly AND nothing of ours was ever launched there (no run in the
+ *    ledger, no run state directory on the box). Then the gate goes on to the human with a
+ *    NO_EVIDENCE warning: the human alone decides, knowing nothing was verified.
+ *  - Receipts that cover nothing in any roster are still re-hashed (they are evidence the user asked
+ *    for) but are not required.
+ */
+import { createHash } from "node:crypto";
+import * as path from "node:path";
+import { RefusalCode, warning, type Warning } from "../common/result.js";
+
+export interface TeardownRun {
+  run_id: string;
+  hosts: string[];
+  expect: string[];
+  cells: { name: string; host: string; output_dir: string }[];
+  durable_dir?: string;
+}
+
+export interface TeardownReceipt {
+  receipt_id: string;
+  host: string;
+  remote_path: string;
+  run_id?: string;
+  files: { path: string; bytes: number; sha256: string }[];
+  manifest_sha256: string;
+  created_at: string;
+}
+
+export interface FreshHash { path: string; bytes: number; sha256: string }
+
+/** receipt_id → what the box reports now for that receipt's root (or the error that stopped it). */
+export type FreshHashes = Record<string, FreshHash[] | { error: string }>;
+
+export interface LiveRun { run_id: string; cells_running: string[] }
+
+export interface StaleFact { platform: string; section: string; fact: string; verified: string; age_months: number }
+
+export interface Refusal { code: string; reason: string; remedy: string; extra?: Record<string, unknown> }
+
+export interface EvidenceInput {
+  host: string;
+  runs: TeardownRun[];
+  receipts: TeardownReceipt[];
+  fresh: FreshHashes;
+  /** true when the caller passed `action` explicitly */
+  explicitAction: boolean;
+  /** true when the box shows no run state directory of ours */
+  boxHasNothingOfOurs: boolean;
+  /** extra roots a run's artifacts may be copied to (e.g. <durable_dir>/rgt/<run>/<cell>) */
+  artifactRoots?: (run: TeardownRun, cell: string) => string[];
+}
+
+export type EvidenceDecision =
+  | { ok: true; receipt_ids: string[]; evidence_hash: string; warnings: Warning[]; covered: { run_id: string; artifacts: number }[] }
+  | { ok: false; refusal: Refusal };
+
+/** Normalise a remote path for comparison ("~/x" and "$HOME/x" are kept as written; no fs access). */
+function norm(p: string): string {
+  const n = path.posix.normalize(p.replace(/\/+$/, ""));
+  return n === "." ? "" : n;
+}
+
+function absOf(receipt: TeardownReceipt, file: string): string {
+  return norm(path.posix.join(receipt.remote_path, file));
+}
+
+/** Does `receipt` contain the roster entry `entry` of `cell` of `run`? */
+export function receiptCovers(receipt: TeardownReceipt, run: TeardownRun, cell: { name: string; output_dir: string }, entry: string, extraRoots: string[] = []): boolean {
+  const wanted = new Set([cell.output_dir, ...extraRoots].filter(Boolean).map((r) => norm(path.posix.join(r, entry))));
+  const cellsOfRun = run.cells.length;
+  for (const f of receipt.files) {
+    if (wanted.has(absOf(receipt, f.path))) return true;
+    if (receipt.run_id === run.run_id) {
+      const rel = norm(f.path);
+      if (rel === norm(`${cell.name}/${entry}`) || rel.endsWith(`/${norm(`${cell.name}/${entry}`)}`)) return true;
+      // a receipt pulled straight from the cell's own dir names the entry bare
+      if (rel === norm(entry) && (cellsOfRun === 1 || norm(receipt.remote_path).endsWith(`/${cell.name}`))) return true;
+    }
+  }
+  return false;
+}
+
+/** A receipt holds when the box reproduces every file's sha256. Returns the first difference, or null. */
+export function receiptDrift(receipt: TeardownReceipt, fresh: FreshHashes): string | null {
+  const now = fresh[receipt.receipt_id];
+  if (!now) return "the box was not asked to re-hash it";
+  if (!Array.isArray(now)) return `re-hashing on the box failed: ${now.error}`;
+  const byPath = new Map(now.map((h) => [norm(h.path), h]));
+  for (const f of receipt.files) {
+    const h = byPath.get(norm(f.path));
+    if (!h) return `${f.path} is no longer on the box`;
+    if (h.sha256 !== f.sha256) return `${f.path} changed on the box after the pull (sha256 ${f.sha256.slice(0, 12)}… → ${h.sha256.slice(0, 12)}…)`;
+  }
+  return null;
+}
+
+/** One hash over the manifests of the receipts that back a teardown (order-independent). */
+export function evidenceHash(host: string, receipts: Pick<TeardownReceipt, "receipt_id" | "manifest_sha256">[]): string {
+  const lines = receipts.map((r) => `${r.receipt_id}:${r.manifest_sha256}`).sort();
+  return createHash("sha256").update(`host=${host}\n${lines.join("\n")}`).digest("hex");
+}
+
+export function checkLiveRuns(host: string, live: LiveRun[]): Refusal | null {
+  const active = live.filter((r) => r.cells_running.length > 0);
+  if (active.length === 0) return null;
+  const list = active.slice(0, 5).map((r) => `${r.run_id} (${r.cells_running.slice(0, 4).join(", ")}${r.cells_running.length > 4 ? ", …" : ""})`).join("; ");
+  return {
+    code: RefusalCode.RUN_ACTIVE,
+    reason: `${active.length} run(s) still running on ${host}: ${list}`,
+    remedy: "Let the run finish (watch it with run_status) or stop it with stop_run, then pull_verify its artifacts and ask again.",
+    extra: { live_runs: active.slice(0, 5) },
+  };
+}
+
+export function checkEvidence(inp: EvidenceInput): EvidenceDecision {
+  const { host } = inp;
+  const receipts = inp.receipts.filter((r) => r.host === host);
+  const runs = inp.runs.filter((r) => r.hosts.includes(host) || r.cells.some((c) => c.host === host));
+  const warnings: Warning[] = [];
+  const pullHint = (what: string) => `Run pull_verify { host: "${host}", ${what} } until it returns ok:true, then ask for teardown again.`;
+
+  if (runs.length === 0 && receipts.length === 0) {
+    if (inp.explicitAction && inp.boxHasNothingOfOurs) {
+      warnings.push(warning("NO_EVIDENCE", "danger", `Nothing of ours was ever launched on ${host} and nothing was pulled from it, so no artifact was verified; the human approving decides alone.`));
+      return { ok: true, receipt_ids: [], evidence_hash: evidenceHash(host, []), warnings, covered: [] };
+    }
+    return {
+      ok: false,
+      refusal: {
+        code: RefusalCode.UNVERIFIED_ARTIFACTS,
+        reason: `No pull receipt exists for ${host}${inp.boxHasNothingOfOurs ? "" : " and the box holds run state of ours"}, so nothing proves the results are off the box.`,
+        remedy: pullHint(`remote_path: "<results dir>", local_dir: "<local dir>", expect: [...]`) +
+          (inp.boxHasNothingOfOurs ? " If the box truly holds nothing you need, pass `action` explicitly to go to the human without evidence." : ""),
+      },
+    };
+  }
+
+  // 1. roster coverage, run by run
+  const used = new Set<string>();
+  const covered: { run_id: string; artifacts: number }[] = [];
+  for (const run of runs) {
+    const cells = run.cells.filter((c) => c.host === host);
+    const gaps: string[] = [];
+    let count = 0;
+    if (run.expect.length === 0) {
+      const tied = receipts.filter((r) => r.run_id === run.run_id || cells.some((c) => norm(r.remote_path).startsWith(norm(c.output_dir))));
+      if (tied.length === 0) gaps.push("(no roster and no receipt tied to this run)");
+      for (const r of tied) used.add(r.receipt_id);
+    } else {
+      for (const cell of cells) {
+        const roots = inp.artifactRoots ? inp.artifactRoots(run, cell.name) : [];
+        for (const entry of run.expect) {
+          const hit = receipts.find((r) => receiptCovers(r, run, cell, entry, roots));
+          if (hit) { used.add(hit.receipt_id); count++; } else gaps.push(`${cell.name}/${entry}`);
+        }
+      }
+    }
+    if (gaps.length > 0) {
+      return {
+        ok: false,
+        refusal: {
+          code: RefusalCode.UNVERIFIED_ARTIFACTS,
+          reason: `No receipt covers run ${run.run_id} on ${host}: missing ${gaps.slice(0, 6).join(", ")}${gaps.length > 6 ? ` and ${gaps.length - 6} more` : ""}.`,
+          remedy: pullHint(`run_id: "${run.run_id}", local_dir: "<local dir>"`),
+          extra: { run_id: run.run_id, missing: gaps.slice(0, 20) },
+        },
+      };
+    }
+    covered.push({ run_id: run.run_id, artifacts: count });
+  }
+  // receipts not needed by any roster still count as evidence the user produced; they must hold too
+  for (const r of receipts) used.add(r.receipt_id);
+
+  // 2. every receipt we lean on must still hold on the box
+  const chosen = receipts.filter((r) => used.has(r.receipt_id));
+  for (const r of chosen) {
+    const drift = receiptDrift(r, inp.fresh);
+    if (drift) {
+      return {
+        ok: false,
+        refusal: {
+          code: RefusalCode.UNVERIFIED_ARTIFACTS,
+          reason: `Receipt ${r.receipt_id} (${r.remote_path}) no longer matches the box: ${drift}.`,
+          remedy: pullHint(r.run_id ? `run_id: "${r.run_id}", local_dir: "<local dir>"` : `remote_path: "${r.remote_path}", local_dir: "<local dir>"`) +
+            " A file deliberately removed after the pull cannot be told apart from a lost one; if so, stop the meter by hand.",
+          extra: { receipt_id: r.receipt_id },
+        },
+      };
+    }
+  }
+  const ids = chosen.map((r) => r.receipt_id).sort();
+  return { ok: true, receipt_ids: ids, evidence_hash: evidenceHash(host, chosen), warnings, covered };
+}
+
+/** Billing facts past their freshness threshold become warnings (never a block). */
+export function staleFactWarnings(stale: StaleFact[], ref?: string): Warning[] {
+  if (stale.length === 0) return [];
+  const first = stale.slice(0, 3).map((s) => `${s.platform} ${s.section}: "${s.fact.slice(0, 80)}" (verified ${s.verified}, ${s.age_months} months ago)`).join("; ");
+  return [warning("STALE_FACT", "warn", `${stale.length} billing fact(s) this teardown relies on may be out of date: ${first}. Re-check the platform's current docs before approving.`, ref)];
+}
+
+// ---------------------------------------------------------------- approvals
+
+export interface ApprovalBinding {
+  host: string;
+  instance_id: string;
+  action: string;
+  evidence_hash: string;
+}
+
+export type ApprovalState = "pending" | "approved" | "denied" | "used";
+
+export interface ApprovalView extends ApprovalBinding {
+  state: ApprovalState;
+  expires_at: number; // epoch ms
+}
+
+export type ApprovalDecision =
+  | { ok: true }
+  | { ok: false; refusal: Refusal };
+
+/**
+ * Check a presented approval against the binding this call would act on.
+ * `record` is undefined when the id matches nothing (forged, mistyped, from another RGT_HOME).
+ */
+export function checkApproval(record: ApprovalView | undefined, want: ApprovalBinding, now: number, approvalId: string): ApprovalDecision {
+  const again = `Call request_teardown { host: "${want.host}" } without approval_id to get a fresh approval id, and have the human approve that one.`;
+  const invalid = (reason: string): ApprovalDecision => ({ ok: false, refusal: { code: RefusalCode.APPROVAL_INVALID, reason, remedy: again } });
+  if (!record) return invalid("This approval id matches no approval issued by this server (forged, mistyped, or from another state directory).");
+  if (record.state === "used") return invalid("This approval was already used once; approvals are single-use.");
+  if (now >= record.expires_at) return invalid(`This approval expired at ${new Date(record.expires_at).toISOString()}.`);
+  const diffs: string[] = [];
+  if (record.host !== want.host) diffs.push(`host (${record.host}, not ${want.host})`);
+  if (record.instance_id !== want.instance_id) diffs.push("instance");
+  if (record.action !== want.action) diffs.push(`action (${record.action}, not ${want.action})`);
+  if (record.evidence_hash !== want.evidence_hash) diffs.push("receipts (the pulled evidence changed since it was issued)");
+  if (diffs.length > 0) return invalid(`This approval is bound to something else: ${diffs.join(", ")}.`);
+  if (record.state === "denied") {
+    return { ok: false, refusal: { code: RefusalCode.APPROVAL_DENIED, reason: "The human declined this teardown.", remedy: "Nothing was stopped. Ask the user before requesting teardown again." } };
+  }
+  if (record.state === "pending") {
+    return {
+      ok: false,
+      refusal: {
+        code: RefusalCode.APPROVAL_REQUIRED,
+        reason: "The human has not approved this teardown yet.",
+        remedy: `Ask the user to run \`rgt approve ${approvalId}\` in their own terminal, then call request_teardown again with this approval_id.`,
+        extra: { approval_id: approvalId },
+      },
+    };
+  }
+  return { ok: true };
+}
+
+/** The elicitation answer counts as approval only when the human typed the host name exactly. */
+export function elicitationApproves(host: string, answer: { action: string; content?: Record<string, unknown> } | undefined): "approved" | "denied" | "no_answer" {
+  if (!answer) return "no_answer";
+  if (answer.action === "decline") return "denied";
+  if (answer.action !== "accept") return "no_answer";
+  const typed = answer.content?.confirm_host;
+  if (typeof typed === "string" && typed.trim() === host) return "approved";
+  return "denied";
+}
+
+/** The elicitation form: one string field, deliberately NOT marked required (see the issue). */
+export function elicitationSchema(host: string): Record<string, unknown> {
+  return {
+    type: "object",
+    properties: {
+      confirm_host: {
+        type: "string",
+        title: "Type the host name to approve",
+        description: `Type ${host} exactly to approve. Anything else, or nothing, means no.`,
+      },
+    },
+  };
+}

@@ -1,0 +1,64 @@
+/**
+ * Schedulers: Slurm (scancel of OUR runs' job ids only, run on the login box over the pooled ssh
+ * connection) and Kubernetes (`kubectl delete job` from this machine, then the reminder that deleting a
+ * Job does not shrink the node pool that bills).
+ */
+import { warning } from "../common/result.js";
+import { runCli } from "./cli.js";
+import type { MeterStopOutcome, MeterStopTarget, ProviderAdapter, ProviderDeps } from "./types.js";
+
+const JOB_ID = /^\d+(_\d+)?$/;
+
+export const slurm: ProviderAdapter = {
+  name: "slurm",
+  missing(t) {
+    const bad = t.slurm_job_ids.find((j) => !JOB_ID.test(j));
+    return bad ? { field: "runs.slurm_job_id", fix: `The run ledger holds a malformed Slurm job id (${bad.slice(0, 40)}); fix or remove that run record.` } : null;
+  },
+  describe(t) {
+    return t.slurm_job_ids.length ? `scancel ${t.slurm_job_ids.join(" ")} (our jobs only) on ${t.host}` : `nothing to cancel on ${t.host} (no Slurm job of ours)`;
+  },
+  async act(t: MeterStopTarget, deps: ProviderDeps): Promise<MeterStopOutcome> {
+    const ids = t.slurm_job_ids.filter((j) => JOB_ID.test(j));
+    if (ids.length === 0) return { status: "done", performed: "none", detail: "no Slurm job of ours recorded for this host", warnings: [] };
+    const cmd = `scancel ${ids.join(" ")}`;
+    const r = await deps.remote.exec(t.host, cmd, { timeoutMs: deps.timeoutMs, maxOutputBytes: 16_384 });
+    if (r.exitCode !== 0) return { status: "failed", performed: cmd, detail: `exit ${r.exitCode}: ${r.stderr.slice(-300)}`, warnings: [] };
+    const q = await deps.remote.exec(t.host, `squeue -h -o %i -j ${ids.join(",")} 2>/dev/null || true`, { timeoutMs: deps.timeoutMs, maxOutputBytes: 16_384 });
+    const left = q.stdout.split(/\s+/).filter(Boolean);
+    return {
+      status: "done",
+      performed: cmd,
+      recheck: { gone: left.length === 0, detail: left.length ? `still queued: ${left.slice(0, 8).join(" ")}` : "squeue lists none of them" },
+      warnings: left.length ? [warning("METER_RECHECK", "warn", `Slurm still lists ${left.length} of our job(s) right after scancel; they may be completing.`)] : [],
+    };
+  },
+};
+
+export const kubernetes: ProviderAdapter = {
+  name: "kubernetes",
+  missing(t) {
+    if (!t.k8s) return { field: `registry.yaml hosts.${t.host}.job_name`, fix: `Add namespace and job_name for ${t.host} to registry.yaml in RGT_HOME.` };
+    return null;
+  },
+  describe(t) {
+    return `kubectl delete job ${t.k8s?.name ?? "<job>"} -n ${t.k8s?.namespace ?? "<namespace>"}`;
+  },
+  async act(t: MeterStopTarget, deps: ProviderDeps): Promise<MeterStopOutcome> {
+    const { name, namespace } = t.k8s!;
+    const argv = ["kubectl", "delete", "job", name, "-n", namespace];
+    const r = await runCli(argv, deps.env, deps.timeoutMs);
+    const pool = warning("K8S_NODE_POOL", "warn", "Deleting the Job frees its pods, but the GPU node pool does not scale down by itself unless an autoscaler does it; scale the pool to zero (or delete it) in the cloud console to stop that bill.");
+    if (r.notFound || r.timedOut || r.code !== 0) {
+      return { status: "failed", performed: argv.join(" "), detail: r.notFound ? "kubectl is not installed on this machine" : r.timedOut ? "kubectl timed out" : `exit ${r.code}: ${r.out}`, warnings: [pool] };
+    }
+    const g = await runCli(["kubectl", "get", "job", name, "-n", namespace, "-o", "name"], deps.env, deps.timeoutMs);
+    return {
+      status: "done",
+      performed: argv.join(" "),
+      detail: r.out,
+      recheck: { gone: g.code !== 0, detail: g.code !== 0 ? "kubectl get job: not found" : `kubectl get job still lists ${name}` },
+      warnings: [pool],
+    };
+  },
+};

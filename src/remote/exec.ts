@@ -1,0 +1,129 @@
+/**
+ * Bounded command execution on an open connection. The command runs as the leader of its own process
+ * group (setsid), which it reports on stderr before anything else; on timeout that whole group is
+ * killed on the box over a second channel — never merely abandoned.
+ */
+import { Readable } from "node:stream";
+import type { Client, ClientChannel } from "ssh2";
+import { quote } from "shell-quote";
+import type { ExecOptions, ExecResult } from "./types.js";
+
+const MARK = "__RGT_PGID__";
+const MARK_RE = new RegExp(`^${MARK} (\\d+)\\n`);
+
+/** Wrap a command line so it runs in a fresh session/process group and reports that group first. */
+export function wrapCommand(command: string): string {
+  const inner = `printf '${MARK} %s\\n' "$$" >&2; exec bash -c "$1"`;
+  // `setsid -w` forks only if needed and waits, so the exit status is the command's own.
+  return `if command -v setsid >/dev/null 2>&1; then exec setsid -w bash -c ${quote([inner])} rgt ${quote([command])}; else exec bash -c ${quote([inner])} rgt ${quote([command])}; fi`;
+}
+
+/** Keeps the first and the last `cap/2` bytes of a stream. */
+export class CappedBuffer {
+  private head: Buffer[] = [];
+  private headLen = 0;
+  private tail: Buffer[] = [];
+  private tailLen = 0;
+  truncated = false;
+  constructor(private readonly cap: number) {}
+  push(b: Buffer): void {
+    const half = Math.floor(this.cap / 2);
+    if (this.headLen < half) {
+      const take = b.subarray(0, half - this.headLen);
+      this.head.push(take);
+      this.headLen += take.length;
+      b = b.subarray(take.length);
+      if (!b.length) return;
+    }
+    this.tail.push(b);
+    this.tailLen += b.length;
+    while (this.tailLen > this.cap - half && this.tail.length) {
+      const over = this.tailLen - (this.cap - half);
+      const first = this.tail[0];
+      this.truncated = true;
+      if (first.length <= over) { this.tail.shift(); this.tailLen -= first.length; }
+      else { this.tail[0] = first.subarray(over); this.tailLen -= over; }
+    }
+  }
+  toString(): string {
+    const h = Buffer.concat(this.head).toString("utf8");
+    const t = Buffer.concat(this.tail).toString("utf8");
+    return this.truncated ? `${h}\n…[output truncated]…\n${t}` : h + t;
+  }
+}
+
+function openExec(client: Client, cmd: string): Promise<ClientChannel> {
+  return new Promise((resolve, reject) => client.exec(cmd, (err, ch) => (err ? reject(err) : resolve(ch))));
+}
+
+export async function killGroup(client: Client, pgid: number): Promise<void> {
+  const cmd = `kill -TERM -- -${pgid} 2>/dev/null; for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 -- -${pgid} 2>/dev/null || exit 0; sleep 0.2; done; kill -KILL -- -${pgid} 2>/dev/null; exit 0`;
+  const ch = await openExec(client, cmd);
+  await new Promise<void>((resolve) => {
+    const t = setTimeout(() => { ch.close(); resolve(); }, 8000);
+    ch.on("close", () => { clearTimeout(t); resolve(); });
+    ch.resume();
+    ch.stderr.resume();
+  });
+}
+
+/** Run `command` on `client` within opts.timeoutMs; returns when the command ends or has been killed. */
+export async function execOn(client: Client, command: string, opts: ExecOptions = {}): Promise<ExecResult> {
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  const cap = opts.maxOutputBytes ?? 1 << 20;
+  const t0 = Date.now();
+  const ch = await openExec(client, wrapCommand(command));
+  const out = new CappedBuffer(cap);
+  const err = new CappedBuffer(cap);
+  let pgid: number | undefined;
+  let errHead = Buffer.alloc(0);
+  let timedOut = false;
+
+  return new Promise<ExecResult>((resolve, reject) => {
+    let exitCode: number | null = null;
+    let signal: string | undefined;
+    let killing: Promise<void> | undefined;
+    const finish = async () => {
+      clearTimeout(timer);
+      opts.signal?.removeEventListener("abort", onAbort);
+      if (killing) await killing.catch(() => {});
+      resolve({ exitCode: timedOut ? null : exitCode, signal, stdout: out.toString(), stderr: err.toString(), truncated: out.truncated || err.truncated, timedOut, elapsedMs: Date.now() - t0 });
+    };
+    const stop = () => {
+      if (killing) return;
+      timedOut = true;
+      killing = (pgid ? killGroup(client, pgid) : Promise.resolve()).finally(() => ch.close());
+    };
+    const onAbort = () => stop();
+    const timer = setTimeout(stop, timeoutMs);
+    opts.signal?.addEventListener("abort", onAbort);
+
+    ch.on("data", (b: Buffer) => { out.push(b); opts.onStdout?.(b); });
+    ch.stderr.on("data", (b: Buffer) => {
+      if (pgid === undefined) {
+        errHead = Buffer.concat([errHead, b]);
+        const s = errHead.toString("latin1");
+        const m = MARK_RE.exec(s);
+        if (m) {
+          pgid = Number(m[1]);
+          const rest = errHead.subarray(m[0].length);
+          if (rest.length) err.push(rest);
+          if (timedOut && !killing) stop();
+        } else if (errHead.length > 64 || (s.includes("\n") && !s.startsWith(MARK.slice(0, s.length)))) {
+          pgid = 0; // no marker: no group to kill by id
+          err.push(errHead);
+        }
+        return;
+      }
+      err.push(b);
+    });
+    ch.on("exit", (code: number | null, sig?: string) => { exitCode = code; if (sig) signal = sig; });
+    ch.on("close", () => void finish());
+    ch.on("error", (e: Error) => { clearTimeout(timer); reject(e); });
+
+    const stdin = opts.stdin;
+    if (stdin === undefined) ch.end();
+    else if (typeof stdin === "string" || Buffer.isBuffer(stdin)) ch.end(stdin);
+    else (stdin as Readable).pipe(ch);
+  });
+}

@@ -1,0 +1,211 @@
+import { describe, it, expect, vi, afterEach } from "vitest";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+import { runEvals } from "../../src/evals/run.js";
+import { parseCases } from "../../src/evals/cases.js";
+import { checkKnowledge, hasHeading, profileGotchaIds, frontmatterOf } from "../../src/evals/knowledge.js";
+import { checkOutcome, parseFieldExpr, getPath, substituteBox } from "../../src/evals/expect.js";
+import { planBoxes } from "../../src/evals/replay.js";
+import { run as cliRun } from "../../src/cli/evals.js";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
+
+function tmpRoot(): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), "rgt-evals-"));
+  fs.mkdirSync(path.join(d, "references"));
+  fs.mkdirSync(path.join(d, "profiles"));
+  fs.mkdirSync(path.join(d, "evals"));
+  fs.writeFileSync(
+    path.join(d, "references", "gotchas-universal.md"),
+    "# Gotchas\n\n### U7 — inodes run out before bytes\nWatch df -i as well as df -h.\n\n### U70\nanother\n",
+  );
+  fs.writeFileSync(
+    path.join(d, "profiles", "demo.md"),
+    "---\nplatform: demo\ngotchas:\n  - id: DEMO1\n    title: the meter keeps running\n---\n# Demo\n\n### DEMO1 — the meter keeps running\nstop still bills.\n\n### DEMO2 — heading only\nnot in frontmatter\n",
+  );
+  return d;
+}
+
+function lines(): { out: (l: string) => void; got: string[] } {
+  const got: string[] = [];
+  return { out: (l) => got.push(l), got };
+}
+
+describe("knowledge half of the evals", () => {
+  it("runs green over this project's evals/cases.jsonl with at least 40 cases", async () => {
+    const { out, got } = lines();
+    const s = await runEvals({ root: ROOT, knowledgeOnly: true, out });
+    const fails = s.results.filter((r) => r.status === "fail");
+    expect(fails, got.join("\n")).toEqual([]);
+    expect(s.passed).toBeGreaterThanOrEqual(30);
+    expect(s.results.length).toBeGreaterThanOrEqual(40);
+    expect(got.at(-1)).toMatch(/^\d+ passed, 0 failed$/);
+  });
+
+  it("covers every profile and reaches every reference and the skill hub", () => {
+    const { cases, errors } = parseCases(fs.readFileSync(path.join(ROOT, "evals", "cases.jsonl"), "utf8"));
+    expect(errors).toEqual([]);
+    const platforms = new Set(cases.flatMap((c) => c.platforms));
+    for (const p of ["autodl", "vastai", "runpod", "lambda", "paperspace", "china", "generic-ssh", "slurm", "kubernetes", "colab-kaggle"]) {
+      expect(platforms.has(p), `no case for ${p}`).toBe(true);
+    }
+    const files = new Set(cases.flatMap((c) => [...(c.knowledge?.files ?? []), ...Object.keys(c.knowledge?.ids ?? {})]));
+    for (const f of fs.readdirSync(path.join(ROOT, "references"))) expect(files.has(`references/${f}`), `no case reaches references/${f}`).toBe(true);
+    expect(files.has("skill/SKILL.md")).toBe(true);
+  });
+
+  it("fails a case that points at a missing id, file or term, and passes a correct one", async () => {
+    const d = tmpRoot();
+    const cases = [
+      { id: "good", prompt: "df -h shows space but writes fail", knowledge: { ids: { "references/gotchas-universal.md": ["U7"] }, terms: ["df -i"] } },
+      { id: "missing-id", prompt: "a gotcha that was renamed away", knowledge: { ids: { "references/gotchas-universal.md": ["U99"] } } },
+      { id: "missing-file", prompt: "a reference that was deleted", knowledge: { files: ["references/gone.md"] } },
+      { id: "missing-term", prompt: "a fact rewritten away from its key term", knowledge: { files: ["references/gotchas-universal.md"], terms: ["hf-mirror"] } },
+      { id: "profile-ok", prompt: "what does stop keep billing here", knowledge: { ids: { "profiles/demo.md": ["DEMO1"] } } },
+      { id: "profile-heading-only", prompt: "a gotcha missing from the frontmatter", knowledge: { ids: { "profiles/demo.md": ["DEMO2"] } } },
+    ];
+    const file = path.join(d, "evals", "cases.jsonl");
+    fs.writeFileSync(file, cases.map((c) => JSON.stringify(c)).join("\n") + "\n");
+    const { out, got } = lines();
+    const s = await runEvals({ root: d, casesFile: file, knowledgeOnly: true, out });
+    const status = Object.fromEntries(s.results.map((r) => [r.id, r.status]));
+    expect(status).toEqual({
+      good: "pass",
+      "missing-id": "fail",
+      "missing-file": "fail",
+      "missing-term": "fail",
+      "profile-ok": "pass",
+      "profile-heading-only": "fail",
+    });
+    expect(got.at(-1)).toBe("2 passed, 4 failed");
+    expect(got.join("\n")).toContain('no heading "### U99"');
+    expect(got.join("\n")).toContain("DEMO2 not in frontmatter");
+  });
+
+  it("counts a malformed line as a failed case, and --filter narrows the run", async () => {
+    const d = tmpRoot();
+    const file = path.join(d, "evals", "cases.jsonl");
+    fs.writeFileSync(
+      file,
+      [
+        JSON.stringify({ id: "good", prompt: "inodes run out first", knowledge: { ids: { "references/gotchas-universal.md": ["U7"] } } }),
+        "{not json",
+        JSON.stringify({ id: "Bad_Id", prompt: "ids must be kebab case", knowledge: { files: ["references/gotchas-universal.md"] } }),
+        JSON.stringify({ id: "good", prompt: "a duplicate id is an error", knowledge: { files: ["references/gotchas-universal.md"] } }),
+      ].join("\n"),
+    );
+    const all = await runEvals({ root: d, casesFile: file, knowledgeOnly: true, out: () => {} });
+    expect([all.passed, all.failed]).toEqual([1, 3]);
+    const { out, got } = lines();
+    const one = await runEvals({ root: d, casesFile: file, knowledgeOnly: true, filter: "goo", out });
+    expect([one.passed, one.failed]).toEqual([1, 1]); // the duplicate "good" line still fails
+    expect(got.at(-1)).toBe("1 passed, 1 failed");
+  });
+
+  it("skips replay-only cases under --knowledge-only without counting them", async () => {
+    const d = tmpRoot();
+    const file = path.join(d, "evals", "cases.jsonl");
+    fs.writeFileSync(
+      file,
+      JSON.stringify({ id: "probe-only", prompt: "probe the autodl box", replay: { box: { profile: "autodl" }, steps: [{ tool: "probe_env", args: { host: "{box}" }, expect: { ok: true } }] } }) + "\n",
+    );
+    const { out, got } = lines();
+    const s = await runEvals({ root: d, casesFile: file, knowledgeOnly: true, out });
+    expect([s.passed, s.failed, s.skipped]).toEqual([0, 0, 1]);
+    expect(got.at(-1)).toBe("0 passed, 0 failed");
+  });
+
+  it("the CLI exits non-zero on a failing case and zero on a passing one", async () => {
+    const d = tmpRoot();
+    const bad = path.join(d, "evals", "bad.jsonl");
+    const good = path.join(d, "evals", "good.jsonl");
+    fs.writeFileSync(bad, JSON.stringify({ id: "x", prompt: "a renamed gotcha id", knowledge: { ids: { "references/gotchas-universal.md": ["U8"] } } }) + "\n");
+    fs.writeFileSync(good, JSON.stringify({ id: "y", prompt: "inodes run out first", knowledge: { ids: { "references/gotchas-universal.md": ["U7"] } } }) + "\n");
+    const written: string[] = [];
+    const spy = vi.spyOn(process.stdout, "write").mockImplementation((s: string | Uint8Array) => { written.push(String(s)); return true; });
+    try {
+      expect(await cliRun(["--knowledge-only", "--root", d, "--cases", bad])).toBe(1);
+      expect(await cliRun(["--knowledge-only", "--root", d, "--cases", good])).toBe(0);
+      expect(await cliRun(["--bogus"])).toBe(2);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(written.join("")).toMatch(/^0 passed, 1 failed$/m);
+    expect(written.join("")).toMatch(/^1 passed, 0 failed$/m);
+  });
+});
+
+describe("heading and frontmatter rules", () => {
+  it("accepts `### ID` and `### ID — title`, not a longer id or a deeper heading", () => {
+    const t = "### U7 — inodes\n### AD4\n### AD-DANGER — 15 days\n#### U9 — too deep\n### U70 - other\n### SLURM2: signal\n";
+    expect(hasHeading(t, "U7")).toBe(true);
+    expect(hasHeading(t, "AD4")).toBe(true);
+    expect(hasHeading(t, "SLURM2")).toBe(true);
+    expect(hasHeading(t, "U70")).toBe(true);
+    expect(hasHeading(t, "U9")).toBe(false);
+    expect(hasHeading("### U70 — x\n", "U7")).toBe(false);
+    expect(hasHeading("### AD-DANGER — x\n", "AD")).toBe(false);
+    expect(hasHeading(t, "AD-DANGER")).toBe(true);
+  });
+
+  it("reads profile gotcha ids from the frontmatter", () => {
+    const t = "---\nplatform: x\ngotchas:\n  - {id: X1, title: a}\n  - {id: X2, title: b}\n---\nbody\n";
+    expect(profileGotchaIds(t)).toEqual(["X1", "X2"]);
+    expect(frontmatterOf("no frontmatter")).toBeUndefined();
+    const r = checkKnowledge({ files: [], ids: {}, terms: [] }, ROOT);
+    expect(r.ok).toBe(false);
+  });
+
+  it("refuses to read outside the root", () => {
+    const r = checkKnowledge({ files: ["../../etc/passwd"], ids: {}, terms: [] }, ROOT);
+    expect(r.failures[0]).toMatch(/missing file/);
+  });
+});
+
+describe("replay expectations (pure)", () => {
+  const ok = (sc: Record<string, unknown>, isError = false) => ({ structured: sc, isError, text: JSON.stringify(sc) });
+
+  it("fails the not-implemented placeholder even when a case expects INTERNAL", () => {
+    const placeholder = ok({ ok: false, warnings: [], refused: { code: "INTERNAL", reason: "probe_env is not implemented yet", remedy: "wait" } }, true);
+    expect(checkOutcome(placeholder, { code: "INTERNAL" })).toEqual([`tool is still the "not implemented" placeholder`]);
+    expect(checkOutcome(placeholder, { ok: false })).toHaveLength(1);
+  });
+
+  it("checks ok, refusal code, warnings present/absent, fields and size", () => {
+    const r = ok({ ok: true, warnings: [{ code: "INODE_HIGH", severity: "warn", message: "m" }], profile: { name: "autodl" }, gpus: [{}, {}], disks: [{ role: "data", inodes_used_pct: 96 }] });
+    expect(checkOutcome(r, { ok: true, warnings: ["INODE_HIGH"], no_warnings: ["DISK_HIGH"], fields: ['profile.name == "autodl"', "gpus.length == 2", "disks.0.inodes_used_pct >= 90", "disks[0].role == data"] })).toEqual([]);
+    const f = checkOutcome(r, { ok: false, warnings: ["DISK_HIGH"], no_warnings: ["INODE_HIGH"], fields: ["gpus.length == 8"], max_bytes: 10 });
+    expect(f).toHaveLength(5);
+    const refusal = ok({ ok: false, warnings: [], refused: { code: "BAD_INPUT", reason: "host: required", remedy: "r" } }, true);
+    expect(checkOutcome(refusal, { code: "BAD_INPUT" })).toEqual([]);
+    expect(checkOutcome(refusal, { code: "SECRET_INLINE" })[0]).toMatch(/want refusal SECRET_INLINE, got BAD_INPUT/);
+    expect(checkOutcome({ ...refusal, isError: false }, { code: "BAD_INPUT" })).toEqual(["a refusal must carry isError:true"]);
+  });
+
+  it("parses field expressions and substitutes {box}", () => {
+    expect(parseFieldExpr('profile.name == "autodl"')).toEqual({ path: "profile.name", op: "==", value: "autodl" });
+    expect(parseFieldExpr("surface_to_user.length > 0")).toEqual({ path: "surface_to_user.length", op: ">", value: 0 });
+    expect(parseFieldExpr("refused absent")).toEqual({ path: "refused", op: "absent", value: undefined });
+    expect(() => parseFieldExpr("gpus.length")).toThrow(/bad field assertion/);
+    expect(getPath({ a: [{ b: "x" }] }, "a.0.b.length")).toBe(1);
+    expect(substituteBox({ host: "{box}", list: ["root@{box}"] }, "rgt-eval-0")).toEqual({ host: "rgt-eval-0", list: ["root@rgt-eval-0"] });
+    expect(() => substituteBox({ host: "{box}" }, undefined)).toThrow(/declares no box/);
+  });
+
+  it("groups cases that share a box spec onto one box", () => {
+    const { cases } = parseCases(
+      [
+        { id: "a", prompt: "probe autodl one", replay: { box: { profile: "autodl", gpus: 8 }, steps: [{ tool: "probe_env", args: {}, expect: { ok: true } }] } },
+        { id: "b", prompt: "probe autodl two", replay: { box: { gpus: 8, profile: "autodl" }, steps: [{ tool: "probe_env", args: {}, expect: { ok: true } }] } },
+        { id: "c", prompt: "probe a bare box", replay: { box: { profile: "generic", gpus: 0 }, steps: [{ tool: "probe_env", args: {}, expect: { ok: true } }] } },
+        { id: "d", prompt: "host-less staleness", replay: { steps: [{ tool: "check_staleness", args: {}, expect: { ok: true } }] } },
+      ].map((c) => JSON.stringify(c)).join("\n"),
+    );
+    const plan = planBoxes(cases);
+    expect(plan.specs.map((s) => s.name)).toEqual(["rgt-eval-0", "rgt-eval-1"]);
+  });
+});
+
+afterEach(() => vi.restoreAllMocks());
