@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # hash_tree.sh ROOT — the box hashes its own files (sha256) and prints one JSON object per line:
-#   {"root":"/abs/root","exists":true}
+#   {"root":"/abs/root","exists":true,"rsync":true}     rsync: whether the box has rsync (for the caller's transport)
 #   {"path":"rel/file","bytes":123,"sha256":"..."}      one per regular file
 #   {"path":"rel/file","missing":true}                  a requested path that is not a regular file
 #   {"done":true,"files":N}                             last line; absent = output was cut short
@@ -27,15 +27,18 @@ jesc() {
   JS=$s
 }
 
+has_rsync=false
+command -v rsync >/dev/null 2>&1 && has_rsync=true
+
 if [ -z "$root" ] || [ ! -d "$root" ]; then
   jesc "$root"
-  printf '{"root":"%s","exists":false}\n' "$JS"
+  printf '{"root":"%s","exists":false,"rsync":%s}\n' "$JS" "$has_rsync"
   printf '{"done":true,"files":0}\n'
   exit 0
 fi
 cd -- "$root" || exit 3
 jesc "$(pwd -P)"
-printf '{"root":"%s","exists":true}\n' "$JS"
+printf '{"root":"%s","exists":true,"rsync":%s}\n' "$JS" "$has_rsync"
 
 jobs=${RGT_HASH_JOBS:-}
 if [ -z "$jobs" ]; then

@@ -118,8 +118,8 @@ pyj=null
 pybin=$(command -v "$py" 2>/dev/null)
 if [ -n "$pybin" ]; then
   if [ $deep -eq 1 ]; then
-    code='import sys,json
-r={"path":sys.executable,"version":sys.version.split()[0],"torch":None}
+    code='import sys,json,os
+r={"path":os.path.realpath(sys.executable),"version":sys.version.split()[0],"torch":None}
 try:
     import torch
     r["torch"]={"version":torch.__version__,"cuda_build":torch.version.cuda,"cuda_available":bool(torch.cuda.is_available()),"device_count":torch.cuda.device_count() if torch.cuda.is_available() else 0,"method":"import"}
@@ -129,7 +129,7 @@ print(json.dumps(r))'
     pyj=$(timeout 90 "$pybin" -c "$code" 2>/dev/null | tail -n 1)
   else
     code='import sys,json,os,re,importlib.util
-r={"path":sys.executable,"version":sys.version.split()[0],"torch":None}
+r={"path":os.path.realpath(sys.executable),"version":sys.version.split()[0],"torch":None}
 try:
     s=importlib.util.find_spec("torch")
     if s and s.origin:

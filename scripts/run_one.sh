@@ -18,20 +18,23 @@ note() { printf '[rgt] %s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >>"$CD/log
 # start time (clock ticks since boot) of a pid: tells a live process from a recycled pid
 pstart() {
   local s
-  s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 1
   s=${s##*) }
   set -- $s
   printf '%s' "${20}"
 }
-oom_count() {
+# the file counting OOM kills in this process's memory cgroup (v2 memory.events, or v1 memory.oom_control)
+oom_file() {
   local cg f
   cg=$(sed -n 's/^0:://p' /proc/self/cgroup 2>/dev/null | head -n 1)
-  for f in "/sys/fs/cgroup${cg}/memory.events" /sys/fs/cgroup/memory.events; do
-    if [ -r "$f" ]; then sed -n 's/^oom_kill //p' "$f"; return 0; fi
-  done
-  f=/sys/fs/cgroup/memory/memory.oom_control
-  [ -r "$f" ] && sed -n 's/^oom_kill //p' "$f"
+  f="/sys/fs/cgroup${cg%/}/memory.events"
+  [ -n "$cg" ] && [ -r "$f" ] && { printf '%s' "$f"; return 0; }
+  cg=$(sed -n 's/^[0-9]*:[^:]*memory[^:]*://p' /proc/self/cgroup 2>/dev/null | head -n 1)
+  f="/sys/fs/cgroup/memory${cg%/}/memory.oom_control"
+  [ -n "$cg" ] && [ -r "$f" ] && { printf '%s' "$f"; return 0; }
+  return 1
 }
+oom_count() { [ -n "${1:-}" ] && [ -r "$1" ] && sed -n 's/^oom_kill //p' "$1" | head -n 1; }
 
 state=$(cat "$CD/state" 2>/dev/null || echo pending)
 if [ "$state" = done ]; then echo "rgt: cell $CELL already done, skipped"; exit 0; fi
@@ -44,6 +47,18 @@ fi
 load_env0() { local kv; while IFS= read -r -d '' kv; do [ -n "$kv" ] && export "$kv"; done <"$1"; }
 [ -r "$SD/run.env0" ] && load_env0 "$SD/run.env0"
 [ -r "$CD/env0" ] && load_env0 "$CD/env0"
+
+expand() {
+  local p=$1
+  case $p in "~") p=$HOME ;; "~/"*) p="$HOME/${p#\~/}" ;; esac
+  p=${p//\$HOME/$HOME}
+  p=${p//\$USER/${USER:-$(id -un 2>/dev/null)}}
+  p=${p//\$TMPDIR/${TMPDIR:-/tmp}}
+  printf '%s' "$p"
+}
+[ -n "${RGT_CRED_FILE:-}" ] && RGT_CRED_FILE=$(expand "$RGT_CRED_FILE")
+[ -n "${HF_HOME:-}" ] && { HF_HOME=$(expand "$HF_HOME"); export HF_HOME; }
+[ -n "${RGT_PYTHON:-}" ] && RGT_PYTHON=$(expand "$RGT_PYTHON")
 
 # credentials pushed with push_secret: KEY=VALUE lines, read without evaluating anything
 if [ -n "${RGT_CRED_FILE:-}" ] && [ -r "$RGT_CRED_FILE" ]; then
@@ -72,7 +87,9 @@ mkdir -p "$RGT_OUTPUT_DIR" "$RGT_SCRATCH_DIR" || { put state failed; put reason 
 rm -f "$CD/exit_code" "$CD/ended_at" "$CD/reason" "$CD/signal" "$CD/cause"
 attempt=$(($(cat "$CD/attempts" 2>/dev/null || echo 0) + 1))
 put attempts "$attempt"
-put oom_before "$(oom_count || true)"
+OOMF=$(oom_file || true)
+put oom_file "$OOMF"
+put oom_before "$(oom_count "$OOMF" || true)"
 put started_at "$(now)"
 note "start cell=$CELL attempt=$attempt gpus=${CUDA_VISIBLE_DEVICES:-none} out=$RGT_OUTPUT_DIR"
 
@@ -129,9 +146,9 @@ if [ "$rc" -ne 0 ]; then
   why="exit $rc"
   if [ "$rc" -gt 128 ]; then why="exit $rc (killed by SIG$(kill -l $((rc - 128)) 2>/dev/null || echo $((rc - 128))))"; fi
   before=$(cat "$CD/oom_before" 2>/dev/null)
-  after=$(oom_count || true)
+  after=$(oom_count "$OOMF" || true)
   if [ -n "$before" ] && [ -n "$after" ] && [ "$after" -gt "$before" ] 2>/dev/null; then
-    why="$why; cgroup memory.events oom_kill $before -> $after"
+    why="$why; oom_kill in $OOMF went $before -> $after"
     put cause oom
   elif [ "$rc" -gt 128 ]; then
     put cause killed

@@ -11,7 +11,7 @@ LD="$SD/lanes"
 
 pstart() {
   local s
-  s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 1
   s=${s##*) }
   set -- $s
   printf '%s' "${20}"

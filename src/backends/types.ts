@@ -6,7 +6,7 @@
  *
  * On-box layout shared by every backend that runs cells through scripts/run_one.sh (tmux, nohup, slurm):
  *
- *   <state_dir> = <durable_dir or $HOME>/.rgt/runs/<run_id>/
+ *   <state_dir> = $HOME/.rgt/runs/<run_id>/   (never the durable mount: often inode-capped)
  *     run.env0                NUL-separated KEY=VALUE lines for every cell of the run: RGT_RUN_ID, RGT_WORKDIR,
  *                             RGT_STATE_DIR, RGT_DURABLE_ROOT ("" = no durable copy), RGT_PROXY_HOOK, RGT_CRED_FILE,
  *                             RGT_PYTHON, HF_HOME (only when the profile names one)

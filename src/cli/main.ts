@@ -3,11 +3,6 @@
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { VERSION } from "../common/config.js";
 import { createServer } from "../server/createServer.js";
-import * as status from "./status.js";
-import * as approve from "./approve.js";
-import * as doctor from "./doctor.js";
-import * as evals from "./evals.js";
-import * as demo from "./demo.js";
 
 async function serve(): Promise<void> {
   const created = createServer();
@@ -24,11 +19,12 @@ type Command = (argv: string[]) => Promise<number | void>;
 /** Subcommands register here (status, approve, doctor, evals, demo live in their own files). */
 export const commands: Record<string, Command> = {
   serve: async () => { await serve(); },
-  status: status.run,
-  approve: approve.run,
-  doctor: doctor.run,
-  evals: evals.run,
-  demo: demo.run,
+  // Loaded on demand: `serve` (what MCP clients start) never pays for, or depends on, the human commands.
+  status: async (a) => (await import("./status.js")).run(a),
+  approve: async (a) => (await import("./approve.js")).run(a),
+  doctor: async (a) => (await import("./doctor.js")).run(a),
+  evals: async (a) => (await import("./evals.js")).run(a),
+  demo: async (a) => (await import("./demo.js")).run(a),
 };
 
 async function main(argv: string[]): Promise<void> {

@@ -13,7 +13,13 @@ import * as z from "zod";
 export const BoxSpecSchema = z.strictObject({
   gpus: z.number().int().min(0).max(16).optional(),
   busyGpus: z.array(z.number().int().min(0)).optional(),
+  gpuModel: z.string().optional(),
+  gpuMemoryMiB: z.number().int().positive().optional(),
+  /** which platform markers the lab plants (autodl, vastai, generic) */
   profile: z.enum(["autodl", "vastai", "generic"]).optional(),
+  hostname: z.string().optional(),
+  env: z.record(z.string(), z.string()).optional(),
+  rootSize: z.string().optional(),
   mounts: z
     .array(
       z.strictObject({
@@ -48,7 +54,7 @@ export type StepExpect = z.infer<typeof StepExpectSchema>;
 
 export const StepSchema = z.strictObject({
   tool: z.string().min(1),
-  /** tool arguments; every string "{box}" inside is replaced by the case's box alias */
+  /** tool arguments; "{box}" in any string becomes the case's box alias, "{root}" the package root */
   args: z.record(z.string(), z.unknown()).default({}),
   expect: StepExpectSchema,
 });

@@ -138,19 +138,24 @@ export function checkOutcome(o: ToolOutcome, ex: StepExpect): string[] {
   return fails;
 }
 
-/** Replace every "{box}" in string leaves of the args with the alias. */
-export function substituteBox<T>(v: T, alias: string | undefined): T {
+/** Replace every "{box}" (the case's box alias) and "{root}" (the package root) in string leaves of the args. */
+export function substituteBox<T>(v: T, alias: string | undefined, root?: string): T {
   if (typeof v === "string") {
-    if (v.includes("{box}")) {
+    let s: string = v;
+    if (s.includes("{box}")) {
       if (alias === undefined) throw new Error(`argument uses {box} but the case declares no box`);
-      return v.split("{box}").join(alias) as T;
+      s = s.split("{box}").join(alias);
     }
-    return v;
+    if (s.includes("{root}")) {
+      if (root === undefined) throw new Error(`argument uses {root} but no package root was given`);
+      s = s.split("{root}").join(root);
+    }
+    return s as T;
   }
-  if (Array.isArray(v)) return v.map((x) => substituteBox(x, alias)) as T;
+  if (Array.isArray(v)) return v.map((x) => substituteBox(x, alias, root)) as T;
   if (v && typeof v === "object") {
     const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) out[k] = substituteBox(x, alias);
+    for (const [k, x] of Object.entries(v)) out[k] = substituteBox(x, alias, root);
     return out as T;
   }
   return v;

@@ -1,6 +1,6 @@
 /**
  * The knowledge half of an eval case: a drift guard over this project's own knowledge files.
- * A renamed gotcha id, a moved file, or a fact rewritten away from its key term fails the case.
+ * It fails a case when a gotcha id is renamed, a file moves, or the key term of a fact disappears.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";

@@ -103,6 +103,8 @@ export interface ReplayOptions {
   /** per tool call limit (ms) */
   stepTimeoutMs?: number;
   log?: (line: string) => void;
+  /** substituted for "{root}" in step args (fixtures under evals/) */
+  root?: string;
   /** injected for tests; defaults to src/lab */
   lab?: { startLab: StartLab; connectServer: ConnectServer };
 }
@@ -139,7 +141,7 @@ export async function runReplays(cases: EvalCase[], opts: ReplayOptions = {}): P
       for (const [i, step] of replay.steps.entries()) {
         const where = `step ${i + 1} ${step.tool}`;
         try {
-          const args = substituteBox(step.args, alias);
+          const args = substituteBox(step.args, alias, opts.root);
           const outcome = await callTool(server, step.tool, args, stepTimeoutMs);
           for (const f of checkOutcome(outcome, step.expect)) failures.push(`${where}: ${f}`);
         } catch (e) {

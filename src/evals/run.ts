@@ -60,7 +60,7 @@ export async function runEvals(opts: EvalRunOptions = {}): Promise<EvalSummary> 
 
   const replayable = opts.knowledgeOnly ? [] : cases.filter((c) => c.replay);
   if (replayable.length) {
-    const rr = await runReplays(replayable, { log: (l) => out(`# ${l}`), ...opts.replay });
+    const rr = await runReplays(replayable, { log: (l) => out(`# ${l}`), root, ...opts.replay });
     for (const r of rr) failures.get(r.id)!.push(...r.failures.map((f) => `replay: ${f}`));
   }
 

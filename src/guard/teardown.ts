@@ -15,8 +15,9 @@
  *    caller named the action explicitly AND nothing of ours was ever launched there (no run in the
  *    ledger, no run state directory on the box). Then the gate goes on to the human with a
  *    NO_EVIDENCE warning: the human alone decides, knowing nothing was verified.
- *  - Receipts that cover nothing in any roster are still re-hashed (they are evidence the user asked
- *    for) but are not required.
+ *  - Every receipt on the host must hold, even one no roster needs: it is evidence the user asked for,
+ *    and a drift there means the box has something newer. A newer pull of the same source (same
+ *    remote_path and run) supersedes the older receipt, so pulling again clears a stale one.
  */
 import { createHash } from "node:crypto";
 import * as path from "node:path";
@@ -114,6 +115,20 @@ export function evidenceHash(host: string, receipts: Pick<TeardownReceipt, "rece
   return createHash("sha256").update(`host=${host}\n${lines.join("\n")}`).digest("hex");
 }
 
+/**
+ * A newer pull of the same source (same remote_path and run) supersedes the older receipt: only the
+ * newest one per source is evidence, so re-pulling after a change on the box clears a stale receipt.
+ */
+export function latestReceipts(receipts: TeardownReceipt[]): TeardownReceipt[] {
+  const best = new Map<string, TeardownReceipt>();
+  for (const r of receipts) {
+    const k = `${norm(r.remote_path)}|${r.run_id ?? ""}`;
+    const cur = best.get(k);
+    if (!cur || r.created_at > cur.created_at) best.set(k, r);
+  }
+  return [...best.values()];
+}
+
 export function checkLiveRuns(host: string, live: LiveRun[]): Refusal | null {
   const active = live.filter((r) => r.cells_running.length > 0);
   if (active.length === 0) return null;
@@ -128,7 +143,7 @@ export function checkLiveRuns(host: string, live: LiveRun[]): Refusal | null {
 
 export function checkEvidence(inp: EvidenceInput): EvidenceDecision {
   const { host } = inp;
-  const receipts = inp.receipts.filter((r) => r.host === host);
+  const receipts = latestReceipts(inp.receipts.filter((r) => r.host === host));
   const runs = inp.runs.filter((r) => r.hosts.includes(host) || r.cells.some((c) => c.host === host));
   const warnings: Warning[] = [];
   const pullHint = (what: string) => `Run pull_verify { host: "${host}", ${what} } until it returns ok:true, then ask for teardown again.`;

@@ -205,17 +205,18 @@ export interface Profile extends ProfileFrontmatter {
   variant?: string;
 }
 
-/** The 8 section headings every profile body carries, in this order. */
-export const PROFILE_SECTIONS = [
-  "1. Launch",
-  "2. Storage survival matrix",
-  "3. Network",
-  "4. Spot / interruption + resume",
-  "5. Teardown / billing",
-  "6. Daemon tool",
-  "7. Platform gotchas",
-  "8. Script overrides",
-] as const;
+/** The 8 section headings every profile body carries, in this order (number + topic). */
+const SECTION_TOPICS: { key: string; n: number; heading: string }[] = [
+  { key: "launch", n: 1, heading: "Launch" },
+  { key: "storage", n: 2, heading: "Storage survival matrix" },
+  { key: "network", n: 3, heading: "Network" },
+  { key: "spot", n: 4, heading: "Spot / interruption + resume" },
+  { key: "teardown", n: 5, heading: "Teardown / billing" },
+  { key: "daemon", n: 6, heading: "Daemon tool" },
+  { key: "gotchas", n: 7, heading: "Platform gotchas" },
+  { key: "overrides", n: 8, heading: "Script overrides" },
+];
+export const PROFILE_SECTIONS: readonly string[] = SECTION_TOPICS.map((x) => `${x.n}. ${x.heading}`);
 
 /** Expand the placeholders profile paths may use, given the box's own values. */
 export function expandBoxPath(p: string, env: { HOME?: string; USER?: string; TMPDIR?: string }): string {

@@ -72,14 +72,19 @@ export function profileStamps(p: Profile): StampEntry[] {
 
   let section = "(preamble)";
   let top = "";
+  let block: string[] = [];
   for (const line of p.body.split(/\r?\n/)) {
     const h = /^(#{2,4})[ \t]+(.+?)\s*$/.exec(line);
     if (h) {
       if (h[1] === "##") { top = h[2]; section = h[2]; } else section = top ? `${top} › ${h[2]}` : h[2];
+      block = [];
       continue;
     }
+    // a fact is the paragraph / list item / table row the stamp sits in
+    if (/^\s*$/.test(line) || /^\s*([-*+]|\d+\.)\s/.test(line) || /^\s*\|/.test(line)) block = [];
+    block.push(line.replace(/^[\s>*+-]+|^\s*\d+\.\s+/, "").replace(/\*\*/g, "").trim());
     for (const m of line.matchAll(STAMP)) {
-      out.push({ platform: p.name, section, fact: clip(line.replace(/^[\s>*-]+/, "")), verified: `${m[1]}-${m[2]}`, billing: section.startsWith(BILLING_SECTION), kind: "prose" });
+      out.push({ platform: p.name, section, fact: clip(block.join(" ")), verified: `${m[1]}-${m[2]}`, billing: section.startsWith(BILLING_SECTION), kind: "prose" });
     }
   }
   return out;

@@ -326,8 +326,8 @@ for g in "\${SEL[@]}"; do
   pw=$(gpu_field power.draw "$g"); pw="\${pw%%|*}"; pw="\${pw%%.*}"
   util=$(gpu_field utilization.gpu "$g"); util="\${util%%|*}"
   used=$(mem_used "$g")
-  printf '| %3d  %-27s %4s  | %16s %3s | %20s |\\n' "$g" "\${MODEL:0:27}" "On" "\${BUSES[$g]}" "Off" "0"
-  printf '| %3s  %3sC    %2s %22s | %20s | %6s %13s |\\n' "N/A" "$temp" "P0" "\${pw}W / 400W" "\${used}MiB / \${MEM_TOTAL}MiB" "\${util}%" "Default"
+  printf '| %3d  %-28s %4s  | %16s %3s | %20s |\\n' "$g" "\${MODEL:0:27}" "On" "\${BUSES[$g]}" "Off" "0"
+  printf '| %3s  %3sC    %2s %23s | %20s | %6s %13s |\\n' "N/A" "$temp" "P0" "\${pw}W / 400W" "\${used}MiB / \${MEM_TOTAL}MiB" "\${util}%" "Default"
   printf '| %39s | %20s | %20s |\\n' "" "" "Disabled"
   printf '%s\\n' "$SPLIT"
 done
@@ -341,7 +341,7 @@ any=0
 for g in "\${SEL[@]}"; do
   is_busy "$g" || continue
   any=1
-  printf '| %4d   %3s  %3s  %9s  %5s   %-37s %9s |\\n' "$g" "N/A" "N/A" "\${BUSY_PID[$g]}" "C" "python" "\${BUSY_MEM[$g]}MiB"
+  printf '| %4d   %3s  %3s  %8s  %5s   %-40s %9s |\\n' "$g" "N/A" "N/A" "\${BUSY_PID[$g]}" "C" "python" "\${BUSY_MEM[$g]}MiB"
 done
 [ "$any" = 1 ] || printf '| %-85s |\\n' " No running processes found"
 printf '%s\\n' "$RULE"

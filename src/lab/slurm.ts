@@ -26,9 +26,10 @@ export type ShellRunner = (script: string, timeoutMs: number) => Promise<ShellRe
 export interface SlurmOptions {
   /**
    * Run inside another mount namespace: a function that runs a shell command there as root
-   * (a lab `Box.exec`). Its result may be any object with code/exitCode + stdout/stderr.
+   * (e.g. `(cmd, t) => box.exec(cmd, { timeoutMs: t })`). Its result may be any object with
+   * code/exitCode + stdout/stderr.
    */
-  exec?: (cmd: string) => Promise<unknown>;
+  exec?: (cmd: string, timeoutMs: number) => Promise<unknown>;
   /** also write the config to /etc/slurm/slurm.conf (only allowed inside a namespace other than ours) */
   installConf?: boolean;
   /** CPUs the node advertises (slurmd is told to trust the config); default 8 */
@@ -76,12 +77,12 @@ function localRunner(): ShellRunner {
     });
 }
 
-function adaptExec(exec: (cmd: string) => Promise<unknown>): ShellRunner {
+function adaptExec(exec: (cmd: string, timeoutMs: number) => Promise<unknown>): ShellRunner {
   return async (script, timeoutMs) => {
     // bound the script inside the namespace too, so a stuck step cannot hang the suite
     const secs = Math.max(1, Math.ceil(timeoutMs / 1000));
     const wrapped = `timeout -k 2 ${secs} bash -c ${shq(script)}`;
-    const r = (await exec(wrapped)) as Record<string, unknown> | string | undefined;
+    const r = (await exec(wrapped, timeoutMs + 5_000)) as Record<string, unknown> | string | undefined;
     if (typeof r === "string") return { code: 0, stdout: r, stderr: "" };
     const o = r ?? {};
     const code = (o.code ?? o.exitCode ?? o.status ?? 0) as number | null;

@@ -29,11 +29,11 @@ export function readMeters(ledger: Ledger): Record<string, HostMeter> {
 }
 
 /** Note that a host was seen (and, with `activity`, that it had live work). Returns the updated state. */
-export async function touchHost(ledger: Ledger, host: string, opts: { activity?: boolean; now?: number } = {}): Promise<HostMeter> {
+export async function touchHost(ledger: Ledger, host: string, opts: { activity?: boolean; now?: number; firstSeen?: number } = {}): Promise<HostMeter> {
   const now = opts.now ?? Date.now();
   let out!: HostMeter;
   await ledger.update<MeterDoc>(DOC, { hosts: {} }, (doc) => {
-    const cur = doc.hosts[host] ?? { first_seen: now };
+    const cur = doc.hosts[host] ?? { first_seen: Math.min(now, opts.firstSeen ?? now) };
     out = { ...cur };
     if (opts.activity) {
       out.last_activity = now;
@@ -97,7 +97,7 @@ export function meterView(host: string, m: HostMeter, price: { price_per_hour?: 
     first_seen: new Date(m.first_seen).toISOString(),
     running_for: formatDuration(end - m.first_seen),
     idle_for: stopped ? undefined : formatDuration(idleMs),
-    idle: !stopped && idleMs > thresholdMs,
+    idle: !stopped && idleMs >= thresholdMs,
     stopped,
     price_per_hour: price?.price_per_hour,
     currency,

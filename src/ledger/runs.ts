@@ -2,7 +2,7 @@
  * Runs launched by launch_queue, as the server remembers them (the truth about each cell lives on the box).
  *
  * Where a run's files are on the box:
- *   state dir      <durable_dir or $HOME>/.rgt/runs/<run_id>/            (per-cell state, logs; see src/backends/types.ts)
+ *   state dir      $HOME/.rgt/runs/<run_id>/                            (per-cell state, logs; see src/backends/types.ts)
  *   output dir     <data_dir or workdir>/rgt-out/<run_id>/<cell>/        (RGT_OUTPUT_DIR; `expect` is relative to it)
  *   durable copy   <durable_dir>/rgt/<run_id>/<cell>/                    (roster copied here after success, verified)
  * `artifactRoot(rec, cell)` gives the place pull_verify should read a cell's artifacts from.
@@ -35,7 +35,7 @@ export interface RunRecord {
   updated_at: string;
   slurm_job_id?: string;
   /** per host: the resolved state dir and scripts dir (hosts may have different $HOME) */
-  host_dirs?: Record<string, { state_dir: string; scripts_dir: string; durable_dir?: string }>;
+  host_dirs?: Record<string, { state_dir: string; scripts_dir: string; durable_dir?: string; detach?: string }>;
   /** profile name in force at launch */
   profile?: string;
   /** backend-specific data (k8s job name, namespace…) */
@@ -74,7 +74,8 @@ export async function saveRun(ledger: Ledger, rec: RunRecord): Promise<RunRecord
 export function artifactRoot(rec: RunRecord, cell: string): string {
   const c = rec.cells.find((x) => x.name === cell);
   if (!c) throw new Error(`run ${rec.run_id} has no cell ${cell}`);
-  const durable = rec.host_dirs?.[c.host]?.durable_dir ?? rec.durable_dir;
+  const hd = rec.host_dirs?.[c.host];
+  const durable = hd ? hd.durable_dir : rec.durable_dir;
   if (durable) return `${durable.replace(/\/+$/, "")}/rgt/${rec.run_id}/${cell}`;
   return c.output_dir;
 }

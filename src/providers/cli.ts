@@ -10,9 +10,21 @@ export function tail(s: string, n = 400): string {
 
 export async function runCli(argv: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<CliResult> {
   const [cmd, ...args] = argv;
-  const r = await execa(cmd, args, { env, extendEnv: false, timeout: timeoutMs, reject: false, stdin: "ignore", all: true, killSignal: "SIGKILL" });
-  const notFound = (r as { code?: string }).code === "ENOENT";
-  return { code: r.exitCode ?? null, out: tail(String(r.all ?? "")), timedOut: !!r.timedOut, notFound };
+  // own process group, so a timeout kills the CLI and anything it spawned (a child holding the pipes
+  // open would otherwise keep us waiting past the bound)
+  const child = execa(cmd, args, { env, extendEnv: false, reject: false, stdin: "ignore", all: true, detached: true, cleanup: true });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    try { if (child.pid) process.kill(-child.pid, "SIGKILL"); } catch { /* already gone */ }
+  }, timeoutMs);
+  try {
+    const r = await child;
+    const notFound = (r as { code?: string }).code === "ENOENT";
+    return { code: timedOut ? null : r.exitCode ?? null, out: tail(String(r.all ?? "")), timedOut, notFound };
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Instance ids go into argv: allow only what provider ids look like. */

@@ -8,7 +8,7 @@ import type { Profile } from "../knowledge/schema.js";
 import { listRuns, type RunRecord } from "../ledger/runs.js";
 import { registryEntry, registryEntrySafe, type RegistryEntry } from "../ledger/registry.js";
 import type { Ledger } from "../ledger/store.js";
-import * as hosts from "../ledger/hosts.js";
+import { getHost, type HostRecord } from "../ledger/hosts.js";
 
 export interface HostInfo {
   host: string;
@@ -21,23 +21,29 @@ export interface HostInfo {
   registry?: RegistryEntry;
 }
 
-/** The probe's memory of a host, whatever shape the host ledger gives it. */
-function probed(ledger: Ledger, host: string): { profile?: string; instance_id?: string } {
-  try {
-    const h = (hosts as unknown as { getHost?: (l: Ledger, h: string) => unknown }).getHost?.(ledger, host) as Record<string, unknown> | undefined;
-    if (!h) return {};
-    const prof = h.profile;
-    const name = typeof prof === "string" ? prof : prof && typeof prof === "object" ? (prof as { name?: unknown }).name : undefined;
-    const iid = h.instance_id ?? (h.facts as Record<string, unknown> | undefined)?.instance_id;
-    return { profile: typeof name === "string" ? name : undefined, instance_id: typeof iid === "string" || typeof iid === "number" ? String(iid) : undefined };
-  } catch {
-    return {};
+/** Env vars the probe may have seen on the box that carry the provider's instance id, per platform. */
+const INSTANCE_ENV: Record<string, string[]> = {
+  vastai: ["CONTAINER_ID", "VAST_CONTAINERLABEL"],
+  runpod: ["RUNPOD_POD_ID"],
+};
+
+/** The probe's memory of a host (src/ledger/hosts.ts). */
+function probed(ledger: Ledger, host: string, platform?: string): { profile?: string; instance_id?: string } {
+  let h: HostRecord | undefined;
+  try { h = getHost(ledger, host); } catch { return {}; }
+  if (!h) return {};
+  const name = platform ?? h.profile;
+  let instance_id: string | undefined;
+  for (const k of INSTANCE_ENV[name ?? ""] ?? []) {
+    const v = h.instance_ids?.[k];
+    if (v) { instance_id = k === "VAST_CONTAINERLABEL" ? v.replace(/^C\./, "") : v; break; }
   }
+  return { profile: h.profile, instance_id };
 }
 
 export function hostInfo(ledger: Ledger, host: string, opts: { strict?: boolean } = {}): HostInfo {
   const reg = opts.strict ? registryEntry(ledger, host) : registryEntrySafe(ledger, host);
-  const seen = probed(ledger, host);
+  const seen = probed(ledger, host, reg?.profile);
   let platform = "generic-ssh";
   let from: HostInfo["platform_from"] = "default";
   if (reg?.profile) { platform = reg.profile; from = "registry"; } else if (seen.profile) { platform = seen.profile; from = "probe"; }

@@ -21,16 +21,25 @@ export const slurm: ProviderAdapter = {
   async act(t: MeterStopTarget, deps: ProviderDeps): Promise<MeterStopOutcome> {
     const ids = t.slurm_job_ids.filter((j) => JOB_ID.test(j));
     if (ids.length === 0) return { status: "done", performed: "none", detail: "no Slurm job of ours recorded for this host", warnings: [] };
+    const queued = async (): Promise<string[]> => {
+      const q = await deps.remote.exec(t.host, `squeue -h -o %i -j ${ids.join(",")} 2>/dev/null || true`, { timeoutMs: deps.timeoutMs, maxOutputBytes: 65_536 });
+      return q.stdout.split(/\s+/).filter(Boolean);
+    };
+    // only what is still queued or running needs cancelling; finished jobs are left alone
+    const before = await queued();
+    if (before.length === 0) {
+      return { status: "done", performed: "none", detail: `none of our jobs (${ids.join(" ")}) is still queued or running`, recheck: { gone: true, detail: "squeue lists none of them" }, warnings: [] };
+    }
     const cmd = `scancel ${ids.join(" ")}`;
     const r = await deps.remote.exec(t.host, cmd, { timeoutMs: deps.timeoutMs, maxOutputBytes: 16_384 });
     if (r.exitCode !== 0) return { status: "failed", performed: cmd, detail: `exit ${r.exitCode}: ${r.stderr.slice(-300)}`, warnings: [] };
-    const q = await deps.remote.exec(t.host, `squeue -h -o %i -j ${ids.join(",")} 2>/dev/null || true`, { timeoutMs: deps.timeoutMs, maxOutputBytes: 16_384 });
-    const left = q.stdout.split(/\s+/).filter(Boolean);
+    let left = await queued();
+    for (let i = 0; i < 10 && left.length > 0; i++) { await new Promise((res) => setTimeout(res, 500)); left = await queued(); }
     return {
       status: "done",
       performed: cmd,
       recheck: { gone: left.length === 0, detail: left.length ? `still queued: ${left.slice(0, 8).join(" ")}` : "squeue lists none of them" },
-      warnings: left.length ? [warning("METER_RECHECK", "warn", `Slurm still lists ${left.length} of our job(s) right after scancel; they may be completing.`)] : [],
+      warnings: left.length ? [warning("METER_RECHECK", "warn", `Slurm still lists ${left.length} of our job(s) after scancel; they may be completing.`)] : [],
     };
   },
 };

@@ -4,13 +4,16 @@
  */
 import * as fs from "node:fs";
 import type { Duplex } from "node:stream";
-import { Client, utils, type ConnectConfig } from "ssh2";
+import ssh2, { type Client as SshClient, type ConnectConfig, type ParsedKey } from "ssh2";
 import { refuse, RefusalError } from "../common/result.js";
 import { appendKnownKey, knownHostsName, loadKnownKeys, preferredAlgorithms, verifyKey, blobType } from "./knownHosts.js";
 import type { ResolvedHost } from "./types.js";
 
 interface AuthCandidate { kind: "agent"; sock: string } 
-type KeyCandidate = { kind: "key"; file: string; key: ReturnType<typeof utils.parseKey> };
+// ssh2 is CommonJS: under Node ESM only its default export is reliable.
+const { Client, utils } = ssh2;
+type Client = SshClient;
+type KeyCandidate = { kind: "key"; file: string; key: ParsedKey };
 
 function agentSocket(h: ResolvedHost): string | undefined {
   if (h.identityAgent === "none") return undefined;
@@ -38,13 +41,13 @@ export function openConnection(h: ResolvedHost, sock?: Duplex): Promise<OpenedCo
   const keyCandidates: KeyCandidate[] = [];
   const encrypted: string[] = [];
   for (const file of h.identityFiles) {
-    let parsed: ReturnType<typeof utils.parseKey>;
+    let parsed: ParsedKey | ParsedKey[] | Error;
     try { parsed = utils.parseKey(fs.readFileSync(file)); } catch { continue; }
     if (parsed instanceof Error) {
       if (/encrypted|passphrase/i.test(parsed.message)) encrypted.push(file);
       continue;
     }
-    keyCandidates.push({ kind: "key", file, key: parsed });
+    keyCandidates.push({ kind: "key", file, key: Array.isArray(parsed) ? parsed[0] : parsed });
   }
   const agent = agentSocket(h);
   const queue: (AuthCandidate | KeyCandidate)[] = [...(agent ? [{ kind: "agent", sock: agent } as AuthCandidate] : []), ...keyCandidates];

@@ -18,6 +18,14 @@ export function wrapCommand(command: string): string {
   return `if command -v setsid >/dev/null 2>&1; then exec setsid -w bash -c ${quote([inner])} rgt ${quote([command])}; else exec bash -c ${quote([inner])} rgt ${quote([command])}; fi`;
 }
 
+/** The connection died after the command had started: it may have run in part, so it is never retried. */
+export class ConnectionLostError extends Error {
+  constructor(readonly elapsedMs: number, readonly partialStdout: string) {
+    super("connection lost while the command was running");
+    this.name = "ConnectionLostError";
+  }
+}
+
 /** Keeps the first and the last `cap/2` bytes of a stream. */
 export class CappedBuffer {
   private head: Buffer[] = [];
@@ -117,8 +125,17 @@ export async function execOn(client: Client, command: string, opts: ExecOptions 
       }
       err.push(b);
     });
-    ch.on("exit", (code: number | null, sig?: string) => { exitCode = code; if (sig) signal = sig; });
-    ch.on("close", () => void finish());
+    let exited = false;
+    ch.on("exit", (code: number | null, sig?: string) => { exited = true; exitCode = code; if (sig) signal = sig; });
+    ch.on("close", () => {
+      if (!exited && !timedOut) {
+        clearTimeout(timer);
+        opts.signal?.removeEventListener("abort", onAbort);
+        reject(new ConnectionLostError(Date.now() - t0, out.toString()));
+        return;
+      }
+      void finish();
+    });
     ch.on("error", (e: Error) => { clearTimeout(timer); reject(e); });
 
     const stdin = opts.stdin;

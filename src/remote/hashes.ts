@@ -15,6 +15,8 @@ export interface RemoteHashTree {
   /** the root as the box resolved it (absolute, symlinks resolved); "" when it does not exist */
   root: string;
   exists: boolean;
+  /** whether the box has rsync on PATH */
+  hasRsync: boolean;
   files: RemoteFileHash[];
   /** requested paths that are not regular files on the box */
   missing: string[];
@@ -22,7 +24,7 @@ export interface RemoteHashTree {
 
 /** Parse hash_tree.sh output. Throws when the closing {"done":true} line is absent (output cut short). */
 export function parseHashTree(stdout: string): RemoteHashTree {
-  const out: RemoteHashTree = { root: "", exists: false, files: [], missing: [] };
+  const out: RemoteHashTree = { root: "", exists: false, hasRsync: false, files: [], missing: [] };
   let done = false;
   for (const line of stdout.split("\n")) {
     if (!line.startsWith("{")) continue;
@@ -30,6 +32,7 @@ export function parseHashTree(stdout: string): RemoteHashTree {
     try { o = JSON.parse(line) as Record<string, unknown>; } catch { continue; }
     if (typeof o.root === "string") {
       out.exists = o.exists === true;
+      out.hasRsync = o.rsync === true;
       out.root = out.exists ? o.root : "";
     } else if (o.done === true) {
       done = true;

@@ -11,7 +11,7 @@ import { quote } from "shell-quote";
 import { packageRoot, sshConfigFile } from "../common/config.js";
 import { RefusalError, refuse } from "../common/result.js";
 import { forwardThrough, openConnection } from "./connect.js";
-import { execOn } from "./exec.js";
+import { ConnectionLostError, execOn } from "./exec.js";
 import { parseHostSpec, resolveHost } from "./resolve.js";
 import type { ExecOptions, ExecResult, Remote, ResolvedHost } from "./types.js";
 
@@ -136,9 +136,12 @@ export class SshRemote implements Remote {
         return await fn(client);
       } catch (e) {
         if (e instanceof RefusalError) throw e;
+        if (entry.client === client) { entry.client = undefined; client.end(); }
+        if (e instanceof ConnectionLostError) {
+          throw new RefusalError("UNREACHABLE", `the connection to ${host} dropped ${Math.round(e.elapsedMs / 1000)} s into the command`, "The command may have run in part (it was not retried). Check its effect (run_status, or a read-only remote_exec) before repeating it.");
+        }
         const msg = (e as Error).message ?? "";
         const dead = /not connected|no response|channel open failure|connection lost|ECONNRESET|EPIPE|socket|closed/i.test(msg);
-        if (entry.client === client) { entry.client = undefined; client.end(); }
         if (dead && attempt === 0) continue;
         throw new RefusalError("UNREACHABLE", `connection to ${host} failed: ${msg.slice(0, 300)}`, "Retry; if it persists, check the box is up (probe_env).");
       } finally {

@@ -7,6 +7,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { spawn } from "node:child_process";
+import { RefusalError } from "../common/result.js";
+import type { Remote } from "./types.js";
 
 export const PARTIAL_DIR = ".rgt-partial";
 
@@ -239,4 +241,48 @@ export function localRsyncAvailable(): boolean {
     });
   }
   return rsyncPresent;
+}
+
+// ---------------------------------------------------------------------------------------------
+// the remote end of a transfer
+
+/** A remote path as a POSIX shell word: "~" / "~/x" expand to $HOME, everything else is quoted literally. */
+export function remotePathWord(p: string): string {
+  const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+  if (p === "~" || p === "~/") return `"$HOME"`;
+  if (p.startsWith("~/")) return `"$HOME"/${q(p.slice(2))}`;
+  return q(p);
+}
+
+export interface RemoteDirInfo {
+  /** absolute path on the box, symlinks resolved */
+  dir: string;
+  exists: boolean;
+  hasRsync: boolean;
+}
+
+/**
+ * One round trip: (optionally create and) resolve a directory on the box, and learn whether rsync is there.
+ * Throws RefusalError BAD_INPUT naming `field` when the directory cannot be created.
+ */
+export async function prepareRemoteDir(
+  remote: Remote,
+  host: string,
+  dir: string,
+  field: string,
+  opts: { create?: boolean; timeoutMs?: number } = {},
+): Promise<RemoteDirInfo> {
+  const create = opts.create ?? true;
+  const cmd =
+    `d=${remotePathWord(dir)}; ` +
+    (create ? `mkdir -p -- "$d" || exit 41; ` : "") +
+    `if cd -- "$d" 2>/dev/null; then printf 'DIR=%s\\n' "$(pwd -P)"; else echo NODIR=1; fi; ` +
+    `if command -v rsync >/dev/null 2>&1; then echo RSYNC=1; else echo RSYNC=0; fi`;
+  const r = await remote.exec(host, cmd, { timeoutMs: opts.timeoutMs ?? 30_000 });
+  if (r.timedOut) throw new RefusalError("TIMEOUT", `preparing ${dir} on ${host} timed out`, "Retry; check the box with probe_env.");
+  if (r.exitCode === 41) {
+    throw new RefusalError("BAD_INPUT", `${field}: cannot create ${dir} on ${host}: ${r.stderr.trim().slice(-300)}`, `Pick a ${field} the login user can write (e.g. under the data disk or ~/).`);
+  }
+  const m = /^DIR=(.*)$/m.exec(r.stdout);
+  return { dir: m ? m[1] : dir, exists: !!m, hasRsync: /^RSYNC=1$/m.test(r.stdout) };
 }

@@ -9,6 +9,7 @@ import type { Remote } from "../remote/types.js";
 import { allTools } from "../tools/index.js";
 import { registerKnowledge } from "./resources.js";
 import { runTool, toMcpResult, type ToolContext, type ToolDef } from "./tool.js";
+import { installMeterHook } from "../providers/meter_hook.js";
 
 export interface ServerDeps {
   remote?: Remote;
@@ -40,6 +41,7 @@ export function createServer(deps: ServerDeps = {}): CreatedServer {
 
   for (const def of allTools) register(server, def as ToolDef, remote, ledger, deps);
   registerKnowledge(server);
+  installMeterHook();
   structureInputErrors(server);
 
   return {

@@ -1,16 +1,154 @@
-/** launch_queue — NOT YET IMPLEMENTED (placeholder so the server builds; replaced by its owner). */
+/**
+ * launch_queue — start a detached, resumable queue of cells over one or more boxes and return within
+ * seconds. The same run_name again converges: done cells are skipped, live ones are left alone, the rest
+ * resume. Cell state lives on the box (src/backends/types.ts), so it outlives this server and the SSH link.
+ */
 import * as z from "zod";
+import { refuse, warning, type Warning } from "../common/result.js";
+import { assertNoInlineSecrets } from "../guard/secrets.js";
+import { getProfile } from "../knowledge/profiles.js";
+import type { Profile } from "../knowledge/schema.js";
+import { getHost } from "../ledger/hosts.js";
+import { getRun, runIdFor, saveRun } from "../ledger/runs.js";
 import { defineTool } from "../server/tool.js";
-import { refuse } from "../common/result.js";
+import { backendFor, chooseBackendName } from "../backends/index.js";
+import type { LaunchRequest } from "../backends/types.js";
+
+const CELL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const RESERVED_ENV = new Set(["RGT_RUN_ID", "RGT_CELL", "RGT_OUTPUT_DIR", "RGT_STATE_DIR", "RGT_WORKDIR", "RGT_DURABLE_ROOT", "CUDA_VISIBLE_DEVICES"]);
+
+const CellInput = z.object({
+  name: z.string().min(1).describe("unique within the run: letters, digits, . _ - (it names the output dir)"),
+  command: z.string().min(1).describe("shell command run with bash in workdir; reads $RGT_OUTPUT_DIR, $CUDA_VISIBLE_DEVICES"),
+  env: z.record(z.string(), z.string()).optional().describe("extra environment (no credentials: use push_secret)"),
+  gpus: z.number().int().min(0).max(16).optional().describe("GPUs per cell (default 1; 0 = CPU)"),
+});
 
 export const launchQueue = defineTool({
   name: "launch_queue",
-  title: "launch_queue",
-  description: "Not implemented yet.",
-  input: { host: z.string().optional() },
-  output: {},
-  annotations: { readOnlyHint: true, openWorldHint: true },
-  async handler() {
-    return refuse("INTERNAL", "launch_queue is not implemented yet", "wait for a later version");
+  title: "Launch a detached, resumable queue",
+  description:
+    "Start cells (one command each) detached on one or more SSH boxes — tmux when present, else setsid nohup; Slurm arrays or a Kubernetes indexed Job with detach — spread one lane per free GPU (CUDA_VISIBLE_DEVICES pinned, GPUs held by other processes skipped), each cell with its own output dir ($RGT_OUTPUT_DIR) and log. Returns in seconds with run_id, placement and the first log line. Idempotent: the same run_name skips done cells, never double-starts live ones, and resumes the rest. After success each cell's roster (`expect`) is copied to the durable dir and checked; a failed copy fails the cell. Refuses credentials in commands/env (SECRET_INLINE) and CRLF scripts.",
+  input: {
+    host: z.string().min(1).optional().describe("one ssh alias or user@host[:port]"),
+    hosts: z.array(z.string().min(1)).max(64).optional().describe("several hosts to fan the cells out over"),
+    run_name: z.string().min(1).max(100).describe("names the run; the same name again resumes it"),
+    workdir: z.string().min(1).describe("directory on the box the commands run in (absolute, or ~/…)"),
+    cells: z.array(CellInput).min(1).max(512),
+    expect: z.array(z.string().min(1)).max(64).optional().describe("artifacts every cell must leave, relative to its output dir, e.g. [\"best.pth\"]"),
+    detach: z.enum(["tmux", "nohup", "slurm", "k8s"]).optional(),
+    profile: z.string().optional().describe("platform profile (default: the one probe_env detected for the host)"),
+    durable_dir: z.string().optional().describe("override the profile's durable dir (\"\" = no durable copy)"),
+    data_dir: z.string().optional().describe("override the profile's data dir (where rgt-out/ goes)"),
+    scheduler: z
+      .object({
+        lanes: z.number().int().min(1).optional(),
+        walltime: z.union([z.string(), z.number()]).optional(),
+        partition: z.string().optional(),
+        signal_lead_s: z.number().int().min(0).optional(),
+        image: z.string().optional(),
+        namespace: z.string().optional(),
+        pvc: z.string().optional(),
+      })
+      .passthrough()
+      .optional()
+      .describe("Slurm / Kubernetes knobs (lanes, walltime, partition, image, namespace…)"),
+  },
+  output: {
+    run_id: z.string().optional(),
+    placement: z.array(z.object({ cell: z.string(), host: z.string(), gpu_indices: z.array(z.number()) })).optional(),
+    session: z.string().optional(),
+    log_dir: z.string().optional(),
+    started: z.array(z.string()).optional(),
+    skipped_done: z.array(z.string()).optional(),
+    skipped_live: z.array(z.string()).optional(),
+    first_log_line: z.string().optional(),
+    backend: z.string().optional(),
+    elapsed_ms: z.number().optional(),
+  },
+  annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true },
+  async handler(args, ctx) {
+    const t0 = Date.now();
+    const warnings: Warning[] = [];
+    const hosts = [...new Set([...(args.host ? [args.host] : []), ...(args.hosts ?? [])])];
+    if (hosts.length === 0) refuse("BAD_INPUT", "host: give host or hosts", "Pass host: \"<ssh alias>\" or hosts: [\"a\", \"b\"].");
+
+    // --- validate before anything reaches a box ---
+    const seen = new Set<string>();
+    args.cells.forEach((c, i) => {
+      if (!CELL_NAME.test(c.name)) refuse("BAD_INPUT", `cells[${i}].name: "${c.name.slice(0, 40)}" must be 1-64 of letters, digits, . _ - (starting with a letter or digit)`, "Rename the cell.");
+      if (seen.has(c.name)) refuse("BAD_INPUT", `cells[${i}].name: "${c.name}" appears twice`, "Cell names must be unique within a run.");
+      seen.add(c.name);
+      if (c.command.includes("\r")) refuse("CRLF_SCRIPT", `cells[${i}].command contains a carriage return (CRLF text)`, "Send the command with LF line endings only.");
+      if (c.command.includes("\0")) refuse("BAD_INPUT", `cells[${i}].command contains a NUL byte`, "Remove it.");
+      for (const [k, v] of Object.entries(c.env ?? {})) {
+        if (!ENV_NAME.test(k)) refuse("BAD_INPUT", `cells[${i}].env: "${k.slice(0, 40)}" is not a valid variable name`, "Use letters, digits and _, not starting with a digit.");
+        if (RESERVED_ENV.has(k)) refuse("BAD_INPUT", `cells[${i}].env.${k} is set by rgt for every cell`, "Drop it; rgt sets it (CUDA_VISIBLE_DEVICES comes from placement).");
+        if (v.includes("\0")) refuse("BAD_INPUT", `cells[${i}].env.${k} contains a NUL byte`, "Remove it.");
+      }
+    });
+    (args.expect ?? []).forEach((e, i) => {
+      if (e.startsWith("/") || e.split("/").includes("..") || /[\n\r\0]/.test(e)) refuse("BAD_INPUT", `expect[${i}]: "${e.slice(0, 60)}" must be a path relative to the cell's output dir`, "Use e.g. \"best.pth\" or \"ckpt/last.pt\".");
+    });
+    if (!/^(\/|~)/.test(args.workdir) || /[\n\r\0]/.test(args.workdir)) refuse("BAD_INPUT", `workdir: "${args.workdir.slice(0, 80)}" must be an absolute path (or start with ~/)`, "Pass the directory push_code wrote to.");
+    const fields: Record<string, string | undefined> = { run_name: args.run_name, workdir: args.workdir };
+    args.cells.forEach((c, i) => {
+      fields[`cells[${i}].command`] = c.command;
+      for (const [k, v] of Object.entries(c.env ?? {})) fields[`cells[${i}].env.${k}`] = v;
+    });
+    assertNoInlineSecrets(fields);
+
+    // --- profile: explicit, else what probe_env detected for the first host ---
+    let profile: Profile | undefined;
+    if (args.profile) {
+      profile = getProfile(args.profile);
+      if (!profile) refuse("BAD_INPUT", `profile: no profile named "${args.profile}"`, "Use a name from rgt://profiles, or leave it out to use the detected one.");
+    } else {
+      const h = getHost(ctx.ledger, hosts[0]);
+      if (h?.profile) profile = getProfile(h.profile, h.variant);
+      if (!profile) warnings.push(warning("NOT_PROBED", "info", `no platform profile known for ${hosts[0]} (run probe_env first); generic defaults used: no data/durable dir, state under $HOME`));
+    }
+
+    const runId = runIdFor(args.run_name);
+    const existing = getRun(ctx.ledger, runId);
+    const backendName = existing && !args.detach ? existing.backend : chooseBackendName(args.detach, profile);
+    if (existing && existing.run_name !== args.run_name) {
+      warnings.push(warning("RUN_ID_SHARED", "info", `run_name "${args.run_name}" maps to the same run_id as "${existing.run_name}"; treated as the same run`));
+    }
+    const backend = await backendFor(backendName);
+    const req: LaunchRequest & { scheduler?: Record<string, unknown> } = {
+      run_id: runId,
+      run_name: args.run_name,
+      hosts,
+      workdir: args.workdir,
+      cells: args.cells.map((c) => ({ name: c.name, command: c.command, env: c.env ?? {}, ...(c.gpus !== undefined ? { gpus: c.gpus } : {}) })),
+      expect: args.expect ?? existing?.expect ?? [],
+      ...(profile ? { profile } : {}),
+      ...(args.durable_dir !== undefined ? { durable_dir: args.durable_dir } : existing?.durable_dir ? { durable_dir: existing.durable_dir } : {}),
+      ...(args.data_dir !== undefined ? { data_dir: args.data_dir } : {}),
+      ...(existing ? { existing } : {}),
+      ...(args.scheduler ? { scheduler: args.scheduler as Record<string, unknown> } : {}),
+    };
+    await ctx.progress(0, 2, `launching ${args.cells.length} cell(s) on ${hosts.join(", ")}`);
+    const out = await backend.launch({ remote: ctx.remote, ledger: ctx.ledger, signal: ctx.signal, log: ctx.log }, req);
+    await saveRun(ctx.ledger, out.record);
+    await ctx.progress(2, 2, "launched");
+
+    return {
+      ok: true,
+      run_id: runId,
+      backend: backendName,
+      placement: out.placement,
+      session: out.session,
+      log_dir: out.log_dir,
+      started: out.started,
+      skipped_done: out.skipped_done,
+      skipped_live: out.skipped_live,
+      ...(out.first_log_line ? { first_log_line: out.first_log_line } : {}),
+      ...(out.extra ?? {}),
+      warnings: [...warnings, ...out.warnings],
+      elapsed_ms: Date.now() - t0,
+    };
   },
 });

@@ -61,7 +61,7 @@ export const probeEnv = defineTool({
     cuda_version: z.string().nullable(),
     disks: z.array(z.object({ mount: z.string(), role: z.enum(["data", "durable", "system", "other"]), size_bytes: z.number().nullable(), used_pct: z.number().nullable(), inodes_used_pct: z.number().nullable() })),
     memory: z.object({ cgroup_limit_bytes: z.number().nullable(), host_total_bytes: z.number().nullable() }),
-    python: z.object({ path: z.string(), version: z.string().nullable(), torch: z.object({ version: z.string().nullable(), cuda_available: z.boolean().nullable(), basis: z.string() }).nullable().optional() }).nullable(),
+    python: z.object({ path: z.string(), version: z.string().nullable(), torch: z.object({ version: z.string().nullable(), cuda_available: z.boolean().nullable(), basis: z.enum(["metadata", "import"]), cuda_build: z.string().optional() }).nullable().optional() }).nullable(),
     tools: z.object({ tmux: z.boolean(), rsync: z.boolean(), python: z.boolean(), sbatch: z.boolean(), kubectl: z.boolean() }),
     uptime_s: z.number().nullable(),
     running: z.array(z.object({ pid: z.number(), gpu: z.number().nullable(), used_memory_mib: z.number().nullable(), user: z.string(), command: z.string() })),
@@ -127,8 +127,8 @@ export const probeEnv = defineTool({
       const inodes_used_pct = pct(d.inodes_used, d.inodes_total);
       disks.push({ mount: d.path, role, size_bytes: d.size_kb != null ? d.size_kb * 1024 : null, used_pct, inodes_used_pct });
       if (inodes_used_pct != null && inodes_used_pct >= INODE_WARN_PCT) {
-        warnings.push(warning("INODE_HIGH", inodes_used_pct >= 95 ? "danger" : "warn", `${d.path}: ${inodes_used_pct}% of inodes used while bytes are ${used_pct ?? "?"}% used — new files will fail with 'No space left on device'. Pack small files (tar/zip, webdataset) or move them to the data disk.`, ref));
-        if (pm?.inode_gotcha) warnings.push(warning(pm.inode_gotcha, "danger", `${d.path} is this platform's inode-capped mount (${pm.note ?? "small inode cap"}).`, ref));
+        warnings.push(warning("INODE_HIGH", inodes_used_pct >= 95 ? "danger" : "warn", `${d.path}: inodes ${inodes_used_pct}% used, bytes ${used_pct ?? "?"}%`));
+        if (pm?.inode_gotcha) warnings.push(warning(pm.inode_gotcha, "danger", `${d.path}: hard inode cap${profile?.inode_cap ? ` ~${Math.round(profile.inode_cap / 1000)}K` : ""}`));
       }
       if (used_pct != null && used_pct >= DISK_WARN_PCT) {
         warnings.push(warning("DISK_HIGH", used_pct >= 97 ? "danger" : "warn", `${d.path}: ${used_pct}% of bytes used; checkpoints and logs will start failing. Prune scratch or pull and delete old checkpoints.`, ref));
@@ -151,26 +151,27 @@ export const probeEnv = defineTool({
     const tools = { tmux: !!raw.tools.tmux, rsync: !!raw.tools.rsync, python: !!raw.tools.python3 || !!raw.python, sbatch: !!raw.tools.sbatch, kubectl: !!raw.tools.kubectl };
     if (!tools.tmux) warnings.push(warning("NO_TMUX", "info", "tmux is not installed: launch_queue will detach with setsid nohup instead (runs survive the connection either way)."));
     if (!tools.rsync) warnings.push(warning("NO_RSYNC", "info", "rsync is not installed on the box: push_code and pull_verify fall back to SFTP (slower, still resumable per file)."));
-    let python: { path: string; version: string | null; torch?: { version: string | null; cuda_available: boolean | null; basis: string } | null } | null = null;
+    let python: { path: string; version: string | null; torch?: { version: string | null; cuda_available: boolean | null; basis: "metadata" | "import"; cuda_build?: string } | null } | null = null;
     if (!raw.python) {
       warnings.push(warning("NO_PYTHON", "warn", `no ${profile?.python_path ?? "python3"} on the box's PATH; training commands must name their interpreter.`));
     } else {
       const t = raw.python.torch;
-      let torch: { version: string | null; cuda_available: boolean | null; basis: string } | null = null;
+      let torch: { version: string | null; cuda_available: boolean | null; basis: "metadata" | "import"; cuda_build?: string } | null = null;
       if (t) {
         if (t.method === "import") {
-          torch = { version: t.version, cuda_available: t.cuda_available ?? null, basis: "torch.cuda.is_available()" };
+          torch = { version: t.version, cuda_available: t.cuda_available ?? null, basis: "import" };
         } else {
           // Fast path: what torch was built for vs what the driver supports, no import.
           let avail: boolean | null = null;
           if (gpus.length === 0) avail = false;
           else if (!t.cuda_build) avail = false;
           else if (raw.cuda_version) avail = versionAtLeast(raw.cuda_version, t.cuda_build);
-          torch = { version: t.version, cuda_available: avail, basis: t.cuda_build ? `metadata: built for CUDA ${t.cuda_build}, driver supports ${raw.cuda_version ?? "?"}` : "metadata: CPU-only build" };
+          // basis "metadata": read from the installed package (its CUDA build vs the driver's), not imported
+          torch = { version: t.version, cuda_available: avail, basis: "metadata", ...(t.cuda_build ? { cuda_build: t.cuda_build } : {}) };
           if (gpus.length && t.cuda_build && raw.cuda_version && !versionAtLeast(raw.cuda_version, t.cuda_build)) {
             warnings.push(warning("TORCH_CUDA_MISMATCH", "danger", `torch ${t.version} is built for CUDA ${t.cuda_build} but the driver supports up to ${raw.cuda_version}: CUDA will be unavailable. Install a torch wheel for CUDA ≤ ${raw.cuda_version} (do not upgrade the driver on a rental).`));
           }
-          if (gpus.length && t.version && !t.cuda_build) warnings.push(warning("TORCH_CPU_ONLY", "warn", `torch ${t.version} is a CPU-only build on a GPU box.`));
+          // A CPU-only build shows as cuda_available:false without a cuda_build; no separate warning (2 KB budget).
         }
       }
       python = { path: raw.python.path, version: raw.python.version, ...(t || raw.python.torch_error ? { torch } : {}) };
@@ -196,7 +197,14 @@ export const probeEnv = defineTool({
       gpu_name: gpus[0]?.name,
       ...(Object.keys(instance_ids).length ? { instance_ids } : {}),
     });
-    const surface_to_user = first && profile ? [...profile.surface_to_user, ...profile.danger_clocks.map((c) => `${c.id}: ${c.message} (verified ${c.verified})`)] : [];
+    // First sight of a host: the profile's conveniences and danger clocks, once. The clocks' full text is in
+    // the profile resource; here they are named with their stamps so the agent can tell the user and cite them.
+    const surface_to_user = first && profile
+      ? [
+          ...profile.surface_to_user,
+          ...(profile.danger_clocks.length ? [`Danger clocks (${ref}): ${profile.danger_clocks.map((c) => `${c.id}${c.hours ? ` ${c.hours >= 48 ? `${Math.round(c.hours / 24)} d` : `${c.hours} h`}` : ""} (verified ${c.verified})`).join("; ")}`] : []),
+        ]
+      : [];
 
     return {
       ok: true,

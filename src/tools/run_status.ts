@@ -1,16 +1,64 @@
-/** run_status — NOT YET IMPLEMENTED (placeholder so the server builds; replaced by its owner). */
+/**
+ * run_status — one patrol tick: one round trip per host (hosts in parallel) answering the run's state,
+ * each cell's state / exit code / progress / log age / short tail, GPU memory, disk and inode pressure,
+ * and — when the run died — a cause with its evidence. A host that does not answer is asked again and
+ * then reported `unknown`, never dead.
+ */
 import * as z from "zod";
-import { defineTool } from "../server/tool.js";
 import { refuse } from "../common/result.js";
+import { listRuns } from "../ledger/runs.js";
+import { defineTool } from "../server/tool.js";
+import { DEFAULT_STALL_S, runStatusOf } from "../backends/index.js";
+
+const CellOut = z.object({
+  name: z.string(),
+  host: z.string().optional(),
+  state: z.string(),
+  exit_code: z.number().optional(),
+  progress: z.object({ step: z.number().optional(), total_steps: z.number().optional(), epoch: z.number().optional(), total_epochs: z.number().optional(), pct: z.number().optional() }).optional(),
+  log_age_s: z.number(),
+  tail: z.array(z.string()).optional(),
+  log_bytes: z.number().optional(),
+  new_text: z.string().optional(),
+  reason: z.string().optional(),
+  cause: z.object({ cause: z.string(), evidence: z.string() }).optional(),
+});
 
 export const runStatus = defineTool({
   name: "run_status",
-  title: "run_status",
-  description: "Not implemented yet.",
-  input: { host: z.string().optional() },
-  output: {},
-  annotations: { readOnlyHint: true, openWorldHint: true },
-  async handler() {
-    return refuse("INTERNAL", "run_status is not implemented yet", "wait for a later version");
+  title: "Status of a launched run",
+  description:
+    "Patrol a run launched with launch_queue in one round trip per host: run state (running|done|failed|stalled|vanished|unknown), per cell state, exit code, progress parsed from the log (step/epoch), log age, a short redacted tail, GPU memory, disk+inode pressure; for a dead run the cause (reboot, oom, hangup, killed) with evidence, and a one-line next_action. `stalled` = alive but the log stopped growing past stall_after_s. Pass log_offset (a cell's previous log_bytes) to get only new log text. A dropped connection is re-checked and reported unknown, never as a dead run. Read-only.",
+  input: {
+    run_id: z.string().min(1).optional().describe("the run_id launch_queue returned (default: the latest run, on `host` if given)"),
+    host: z.string().min(1).optional().describe("pick the latest run on this host when run_id is absent"),
+    log_offset: z.number().int().min(0).optional().describe("return log text after this byte offset (new_text)"),
+    stall_after_s: z.number().int().min(1).max(7 * 24 * 3600).optional().describe(`seconds of log silence before a live cell counts as stalled (default ${DEFAULT_STALL_S})`),
+  },
+  output: {
+    run_id: z.string().optional(),
+    run_name: z.string().optional(),
+    state: z.enum(["running", "done", "failed", "stalled", "vanished", "unknown"]).optional(),
+    cells: z.array(CellOut).optional(),
+    gpus: z.array(z.object({ host: z.string(), index: z.number(), memory_used_mib: z.number().optional(), memory_total_mib: z.number().optional(), utilization_pct: z.number().optional() })).optional(),
+    disks: z.array(z.object({ host: z.string(), mount: z.string(), size_bytes: z.number().optional(), used_pct: z.number().optional(), inodes_used_pct: z.number().optional() })).optional(),
+    vanished_cause: z.object({ cause: z.string(), evidence: z.string() }).optional(),
+    next_action: z.string().optional(),
+    elapsed_ms: z.number().optional(),
+  },
+  annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true },
+  async handler(args, ctx) {
+    const t0 = Date.now();
+    let runId = args.run_id;
+    if (!runId) {
+      const runs = listRuns(ctx.ledger, args.host ? { host: args.host } : {});
+      if (!runs.length) refuse("NOT_FOUND", `no run recorded${args.host ? ` on ${args.host}` : ""}`, "Launch one with launch_queue, or pass run_id.");
+      runId = runs[0].run_id;
+    }
+    const r = await runStatusOf(ctx.remote, ctx.ledger, runId, {
+      ...(args.log_offset !== undefined ? { log_offset: args.log_offset } : {}),
+      ...(args.stall_after_s !== undefined ? { stall_after_s: args.stall_after_s } : {}),
+    });
+    return { ...r, elapsed_ms: Date.now() - t0 };
   },
 });

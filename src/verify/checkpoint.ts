@@ -218,7 +218,7 @@ const TORCH_PY = [
   "    try:",
   "        try:",
   "            obj = torch.load(p, map_location='cpu', weights_only=True, mmap=True)",
-  "        except RuntimeError as e:",
+  "        except (RuntimeError, TypeError, ValueError) as e:",
   "            if 'mmap' not in str(e): raise",
   "            obj = torch.load(p, map_location='cpu', weights_only=True)",
   "        print(json.dumps({'path': p, 'ok': True, 'tensors': count(obj)}), flush=True)",
@@ -246,36 +246,64 @@ export function findTorchPython(): string | null {
 
 export interface TorchLoadResult { ok: boolean; tensors?: number; error?: string }
 
-/** torch.load(weights_only=True) every file in one Python process, bounded in time. null when no torch. */
-export async function torchLoadBatch(files: string[], timeoutMs: number): Promise<Map<string, TorchLoadResult> | null> {
-  const py = findTorchPython();
-  if (!py || files.length === 0) return py ? new Map() : null;
+function runBatch(py: string, files: string[], timeoutMs: number): Promise<{ torch: boolean; results: Map<string, TorchLoadResult> }> {
   return new Promise((resolve) => {
-    const child = execFile(py, ["-c", TORCH_PY], { timeout: timeoutMs, maxBuffer: 8 * 1024 * 1024, killSignal: "SIGKILL" }, (_err, stdout) => {
-      const out = new Map<string, TorchLoadResult>();
+    const child = execFile(py, ["-c", TORCH_PY], { timeout: timeoutMs, maxBuffer: 8 * 1024 * 1024, killSignal: "SIGKILL" }, (err, stdout) => {
+      const results = new Map<string, TorchLoadResult>();
+      let torch = false;
       for (const line of String(stdout).split("\n")) {
         if (!line.startsWith("{")) continue;
         try {
-          const r = JSON.parse(line) as { path?: string; ok?: boolean; tensors?: number; error?: string };
-          if (r.path) out.set(r.path, { ok: !!r.ok, tensors: r.tensors, error: r.error });
+          const r = JSON.parse(line) as { torch?: string | null; path?: string; ok?: boolean; tensors?: number; error?: string };
+          if ("torch" in r) torch = typeof r.torch === "string";
+          else if (r.path) results.set(r.path, { ok: !!r.ok, tensors: r.tensors, error: r.error });
         } catch { /* ignore */ }
       }
-      for (const f of files) if (!out.has(f)) out.set(f, { ok: false, error: _err ? `torch.load did not finish (${_err.killed ? "timed out" : "child failed"})` : "no answer" });
-      resolve(out);
+      if (torch) {
+        for (const f of files) if (!results.has(f)) results.set(f, { ok: false, error: err ? `torch.load did not finish (${err.killed ? "timed out" : "child failed"})` : "no answer" });
+      }
+      resolve({ torch, results });
     });
+    child.on("error", () => { /* reported through the callback */ });
+    child.stdin?.on("error", () => {});
     child.stdin?.end(JSON.stringify(files));
   });
+}
+
+/**
+ * torch.load(weights_only=True) every file in one Python process, bounded in time. null when no local
+ * Python has torch. The first candidate that has torch is remembered (no separate import probe: importing
+ * torch costs seconds).
+ */
+export async function torchLoadBatch(files: string[], timeoutMs: number): Promise<Map<string, TorchLoadResult> | null> {
+  if (torchPython === null) return null;
+  const cands = torchPython ? [torchPython] : [process.env.RGT_PYTHON, "/usr/bin/python3", "python3"].filter((x): x is string => !!x);
+  for (const py of cands) {
+    const r = await runBatch(py, files, timeoutMs);
+    if (r.torch) { torchPython = py; return r.results; }
+  }
+  torchPython = null;
+  return null;
 }
 
 /**
  * Load-check a set of local files (absolute paths). Structural check for each checkpoint, then one
  * torch.load batch for the torch formats whose structure is not already known broken.
  */
-export async function loadCheckFiles(files: string[], opts: { torch?: boolean; timeoutMs?: number } = {}): Promise<Map<string, LoadCheck>> {
+const loadCache = new Map<string, LoadCheck>();
+
+export async function loadCheckFiles(
+  files: string[],
+  opts: { torch?: boolean; timeoutMs?: number; sha256?: Map<string, string> } = {},
+): Promise<Map<string, LoadCheck>> {
   const out = new Map<string, LoadCheck>();
   const forTorch: string[] = [];
   let totalBytes = 0;
   for (const f of files) {
+    // a file with the same content was fully checked before in this process: same verdict
+    const key = opts.sha256?.get(f);
+    const hit = key ? loadCache.get(key) : undefined;
+    if (hit && (hit.torch_load === "ok" || hit.torch_load === "failed" || hit.torch_load === "unavailable")) { out.set(f, { ...hit }); continue; }
     const c = structuralCheck(f);
     if (!c) continue;
     out.set(f, c);
@@ -305,5 +333,6 @@ export async function loadCheckFiles(files: string[], opts: { torch?: boolean; t
       c.detail = `torch.load failed: ${r?.error ?? "unknown error"}`;
     }
   }
+  if (opts.sha256) for (const [f, c] of out) { const k = opts.sha256.get(f); if (k && c.torch_load && c.torch_load !== "skipped") loadCache.set(k, { ...c }); }
   return out;
 }

@@ -137,6 +137,46 @@ describe("knowledge half of the evals", () => {
   });
 });
 
+describe("the knowledge files themselves", () => {
+  const REFS = ["ssh-transport", "spot-resilience", "china-network", "gotchas-universal", "monitoring-patterns", "lifecycle-checklist", "principles", "parallel-ablation"];
+
+  it("has exactly the eight references, each compact, with unique heading ids", () => {
+    const names = fs.readdirSync(path.join(ROOT, "references")).filter((f) => f.endsWith(".md")).map((f) => f.slice(0, -3)).sort();
+    expect(names).toEqual([...REFS].sort());
+    for (const n of REFS) {
+      const text = fs.readFileSync(path.join(ROOT, "references", `${n}.md`), "utf8");
+      const bytes = Buffer.byteLength(text);
+      expect(bytes, n).toBeGreaterThanOrEqual(4 * 1024);
+      expect(bytes, n).toBeLessThanOrEqual(10 * 1024);
+      expect(text.includes("\r"), `${n} has CR characters`).toBe(false);
+      const ids = [...text.matchAll(/^###[ \t]+([A-Z][A-Z0-9_-]*)\b/gm)].map((m) => m[1]);
+      expect(new Set(ids).size, `${n} repeats a heading id`).toBe(ids.length);
+    }
+  });
+
+  it("keeps the Young/Daly worked number and the round-down rule", () => {
+    const text = fs.readFileSync(path.join(ROOT, "references", "spot-resilience.md"), "utf8");
+    expect(Math.round(Math.sqrt(2 * 10800 * 30))).toBe(805);
+    expect(text).toMatch(/805 s/);
+    expect(text).toMatch(/round(ing)? down/i);
+  });
+
+  it("ships a skill hub with standard frontmatter under 16 KB that names every tool and resource family", () => {
+    const text = fs.readFileSync(path.join(ROOT, "skill", "SKILL.md"), "utf8");
+    expect(Buffer.byteLength(text)).toBeLessThanOrEqual(16 * 1024);
+    const fm = frontmatterOf(text)!;
+    expect(fm.name).toBe("remote-gpu-trainer");
+    expect(typeof fm.description).toBe("string");
+    expect(String(fm.description).length).toBeGreaterThan(50);
+    expect(String(fm.description).length).toBeLessThanOrEqual(1024);
+    for (const tool of ["probe_env", "push_code", "push_secret", "launch_queue", "run_status", "stop_run", "pull_verify", "request_teardown", "remote_exec", "check_staleness", "checkpoint_cadence"]) {
+      expect(text, tool).toContain(tool);
+    }
+    expect(text).toContain("rgt://profiles/{name}");
+    for (const n of REFS) expect(text, n).toContain(`rgt://references/${n}`);
+  });
+});
+
 describe("heading and frontmatter rules", () => {
   it("accepts `### ID` and `### ID — title`, not a longer id or a deeper heading", () => {
     const t = "### U7 — inodes\n### AD4\n### AD-DANGER — 15 days\n#### U9 — too deep\n### U70 - other\n### SLURM2: signal\n";

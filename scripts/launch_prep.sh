@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# rgt: the first launch round trip. Reports, as tab-separated lines, what placement needs:
+# where the run's state lives, which tools exist, the GPUs and who holds them, the state of every
+# cell and lane already recorded for this run, and which named scripts carry CR line endings.
+#   usage: bash launch_prep.sh <run_id> <state_dir or ""> <durable_dir or ""> <data_dir or ""> <workdir> [script paths...]
+set -u
+
+# profile paths may start with ~, $HOME, $USER or $TMPDIR: expanded here, on the box
+expand() {
+  local p=$1
+  case $p in "~") p=$HOME ;; "~/"*) p="$HOME/${p#\~/}" ;; esac
+  p=${p//\$HOME/$HOME}
+  p=${p//\$USER/${USER:-$(id -un 2>/dev/null)}}
+  p=${p//\$TMPDIR/${TMPDIR:-/tmp}}
+  printf '%s' "${p%/}"
+}
+RUN_ID=${1:?run id}
+SD_HINT=${2:-}
+DURABLE=$(expand "${3:-}")
+DATA=$(expand "${4:-}")
+WORKDIR=$(expand "${5:-}")
+shift 5 2>/dev/null || shift $#
+
+tab() { local IFS=$'\t'; printf '%s\n' "$*"; }
+pstart() {
+  local s
+  { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 1
+  s=${s##*) }
+  set -- $s
+  [ "$1" = Z ] && return 1
+  printf '%s' "${20}"
+}
+# alive <pid> <pstart>: the same process is still there (not a recycled pid, not a zombie)
+alive() {
+  [ -n "${1:-}" ] || return 1
+  local now
+  now=$(pstart "$1") || return 1
+  [ -z "${2:-}" ] || [ "$2" = 0 ] || [ "$now" = "$2" ]
+}
+has() { command -v "$1" >/dev/null 2>&1 && echo 1 || echo 0; }
+
+durable_ok=missing
+if [ -n "$DURABLE" ] && [ -d "$DURABLE" ] && [ -w "$DURABLE" ]; then durable_ok=ok; fi
+# state lives under $HOME (survives stop and reboot everywhere; durable mounts are often inode-capped
+# network filesystems where a dozen small files per cell is the wrong load)
+if [ -n "$SD_HINT" ]; then
+  SD=$SD_HINT
+else
+  SD="$HOME/.rgt/runs/$RUN_ID"
+fi
+tab HOME "$HOME"
+tab SD "$SD"
+tab DURABLE "$DURABLE" "$durable_ok"
+tab WORKDIR "$([ -d "$WORKDIR" ] && echo 1 || echo 0)" "$WORKDIR"
+tab DATA "$DATA" "$([ -n "$DATA" ] && [ -d "$DATA" ] && [ -w "$DATA" ] && echo ok || echo missing)"
+tab TOOLS "tmux=$(has tmux)" "setsid=$(has setsid)" "nohup=$(has nohup)" "python3=$(has python3)" "sha256sum=$(has sha256sum)"
+tab NOW "$(date +%s)"
+
+if command -v nvidia-smi >/dev/null 2>&1; then
+  nvidia-smi --query-gpu=index,uuid,memory.used,memory.total --format=csv,noheader,nounits 2>/dev/null |
+    while IFS=', ' read -r idx uuid used total; do [ -n "$idx" ] && tab GPU "$idx" "$uuid" "$used" "$total"; done
+  nvidia-smi --query-compute-apps=gpu_uuid,pid --format=csv,noheader,nounits 2>/dev/null |
+    while IFS=', ' read -r uuid pid; do [ -n "$uuid" ] && tab GPUAPP "$uuid" "$pid"; done
+fi
+
+if [ -d "$SD/cells" ]; then
+  for d in "$SD"/cells/*/; do
+    [ -d "$d" ] || continue
+    c=${d%/}
+    c=${c##*/}
+    st=$(cat "$d/state" 2>/dev/null || echo pending)
+    a=0
+    if [ "$st" = running ] && alive "$(cat "$d/pid" 2>/dev/null)" "$(cat "$d/pstart" 2>/dev/null)"; then a=1; fi
+    tab CELL "$c" "$st" "$(cat "$d/spec_sha" 2>/dev/null)" "$a"
+  done
+fi
+if [ -d "$SD/lanes" ]; then
+  for f in "$SD"/lanes/*.cells; do
+    [ -e "$f" ] || continue
+    l=${f##*/}
+    l=${l%.cells}
+    a=0
+    if [ -r "$SD/lanes/$l.pid" ]; then
+      read -r lp ls <"$SD/lanes/$l.pid"
+      alive "$lp" "$ls" && a=1
+    fi
+    tab LANE "$l" "$a" "$(cat "$SD/lanes/$l.gpus" 2>/dev/null)" "$(tr '\n' ',' <"$f")"
+  done
+fi
+
+for p in "$@"; do
+  case $p in /*) f=$p ;; *) f="$WORKDIR/$p" ;; esac
+  if [ -f "$f" ] && grep -q $'\r' "$f" 2>/dev/null; then tab CRLF "$p"; fi
+done
+exit 0

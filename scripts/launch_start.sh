@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# rgt: the second launch round trip. Unpacks the run's spec files (a bundle on stdin: "<relpath> <bytes>\n"
+# followed by exactly that many bytes, repeated) into the state dir, then starts each new lane detached —
+# a tmux window, or setsid nohup when tmux is absent — and waits briefly for a first log line.
+#   usage: bash launch_start.sh <state_dir> <tmux|nohup> <session> <run_queue.sh> <run_one.sh> <wait_s> <lane>...
+set -u
+
+SD=${1:?state dir}
+MODE=${2:?mode}
+SESSION=${3:?session}
+RUN_QUEUE=${4:?run_queue}
+RUN_ONE=${5:?run_one}
+WAIT_S=${6:-3}
+shift 6
+LANES=("$@")
+
+tab() { local IFS=$'\t'; printf '%s\n' "$*"; }
+q() { local s=${1//\'/\'\\\'\'}; printf "'%s'" "$s"; }
+pstart() {
+  local s
+  { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 1
+  s=${s##*) }
+  set -- $s
+  [ "$1" = Z ] && return 1
+  printf '%s' "${20}"
+}
+alive() {
+  [ -n "${1:-}" ] || return 1
+  local now
+  now=$(pstart "$1") || return 1
+  [ -z "${2:-}" ] || [ "$2" = 0 ] || [ "$now" = "$2" ]
+}
+
+umask 077
+mkdir -p "$SD/cells" "$SD/lanes" || { tab ERROR "cannot create $SD"; exit 3; }
+
+# one launcher at a time per run (a second concurrent launch waits, then sees the first one's lanes)
+LOCK="$SD/.launch.lock"
+for _ in $(seq 1 100); do
+  mkdir "$LOCK" 2>/dev/null && break
+  if [ -n "$(find "$LOCK" -maxdepth 0 -mmin +2 2>/dev/null)" ]; then rmdir "$LOCK" 2>/dev/null; fi
+  sleep 0.1
+done
+trap 'rmdir "$LOCK" 2>/dev/null' EXIT
+
+IN="$SD/.incoming.$$"
+mkdir -p "$IN"
+while IFS=' ' read -r rel size; do
+  [ -n "$rel" ] || break
+  case $rel in /* | *..*) tab ERROR "bad bundle path $rel"; exit 3 ;; esac
+  mkdir -p "$IN/$(dirname -- "$rel")"
+  head -c "$size" >"$IN/$rel"
+done
+
+# cells already running under a live lane (an earlier launch) are never started a second time
+declare -A livecell=()
+for f in "$SD"/lanes/*.cells; do
+  [ -e "$f" ] || continue
+  l=${f##*/}
+  l=${l%.cells}
+  [ -r "$SD/lanes/$l.pid" ] || continue
+  read -r lp ls <"$SD/lanes/$l.pid"
+  alive "$lp" "$ls" || continue
+  while IFS= read -r c; do [ -n "$c" ] && livecell[$c]=1; done <"$f"
+done
+for d in "$SD"/cells/*/; do
+  [ -d "$d" ] || continue
+  c=${d%/}
+  c=${c##*/}
+  if [ "$(cat "$d/state" 2>/dev/null)" = running ] && alive "$(cat "$d/pid" 2>/dev/null)" "$(cat "$d/pstart" 2>/dev/null)"; then livecell[$c]=1; fi
+done
+
+# move the run-wide files and the cell specs into place (never the files of a live cell)
+for f in run.env0 expect; do [ -e "$IN/$f" ] && mv -f "$IN/$f" "$SD/$f"; done
+if [ -d "$IN/cells" ]; then
+  for d in "$IN"/cells/*/; do
+    [ -d "$d" ] || continue
+    c=${d%/}
+    c=${c##*/}
+    if [ -n "${livecell[$c]:-}" ]; then tab SKIPLIVE "$c"; continue; fi
+    mkdir -p "$SD/cells/$c"
+    for f in "$d"*; do mv -f "$f" "$SD/cells/$c/"; done
+    rm -f "$SD/cells/$c/stop_requested"
+    [ "$(cat "$SD/cells/$c/state" 2>/dev/null)" = done ] || printf 'pending\n' >"$SD/cells/$c/state"
+  done
+fi
+rm -f "$SD/stop_requested"
+
+started=()
+for l in "${LANES[@]}"; do
+  [ -r "$IN/lanes/$l.cells" ] || continue
+  keep=()
+  while IFS= read -r c; do [ -n "$c" ] && [ -z "${livecell[$c]:-}" ] && keep+=("$c"); done <"$IN/lanes/$l.cells"
+  [ "${#keep[@]}" -gt 0 ] || continue
+  printf '%s\n' "${keep[@]}" >"$SD/lanes/$l.cells"
+  [ -e "$IN/lanes/$l.gpus" ] && mv -f "$IN/lanes/$l.gpus" "$SD/lanes/$l.gpus"
+  rm -f "$SD/lanes/$l.pid" "$SD/lanes/$l.signal" "$SD/lanes/$l.ended_at"
+  if [ "$MODE" = tmux ]; then
+    cmd="exec bash $(q "$RUN_QUEUE") $(q "$SD") $(q "$l") $(q "$RUN_ONE") >>$(q "$SD/lanes/$l.out") 2>&1"
+    if tmux has-session -t "=$SESSION" 2>/dev/null; then
+      tmux new-window -d -t "=$SESSION:" -n "$l" "$cmd" || { tab ERROR "tmux new-window failed for lane $l"; continue; }
+    else
+      tmux new-session -d -s "$SESSION" -n "$l" "$cmd" || { tab ERROR "tmux new-session failed for lane $l"; continue; }
+    fi
+  else
+    if command -v setsid >/dev/null 2>&1; then
+      setsid nohup bash "$RUN_QUEUE" "$SD" "$l" "$RUN_ONE" </dev/null >>"$SD/lanes/$l.out" 2>&1 &
+    else
+      nohup bash "$RUN_QUEUE" "$SD" "$l" "$RUN_ONE" </dev/null >>"$SD/lanes/$l.out" 2>&1 &
+    fi
+  fi
+  started+=("$l")
+  tab STARTED "$l" "$MODE" "${keep[*]}"
+done
+rm -rf "$IN"
+
+# the lanes must be visibly alive before we answer (so an immediate relaunch sees them)
+for _ in $(seq 1 50); do
+  ok=1
+  for l in "${started[@]}"; do [ -s "$SD/lanes/$l.pid" ] || ok=0; done
+  [ "$ok" = 1 ] && break
+  sleep 0.1
+done
+rmdir "$LOCK" 2>/dev/null
+trap - EXIT
+
+# a first line of output from any cell we started (the runner's own [rgt] line if nothing else yet)
+first="" firstcell=""
+deadline=$(($(date +%s) + WAIT_S))
+while [ "${#started[@]}" -gt 0 ]; do
+  for l in "${started[@]}"; do
+    while IFS= read -r c; do
+      [ -r "$SD/cells/$c/log" ] || continue
+      line=$(grep -v -m 1 '^\[rgt\]' "$SD/cells/$c/log" 2>/dev/null)
+      if [ -n "$line" ]; then first=$line firstcell=$c; break 3; fi
+      [ -z "$firstcell" ] && { firstcell=$c; }
+    done <"$SD/lanes/$l.cells"
+  done
+  [ "$(date +%s)" -ge "$deadline" ] && break
+  sleep 0.2
+done
+if [ -z "$first" ] && [ -n "$firstcell" ]; then first=$(head -n 1 "$SD/cells/$firstcell/log" 2>/dev/null); fi
+[ -n "$firstcell" ] && tab FIRST "$firstcell" "$(printf '%s' "$first" | head -c 300 | tr '\t\r' '  ')"
+exit 0

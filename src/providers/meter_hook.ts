@@ -1,0 +1,50 @@
+/**
+ * The result hook behind IDLE_METER: every tool result that names a host updates that host's meter
+ * clock, and a host with no live work for longer than RGT_IDLE_METER_S (default 1800 s) gets a warning
+ * with the cost so far; the profile's danger clocks ride along once per host.
+ * Installed by createServer via installMeterHook().
+ */
+import { addResultHook, type ResultHook } from "../server/tool.js";
+import { getHost } from "../ledger/hosts.js";
+import { getRun } from "../ledger/runs.js";
+import { idleWarnings, markClocksShown, meterView, touchHost } from "../ledger/meter.js";
+import type { Ledger } from "../ledger/store.js";
+import { hostInfo } from "./hostinfo.js";
+
+const SKIP_CODES = new Set(["BAD_INPUT"]);
+
+function hostsOf(args: Record<string, unknown>, ledger: Ledger): string[] {
+  const out = new Set<string>();
+  if (typeof args.host === "string" && args.host) out.add(args.host);
+  if (Array.isArray(args.hosts)) for (const h of args.hosts) if (typeof h === "string" && h) out.add(h);
+  if (out.size === 0 && typeof args.run_id === "string") {
+    try { for (const h of getRun(ledger, args.run_id)?.hosts ?? []) out.add(h); } catch { /* unknown run */ }
+  }
+  return [...out].slice(0, 16);
+}
+
+export const meterHook: ResultHook = async (tool, args, result, ctx) => {
+  if (result.refused && SKIP_CODES.has(result.refused.code)) return;
+  const hosts = hostsOf(args, ctx.ledger);
+  if (hosts.length === 0) return;
+  const state = (result as { state?: unknown }).state;
+  const activity = (tool === "launch_queue" && result.ok) || (tool === "run_status" && (state === "running" || state === "stalled"));
+  for (const host of hosts) {
+    let firstSeen: number | undefined;
+    try { const h = getHost(ctx.ledger, host); if (h?.first_seen) firstSeen = Date.parse(h.first_seen) || undefined; } catch { /* none */ }
+    const m = await touchHost(ctx.ledger, host, { activity, firstSeen });
+    if (tool === "request_teardown") continue; // it reports the meter itself
+    const info = hostInfo(ctx.ledger, host);
+    const view = meterView(host, m, info.registry);
+    const clocks = (info.profile?.danger_clocks ?? []).map((c) => ({ id: c.id, message: c.message, hours: c.hours }));
+    const { warnings, shownNow } = idleWarnings(view, clocks, m.clocks_shown ?? []);
+    if (warnings.length === 0) continue;
+    if (!Array.isArray(result.warnings)) result.warnings = [];
+    result.warnings.push(...warnings);
+    await markClocksShown(ctx.ledger, host, shownNow);
+  }
+};
+
+export function installMeterHook(): void {
+  addResultHook(meterHook);
+}

@@ -1,0 +1,191 @@
+/**
+ * SFTP transfer, the fallback when a box has no rsync. Per-file resume: each file is written to
+ * <dir>/.rgt-partial/<name> (the same partial dir rsync uses) and renamed into place when complete;
+ * a re-run continues a partial file from where it stopped instead of starting over. Writes are pipelined
+ * (several requests in flight) so throughput does not collapse on a high-latency link.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { SFTPWrapper, Stats } from "ssh2";
+import { PARTIAL_DIR } from "./rsync.js";
+
+const CHUNK = 32 * 1024;
+const IN_FLIGHT = 16;
+/** bytes at the end of a partial file not trusted on resume (the requests that may have been in flight) */
+const RESUME_BACKOFF = CHUNK * IN_FLIGHT;
+
+export interface SftpTransferFile { path: string; bytes: number; mtimeMs?: number }
+
+export interface SftpTransferResult {
+  filesTransferred: number;
+  /** payload bytes actually moved this call (resumed bytes not counted) */
+  bytesTransferred: number;
+  resumedFiles: number;
+  failed: { path: string; error: string }[];
+}
+
+export interface SftpOptions {
+  onProgress?: (bytesDone: number) => void;
+  onFile?: (rel: string) => void;
+  /** a file failing stops the whole call (default false: record it and go on) */
+  stopOnError?: boolean;
+  deadline?: number;
+}
+
+const p = <T>(fn: (cb: (err: Error | null | undefined, v: T) => void) => void): Promise<T> =>
+  new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));
+
+async function rstat(sftp: SFTPWrapper, file: string): Promise<Stats | null> {
+  try { return await p<Stats>((cb) => sftp.stat(file, cb)); } catch { return null; }
+}
+
+async function rmkdirp(sftp: SFTPWrapper, dir: string, made: Set<string>): Promise<void> {
+  if (made.has(dir) || dir === "/" || dir === ".") return;
+  const st = await rstat(sftp, dir);
+  if (!st) {
+    await rmkdirp(sftp, path.posix.dirname(dir), made);
+    try { await p<void>((cb) => sftp.mkdir(dir, (e) => cb(e, undefined))); } catch (e) {
+      if (!(await rstat(sftp, dir))) throw e;
+    }
+  }
+  made.add(dir);
+}
+
+async function rrename(sftp: SFTPWrapper, from: string, to: string): Promise<void> {
+  const ext = (sftp as unknown as { ext_openssh_rename?: (a: string, b: string, cb: (e?: Error) => void) => void }).ext_openssh_rename;
+  if (ext) {
+    try { await p<void>((cb) => ext.call(sftp, from, to, (e) => cb(e, undefined))); return; } catch { /* fall through */ }
+  }
+  try { await p<void>((cb) => sftp.unlink(to, (e) => cb(e, undefined))); } catch { /* absent */ }
+  await p<void>((cb) => sftp.rename(from, to, (e) => cb(e, undefined)));
+}
+
+function checkDeadline(o: SftpOptions): void {
+  if (o.deadline && Date.now() > o.deadline) throw new Error("transfer ran past its time limit");
+}
+
+/** Push local files (relative to localDir) into remoteDir (absolute). */
+export async function sftpPush(sftp: SFTPWrapper, localDir: string, remoteDir: string, files: SftpTransferFile[], o: SftpOptions = {}): Promise<SftpTransferResult> {
+  const res: SftpTransferResult = { filesTransferred: 0, bytesTransferred: 0, resumedFiles: 0, failed: [] };
+  const made = new Set<string>();
+  let done = 0;
+  for (const f of files) {
+    checkDeadline(o);
+    const local = path.join(localDir, f.path);
+    const target = path.posix.join(remoteDir, f.path);
+    const dir = path.posix.dirname(target);
+    const partial = path.posix.join(dir, PARTIAL_DIR, path.posix.basename(target));
+    try {
+      const lst = fs.statSync(local);
+      const mtime = Math.floor(lst.mtimeMs / 1000);
+      const cur = await rstat(sftp, target);
+      if (cur && cur.size === lst.size && cur.mtime === mtime) { done += lst.size; o.onProgress?.(done); continue; }
+      await rmkdirp(sftp, path.posix.join(dir, PARTIAL_DIR), made);
+      const part = await rstat(sftp, partial);
+      let offset = 0;
+      if (part && part.size > 0 && part.size <= lst.size) { offset = Math.max(0, part.size - RESUME_BACKOFF); res.resumedFiles++; }
+      const handle = await p<Buffer>((cb) => sftp.open(partial, offset > 0 ? "r+" : "w", 0o644, cb));
+      const fd = fs.openSync(local, "r");
+      try {
+        let pos = offset;
+        const inflight = new Set<Promise<void>>();
+        let failure: Error | undefined;
+        while (pos < lst.size && !failure) {
+          checkDeadline(o);
+          const len = Math.min(CHUNK, lst.size - pos);
+          const buf = Buffer.allocUnsafe(len);
+          const n = fs.readSync(fd, buf, 0, len, pos);
+          const at = pos;
+          pos += n;
+          const w = p<void>((cb) => sftp.write(handle, buf, 0, n, at, (e) => cb(e, undefined))).then(
+            () => { res.bytesTransferred += n; done += n; o.onProgress?.(done); },
+            (e: Error) => { failure = e; },
+          );
+          const tracked = w.finally(() => inflight.delete(tracked));
+          inflight.add(tracked);
+          if (inflight.size >= IN_FLIGHT) await Promise.race(inflight);
+          if (n === 0) break;
+        }
+        await Promise.all(inflight);
+        if (failure) throw failure;
+      } finally {
+        fs.closeSync(fd);
+        await p<void>((cb) => sftp.close(handle, (e) => cb(e, undefined))).catch(() => {});
+      }
+      await p<void>((cb) => sftp.utimes(partial, mtime, mtime, (e) => cb(e, undefined)));
+      await rrename(sftp, partial, target);
+      res.filesTransferred++;
+      o.onFile?.(f.path);
+    } catch (e) {
+      res.failed.push({ path: f.path, error: (e as Error).message.slice(0, 200) });
+      if (o.stopOnError) break;
+    }
+  }
+  return res;
+}
+
+/** Pull remote files (relative to remoteDir, absolute) into localDir. */
+export async function sftpPull(sftp: SFTPWrapper, remoteDir: string, localDir: string, files: SftpTransferFile[], o: SftpOptions = {}): Promise<SftpTransferResult> {
+  const res: SftpTransferResult = { filesTransferred: 0, bytesTransferred: 0, resumedFiles: 0, failed: [] };
+  let done = 0;
+  for (const f of files) {
+    checkDeadline(o);
+    const src = path.posix.join(remoteDir, f.path);
+    const target = path.join(localDir, f.path);
+    const partialDir = path.join(path.dirname(target), PARTIAL_DIR);
+    const partial = path.join(partialDir, path.basename(target));
+    try {
+      const rst = await rstat(sftp, src);
+      if (!rst) throw new Error("vanished on the box");
+      let cur: fs.Stats | null = null;
+      try { cur = fs.statSync(target); } catch { /* absent */ }
+      if (cur && cur.size === rst.size && Math.floor(cur.mtimeMs / 1000) === rst.mtime) {
+        done += rst.size; o.onProgress?.(done); o.onFile?.(f.path); continue;
+      }
+      fs.mkdirSync(partialDir, { recursive: true });
+      let offset = 0;
+      let partSize = -1;
+      try { partSize = fs.statSync(partial).size; } catch { /* none */ }
+      if (partSize > 0 && partSize <= rst.size) { offset = Math.max(0, partSize - RESUME_BACKOFF); res.resumedFiles++; }
+      const fd = fs.openSync(partial, offset > 0 ? "r+" : "w", 0o644);
+      const handle = await p<Buffer>((cb) => sftp.open(src, "r", cb));
+      try {
+        let pos = offset;
+        const inflight = new Set<Promise<void>>();
+        let failure: Error | undefined;
+        while (pos < rst.size && !failure) {
+          checkDeadline(o);
+          const len = Math.min(CHUNK, rst.size - pos);
+          const at = pos;
+          pos += len;
+          const buf = Buffer.allocUnsafe(len);
+          const r = p<number>((cb) => sftp.read(handle, buf, 0, len, at, (e, n) => cb(e, n))).then(
+            (n) => {
+              if (n !== len) throw new Error(`short read at ${at}: ${n} of ${len} bytes (file changing on the box?)`);
+              fs.writeSync(fd, buf, 0, n, at);
+              res.bytesTransferred += n; done += n; o.onProgress?.(done);
+            },
+          ).catch((e: Error) => { failure = e; });
+          const tracked = r.finally(() => inflight.delete(tracked));
+          inflight.add(tracked);
+          if (inflight.size >= IN_FLIGHT) await Promise.race(inflight);
+        }
+        await Promise.all(inflight);
+        if (failure) throw failure;
+        fs.ftruncateSync(fd, rst.size);
+      } finally {
+        fs.closeSync(fd);
+        await p<void>((cb) => sftp.close(handle, (e) => cb(e, undefined))).catch(() => {});
+      }
+      fs.utimesSync(partial, rst.mtime, rst.mtime);
+      fs.renameSync(partial, target);
+      try { fs.rmdirSync(partialDir); } catch { /* not empty */ }
+      res.filesTransferred++;
+      o.onFile?.(f.path);
+    } catch (e) {
+      res.failed.push({ path: f.path, error: (e as Error).message.slice(0, 200) });
+      if (o.stopOnError) break;
+    }
+  }
+  return res;
+}

@@ -1,0 +1,71 @@
+/**
+ * Pre-push scan of a local tree: which files the push would send (rsync's own filter evaluation:
+ * .gitignore per directory, .git/info/exclude, .rgtignore per directory, the call's excludes), and the
+ * findings that stop a push before a byte leaves: credential files and shell scripts with CRLF endings.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { isSecretFileName } from "../guard/secrets.js";
+import { listPushTree, localRsyncAvailable, PARTIAL_DIR } from "../remote/rsync.js";
+import { listFiles } from "./hash.js";
+
+export const PROJECT_IGNORE = ".rgtignore";
+
+export interface TreeFile { path: string; bytes: number }
+
+/** rsync filter arguments equivalent to the ignore files of a project. */
+export function pushFilterArgs(localDir: string, exclude: string[] = []): string[] {
+  const args = [`--exclude=${PARTIAL_DIR}/`, "--filter=:- .gitignore", `--filter=:- ${PROJECT_IGNORE}`];
+  const infoExclude = path.join(localDir, ".git", "info", "exclude");
+  if (fs.existsSync(infoExclude)) args.push(`--exclude-from=${infoExclude}`);
+  for (const e of exclude) args.push(`--exclude=${e}`);
+  return args;
+}
+
+export async function scanPushTree(localDir: string, exclude: string[] = []): Promise<{ files: TreeFile[]; via: "rsync" | "walk" }> {
+  if (localRsyncAvailable()) {
+    return { files: await listPushTree(localDir, pushFilterArgs(localDir, exclude)), via: "rsync" };
+  }
+  // no local rsync: plain walk (ignore files are then not honoured; the caller warns)
+  const files = listFiles(localDir)
+    .filter((f) => !f.split("/").includes(PARTIAL_DIR))
+    .map((f) => ({ path: f, bytes: fs.statSync(path.join(localDir, f)).size }));
+  return { files, via: "walk" };
+}
+
+export function secretFiles(files: TreeFile[], allow: string[] = []): { path: string; rule: string }[] {
+  const allowed = new Set(allow.map((a) => a.replace(/^\.\//, "").replace(/\/+$/, "")));
+  const out: { path: string; rule: string }[] = [];
+  for (const f of files) {
+    const hit = isSecretFileName(f.path);
+    if (!hit) continue;
+    if (allowed.has(f.path) || allowed.has(path.posix.basename(f.path))) continue;
+    out.push({ path: f.path, rule: hit.rule });
+  }
+  return out;
+}
+
+const SCRIPT_EXT = new Set([".sh", ".bash", ".zsh", ".ksh"]);
+
+/** Shell scripts (by extension, or by a shell shebang on a small file) whose lines end in CRLF. */
+export function crlfScripts(localDir: string, files: TreeFile[]): string[] {
+  const out: string[] = [];
+  const buf = Buffer.alloc(64 * 1024);
+  for (const f of files) {
+    const ext = path.extname(f.path).toLowerCase();
+    const byExt = SCRIPT_EXT.has(ext);
+    if (!byExt && (ext !== "" || f.bytes > 1024 * 1024)) continue;
+    let n = 0;
+    try {
+      const fd = fs.openSync(path.join(localDir, f.path), "r");
+      try { n = fs.readSync(fd, buf, 0, buf.length, 0); } finally { fs.closeSync(fd); }
+    } catch { continue; }
+    const head = buf.subarray(0, n);
+    if (!byExt) {
+      const first = head.subarray(0, Math.max(0, head.indexOf(10) < 0 ? n : head.indexOf(10))).toString("latin1");
+      if (!/^#!.*\b(ba|z|k|da)?sh\b/.test(first)) continue;
+    }
+    if (head.includes("\r\n")) out.push(f.path);
+  }
+  return out;
+}
