@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# rgt probe: one pass over the box, one JSON document on stdout. Runs on the box, streamed over stdin
-# (bash -s -- ARGS). Needs bash + coreutils; every other source (nvidia-smi, python, df -i, cgroups) is
-# optional and a missing one leaves its field null instead of failing the probe.
+# rgt probe: one pass over the box, one JSON document on stdout. It arrives over stdin (bash -s -- ARGS)
+# and needs bash + coreutils; nvidia-smi, python, df -i and cgroup files are optional, and a missing one
+# leaves its field null instead of failing the probe.
+#
+# Speed matters (an agent calls this often): the slow sources (nvidia-smi ×3, df ×2) run in parallel, and
+# everything else uses shell builtins — no subshell per JSON field, no python on the default path.
 #
 # ARGS: --path P   a marker path to test      (repeatable)
-#       --env NAME a marker env var to test   (repeatable; also checked in PID 1's environment)
+#       --env NAME a marker env var to test   (repeatable; PID 1's environment is consulted too)
 #       --cmd NAME a marker command to test   (repeatable)
-#       --mount P  a mount point to measure   (repeatable; bytes and inodes)
-#       --python P the interpreter to use (default python3)
+#       --mount P  a mount point to measure   (repeatable; bytes and inodes; ~ and $HOME expand)
+#       --python P the interpreter to report  (default python3)
 #       --deep     import torch for real and ask CUDA (slow: seconds)
 set -u
 export LC_ALL=C
@@ -26,99 +29,45 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-# JSON string escaping in pure bash.
-j() {
+# J: JSON string of $1 into R (no subshell unless control characters need stripping).
+J() {
   local s=${1-}
   s=${s//\\/\\\\}; s=${s//\"/\\\"}; s=${s//$'\n'/\\n}; s=${s//$'\r'/\\r}; s=${s//$'\t'/\\t}
-  s=$(printf '%s' "$s" | tr -d '\000-\010\013\014\016-\037')
-  printf '"%s"' "$s"
+  case $s in *[$'\001'-$'\037']*) s=$(printf '%s' "$s" | tr -d '\001-\037') ;; esac
+  R="\"$s\""
 }
-num() { case "${1-}" in ''|*[!0-9.]*) printf null ;; *) printf '%s' "$1" ;; esac; }
-trim() { local s=${1-}; s=${s#"${s%%[![:space:]]*}"}; s=${s%"${s##*[![:space:]]}"}; printf '%s' "$s"; }
+# N: JSON number of $1 into R (null when not a plain number).
+N() { case "${1-}" in ''|*[!0-9.]*|*.*.*) R=null ;; *) R=$1 ;; esac; }
+# T: $1 with surrounding whitespace removed, into R.
+T() { local s=${1-}; s=${s#"${s%%[![:space:]]*}"}; R=${s%"${s##*[![:space:]]}"}; }
 have() { command -v "$1" >/dev/null 2>&1; }
 
-out='{'
-out+="\"probe_version\":1,\"hostname\":$(j "$(hostname 2>/dev/null || cat /proc/sys/kernel/hostname 2>/dev/null)")"
-up=$(cut -d' ' -f1 /proc/uptime 2>/dev/null); out+=",\"uptime_s\":$(num "${up%.*}")"
-out+=",\"now\":$(date +%s),\"home\":$(j "${HOME:-}"),\"user\":$(j "$(id -un 2>/dev/null)")"
+tmp=$(mktemp -d 2>/dev/null) || { tmp=/tmp/rgt-probe.$$; mkdir -p "$tmp"; }
+trap 'rm -rf "$tmp"' EXIT
 
-# ---- GPUs ----
-gpus='[' apps='[' driver='' cuda='' gpu_err=''
+# ---- start the slow sources in parallel ----
+hasgpu=0
 if have nvidia-smi; then
-  q=$(timeout 15 nvidia-smi --query-gpu=index,name,memory.total,memory.used,utilization.gpu,temperature.gpu,uuid,driver_version --format=csv,noheader,nounits 2>&1); rc=$?
-  if [ $rc -eq 0 ]; then
-    first=1
-    while IFS=',' read -r idx name mt mu ut tc uuid drv; do
-      [ -n "$(trim "$idx")" ] || continue
-      [ $first -eq 1 ] || gpus+=','; first=0
-      gpus+="{\"index\":$(num "$(trim "$idx")"),\"name\":$(j "$(trim "$name")"),\"memory_total_mib\":$(num "$(trim "$mt")"),\"memory_used_mib\":$(num "$(trim "$mu")"),\"utilization_pct\":$(num "$(trim "$ut")"),\"temperature_c\":$(num "$(trim "$tc")"),\"uuid\":$(j "$(trim "$uuid")")}"
-      driver=$(trim "$drv")
-    done <<< "$q"
-    hdr=$(timeout 15 nvidia-smi 2>/dev/null | head -n 5)
-    case "$hdr" in *"CUDA Version:"*) cuda=${hdr#*CUDA Version:}; cuda=$(trim "${cuda%%|*}"); cuda=${cuda%% *} ;; esac
-    a=$(timeout 15 nvidia-smi --query-compute-apps=gpu_uuid,pid,used_memory --format=csv,noheader,nounits 2>/dev/null)
-    first=1
-    while IFS=',' read -r guuid pid mem; do
-      pid=$(trim "$pid"); [ -n "$pid" ] || continue
-      cmdline=$(ps -o args= -p "$pid" 2>/dev/null | cut -c1-160)
-      user=$(ps -o user= -p "$pid" 2>/dev/null)
-      [ $first -eq 1 ] || apps+=','; first=0
-      apps+="{\"gpu_uuid\":$(j "$(trim "$guuid")"),\"pid\":$(num "$pid"),\"used_memory_mib\":$(num "$(trim "$mem")"),\"user\":$(j "$(trim "$user")"),\"command\":$(j "$cmdline")}"
-    done <<< "$a"
-  else
-    gpu_err=$(printf '%s' "$q" | head -c 300)
-  fi
-else
-  gpu_err="nvidia-smi not found"
+  hasgpu=1
+  timeout 15 nvidia-smi --query-gpu=index,name,memory.total,memory.used,utilization.gpu,temperature.gpu,uuid,driver_version --format=csv,noheader,nounits >"$tmp/q" 2>&1 &
+  { timeout 15 nvidia-smi 2>/dev/null | head -n 5; } >"$tmp/t" &
+  timeout 15 nvidia-smi --query-compute-apps=gpu_uuid,pid,used_memory --format=csv,noheader,nounits >"$tmp/a" 2>/dev/null &
 fi
-out+=",\"gpus\":$gpus],\"gpu_processes\":$apps],\"driver_version\":$( [ -n "$driver" ] && j "$driver" || printf null),\"cuda_version\":$( [ -n "$cuda" ] && j "$cuda" || printf null),\"gpu_error\":$( [ -n "$gpu_err" ] && j "$gpu_err" || printf null)"
-
-# ---- disks: bytes and inodes, per requested mount (plus / and $HOME) ----
 declare -A seen=()
-dl='[' first=1
+dpaths=()
 for m in / "${HOME:-/root}" /dev/shm "${mounts[@]}"; do
   [ -n "$m" ] || continue
   case "$m" in "~"|"~/"*) m="${HOME:-/root}${m#\~}" ;; '$HOME'*) m="${HOME:-/root}${m#\$HOME}" ;; esac
   [ -z "${seen[$m]:-}" ] || continue; seen[$m]=1
-  if [ ! -e "$m" ]; then
-    [ $first -eq 1 ] || dl+=','; first=0
-    dl+="{\"path\":$(j "$m"),\"exists\":false}"; continue
-  fi
-  b=$(df -Pk "$m" 2>/dev/null | tail -n 1)
-  i=$(df -Pi "$m" 2>/dev/null | tail -n 1)
-  read -r bfs btot bused bavail bpct bmnt <<< "$b"
-  read -r ifs itot iused iavail ipct imnt <<< "$i"
-  [ $first -eq 1 ] || dl+=','; first=0
-  dl+="{\"path\":$(j "$m"),\"exists\":true,\"mountpoint\":$(j "${bmnt:-}"),\"filesystem\":$(j "${bfs:-}"),\"size_kb\":$(num "${btot:-}"),\"used_kb\":$(num "${bused:-}"),\"avail_kb\":$(num "${bavail:-}"),\"inodes_total\":$(num "${itot:-}"),\"inodes_used\":$(num "${iused:-}")}"
+  dpaths+=("$m")
 done
-out+=",\"disks\":$dl]"
-
-# ---- memory: cgroup v2, then v1; host total ----
-cg=null
-if [ -r /proc/self/cgroup ]; then
-  rel=$(grep -m1 '^0::' /proc/self/cgroup 2>/dev/null | cut -d: -f3)
-  for f in "/sys/fs/cgroup${rel}/memory.max" /sys/fs/cgroup/memory.max; do
-    if [ -r "$f" ]; then v=$(cat "$f"); [ "$v" = max ] && cg='"max"' || cg=$(num "$v"); break; fi
-  done
-  if [ "$cg" = null ] && [ -r /sys/fs/cgroup/memory/memory.limit_in_bytes ]; then cg=$(num "$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes)"); fi
-fi
-mt=$(awk '/^MemTotal:/ {printf "%.0f", $2*1024}' /proc/meminfo 2>/dev/null)
-out+=",\"memory\":{\"cgroup_limit_bytes\":$cg,\"host_total_bytes\":$(num "$mt")}"
-
-# ---- tools ----
-tl='{' first=1
-for t in tmux rsync python3 sbatch kubectl setsid nohup; do
-  [ $first -eq 1 ] || tl+=','; first=0
-  if have "$t"; then tl+="\"$t\":true"; else tl+="\"$t\":false"; fi
-done
-out+=",\"tools\":$tl}"
-
-# ---- python and torch (fast path: metadata only; --deep imports torch) ----
-pyj=null
-pybin=$(command -v "$py" 2>/dev/null)
-if [ -n "$pybin" ]; then
-  if [ $deep -eq 1 ]; then
-    code='import sys,json,os
+epaths=()
+for m in "${dpaths[@]}"; do [ -e "$m" ] && epaths+=("$m"); done
+df -Pk "${epaths[@]}" >"$tmp/dk" 2>/dev/null &
+df -Pi "${epaths[@]}" >"$tmp/di" 2>/dev/null &
+pyjson=''
+if [ $deep -eq 1 ]; then
+  code='import sys,json,os
 r={"path":os.path.realpath(sys.executable),"version":sys.version.split()[0],"torch":None}
 try:
     import torch
@@ -126,46 +75,175 @@ try:
 except Exception as e:
     r["torch_error"]=str(e)[:200]
 print(json.dumps(r))'
-    pyj=$(timeout 90 "$pybin" -c "$code" 2>/dev/null | tail -n 1)
-  else
-    code='import sys,json,os,re,importlib.util
-r={"path":os.path.realpath(sys.executable),"version":sys.version.split()[0],"torch":None}
-try:
-    s=importlib.util.find_spec("torch")
-    if s and s.origin:
-        d=os.path.dirname(s.origin); v=None; c=None
-        try:
-            t=open(os.path.join(d,"version.py")).read()
-            m=re.search(r"__version__\s*=\s*[\x27\"]([^\x27\"]+)",t); v=m and m.group(1)
-            m=re.search(r"^cuda\s*(?::\s*[^=]+)?=\s*[\x27\"]([^\x27\"]+)",t,re.M); c=m and m.group(1)
-        except OSError: pass
-        r["torch"]={"version":v,"cuda_build":c,"method":"metadata"}
-except Exception as e:
-    r["torch_error"]=str(e)[:200]
-print(json.dumps(r))'
-    pyj=$(timeout 10 "$pybin" -c "$code" 2>/dev/null | tail -n 1)
-  fi
-  case "$pyj" in '{'*) ;; *) pyj="{\"path\":$(j "$pybin"),\"version\":null,\"torch\":null}" ;; esac
+  timeout 90 "$py" -c "$code" >"$tmp/py" 2>/dev/null &
 fi
-out+=",\"python\":${pyj:-null}"
 
-# ---- platform markers ----
+# ---- cheap facts, all builtins ----
+out='{"probe_version":2'
+J "${HOSTNAME:-}"; out+=",\"hostname\":$R"
+up=''; read -r up _ </proc/uptime 2>/dev/null; N "${up%.*}"; out+=",\"uptime_s\":$R"
+printf -v now '%(%s)T' -1; out+=",\"now\":$now"
+J "${HOME:-}"; out+=",\"home\":$R"
+u=${USER:-${LOGNAME:-}}; [ -n "$u" ] || u=$(id -un 2>/dev/null); J "$u"; out+=",\"user\":$R"
+
+cg=null
+if [ -r /proc/self/cgroup ]; then
+  rel=''
+  while IFS= read -r line; do case $line in 0::*) rel=${line#0::} ;; esac; done </proc/self/cgroup
+  for f in "/sys/fs/cgroup${rel}/memory.max" /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory/memory.limit_in_bytes; do
+    if [ -r "$f" ]; then v=''; read -r v <"$f"; if [ "$v" = max ]; then cg='"max"'; else N "$v"; cg=$R; fi; break; fi
+  done
+fi
+mt=null
+while read -r k v _; do [ "$k" = MemTotal: ] && { mt=$((v * 1024)); break; }; done </proc/meminfo 2>/dev/null
+out+=",\"memory\":{\"cgroup_limit_bytes\":$cg,\"host_total_bytes\":$mt}"
+
+tl='{' first=1
+for t in tmux rsync python3 sbatch kubectl setsid nohup; do
+  [ $first -eq 1 ] || tl+=','; first=0
+  if have "$t"; then tl+="\"$t\":true"; else tl+="\"$t\":false"; fi
+done
+out+=",\"tools\":$tl}"
+
+# markers: paths, env (ours, then PID 1's), commands
+penv=''
 mk='{"paths":[' first=1
-for p in "${paths[@]}"; do [ -e "$p" ] || continue; [ $first -eq 1 ] || mk+=','; first=0; mk+=$(j "$p"); done
-mk+='],"env":[' first=1
-penv=$(tr '\0' '\n' 2>/dev/null </proc/1/environ | cut -d= -f1)
-envvals='{' efirst=1
+for p in "${paths[@]}"; do [ -e "$p" ] || continue; [ $first -eq 1 ] || mk+=','; first=0; J "$p"; mk+=$R; done
+mk+='],"env":[' first=1 ev='{' efirst=1 p1=''
 for e in "${envs[@]}"; do
-  v=${!e-}
-  if [ -z "$v" ]; then v=$(tr '\0' '\n' 2>/dev/null </proc/1/environ | grep -m1 "^$e=" | cut -d= -f2-); fi
-  if [ -n "$v" ] || printf '%s\n' "$penv" | grep -qx "$e"; then
-    [ $first -eq 1 ] || mk+=','; first=0; mk+=$(j "$e")
-    [ $efirst -eq 1 ] || envvals+=','; efirst=0; envvals+="$(j "$e"):$(j "$(printf '%s' "$v" | head -c 120)")"
+  v=${!e-}; present=0
+  if [ -n "${!e+x}" ]; then present=1
+  else
+    if [ -z "$p1" ]; then p1=$(tr '\0' '\n' 2>/dev/null </proc/1/environ); p1=${p1:-$'\n'}; fi
+    while IFS= read -r line; do case $line in "$e="*) present=1; v=${line#*=}; break ;; esac; done <<<"$p1"
   fi
+  [ $present -eq 1 ] || continue
+  [ $first -eq 1 ] || mk+=','; first=0; J "$e"; mk+=$R
+  [ $efirst -eq 1 ] || ev+=','; efirst=0; J "$e"; ev+="$R:"; J "${v:0:120}"; ev+=$R
 done
 mk+='],"commands":[' first=1
-for c in "${cmds[@]}"; do have "$c" || continue; [ $first -eq 1 ] || mk+=','; first=0; mk+=$(j "$c"); done
-mk+=']'
-out+=",\"markers\":$mk,\"env_values\":$envvals}}"
+for c in "${cmds[@]}"; do have "$c" || continue; [ $first -eq 1 ] || mk+=','; first=0; J "$c"; mk+=$R; done
+mk+="],\"env_values\":$ev}}"
 
+# python: find the interpreter and read torch's version.py without importing anything
+pyj=null
+if [ $deep -eq 0 ]; then
+  pybin=''
+  case $py in
+    /*) [ -x "$py" ] && pybin=$py ;;
+    *) IFS=: read -r -a pdirs <<<"$PATH"; for d in "${pdirs[@]}"; do [ -x "$d/$py" ] && [ ! -d "$d/$py" ] && { pybin="$d/$py"; break; }; done ;;
+  esac
+  if [ -n "$pybin" ]; then
+    real=$(readlink -f "$pybin" 2>/dev/null || printf '%s' "$pybin")
+    ver=''
+    case ${real##*/} in python[0-9]*.*) ver=${real##*/python} ;; esac
+    pfx1=${pybin%/bin/*}; pfx2=${real%/bin/*}
+    if [ -z "$ver" ]; then for d in "$pfx2"/lib/python3.* "$pfx1"/lib/python3.*; do [ -d "$d" ] && { ver=${d##*/python}; break; }; done; fi
+    tv='' tc='' found=''
+    for d in "$pfx1/lib/python$ver/site-packages" "$pfx2/lib/python$ver/site-packages" "${HOME:-/root}/.local/lib/python$ver/site-packages" \
+             "/usr/local/lib/python$ver/dist-packages" "/usr/lib/python3/dist-packages" "$pfx2/lib/python3/dist-packages"; do
+      if [ -r "$d/torch/version.py" ]; then found="$d/torch/version.py"; break; fi
+    done
+    if [ -n "$found" ]; then
+      while IFS= read -r line; do
+        case $line in
+          __version__*) tv=${line#*[\'\"]}; tv=${tv%%[\'\"]*} ;;
+          cuda*=*) tc=${line#*=}; case $tc in *[\'\"]*) tc=${tc#*[\'\"]}; tc=${tc%%[\'\"]*} ;; *) tc='' ;; esac ;;
+        esac
+      done <"$found"
+      J "$tv"; tvj=$R
+      if [ -n "$tc" ]; then J "$tc"; tcj=$R; else tcj=null; fi
+      torch="{\"version\":$tvj,\"cuda_build\":$tcj,\"method\":\"metadata\"}"
+    else
+      torch=null
+    fi
+    J "$real"; rj=$R; if [ -n "$ver" ]; then J "$ver"; vj=$R; else vj=null; fi
+    pyj="{\"path\":$rj,\"version\":$vj,\"torch\":$torch}"
+  fi
+fi
+
+wait
+
+# ---- GPUs ----
+gpus='[' apps='[' driver='' cuda='' gpu_err=''
+if [ $hasgpu -eq 1 ]; then
+  q=''; [ -r "$tmp/q" ] && { IFS= read -r -d '' q <"$tmp/q" || true; }
+  case $q in
+    *[0-9]*,*)
+      first=1
+      while IFS=',' read -r idx name mtot mused ut tc uuid drv; do
+        T "$idx"; idx=$R; [ -n "$idx" ] || continue
+        [ $first -eq 1 ] || gpus+=','; first=0
+        N "$idx"; g="{\"index\":$R"
+        T "$name"; J "$R"; g+=",\"name\":$R"
+        T "$mtot"; N "$R"; g+=",\"memory_total_mib\":$R"
+        T "$mused"; N "$R"; g+=",\"memory_used_mib\":$R"
+        T "$ut"; N "$R"; g+=",\"utilization_pct\":$R"
+        T "$tc"; N "$R"; g+=",\"temperature_c\":$R"
+        T "$uuid"; J "$R"; g+=",\"uuid\":$R}"
+        gpus+=$g
+        T "$drv"; driver=$R
+      done <<<"$q"
+      hdr=''; [ -r "$tmp/t" ] && { IFS= read -r -d '' hdr <"$tmp/t" || true; }
+      case $hdr in *"CUDA Version:"*) cuda=${hdr#*CUDA Version:}; cuda=${cuda%%|*}; T "$cuda"; cuda=${R%% *} ;; esac
+      a=''; [ -r "$tmp/a" ] && { IFS= read -r -d '' a <"$tmp/a" || true; }
+      first=1
+      while IFS=',' read -r guuid pid mem; do
+        T "$pid"; pid=$R; case $pid in ''|*[!0-9]*) continue ;; esac
+        cmdline='' user=''
+        if [ -r "/proc/$pid/cmdline" ]; then cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null); cmdline=${cmdline:0:160}; fi
+        user=$(ps -o user= -p "$pid" 2>/dev/null)
+        [ $first -eq 1 ] || apps+=','; first=0
+        T "$guuid"; J "$R"; x="{\"gpu_uuid\":$R"
+        N "$pid"; x+=",\"pid\":$R"
+        T "$mem"; N "$R"; x+=",\"used_memory_mib\":$R"
+        T "$user"; J "$R"; x+=",\"user\":$R"
+        J "$cmdline"; x+=",\"command\":$R}"
+        apps+=$x
+      done <<<"$a"
+      ;;
+    *) gpu_err=${q:0:300}; [ -n "$gpu_err" ] || gpu_err="nvidia-smi printed nothing" ;;
+  esac
+else
+  gpu_err="nvidia-smi not found"
+fi
+out+=",\"gpus\":$gpus],\"gpu_processes\":$apps]"
+if [ -n "$driver" ]; then J "$driver"; out+=",\"driver_version\":$R"; else out+=",\"driver_version\":null"; fi
+if [ -n "$cuda" ]; then J "$cuda"; out+=",\"cuda_version\":$R"; else out+=",\"cuda_version\":null"; fi
+if [ -n "$gpu_err" ]; then J "$gpu_err"; out+=",\"gpu_error\":$R"; else out+=",\"gpu_error\":null"; fi
+
+# ---- disks: df -P prints one line per argument, in order, for the paths that exist ----
+declare -A dk=() di=()
+i=0
+if [ -r "$tmp/dk" ]; then
+  { read -r _; while read -r fs tot used avail pct mnt; do dk[$i]="$fs $tot $used $mnt"; i=$((i + 1)); done; } <"$tmp/dk"
+fi
+i=0
+if [ -r "$tmp/di" ]; then
+  { read -r _; while read -r fs itot iused _; do di[$i]="$itot $iused"; i=$((i + 1)); done; } <"$tmp/di"
+fi
+dl='[' first=1 k=0
+for m in "${dpaths[@]}"; do
+  [ $first -eq 1 ] || dl+=','; first=0
+  J "$m"; pj=$R
+  if [ ! -e "$m" ]; then dl+="{\"path\":$pj,\"exists\":false}"; continue; fi
+  read -r bfs btot bused bmnt <<<"${dk[$k]:-}"
+  read -r itot iused <<<"${di[$k]:-}"
+  k=$((k + 1))
+  J "${bmnt:-}"; x="{\"path\":$pj,\"exists\":true,\"mountpoint\":$R"
+  J "${bfs:-}"; x+=",\"filesystem\":$R"
+  N "${btot:-}"; x+=",\"size_kb\":$R"
+  N "${bused:-}"; x+=",\"used_kb\":$R"
+  N "${itot:-}"; x+=",\"inodes_total\":$R"
+  N "${iused:-}"; x+=",\"inodes_used\":$R}"
+  dl+=$x
+done
+out+=",\"disks\":$dl]"
+
+if [ $deep -eq 1 ]; then
+  pyj=''; [ -r "$tmp/py" ] && { IFS= read -r -d '' pyj <"$tmp/py" || true; }
+  pyj=${pyj%$'\n'}
+  case $pyj in '{'*) ;; *) pyj=null ;; esac
+fi
+out+=",\"python\":$pyj,\"tools\":$tl},\"markers\":$mk"
 printf '%s}\n' "$out"

@@ -549,7 +549,17 @@ export function classifyCell(b: BoxStatus, row: BoxCellRow | undefined, cell: Ru
   const dmesgHit = row.pid ? b.dmesg.find((d) => new RegExp(`process ${row.pid}\\b`).test(d)) : undefined;
   const oomEvidence = () => [oomGrew ? `oom_kill in ${row.oom_file ?? "the cell's memory cgroup"} went ${row.oom_before} -> ${row.oom_now}` : "", dmesgHit ? `dmesg: ${dmesgHit}` : ""].filter(Boolean).join("; ");
 
-  switch (row.state) {
+  // the runner writes exit_code a moment before state: a finished process with an exit code is not "vanished"
+  let st = row.state;
+  if (st === "running" && !row.alive && row.exit_code !== undefined) {
+    if (row.exit_code === 0) {
+      out.state = "running";
+      out.reason = "command exited 0; checking the roster and copying to the durable dir";
+      return out;
+    }
+    st = "failed";
+  }
+  switch (st) {
     case "done":
       out.state = "done";
       delete out.tail;

@@ -2,8 +2,8 @@
  * The test lab: fake rented GPU boxes that are real OpenSSH servers on loopback.
  *
  * How one box is built (all of it needs root):
- *  - `unshare --mount --uts --propagation private` starts a small holder process in a fresh mount
- *    (and hostname) namespace. Inside it, an overlay filesystem whose lower layer is the real `/` and
+ *  - `unshare --mount --uts --pid --fork --propagation private` starts a small holder process (pid 1 of
+ *    the box, so `ps` on a box lists only that box's processes) in fresh mount and hostname namespaces. Inside it, an overlay filesystem whose lower layer is the real `/` and
  *    whose upper layer is a tmpfs becomes the box's root (`<box.dir>/rootfs`, a mount point only inside
  *    that namespace). Whatever the box writes outside its bind mounts lands in the tmpfs and vanishes
  *    with the box; the real `/`, `/root` and `/etc` are never written.

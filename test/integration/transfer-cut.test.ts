@@ -15,7 +15,11 @@ import { SshRemote } from "../../src/remote/pool.js";
 import type { CutProxy } from "../../src/lab/proxy.js";
 
 const ROUNDS = 10;
-const BIG = 8 * 1024 * 1024;
+/**
+ * What a cut loses beyond the unsent tail is what was in flight inside ssh (up to its ~2 MiB channel window):
+ * sshd drops it with the connection. A constant, so the data set is 32 MiB to keep it a small share.
+ */
+const BIG = 32 * 1024 * 1024;
 
 let lab: Lab;
 let s: ServerConnection;
@@ -68,15 +72,14 @@ describe("cut mid-push, then re-run", () => {
     const rows: string[] = [];
     for (let round = 0; round < ROUNDS; round++) {
       const dst = `/root/cut-push-${round}`;
-      const frac = 0.78 + 0.015 * round;
+      const frac = 0.8 + 0.015 * round;
       dropMaster();
       const cutsBefore = proxy.cuts;
       proxy.setCutAfter(Math.floor(total * frac), 1);
       const first = await s.call("push_code", { host: proxy.alias, local_dir: src, remote_dir: dst });
-      expect(proxy.cuts, `round ${round}: the proxy did not cut`).toBe(cutsBefore + 1);
+      expect(proxy.cuts, `round ${round}: the proxy did not cut: ${JSON.stringify(first).slice(0, 400)}`).toBe(cutsBefore + 1);
       expect(first.ok).toBe(false);
       expect(first.refused.code).toBe("TRANSFER_INTERRUPTED");
-      console.log("DEBUG push partial", round, (await lab.boxes.c1.exec(`stat -c %s ${dst}/.rgt-partial/weights.bin`)).stdout, "cut", Math.floor(total * frac));
       // nothing truncated under a final name
       const mid = await boxHashes(dst);
       for (const [k, h] of Object.entries(mid)) expect(h, `round ${round}: ${k} corrupt after the cut`).toBe(local[k]);
@@ -87,9 +90,9 @@ describe("cut mid-push, then re-run", () => {
       expect(await boxHashes(dst)).toEqual(local);
       const ratio = again.bytes_sent / total;
       rows.push(`push round ${round}: cut at ${(frac * 100).toFixed(1)}%, rerun sent ${(ratio * 100).toFixed(1)}% of ${total} bytes, reused ${again.bytes_reused}`);
-      expect.soft(ratio).toBeLessThan(0.3);
+      expect(ratio).toBeLessThan(0.3);
       // resumed, not restarted: what the rerun sends is about what the cut left unsent
-      expect.soft(again.bytes_sent).toBeLessThan(total * (1 - frac) + 0.08 * total);
+      expect(again.bytes_sent).toBeLessThan(total * (1 - frac) + 0.1 * total);
     }
     console.log(rows.join("\n"));
   }, 300_000);
@@ -110,16 +113,15 @@ describe("cut mid-pull, then re-run", () => {
     const rows: string[] = [];
     for (let round = 0; round < ROUNDS; round++) {
       const dst = path.join(work, `pulled-${round}`);
-      const frac = 0.78 + 0.015 * round;
+      const frac = 0.8 + 0.015 * round;
       dropMaster();
       const cutsBefore = proxy.cuts;
       proxy.setCutAfter(Math.floor(total * frac), 1);
       const first = await s.call("pull_verify", { host: proxy.alias, remote_path: "/root/pull-src", local_dir: dst, expect: ["ckpt/model.bin"] });
-      expect(proxy.cuts, `round ${round}: the proxy did not cut`).toBe(cutsBefore + 1);
+      expect(proxy.cuts, `round ${round}: the proxy did not cut: ${JSON.stringify(first).slice(0, 400)}`).toBe(cutsBefore + 1);
       expect(first.ok).toBe(false);
       expect(first.refused.code).toBe("TRANSFER_INTERRUPTED");
       expect(first.receipt_id).toBeNull();
-      try { console.log("DEBUG partial", round, fs.statSync(path.join(dst, "ckpt/.rgt-partial/model.bin")).size, "cut", Math.floor(total * frac), JSON.stringify(first.refused)); } catch (e) { console.log("DEBUG no partial", String(e)); }
       // nothing truncated under a final name locally
       for (const [k, h] of Object.entries(boxSums)) {
         const f = path.join(dst, k);
@@ -133,8 +135,8 @@ describe("cut mid-pull, then re-run", () => {
       for (const [k, h] of Object.entries(boxSums)) expect(sha(fs.readFileSync(path.join(dst, k)))).toBe(h);
       const ratio = again.bytes_transferred / total;
       rows.push(`pull round ${round}: cut at ${(frac * 100).toFixed(1)}%, rerun transferred ${(ratio * 100).toFixed(1)}% of ${total} bytes, reused ${again.bytes_reused}`);
-      expect.soft(ratio).toBeLessThan(0.3);
-      expect.soft(again.bytes_transferred).toBeLessThan(total * (1 - frac) + 0.08 * total);
+      expect(ratio).toBeLessThan(0.3);
+      expect(again.bytes_transferred).toBeLessThan(total * (1 - frac) + 0.1 * total);
     }
     console.log(rows.join("\n"));
   }, 300_000);
