@@ -86,6 +86,39 @@ if [ -d "$IN/cells" ]; then
 fi
 rm -f "$SD/stop_requested"
 
+start_lane() { # lane -> starts it detached
+  local l=$1 cmd
+  rm -f "$SD/lanes/$l.pid" "$SD/lanes/$l.signal" "$SD/lanes/$l.ended_at"
+  if [ "$MODE" = tmux ]; then
+    cmd="exec bash $(q "$RUN_QUEUE") $(q "$SD") $(q "$l") $(q "$RUN_ONE") >>$(q "$SD/lanes/$l.out") 2>&1"
+    if tmux has-session -t "=$SESSION" 2>/dev/null; then
+      tmux new-window -d -t "=$SESSION:" -n "$l" "$cmd" || return 1
+    else
+      tmux new-session -d -s "$SESSION" -n "$l" "$cmd" || return 1
+    fi
+  elif command -v setsid >/dev/null 2>&1; then
+    setsid nohup bash "$RUN_QUEUE" "$SD" "$l" "$RUN_ONE" </dev/null >>"$SD/lanes/$l.out" 2>&1 &
+  else
+    nohup bash "$RUN_QUEUE" "$SD" "$l" "$RUN_ONE" </dev/null >>"$SD/lanes/$l.out" 2>&1 &
+  fi
+}
+wait_pids() { # lanes... -> waits until each has written its pid file
+  local i l ok
+  for i in $(seq 1 50); do
+    ok=1
+    for l in "$@"; do [ -s "$SD/lanes/$l.pid" ] || ok=0; done
+    [ "$ok" = 1 ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+lane_alive() {
+  local lp ls
+  [ -r "$SD/lanes/$1.pid" ] || return 1
+  read -r lp ls <"$SD/lanes/$1.pid"
+  alive "$lp" "$ls"
+}
+
 started=()
 for l in "${LANES[@]}"; do
   [ -r "$IN/lanes/$l.cells" ] || continue
@@ -94,33 +127,25 @@ for l in "${LANES[@]}"; do
   [ "${#keep[@]}" -gt 0 ] || continue
   printf '%s\n' "${keep[@]}" >"$SD/lanes/$l.cells"
   [ -e "$IN/lanes/$l.gpus" ] && mv -f "$IN/lanes/$l.gpus" "$SD/lanes/$l.gpus"
-  rm -f "$SD/lanes/$l.pid" "$SD/lanes/$l.signal" "$SD/lanes/$l.ended_at"
-  if [ "$MODE" = tmux ]; then
-    cmd="exec bash $(q "$RUN_QUEUE") $(q "$SD") $(q "$l") $(q "$RUN_ONE") >>$(q "$SD/lanes/$l.out") 2>&1"
-    if tmux has-session -t "=$SESSION" 2>/dev/null; then
-      tmux new-window -d -t "=$SESSION:" -n "$l" "$cmd" || { tab ERROR "tmux new-window failed for lane $l"; continue; }
-    else
-      tmux new-session -d -s "$SESSION" -n "$l" "$cmd" || { tab ERROR "tmux new-session failed for lane $l"; continue; }
-    fi
-  else
-    if command -v setsid >/dev/null 2>&1; then
-      setsid nohup bash "$RUN_QUEUE" "$SD" "$l" "$RUN_ONE" </dev/null >>"$SD/lanes/$l.out" 2>&1 &
-    else
-      nohup bash "$RUN_QUEUE" "$SD" "$l" "$RUN_ONE" </dev/null >>"$SD/lanes/$l.out" 2>&1 &
-    fi
-  fi
+  if ! start_lane "$l"; then tab ERROR "could not start lane $l ($MODE)"; continue; fi
   started+=("$l")
   tab STARTED "$l" "$MODE" "${keep[*]}"
 done
 rm -rf "$IN"
 
-# the lanes must be visibly alive before we answer (so an immediate relaunch sees them)
-for _ in $(seq 1 50); do
-  ok=1
-  for l in "${started[@]}"; do [ -s "$SD/lanes/$l.pid" ] || ok=0; done
-  [ "$ok" = 1 ] && break
-  sleep 0.1
-done
+# the lanes must be visibly alive before we answer (so an immediate relaunch sees them); a tmux server
+# that was just killed can still accept a new session for a moment and take it down with it: retry once
+wait_pids "${started[@]}"
+if [ "$MODE" = tmux ] && [ "${#started[@]}" -gt 0 ]; then
+  sleep 0.3
+  for l in "${started[@]}"; do
+    if ! lane_alive "$l" && [ ! -e "$SD/lanes/$l.ended_at" ]; then
+      tab RETRY "$l"
+      sleep 0.5
+      start_lane "$l" && wait_pids "$l"
+    fi
+  done
+fi
 rmdir "$LOCK" 2>/dev/null
 trap - EXIT
 

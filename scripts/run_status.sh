@@ -2,72 +2,128 @@
 # rgt: one patrol tick for one run on one box, as tab-separated lines: the box clock and boot time,
 # every cell's recorded state with liveness, log size/age and a short tail, the lanes, GPU memory,
 # disk and inode use of the run's mounts, and OOM-kill evidence. Read-only.
+# Written to fork as little as possible (a box may be asked about many runs, many boxes at once):
+# small files are read with bash builtins; one find, one tail, one df pair and one nvidia-smi per tick.
 #   usage: bash run_status.sh <state_dir> <tail_lines> <log_offset|-1> [cell...]
 set -u
 
 SD=${1:?state dir}
-TAIL_N=${2:-5}
 OFFSET=${3:--1}
 shift 3 2>/dev/null || shift $#
 
 tab() { local IFS=$'\t'; printf '%s\n' "$*"; }
-clean() { tr '\t\r' '  ' | cut -c1-300; }
+# rd VAR FILE: first line of FILE (tabs/CR made spaces, clipped) into VAR, without forking
+rd() {
+  local __v=""
+  { IFS= read -r __v <"$2"; } 2>/dev/null
+  __v=${__v//$'\t'/ }
+  __v=${__v//$'\r'/ }
+  printf -v "$1" '%s' "${__v:0:300}"
+}
+# PSTART set to the start time of pid $1; fails for a missing or zombie process
 pstart() {
   local s
   { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 1
   s=${s##*) }
   set -- $s
   [ "$1" = Z ] && return 1
-  printf '%s' "${20}"
+  PSTART=${20}
 }
 alive() {
   [ -n "${1:-}" ] || return 1
-  local now
-  now=$(pstart "$1") || return 1
-  [ -z "${2:-}" ] || [ "$2" = 0 ] || [ "$now" = "$2" ]
+  pstart "$1" || return 1
+  [ -z "${2:-}" ] || [ "$2" = 0 ] || [ "$PSTART" = "$2" ]
 }
-mtime() { stat -c %Y "$1" 2>/dev/null || echo 0; }
-val() { cat "$1" 2>/dev/null | head -n 1 | clean; }
-envval() { [ -r "$1" ] && tr '\0' '\n' <"$1" | sed -n "s/^$2=//p" | head -n 1; }
+# ENVV set to the value of $2 in the NUL-separated env file $1
+envv() {
+  local kv
+  ENVV=""
+  [ -r "$1" ] || return 0
+  while IFS= read -r -d '' kv; do
+    if [ "${kv%%=*}" = "$2" ]; then ENVV=${kv#*=}; return 0; fi
+  done <"$1"
+}
+oomv() {
+  local k v
+  OOMV=""
+  [ -n "$1" ] && [ -r "$1" ] || return 0
+  while read -r k v; do [ "$k" = oom_kill ] && { OOMV=$v; return 0; }; done <"$1"
+}
 
-now=$(date +%s)
-up=$(cut -d' ' -f1 /proc/uptime 2>/dev/null)
+printf -v now '%(%s)T' -1
+up=0
+{ read -r up _ </proc/uptime; } 2>/dev/null
 up=${up%.*}
-boot=$(sed -n 's/^btime //p' /proc/stat 2>/dev/null)
-tab NOW "$now" "${up:-0}" "${boot:-0}"
+boot=0
+while read -r k v _; do [ "$k" = btime ] && { boot=$v; break; }; done </proc/stat 2>/dev/null
+tab NOW "$now" "$up" "$boot"
 
-if [ ! -d "$SD" ]; then
-  tab NOSTATE "$SD"
-fi
+[ -d "$SD" ] || tab NOSTATE "$SD"
 
 cells=("$@")
 if [ "${#cells[@]}" -eq 0 ] && [ -d "$SD/cells" ]; then
   for d in "$SD"/cells/*/; do [ -d "$d" ] && { c=${d%/}; cells+=("${c##*/}"); }; done
 fi
 
+# mtimes and sizes of every cell's log / beat / heartbeat in one call
+declare -A MT=() SZ=()
+if [ -d "$SD/cells" ]; then
+  while read -r p t s; do MT[$p]=${t%.*}; SZ[$p]=$s; done < <(find "$SD/cells" -mindepth 2 -maxdepth 2 \( -name log -o -name beat -o -name heartbeat \) -printf '%p %T@ %s\n' 2>/dev/null)
+fi
+
 declare -A roots=()
+logs=()
+dead=0
 for c in "${cells[@]}"; do
   d="$SD/cells/$c"
   if [ ! -d "$d" ]; then tab CELL "$c" missing; continue; fi
-  st=$(val "$d/state")
-  pid=$(val "$d/pid")
+  rd st "$d/state"
+  rd ex "$d/exit_code"
+  rd pid "$d/pid"
+  rd ps "$d/pstart"
   a=0
-  alive "$pid" "$(val "$d/pstart")" && a=1
-  lb=$(stat -c %s "$d/log" 2>/dev/null || echo -1)
-  tab CELL "$c" "${st:-pending}" "$(val "$d/exit_code")" "$a" "$lb" "$(mtime "$d/log")" "$(mtime "$d/beat")" \
-    "$(mtime "$d/heartbeat")" "$(val "$d/started_at")" "$(val "$d/ended_at")" "$(val "$d/signal")" "$(val "$d/reason")" \
-    "$(val "$d/cause")" "$(val "$d/oom_before")" "$pid" "$(of=$(val "$d/oom_file"); [ -n "$of" ] && sed -n 's/^oom_kill //p' "$of" 2>/dev/null | head -n 1)" "$(val "$d/oom_file")"
-  if [ "$lb" -gt 0 ] 2>/dev/null; then
-    tail -c 16384 "$d/log" | tail -n 40 | clean | while IFS= read -r line; do tab TAIL "$c" "$line"; done
-    if [ "$OFFSET" -ge 0 ] 2>/dev/null && [ "$lb" -gt "$OFFSET" ]; then
-      from=$OFFSET
-      [ $((lb - from)) -gt 1500 ] && from=$((lb - 1500))
-      tab NEW "$c" "$from" "$(tail -c +$((from + 1)) "$d/log" | head -c 1500 | base64 -w0 2>/dev/null)"
-    fi
+  alive "$pid" "$ps" && a=1
+  [ "${st:-pending}" = running ] && [ "$a" = 0 ] && dead=1
+  rd sa "$d/started_at"
+  rd ea "$d/ended_at"
+  rd sg "$d/signal"
+  rd re "$d/reason"
+  rd ca "$d/cause"
+  rd ob "$d/oom_before"
+  rd of "$d/oom_file"
+  oomv "$of"
+  lb=${SZ[$d/log]:--1}
+  tab CELL "$c" "${st:-pending}" "$ex" "$a" "$lb" "${MT[$d/log]:-0}" "${MT[$d/beat]:-0}" "${MT[$d/heartbeat]:-0}" \
+    "$sa" "$ea" "$sg" "$re" "$ca" "$ob" "$pid" "$OOMV" "$of"
+  [ "$lb" -gt 0 ] 2>/dev/null && logs+=("$d/log")
+  if [ "$OFFSET" -ge 0 ] 2>/dev/null && [ "$lb" -gt "$OFFSET" ] 2>/dev/null; then
+    from=$OFFSET
+    [ $((lb - from)) -gt 1500 ] && from=$((lb - 1500))
+    tab NEW "$c" "$from" "$(tail -c +$((from + 1)) "$d/log" | head -c 1500 | base64 -w0 2>/dev/null)"
   fi
-  o=$(envval "$d/env0" RGT_OUTPUT_DIR)
-  [ -n "$o" ] && roots[${o%/*}]=1
+  envv "$d/env0" RGT_OUTPUT_DIR
+  [ -n "$ENVV" ] && roots[${ENVV%/*}]=1
 done
+
+# the last few KB of every log in one tail; a progress bar's CR-separated updates keep their last one
+if [ "${#logs[@]}" -gt 0 ]; then
+  cur=""
+  while IFS= read -r line || [ -n "$line" ]; do
+    if [[ $line == "==> "*" <==" ]]; then
+      cur=${line#==> }
+      cur=${cur% <==}
+      cur=${cur%/log}
+      cur=${cur##*/}
+      continue
+    fi
+    [ -n "$cur" ] || continue
+    line=${line%$'\r'}
+    line=${line##*$'\r'}
+    [ -n "$line" ] || continue
+    line=${line//$'\t'/ }
+    tab TAIL "$cur" "${line:0:300}"
+  done < <(tail -v -c 3072 -- "${logs[@]}" 2>/dev/null)
+fi
 
 if [ -d "$SD/lanes" ]; then
   for f in "$SD"/lanes/*.cells; do
@@ -76,34 +132,37 @@ if [ -d "$SD/lanes" ]; then
     l=${l%.cells}
     a=0
     lp="" ls=""
-    [ -r "$SD/lanes/$l.pid" ] && read -r lp ls <"$SD/lanes/$l.pid"
+    { read -r lp ls <"$SD/lanes/$l.pid"; } 2>/dev/null
     alive "$lp" "$ls" && a=1
-    tab LANE "$l" "$a" "$(val "$SD/lanes/$l.signal")" "$(tr '\n' ',' <"$f")" "$([ -e "$SD/lanes/$l.ended_at" ] && echo ended)"
+    rd sg "$SD/lanes/$l.signal"
+    lc=""
+    while IFS= read -r x || [ -n "$x" ]; do lc="$lc$x,"; done <"$f"
+    tab LANE "$l" "$a" "$sg" "$lc" "$([ -e "$SD/lanes/$l.ended_at" ] && echo ended)"
   done
 fi
 
 if command -v nvidia-smi >/dev/null 2>&1; then
-  nvidia-smi --query-gpu=index,memory.used,memory.total,utilization.gpu --format=csv,noheader,nounits 2>/dev/null |
-    while IFS=', ' read -r idx used total util; do [ -n "$idx" ] && tab GPU "$idx" "$used" "$total" "$util"; done
+  while IFS=', ' read -r idx used total util; do
+    [ -n "$idx" ] && tab GPU "$idx" "$used" "$total" "$util"
+  done < <(nvidia-smi --query-gpu=index,memory.used,memory.total,utilization.gpu --format=csv,noheader,nounits 2>/dev/null)
 fi
 
-dur=$(envval "$SD/run.env0" RGT_DURABLE_ROOT)
-declare -A seen=()
-for p in "$SD" "${!roots[@]}" ${dur:+"$dur"}; do
+envv "$SD/run.env0" RGT_DURABLE_ROOT
+paths=()
+for p in "$SD" "${!roots[@]}" ${ENVV:+"$ENVV"}; do
   while [ -n "$p" ] && [ ! -e "$p" ]; do p=${p%/*}; done
-  [ -n "$p" ] || p=/
-  b=$(df -P -B1 "$p" 2>/dev/null | tail -n 1)
-  i=$(df -P -i "$p" 2>/dev/null | tail -n 1)
-  [ -n "$b" ] || continue
-  set -- $b
-  m=${6:-$p}
-  [ -n "${seen[$m]:-}" ] && continue
-  seen[$m]=1
-  size=$2 pct=${5%\%}
-  ipct=""
-  if [ -n "$i" ]; then set -- $i; ipct=${5%\%}; fi
-  tab DISK "$m" "$size" "$pct" "$ipct"
+  paths+=("${p:-/}")
 done
+declare -A inode=() seen=()
+while read -r _ _ _ _ pct m; do [ -n "${m:-}" ] && inode[$m]=${pct%\%}; done < <(df -P -i "${paths[@]}" 2>/dev/null | tail -n +2)
+while read -r _ size _ _ pct m; do
+  [ -n "${m:-}" ] && [ -z "${seen[$m]:-}" ] || continue
+  seen[$m]=1
+  tab DISK "$m" "$size" "${pct%\%}" "${inode[$m]:-}"
+done < <(df -P -B1 "${paths[@]}" 2>/dev/null | tail -n +2)
 
-dmesg 2>/dev/null | grep -iE 'killed process|out of memory' | tail -n 3 | clean | while IFS= read -r line; do tab DMESG "$line"; done
+# kernel OOM lines only matter when something died
+if [ "$dead" = 1 ]; then
+  dmesg 2>/dev/null | grep -iE 'killed process|out of memory' | tail -n 3 | while IFS= read -r line; do tab DMESG "${line:0:300}"; done
+fi
 exit 0

@@ -266,7 +266,7 @@ export async function sshLaunch(mode: "tmux" | "nohup", ctx: BackendContext, req
   const prior = new Map<string, RunCell>((existing?.cells ?? []).map((c) => [c.name, c]));
   const hosts = [...new Set([...req.hosts, ...req.cells.map((c) => prior.get(c.name)?.host).filter((h): h is string => !!h)])];
   const checkPaths = [...new Set(req.cells.flatMap((c) => scriptPathsIn(c.command)))];
-  const SCRIPTS = ["run_one.sh", "run_queue.sh", "launch_prep.sh", "launch_start.sh"];
+  const SCRIPTS = ["run_one.sh", "run_queue.sh", "launch_prep.sh", "launch_start.sh", "run_status.sh", "stop_run.sh"];
 
   // round trip 1: install scripts + facts
   const prepped = await settle(hosts, async (h) => {
@@ -499,10 +499,10 @@ export function parseStatus(host: string, stdout: string): BoxStatus {
 }
 
 const STEP_RES = [
-  /\bstep\s*[=:]?\s*(\d+)\s*(?:\/|of)\s*(\d+)/i,
-  /\b(?:global_step|step|iter(?:ation)?)\s*[=:]?\s*(\d+)/i,
+  /\bstep['"]?\s*[=:]?\s*(\d+)\s*(?:\/|of)\s*(\d+)/i,
+  /\b(?:global_step|step|iter(?:ation)?)['"]?\s*[=:]?\s*(\d+)/i,
 ];
-const EPOCH_RE = /\bepoch\s*[=:]?\s*(\d+)(?:\s*(?:\/|of)\s*(\d+))?/i;
+const EPOCH_RE = /\bepoch['"]?\s*[=:]?\s*(\d+)(?:\s*(?:\/|of)\s*(\d+))?/i;
 const PCT_RE = /(\d{1,3})%\|/;
 
 /** The last step/epoch a training log mentions (tqdm, HF Trainer, Lightning and plain prints). */
@@ -616,13 +616,26 @@ function iso(epoch: number): string {
   return Number.isFinite(epoch) && epoch > 0 ? new Date(epoch * 1000).toISOString().replace(/\.\d+Z$/, "Z") : "?";
 }
 
+/**
+ * Run one of our scripts on a box: the copy installed at launch under its content-hashed name when it is
+ * there (a file read is far cheaper for bash than a script streamed over stdin), else streamed.
+ */
+export async function runInstalled(remote: Remote, host: string, scriptsDir: string | undefined, name: string, args: string[], timeoutMs: number): Promise<ExecResult> {
+  if (scriptsDir) {
+    const f = `${scriptsDir}/${hashedScript(name).hashed}`;
+    const res = await remote.exec(host, `f=${shq(f)}; [ -r "$f" ] || exit 197; exec bash "$f" ${args.map(shq).join(" ")}`, { timeoutMs });
+    if (res.exitCode !== 197) return res;
+  }
+  return remote.runScript(host, name, args, { timeoutMs });
+}
+
 /** One status round trip for one host, re-asked once when the connection drops. */
-export async function statusOfHost(remote: Remote, host: string, stateDir: string, cells: string[], opts: StatusOptions): Promise<BoxStatus> {
+export async function statusOfHost(remote: Remote, host: string, stateDir: string, cells: string[], opts: StatusOptions, scriptsDir?: string): Promise<BoxStatus> {
   const args = [stateDir, "40", String(opts.log_offset ?? -1), ...cells];
   let lastErr: unknown;
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      const res = await remote.runScript(host, "run_status.sh", args, { timeoutMs: STATUS_TIMEOUT_MS });
+      const res = await runInstalled(remote, host, scriptsDir, "run_status.sh", args, STATUS_TIMEOUT_MS);
       if (res.exitCode === 0 && /^NOW\t/m.test(res.stdout)) return parseStatus(host, res.stdout);
       lastErr = new RefusalError("UNREACHABLE", `status script on ${host} exited ${res.exitCode}${res.timedOut ? " (timed out)" : ""}`, "Retry.");
     } catch (e) {
@@ -639,7 +652,7 @@ export async function sshStatus(ctx: BackendContext, run: RunRecord, opts: Statu
   const byHost = new Map<string, RunCell[]>();
   for (const c of run.cells) byHost.set(c.host, [...(byHost.get(c.host) ?? []), c]);
   const res = await settle([...byHost.keys()], (h) =>
-    statusOfHost(ctx.remote, h, run.host_dirs?.[h]?.state_dir ?? run.state_dir, byHost.get(h)!.map((c) => c.name), opts));
+    statusOfHost(ctx.remote, h, run.host_dirs?.[h]?.state_dir ?? run.state_dir, byHost.get(h)!.map((c) => c.name), opts, run.host_dirs?.[h]?.scripts_dir));
   const cells: CellStatus[] = [];
   const gpus: GpuStatus[] = [];
   const disks: DiskStatus[] = [];
@@ -670,7 +683,7 @@ export async function sshStop(ctx: BackendContext, run: RunRecord, cells?: strin
   for (const c of run.cells) if (!want || want.has(c.name)) byHost.set(c.host, [...(byHost.get(c.host) ?? []), c.name]);
   const out: StopOutcome = { stopped: [], already_stopped: [], still_alive: [], gpu_memory_freed: null, evidence: [], warnings: [] };
   const res = await settle([...byHost.keys()], (h) =>
-    ctx.remote.runScript(h, "stop_run.sh", [run.host_dirs?.[h]?.state_dir ?? run.state_dir, "10", ...(want ? byHost.get(h)! : [])], { timeoutMs: 60_000 }));
+    runInstalled(ctx.remote, h, run.host_dirs?.[h]?.scripts_dir, "stop_run.sh", [run.host_dirs?.[h]?.state_dir ?? run.state_dir, "10", ...(want ? byHost.get(h)! : [])], 60_000));
   let gpuKnown = false;
   let gpuHeld = false;
   for (const [h, r] of res) {

@@ -163,7 +163,7 @@ export async function liveRunsOn(remote: Remote, ledger: Ledger, host: string): 
       continue;
     }
     const opts: StatusOptions = { stall_after_s: DEFAULT_STALL_S, tail_lines: 0 };
-    const b = await statusOfHost(remote, host, run.host_dirs?.[host]?.state_dir ?? run.state_dir, cells.map((c) => c.name), opts);
+    const b = await statusOfHost(remote, host, run.host_dirs?.[host]?.state_dir ?? run.state_dir, cells.map((c) => c.name), opts, run.host_dirs?.[host]?.scripts_dir);
     const live = cells.map((c) => classifyCell(b, b.cells.get(c.name), c, opts)).filter((c) => ["running", "pending", "stalled"].includes(c.state)).map((c) => c.name);
     if (live.length) out.push({ run_id: run.run_id, cells_running: live });
   }

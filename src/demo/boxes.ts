@@ -11,7 +11,7 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { startLab, type Lab } from "../lab/box.js";
+import { startLab, type Box, type Lab } from "../lab/box.js";
 import { startEmbeddedBox, type EmbeddedBox } from "./embedded.js";
 
 export type BoxKind = "sshd" | "embedded";
@@ -19,6 +19,10 @@ export type BoxKind = "sshd" | "embedded";
 export interface DemoBox {
   kind: BoxKind;
   host: string;
+  /** the temp dir holding everything the demo made (removed by stop) */
+  stateDir: string;
+  /** the box's ssh port on 127.0.0.1 */
+  port: number;
   /** one line saying what the box is */
   describe: string;
   env: Record<string, string>;
@@ -27,6 +31,8 @@ export interface DemoBox {
   keyPath: string;
   keyEnv: string;
   keyValue: string;
+  /** whether the box's python3 imports torch, when the box knows (else the probe decides) */
+  torch?: boolean;
   /** argv lines the stub provider CLI recorded */
   providerCalls(): string[];
   stop(): Promise<void>;
@@ -54,38 +60,58 @@ function stubProvider(binDir: string, log: string): void {
   );
 }
 
-function registry(home: string, instanceId: string): void {
+function registry(home: string, host: string, instanceId: string): void {
   fs.mkdirSync(home, { recursive: true });
-  fs.writeFileSync(path.join(home, "registry.yaml"), `hosts:\n  ${DEMO_HOST}: { profile: vastai, instance_id: '${instanceId}', price_per_hour: 0.35 }\n`);
+  fs.writeFileSync(path.join(home, "registry.yaml"), `hosts:\n  ${host}: { profile: vastai, instance_id: '${instanceId}', price_per_hour: 0.35 }\n`);
 }
 
 function readLines(file: string): string[] {
   try { return fs.readFileSync(file, "utf8").split("\n").filter(Boolean); } catch { return []; }
 }
 
+/** The demo's box as a lab box spec: a vast.ai look-alike with three stub GPUs and Debian's torch. */
+export const LAB_BOX = { name: DEMO_HOST, profile: "vastai", gpus: 3, gpuModel: "NVIDIA RTX 4090", gpuMemoryMiB: 24564, torch: true } as const;
+
+/**
+ * Set a lab box up for the demo: the stub provider CLI in the lab's localBin, and a fresh RGT_HOME
+ * (with the box in the instance registry) under the lab root so the demo's ledger is its own.
+ * `stop` is what the returned DemoBox.stop() runs (the whole lab for `rgt demo`, one box for the bench).
+ */
+export function demoBoxInLab(lab: Lab, box: Box, o: { providerLog?: string; keyValue?: string; stop: () => Promise<void> }): DemoBox {
+  const keyValue = o.keyValue ?? `demo-${randomBytes(12).toString("hex")}`;
+  const mine = fs.mkdtempSync(path.join(lab.root, `demo-${box.name}-`));
+  const localRoot = path.join(mine, "local");
+  const rgtHome = path.join(mine, "rgt-home");
+  fs.mkdirSync(localRoot, { recursive: true });
+  const log = o.providerLog ?? path.join(mine, "provider-calls.log");
+  stubProvider(lab.localBin, log);
+  registry(rgtHome, box.name, "demo-4242");
+  return {
+    kind: "sshd",
+    host: box.name,
+    stateDir: lab.root,
+    port: box.port,
+    describe: `OpenSSH sshd on 127.0.0.1:${box.port} in its own mount namespace, a vast.ai look-alike with ${box.gpus} stub GPUs`,
+    env: { ...lab.env, RGT_HOME: rgtHome, [KEY_ENV]: keyValue },
+    localRoot,
+    workdir: "/workspace/demo",
+    keyPath: "/root/.config/demo/wandb_key",
+    keyEnv: KEY_ENV,
+    keyValue,
+    torch: true,
+    providerCalls: () => readLines(log),
+    stop: async () => {
+      await o.stop();
+      fs.rmSync(mine, { recursive: true, force: true });
+    },
+  };
+}
+
 export async function startDemoBox(kind: BoxKind, opts: { providerLog?: string } = {}): Promise<DemoBox> {
   const keyValue = `demo-${randomBytes(12).toString("hex")}`;
   if (kind === "sshd") {
-    const lab: Lab = await startLab([{ name: DEMO_HOST, profile: "vastai", gpus: 3, gpuModel: "NVIDIA RTX 4090", gpuMemoryMiB: 24564, torch: true }]);
-    const localRoot = path.join(lab.root, "demo-local");
-    fs.mkdirSync(localRoot, { recursive: true });
-    const log = opts.providerLog ?? path.join(lab.root, "provider-calls.log");
-    stubProvider(lab.localBin, log);
-    registry(lab.env.RGT_HOME!, "demo-4242");
-    const box = lab.boxes[DEMO_HOST];
-    return {
-      kind,
-      host: DEMO_HOST,
-      describe: `OpenSSH sshd on 127.0.0.1:${box.port} in its own mount namespace, a vast.ai look-alike with ${box.gpus} stub GPUs`,
-      env: { ...lab.env, [KEY_ENV]: keyValue },
-      localRoot,
-      workdir: "/workspace/demo",
-      keyPath: "/root/.config/demo/wandb_key",
-      keyEnv: KEY_ENV,
-      keyValue,
-      providerCalls: () => readLines(log),
-      stop: () => lab.stop(),
-    };
+    const lab: Lab = await startLab([LAB_BOX]);
+    return demoBoxInLab(lab, lab.boxes[DEMO_HOST], { providerLog: opts.providerLog, keyValue, stop: () => lab.stop() });
   }
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "rgt-demo-"));
   let emb: EmbeddedBox | undefined;
@@ -97,18 +123,21 @@ export async function startDemoBox(kind: BoxKind, opts: { providerLog?: string }
     fs.mkdirSync(home, { recursive: true });
     const log = opts.providerLog ?? path.join(root, "provider-calls.log");
     stubProvider(bin, log);
-    registry(rgtHome, "demo-4242");
+    registry(rgtHome, DEMO_HOST, "demo-4242");
     const e = emb;
     return {
       kind,
       host: DEMO_HOST,
-      describe: `embedded ssh2 server on 127.0.0.1:${e.port} running commands with this machine's bash (no root needed), a vast.ai look-alike`,
+      stateDir: root,
+      port: e.port,
+      describe: `embedded ssh2 server on 127.0.0.1:${e.port} running commands with this machine's bash (no root needed; no rsync there, so files go over SFTP), a vast.ai look-alike, python3 = ${e.python ?? "none"}`,
       env: { RGT_SSH_CONFIG: e.sshConfig, RGT_HOME: rgtHome, HOME: home, PATH: `${bin}:${process.env.PATH ?? "/usr/bin:/bin"}`, [KEY_ENV]: keyValue },
       localRoot: path.join(root, "local"),
       workdir: path.join(e.boxHome, "workspace", "demo"),
       keyPath: path.join(e.boxHome, ".config", "demo", "wandb_key"),
       keyEnv: KEY_ENV,
       keyValue,
+      torch: e.torch,
       providerCalls: () => readLines(log),
       stop: async () => {
         await e.stop();

@@ -30,6 +30,8 @@ export interface DemoTarget {
   keyEnv: string;
   /** the key's value, only to prove it never comes back in a tool result */
   keyValue: string;
+  /** whether the box's python3 imports torch, when the caller knows; else the probe's answer is used */
+  torch?: boolean;
 }
 
 export interface DemoOutcome {
@@ -47,8 +49,29 @@ function fail(msg: string, r?: Record<string, any>): never {
   throw new DemoFailure(`${msg}${why}`);
 }
 
+function clip(s: string, n: number): string {
+  return s.length > n ? `${s.slice(0, n - 1)}…` : s;
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((res) => setTimeout(res, ms));
+}
+
+/**
+ * When to look again: the share of the sweep finished so far (done cells count whole, running ones by
+ * their step progress) and the time it took give a rough time to go; wait that long, within 2–20 s.
+ */
+export function nextCheckMs(cells: { state?: string; progress?: { step?: number; total_steps?: number } }[], elapsedMs: number): number {
+  if (!cells.length) return 4000;
+  let work = 0;
+  for (const c of cells) {
+    if (c.state === "done") work += 1;
+    else if (c.progress?.step !== undefined && c.progress.total_steps) work += Math.min(1, c.progress.step / c.progress.total_steps);
+  }
+  const frac = work / cells.length;
+  if (frac < 0.05) return 4000;
+  const rest = (elapsedMs * (1 - frac)) / frac;
+  return Math.round(Math.min(20_000, Math.max(2000, rest * 1.15 + 1000)));
 }
 
 const LRS = ["0.02", "0.05", "0.1"];
@@ -76,13 +99,13 @@ export async function runLifecycle(target: DemoTarget, out: Transcript, opts: { 
     out.detail(`${gpus.length ? `${gpus.length} GPU(s): ${gpus[0].name}` : "no GPU (CPU only)"}; python ${p.python?.version ?? "missing"}` +
       `${p.python?.torch?.version ? `, torch ${p.python.torch.version}` : ", no torch (pure-Python stand-in)"}; tmux ${p.tools?.tmux ? "yes" : "no"}, rsync ${p.tools?.rsync ? "yes" : "no"}`);
     for (const s of (p.surface_to_user ?? []).slice(0, 2)) out.detail(`tell the user: ${String(s).slice(0, 150)}`);
-    const torch = !!p.python?.torch?.version;
+    const torch = target.torch ?? !!p.python?.torch?.version;
     const weights = torch ? "best.pth" : "best.json";
 
     // 2. code
     const pc = await call("push_code", { host, local_dir: projectDir, remote_dir: target.workdir }, `→ ${target.workdir}`);
     if (!pc.ok) fail("push_code failed", pc);
-    out.detail(`${pc.method}: ${pc.files_sent} file(s), ${pc.bytes_sent} bytes sent of ${pc.bytes_total}`);
+    out.detail(`over ${pc.method}: ${pc.files_sent} file(s) sent (${pc.bytes_total} bytes of code); a re-push sends only what changed`);
 
     // 3. the secret: named by its environment variable; the value goes over stdin only
     const ps = await call("push_secret", { host, source: { env: target.keyEnv }, remote_path: target.keyPath }, `$${target.keyEnv} → ${target.keyPath}`);
@@ -93,15 +116,18 @@ export async function runLifecycle(target: DemoTarget, out: Transcript, opts: { 
     const cells = LRS.map((lr, i) => ({ name: `lr${i}`, command: "python3 train.py", env: { LR: lr, DEMO_KEY_FILE: target.keyPath } }));
     const l = await call("launch_queue", { host, run_name: "demo-sweep", workdir: target.workdir, cells, expect: [weights, "metrics.json"] }, "3 cells (lr 0.02 / 0.05 / 0.1)");
     if (!l.ok) fail("launch_queue failed", l);
-    const lanes = (l.placement ?? []).map((x: any) => `${x.cell}→${x.gpu_indices?.length ? `gpu ${x.gpu_indices.join(",")}` : "cpu"}`).join(", ");
-    out.detail(`run ${l.run_id}: detached in ${l.session ?? "the background"}; ${lanes}`);
+    const lanesText = (l.placement ?? []).map((x: any) => `${x.cell}→${x.gpu_indices?.length ? `gpu ${x.gpu_indices.join(",")}` : "cpu"}`).join(", ");
+    out.detail(`run ${l.run_id}: detached in ${l.session ?? "the background"}; ${lanesText}`);
     const runId: string = l.run_id;
 
-    // 5. patrol: an agent would do other work between checks; the demo just waits
-    const deadline = Date.now() + (opts.statusTimeoutMs ?? 90_000);
+    // 5. patrol: an agent would do other work between checks; the demo waits, then estimates the rest
+    const launchedAt = Date.now();
+    const limitMs = opts.statusTimeoutMs ?? 90_000;
     let polls = 0;
     let st: Record<string, any> = {};
-    await sleep(torch ? 7000 : 4000);
+    // first look after about one cell's time per wave of cells (cells beyond the lanes queue up)
+    const lanes = new Set((l.placement ?? []).map((x: any) => `${x.host}:${(x.gpu_indices ?? []).join(",")}`)).size || 1;
+    await sleep((torch ? 5000 : 2500) * Math.ceil(cells.length / lanes));
     for (;;) {
       polls++;
       st = await call("run_status", { run_id: runId }, runId);
@@ -109,8 +135,8 @@ export async function runLifecycle(target: DemoTarget, out: Transcript, opts: { 
       const cellsLine = (st.cells ?? []).map((c: any) => `${c.name} ${c.state}${c.progress?.step !== undefined ? ` ${c.progress.step}/${c.progress.total_steps ?? "?"}` : ""}`).join(", ");
       out.detail(`state ${st.state}: ${cellsLine}`);
       if (st.state !== "running") break;
-      if (Date.now() > deadline) fail(`the run did not finish within ${Math.round((opts.statusTimeoutMs ?? 90_000) / 1000)} s`, st);
-      await sleep(4000);
+      if (Date.now() - launchedAt > limitMs) fail(`the run did not finish within ${Math.round(limitMs / 1000)} s`, st);
+      await sleep(nextCheckMs(st.cells ?? [], Date.now() - launchedAt));
     }
     const doneCells = (st.cells ?? []).filter((c: any) => c.state === "done").length;
     if (st.state !== "done" || doneCells !== cells.length) fail(`the run ended ${st.state} with ${doneCells}/${cells.length} cells done`, st);
@@ -119,7 +145,7 @@ export async function runLifecycle(target: DemoTarget, out: Transcript, opts: { 
     // 6. the gate, before any pull: must refuse
     const t1 = await call("request_teardown", { host }, "(before the pull)");
     if (t1.refused?.code !== "UNVERIFIED_ARTIFACTS") fail("expected the teardown gate to refuse UNVERIFIED_ARTIFACTS before the pull", t1);
-    out.detail(`refused UNVERIFIED_ARTIFACTS: ${String(t1.refused.reason).slice(0, 140)}`);
+    out.detail(`refused UNVERIFIED_ARTIFACTS: ${clip(String(t1.refused.reason), 150)}`);
 
     // 7. pull and verify
     const pv = await call("pull_verify", { host, run_id: runId, local_dir: pulledDir }, `${runId} → ./pulled`);
@@ -135,6 +161,7 @@ export async function runLifecycle(target: DemoTarget, out: Transcript, opts: { 
     out.detail(`refused APPROVAL_REQUIRED: approval ${t2.approval_id}`);
     if (t2.summary?.will_do) out.detail(`would run, once approved: ${t2.summary.will_do}`);
     out.detail(`a human approves with: ${t2.how_to_approve ?? `rgt approve ${t2.approval_id}`} — the demo stops here and approves nothing`);
+    out.detail("(the approval lives in this demo's own state dir, which is removed with the box)");
 
     const leaked = texts.filter((t) => t.includes(target.keyValue)).length;
     if (leaked) fail(`the demo API key came back in ${leaked} tool result(s)`);

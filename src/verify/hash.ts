@@ -1,6 +1,6 @@
 /**
  * Local artifact hashing: streaming sha256 of files on this machine (the server's side of a pull).
- * Reads in 1 MiB chunks so memory stays flat whatever the file size.
+ * Reads in 256 KiB chunks so memory stays flat whatever the file size.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -12,7 +12,7 @@ export interface FileHash {
   sha256: string;
 }
 
-const CHUNK = 1 << 20;
+const CHUNK = 256 * 1024;
 
 /** sha256 + size of one file, streamed. */
 export async function sha256File(file: string): Promise<{ bytes: number; sha256: string }> {

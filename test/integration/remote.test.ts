@@ -89,6 +89,21 @@ describe("exec on a pooled connection", () => {
   });
 });
 
+describe("pool lifecycle", () => {
+  it("reaps an idle connection (the box sees the session end) and reconnects on the next call", async () => {
+    const r = new SshRemote({ sshConfig: lab.sshConfig, idleMs: 400 });
+    const sessions = async () => Number((await lab.boxes.r2.exec("pgrep -c -f '^sshd: root' || true")).stdout.trim() || "0");
+    try {
+      expect((await r.exec("r2", "echo up")).stdout.trim()).toBe("up");
+      expect(await sessions()).toBeGreaterThanOrEqual(1);
+      const t0 = Date.now();
+      while ((await sessions()) > 0 && Date.now() - t0 < 15_000) await new Promise((res) => setTimeout(res, 250));
+      expect(await sessions()).toBe(0);
+      expect((await r.exec("r2", "echo again")).stdout.trim()).toBe("again");
+    } finally { await r.close(); }
+  });
+});
+
 describe("host keys", () => {
   it("refuses an unknown host key with HOST_KEY_UNKNOWN", async () => {
     const cfg = configWith(`Host r1-nokey\n  HostName 127.0.0.1\n  Port ${lab.boxes.r1.port}\n  User root\n  IdentityFile ${lab.identity}\n  IdentitiesOnly yes\n  UserKnownHostsFile ${path.join(dir, "empty_known_hosts")}\n  StrictHostKeyChecking yes`);

@@ -1,0 +1,52 @@
+/**
+ * run_status fan-out: one patrol tick over a run spread on 16 boxes against the same tick over a run on
+ * one box (the issue's ceiling: 2×, i.e. hosts are asked in parallel, one round trip each), and a
+ * one-box tick against the floor of any remote question, a cold `ssh box true`.
+ */
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import type { Lab } from "../lab/box.js";
+import { connectServer } from "../lab/client.js";
+import { median, row, timeIt, type BenchRow } from "./types.js";
+
+const run = promisify(execFile);
+const FAN = 16;
+
+export async function bench(lab: Lab): Promise<BenchRow[]> {
+  const names = Array.from({ length: FAN }, (_, i) => `bench-fan-${i}`);
+  const boxes = [];
+  for (const name of names) boxes.push(lab.boxes[name] ?? (await lab.addBox({ name, gpus: 1 })));
+  const srv = await connectServer(lab.env);
+  try {
+    const cells = (n: number) => Array.from({ length: n }, (_, i) => ({ name: `c${i}`, command: "sleep 300" }));
+    const many = await srv.call("launch_queue", { hosts: names, run_name: "bench-fan-16", workdir: "/root", cells: cells(FAN) });
+    const one = await srv.call("launch_queue", { host: names[0], run_name: "bench-fan-1", workdir: "/root", cells: cells(1) });
+    if (!many.ok || !one.ok) throw new Error(`launch failed: ${JSON.stringify(many.refused ?? one.refused)}`);
+    // warm the pooled connections, then alternate so drift hits both sides alike
+    await srv.call("run_status", { run_id: "bench-fan-16" });
+    await srv.call("run_status", { run_id: "bench-fan-1" });
+    const t16: number[] = [];
+    const t1: number[] = [];
+    const sshTrue: number[] = [];
+    let size16 = 0;
+    for (let i = 0; i < 7; i++) {
+      t16.push(await timeIt(async () => {
+        const r = await srv.call("run_status", { run_id: "bench-fan-16" });
+        if (r.state !== "running") throw new Error(`16-box run is ${r.state}`);
+        size16 = Buffer.byteLength(JSON.stringify(r));
+      }));
+      t1.push(await timeIt(() => srv.call("run_status", { run_id: "bench-fan-1" })));
+      sshTrue.push(await timeIt(() => run("ssh", ["-F", lab.sshConfig, "-o", "ControlMaster=no", "-o", "ControlPath=none", names[0], "true"])));
+    }
+    await srv.call("stop_run", { run_id: "bench-fan-16" });
+    await srv.call("stop_run", { run_id: "bench-fan-1" });
+    return [
+      row(`run_status over ${FAN} boxes vs over 1 box`, median(t16), median(t1), 2),
+      row("run_status (1 box, warm) vs one cold `ssh box true`", median(t1), median(sshTrue), undefined, "one round trip on a pooled connection"),
+      row(`run_status result size, ${FAN} cells on ${FAN} boxes (bytes vs 2 KB)`, size16, 2048, undefined, "ratio = bytes / 2048"),
+    ];
+  } finally {
+    await srv.close();
+    for (const b of boxes) await b.stop().catch(() => {});
+  }
+}
