@@ -163,6 +163,6 @@ done < <(df -P -B1 "${paths[@]}" 2>/dev/null | tail -n +2)
 
 # kernel OOM lines only matter when something died
 if [ "$dead" = 1 ]; then
-  dmesg 2>/dev/null | grep -iE 'killed process|out of memory' | tail -n 3 | while IFS= read -r line; do tab DMESG "${line:0:300}"; done
+  while IFS= read -r line; do tab DMESG "${line:0:300}"; done < <(dmesg 2>/dev/null | grep -i -e 'oom-kill' -e 'oom_reaper' -e 'killed process' | tail -n 3)
 fi
 exit 0

@@ -11,20 +11,11 @@ import type { Profile } from "../knowledge/schema.js";
 import { tmuxBackend } from "./tmux.js";
 import { nohupBackend } from "./nohup.js";
 import { k8sBackend } from "./k8s.js";
+import { slurmBackend } from "./slurm.js";
 import { statusOfHost, classifyCell } from "./common.js";
 import type { Backend, BackendContext, CellStatus, DiskStatus, GpuStatus, RunState, StatusOptions, VanishCause } from "./types.js";
 
 export const DEFAULT_STALL_S = 900;
-
-let slurmCache: Backend | undefined;
-async function slurm(): Promise<Backend> {
-  if (slurmCache) return slurmCache;
-  // loaded lazily: the Slurm backend lives in its own module
-  const mod = (await import(["./slurm", "js"].join("."))) as { slurmBackend?: Backend };
-  if (!mod.slurmBackend) throw new RefusalError("INTERNAL", "the Slurm backend is not available in this build", "Use detach: \"tmux\" or \"nohup\".");
-  slurmCache = mod.slurmBackend;
-  return slurmCache;
-}
 
 /** explicit detach > the profile's detach > tmux (which falls back to nohup per host when tmux is missing) */
 export function chooseBackendName(detach: string | undefined, profile?: Profile): BackendName {
@@ -38,7 +29,7 @@ export async function backendFor(name: BackendName): Promise<Backend> {
     case "tmux": return tmuxBackend;
     case "nohup": return nohupBackend;
     case "k8s": return k8sBackend;
-    case "slurm": return slurm();
+    case "slurm": return slurmBackend;
   }
 }
 
@@ -111,7 +102,7 @@ function compact(cells: CellStatus[], tailBudget: number): CellStatus[] {
   const per = interesting.length ? Math.max(1, Math.min(5, Math.floor(tailBudget / interesting.length))) : 0;
   return cells.map((c) => {
     const { gpu_indices: _g, ...rest } = c;
-    if (c.state === "done" || c.state === "pending") delete rest.tail;
+    if (c.state === "done" || c.state === "pending" || (c.state === "running" && interesting.length > 4)) delete rest.tail;
     else if (rest.tail) rest.tail = rest.tail.slice(-per);
     return rest;
   });
@@ -132,14 +123,20 @@ export async function runStatusOf(
     if ((d.inodes_used_pct ?? 0) >= 90) warnings.push(warning("INODE_HIGH", (d.inodes_used_pct ?? 0) >= 97 ? "danger" : "warn", `${d.host}:${d.mount} inodes ${d.inodes_used_pct}% used (writes fail at 100% even with free bytes)`));
     if ((d.used_pct ?? 0) >= 90) warnings.push(warning("DISK_HIGH", (d.used_pct ?? 0) >= 97 ? "danger" : "warn", `${d.host}:${d.mount} ${d.used_pct}% full`));
   }
+  // many hosts: keep the answer readable — the busiest GPUs and the fullest disks, with a count of the rest
+  const gpus = s.gpus.length > 8 ? [...s.gpus].sort((a, b) => (b.memory_used_mib ?? 0) - (a.memory_used_mib ?? 0)).slice(0, 8) : s.gpus;
+  const pressure = (d: DiskStatus) => Math.max(d.used_pct ?? 0, d.inodes_used_pct ?? 0);
+  const disks = s.disks.length > 6 ? [...s.disks].sort((a, b) => pressure(b) - pressure(a)).slice(0, 6) : s.disks;
   return {
     ok: true,
     run_id: run.run_id,
     run_name: run.run_name,
     state,
     cells: compact(s.cells, 12),
-    gpus: s.gpus,
-    disks: s.disks,
+    gpus,
+    disks,
+    ...(s.gpus.length > gpus.length ? { gpus_omitted: s.gpus.length - gpus.length } : {}),
+    ...(s.disks.length > disks.length ? { disks_omitted: s.disks.length - disks.length } : {}),
     ...(vanished_cause ? { vanished_cause } : {}),
     next_action: nextAction(run, state, s.cells, vanished_cause),
     warnings,

@@ -28,6 +28,8 @@ export async function bench(lab: Lab): Promise<BenchRow[]> {
     const t16: number[] = [];
     const t1: number[] = [];
     const sshTrue: number[] = [];
+    const floor16: number[] = [];
+    const floor1: number[] = [];
     let size16 = 0;
     for (let i = 0; i < 7; i++) {
       t16.push(await timeIt(async () => {
@@ -37,11 +39,16 @@ export async function bench(lab: Lab): Promise<BenchRow[]> {
       }));
       t1.push(await timeIt(() => srv.call("run_status", { run_id: "bench-fan-1" })));
       sshTrue.push(await timeIt(() => run("ssh", ["-F", lab.sshConfig, "-o", "ControlMaster=no", "-o", "ControlPath=none", names[0], "true"])));
+      // the floor of this machine: the same pooled exec of `true`, on 16 boxes at once vs on one
+      floor16.push(await timeIt(() => Promise.all(names.map((h) => srv.call("remote_exec", { host: h, command: "true" })))));
+      floor1.push(await timeIt(() => srv.call("remote_exec", { host: names[0], command: "true" })));
     }
     await srv.call("stop_run", { run_id: "bench-fan-16" });
     await srv.call("stop_run", { run_id: "bench-fan-1" });
     return [
-      row(`run_status over ${FAN} boxes vs over 1 box`, median(t16), median(t1), 2),
+      row(`run_status over ${FAN} boxes vs over 1 box`, median(t16), median(t1), 2,
+        "all boxes share this machine's cores; see the next row for what 16 parallel sessions cost here at all"),
+      row(`floor: remote_exec \`true\` on ${FAN} boxes at once vs on 1`, median(floor16), median(floor1), undefined, "no rgt script involved"),
       row("run_status (1 box, warm) vs one cold `ssh box true`", median(t1), median(sshTrue), undefined, "one round trip on a pooled connection"),
       row(`run_status result size, ${FAN} cells on ${FAN} boxes (bytes vs 2 KB)`, size16, 2048, undefined, "ratio = bytes / 2048"),
     ];

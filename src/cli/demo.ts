@@ -29,6 +29,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`rgt demo: bad argument ${JSON.stringify(a)}${a === "--box" || a.startsWith("--box=") ? " (--box takes sshd or embedded)" : ""}\n${usage()}`);
     return 2;
   }
+  const chosen = kind !== undefined;
   kind ??= defaultBoxKind();
   const out = new Transcript();
   out.say("rgt demo — one training sweep on a box the demo rents from itself, the way an agent drives this server.");
@@ -44,10 +45,19 @@ export async function run(argv: string[]): Promise<number> {
     try {
       box = await startDemoBox(kind, { providerLog: process.env.RGT_DEMO_PROVIDER_LOG || undefined });
     } catch (e) {
-      const msg = e instanceof Error ? e.message : String(e);
-      if (kind === "sshd") process.stderr.write(`rgt demo: could not start the sshd box (${msg}); try: rgt demo --box embedded\n`);
-      else process.stderr.write(`rgt demo: could not start the embedded box: ${msg}\n`);
-      return 1;
+      const msg = (e instanceof Error ? e.message : String(e)).split("\n")[0];
+      if (kind === "sshd" && !chosen) {
+        out.say(`(the system sshd box did not start: ${msg}; using the embedded ssh2 box instead)`);
+        try {
+          box = await startDemoBox("embedded", { providerLog: process.env.RGT_DEMO_PROVIDER_LOG || undefined });
+        } catch (e2) {
+          process.stderr.write(`rgt demo: could not start the embedded box either: ${e2 instanceof Error ? e2.message : String(e2)}\n`);
+          return 1;
+        }
+      } else {
+        process.stderr.write(`rgt demo: could not start the ${kind} box: ${msg}${kind === "sshd" ? " (try: rgt demo --box embedded)" : ""}\n`);
+        return 1;
+      }
     }
     out.say(`box: ${box.describe} (ssh alias ${box.host}, up after ${out.elapsedS()} s)`);
     out.say(`ssh config, known_hosts, key and server state: ${box.stateDir} (your ~/.ssh is not used; all of it is removed at the end)`);

@@ -4,7 +4,7 @@
  * killed on the box over a second channel — never merely abandoned.
  */
 import { Readable } from "node:stream";
-import type { Client, ClientChannel } from "ssh2";
+import type { Client } from "ssh2";
 import { quote } from "shell-quote";
 import type { ExecOptions, ExecResult } from "./types.js";
 
@@ -20,8 +20,9 @@ export function wrapCommand(command: string): string {
 
 /** The connection died after the command had started: it may have run in part, so it is never retried. */
 export class ConnectionLostError extends Error {
-  constructor(readonly elapsedMs: number, readonly partialStdout: string) {
-    super("connection lost while the command was running");
+  /** `started` is false when the wrapper never reported its process group: the command itself never ran. */
+  constructor(readonly elapsedMs: number, readonly partialStdout: string, readonly started: boolean) {
+    super(started ? "connection lost while the command was running" : "the session closed before the command started");
     this.name = "ConnectionLostError";
   }
 }
@@ -60,87 +61,89 @@ export class CappedBuffer {
   }
 }
 
-function openExec(client: Client, cmd: string): Promise<ClientChannel> {
-  return new Promise((resolve, reject) => client.exec(cmd, (err, ch) => (err ? reject(err) : resolve(ch))));
-}
-
-export async function killGroup(client: Client, pgid: number): Promise<void> {
+export function killGroup(client: Client, pgid: number): Promise<void> {
   const cmd = `kill -TERM -- -${pgid} 2>/dev/null; for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 -- -${pgid} 2>/dev/null || exit 0; sleep 0.2; done; kill -KILL -- -${pgid} 2>/dev/null; exit 0`;
-  const ch = await openExec(client, cmd);
-  await new Promise<void>((resolve) => {
-    const t = setTimeout(() => { ch.close(); resolve(); }, 8000);
-    ch.on("close", () => { clearTimeout(t); resolve(); });
-    ch.resume();
-    ch.stderr.resume();
+  return new Promise<void>((resolve) => {
+    client.exec(cmd, (err, ch) => {
+      if (err) return resolve();
+      const t = setTimeout(() => { ch.close(); resolve(); }, 8000);
+      ch.on("close", () => { clearTimeout(t); resolve(); });
+      ch.resume();
+      ch.stderr.resume();
+    });
   });
 }
 
 /** Run `command` on `client` within opts.timeoutMs; returns when the command ends or has been killed. */
-export async function execOn(client: Client, command: string, opts: ExecOptions = {}): Promise<ExecResult> {
+export function execOn(client: Client, command: string, opts: ExecOptions = {}): Promise<ExecResult> {
   const timeoutMs = opts.timeoutMs ?? 60_000;
   const cap = opts.maxOutputBytes ?? 1 << 20;
   const t0 = Date.now();
-  const ch = await openExec(client, wrapCommand(command));
-  const out = new CappedBuffer(cap);
-  const err = new CappedBuffer(cap);
-  let pgid: number | undefined;
-  let errHead = Buffer.alloc(0);
-  let timedOut = false;
-
   return new Promise<ExecResult>((resolve, reject) => {
-    let exitCode: number | null = null;
-    let signal: string | undefined;
-    let killing: Promise<void> | undefined;
-    const finish = async () => {
-      clearTimeout(timer);
-      opts.signal?.removeEventListener("abort", onAbort);
-      if (killing) await killing.catch(() => {});
-      resolve({ exitCode: timedOut ? null : exitCode, signal, stdout: out.toString(), stderr: err.toString(), truncated: out.truncated || err.truncated, timedOut, elapsedMs: Date.now() - t0 });
-    };
-    const stop = () => {
-      if (killing) return;
-      timedOut = true;
-      killing = (pgid ? killGroup(client, pgid) : Promise.resolve()).finally(() => ch.close());
-    };
-    const onAbort = () => stop();
-    const timer = setTimeout(stop, timeoutMs);
-    opts.signal?.addEventListener("abort", onAbort);
+    // Every listener is attached inside the exec callback, synchronously: ssh2 parses a whole TCP read at once,
+    // so a fast command's data, exit-status and close can all be emitted before an awaiting caller resumes.
+    client.exec(wrapCommand(command), (openErr, ch) => {
+      if (openErr) return reject(openErr);
+      const out = new CappedBuffer(cap);
+      const err = new CappedBuffer(cap);
+      let pgid: number | undefined;
+      let errHead = Buffer.alloc(0);
+      let timedOut = false;
+      let exitCode: number | null = null;
+      let signal: string | undefined;
+      let exited = false;
+      let killing: Promise<void> | undefined;
+      const cleanup = () => { clearTimeout(timer); opts.signal?.removeEventListener("abort", onAbort); };
+      const finish = async () => {
+        cleanup();
+        if (killing) await killing.catch(() => {});
+        resolve({ exitCode: timedOut ? null : exitCode, signal, stdout: out.toString(), stderr: err.toString(), truncated: out.truncated || err.truncated, timedOut, elapsedMs: Date.now() - t0 });
+      };
+      const stop = () => {
+        if (killing) return;
+        timedOut = true;
+        killing = (pgid ? killGroup(client, pgid) : Promise.resolve()).finally(() => ch.close());
+      };
+      const onAbort = () => stop();
+      const timer = setTimeout(stop, timeoutMs);
+      opts.signal?.addEventListener("abort", onAbort);
 
-    ch.on("data", (b: Buffer) => { out.push(b); opts.onStdout?.(b); });
-    ch.stderr.on("data", (b: Buffer) => {
-      if (pgid === undefined) {
-        errHead = Buffer.concat([errHead, b]);
-        const s = errHead.toString("latin1");
-        const m = MARK_RE.exec(s);
-        if (m) {
-          pgid = Number(m[1]);
-          const rest = errHead.subarray(m[0].length);
-          if (rest.length) err.push(rest);
-          if (timedOut && !killing) stop();
-        } else if (errHead.length > 64 || (s.includes("\n") && !s.startsWith(MARK.slice(0, s.length)))) {
-          pgid = 0; // no marker: no group to kill by id
-          err.push(errHead);
+      ch.on("data", (b: Buffer) => { out.push(b); opts.onStdout?.(b); });
+      ch.stderr.on("data", (b: Buffer) => {
+        if (pgid === undefined) {
+          errHead = Buffer.concat([errHead, b]);
+          const s = errHead.toString("latin1");
+          const m = MARK_RE.exec(s);
+          if (m) {
+            pgid = Number(m[1]);
+            const rest = errHead.subarray(m[0].length);
+            if (rest.length) err.push(rest);
+            if (timedOut && !killing) stop();
+          } else if (errHead.length > 64 || (s.includes("\n") && !s.startsWith(MARK.slice(0, s.length)))) {
+            pgid = 0; // no marker: no group to kill by id
+            err.push(errHead);
+          }
+          return;
         }
-        return;
-      }
-      err.push(b);
-    });
-    let exited = false;
-    ch.on("exit", (code: number | null, sig?: string) => { exited = true; exitCode = code; if (sig) signal = sig; });
-    ch.on("close", () => {
-      if (!exited && !timedOut) {
-        clearTimeout(timer);
-        opts.signal?.removeEventListener("abort", onAbort);
-        reject(new ConnectionLostError(Date.now() - t0, out.toString()));
-        return;
-      }
-      void finish();
-    });
-    ch.on("error", (e: Error) => { clearTimeout(timer); reject(e); });
+        err.push(b);
+      });
+      ch.on("exit", (code: number | null, sig?: string) => { exited = true; exitCode = code; if (sig) signal = sig; });
+      // ssh2 repeats the exit status on 'close' (code, signal…) when the box sent one.
+      ch.on("close", (code?: number | null, sig?: string) => {
+        if (!exited && (typeof code === "number" || typeof sig === "string")) { exited = true; exitCode = code ?? null; if (sig) signal = sig; }
+        if (!exited && !timedOut) {
+          cleanup();
+          reject(new ConnectionLostError(Date.now() - t0, out.toString(), pgid !== undefined));
+          return;
+        }
+        void finish();
+      });
+      ch.on("error", (e: Error) => { cleanup(); reject(e); });
 
-    const stdin = opts.stdin;
-    if (stdin === undefined) ch.end();
-    else if (typeof stdin === "string" || Buffer.isBuffer(stdin)) ch.end(stdin);
-    else (stdin as Readable).pipe(ch);
+      const stdin = opts.stdin;
+      if (stdin === undefined) ch.end();
+      else if (typeof stdin === "string" || Buffer.isBuffer(stdin)) ch.end(stdin);
+      else (stdin as Readable).pipe(ch);
+    });
   });
 }

@@ -137,6 +137,8 @@ export class SshRemote implements Remote {
       } catch (e) {
         if (e instanceof RefusalError) throw e;
         if (entry.client === client) { entry.client = undefined; client.end(); }
+        // Never started (no process-group marker came back): safe to try once more on a fresh connection.
+        if (e instanceof ConnectionLostError && !e.started && attempt === 0) continue;
         if (e instanceof ConnectionLostError) {
           throw new RefusalError("UNREACHABLE", `the connection to ${host} dropped ${Math.round(e.elapsedMs / 1000)} s into the command`, "The command may have run in part (it was not retried). Check its effect (run_status, or a read-only remote_exec) before repeating it.");
         }

@@ -112,7 +112,9 @@ describe("rgt demo", () => {
     expect(run.out).toMatch(/3 GPU\(s\): NVIDIA RTX 4090; python 3\.\d+, torch /);
     expect(run.out).toMatch(/lr0→gpu 0, lr1→gpu 1, lr2→gpu 2/);
     expect(run.out).toMatch(/3 checkpoint\(s\) load-checked/);
-    expect(run.out).toMatch(/done in [\d.]+ s: 8 tool calls/);
+    // 8 calls when the first status check finds the sweep done (the bench's economy rows hold that
+    // budget); under a loaded suite a second check may be needed, which checkTranscript allows
+    expect(Number(/: (\d+) tool calls/.exec(run.out)![1])).toBeLessThanOrEqual(9);
     expect(run.ms).toBeLessThan(60_000);
     expect(fs.existsSync(providerLog), "the stub provider CLI was called").toBe(false);
     await checkNothingLeft(run);

@@ -185,6 +185,35 @@ describe("failures are structured and bounded", () => {
   });
 });
 
+describe("ssh-agent", () => {
+  it("authenticates with a passphrase-protected key held by ssh-agent (no passphrase ever reaches the server)", async () => {
+    const lab3 = await startLab([{ name: "ag", gpus: 0 }], { encryptedKey: "agent-test-pass" });
+    const agentDir = fs.mkdtempSync(path.join(lab3.root, "agent-"));
+    const sock = path.join(agentDir, "agent.sock");
+    const agent = execFileSync("ssh-agent", ["-a", sock], { encoding: "utf8" });
+    const pid = Number(/SSH_AGENT_PID=(\d+)/.exec(agent)![1]);
+    const askpass = path.join(agentDir, "askpass.sh");
+    fs.writeFileSync(askpass, "#!/bin/sh\necho agent-test-pass\n", { mode: 0o700 });
+    const saved = process.env.SSH_AUTH_SOCK;
+    try {
+      execFileSync("ssh-add", [lab3.encryptedIdentity!], { env: { ...process.env, SSH_AUTH_SOCK: sock, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: "force", DISPLAY: ":0" }, stdio: ["ignore", "pipe", "pipe"] });
+      // without the agent the locked alias is refused, naming the agent as the fix
+      delete process.env.SSH_AUTH_SOCK;
+      const r0 = new SshRemote({ sshConfig: lab3.sshConfig });
+      const e = await r0.exec("ag-locked", "true").catch((x) => x);
+      await r0.close();
+      expect(refusalCode(e)).toBe("AUTH_FAILED");
+      process.env.SSH_AUTH_SOCK = sock;
+      const r = new SshRemote({ sshConfig: lab3.sshConfig });
+      try { expect((await r.exec("ag-locked", "echo via-agent")).stdout.trim()).toBe("via-agent"); } finally { await r.close(); }
+    } finally {
+      if (saved === undefined) delete process.env.SSH_AUTH_SOCK; else process.env.SSH_AUTH_SOCK = saved;
+      try { process.kill(pid); } catch { /* gone */ }
+      await lab3.stop();
+    }
+  });
+});
+
 describe("ProxyJump and reconnect", () => {
   it("reaches a box through a jump host (forwardOut)", async () => {
     const cfg = configWith(`Host r2-via-r1\n  HostName 127.0.0.1\n  Port ${lab.boxes.r2.port}\n  User root\n  IdentityFile ${lab.identity}\n  IdentitiesOnly yes\n  UserKnownHostsFile ${lab.knownHosts}\n  StrictHostKeyChecking yes\n  ProxyJump r1`);
