@@ -14,7 +14,8 @@
 #       --deep     import torch for real and ask CUDA (slow: seconds)
 set -u
 export LC_ALL=C
-PATH="$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# PATH is left as the login gives it: a tool reported present must be one the box's sessions (rsync's
+# server side included) will actually find.
 
 paths=() envs=() cmds=() mounts=() py=python3 deep=0
 while [ $# -gt 0 ]; do
@@ -125,7 +126,9 @@ mk+='],"commands":[' first=1
 for c in "${cmds[@]}"; do have "$c" || continue; [ $first -eq 1 ] || mk+=','; first=0; J "$c"; mk+=$R; done
 mk+="],\"env_values\":$ev}}"
 
-# python: find the interpreter and read torch's version.py without importing anything
+# python: find the interpreter and read torch's version.py without importing anything. This mirrors the
+# interpreter's own sys.path order (venv, user site, prefix site-packages, Debian dist-packages) and only
+# where the layout is recognised; anything else (pyenv shims, odd prefixes) asks the interpreter itself.
 pyj=null
 if [ $deep -eq 0 ]; then
   pybin=''
@@ -135,30 +138,60 @@ if [ $deep -eq 0 ]; then
   esac
   if [ -n "$pybin" ]; then
     real=$(readlink -f "$pybin" 2>/dev/null || printf '%s' "$pybin")
-    ver=''
-    case ${real##*/} in python[0-9]*.*) ver=${real##*/python} ;; esac
+    ver='' torch='' fast=0
+    case ${real##*/} in python[0-9].[0-9]*) ver=${real##*/python}; fast=1 ;; esac
     pfx1=${pybin%/bin/*}; pfx2=${real%/bin/*}
-    if [ -z "$ver" ]; then for d in "$pfx2"/lib/python3.* "$pfx1"/lib/python3.*; do [ -d "$d" ] && { ver=${d##*/python}; break; }; done; fi
-    tv='' tc='' found=''
-    for d in "$pfx1/lib/python$ver/site-packages" "$pfx2/lib/python$ver/site-packages" "${HOME:-/root}/.local/lib/python$ver/site-packages" \
-             "/usr/local/lib/python$ver/dist-packages" "/usr/lib/python3/dist-packages" "$pfx2/lib/python3/dist-packages"; do
-      if [ -r "$d/torch/version.py" ]; then found="$d/torch/version.py"; break; fi
-    done
-    if [ -n "$found" ]; then
-      while IFS= read -r line; do
-        case $line in
-          __version__*) tv=${line#*[\'\"]}; tv=${tv%%[\'\"]*} ;;
-          cuda*=*) tc=${line#*=}; case $tc in *[\'\"]*) tc=${tc#*[\'\"]}; tc=${tc%%[\'\"]*} ;; *) tc='' ;; esac ;;
-        esac
-      done <"$found"
-      J "$tv"; tvj=$R
-      if [ -n "$tc" ]; then J "$tc"; tcj=$R; else tcj=null; fi
-      torch="{\"version\":$tvj,\"cuda_build\":$tcj,\"method\":\"metadata\"}"
-    else
-      torch=null
+    cands=()
+    if [ $fast -eq 1 ]; then
+      if [ -r "$pfx1/pyvenv.cfg" ]; then
+        cands+=("$pfx1/lib/python$ver/site-packages")
+        syssite=0
+        while IFS= read -r line; do case $line in include-system-site-packages*true*) syssite=1 ;; esac; done <"$pfx1/pyvenv.cfg"
+      else
+        syssite=1
+      fi
+      if [ $syssite -eq 1 ]; then
+        cands+=("${HOME:-/root}/.local/lib/python$ver/site-packages" "$pfx2/lib/python$ver/site-packages")
+        case $pfx2 in /usr|/usr/local) cands+=("/usr/local/lib/python$ver/dist-packages" "/usr/lib/python3/dist-packages") ;; esac
+      fi
+      [ -d "$pfx2/lib/python$ver" ] || fast=0
     fi
-    J "$real"; rj=$R; if [ -n "$ver" ]; then J "$ver"; vj=$R; else vj=null; fi
-    pyj="{\"path\":$rj,\"version\":$vj,\"torch\":$torch}"
+    if [ $fast -eq 1 ]; then
+      found=''
+      for d in "${cands[@]}"; do [ -r "$d/torch/version.py" ] && { found="$d/torch/version.py"; break; }; done
+      if [ -n "$found" ]; then
+        tv='' tc=''
+        while IFS= read -r line; do
+          case $line in
+            __version__*) tv=${line#*[\'\"]}; tv=${tv%%[\'\"]*} ;;
+            cuda*=*) tc=${line#*=}; case $tc in *[\'\"]*) tc=${tc#*[\'\"]}; tc=${tc%%[\'\"]*} ;; *) tc='' ;; esac ;;
+          esac
+        done <"$found"
+        J "$tv"; tvj=$R
+        if [ -n "$tc" ]; then J "$tc"; tcj=$R; else tcj=null; fi
+        torch="{\"version\":$tvj,\"cuda_build\":$tcj,\"method\":\"metadata\"}"
+      else
+        torch=null
+      fi
+      # a venv is named by its own path (that is what the user activates); otherwise the real interpreter
+      if [ -r "$pfx1/pyvenv.cfg" ]; then J "$pybin"; else J "$real"; fi; rj=$R; J "$ver"; vj=$R
+      pyj="{\"path\":$rj,\"version\":$vj,\"torch\":$torch}"
+    else
+      # Unrecognised layout: ask the interpreter where torch is (find_spec does not import it).
+      code='import sys,json,os,re,importlib.util
+r={"path":os.path.realpath(sys.executable),"version":"%d.%d" % sys.version_info[:2],"torch":None}
+try:
+    s=importlib.util.find_spec("torch")
+    if s and s.origin:
+        t=open(os.path.join(os.path.dirname(s.origin),"version.py")).read()
+        v=re.search(r"__version__\s*=\s*[\x27\"]([^\x27\"]+)",t); c=re.search(r"^cuda\s*(?::\s*[^=]+)?=\s*[\x27\"]([^\x27\"]+)",t,re.M)
+        r["torch"]={"version":v and v.group(1),"cuda_build":c and c.group(1),"method":"metadata"}
+except Exception as e:
+    r["torch_error"]=str(e)[:200]
+print(json.dumps(r))'
+      pyj=$(timeout 10 "$pybin" -c "$code" 2>/dev/null)
+      case $pyj in '{'*) ;; *) J "$real"; pyj="{\"path\":$R,\"version\":null,\"torch\":null}" ;; esac
+    fi
   fi
 fi
 

@@ -49,13 +49,35 @@ export const StepExpectSchema = z.strictObject({
   fields: z.array(z.string()).optional(),
   /** the whole JSON result must stay under this many bytes (agent-sized output) */
   max_bytes: z.number().int().positive().optional(),
+  /** strings that must appear nowhere in the result (e.g. a credential's value: proof it did not leak) */
+  absent_text: z.array(z.string().min(4)).optional(),
 });
 export type StepExpect = z.infer<typeof StepExpectSchema>;
 
+/** Longest a step may poll: keeps a whole eval run bounded. */
+export const MAX_UNTIL_S = 60;
+
+/**
+ * Repeat the same call until every field assertion holds (e.g. `state == "done"`), bounded in time;
+ * `expect` is then checked against the last answer. Not reaching it within timeout_s fails the step.
+ */
+export const UntilSchema = z.strictObject({
+  fields: z.array(z.string().min(1)).min(1),
+  timeout_s: z.number().positive().max(MAX_UNTIL_S).default(30),
+  interval_ms: z.number().int().min(100).max(10_000).default(1000),
+});
+export type Until = z.infer<typeof UntilSchema>;
+
 export const StepSchema = z.strictObject({
   tool: z.string().min(1),
-  /** tool arguments; "{box}" in any string becomes the case's box alias, "{root}" the package root */
+  /**
+   * tool arguments; in any string "{box}" becomes the case's box alias, "{root}" the package root,
+   * "{tmp}" a local scratch directory of this eval run, "{prev.<path>}" a field of the previous step's
+   * result and "{stepN.<path>}" one of step N's (1-based). A string that is only one placeholder takes
+   * the field's value with its type.
+   */
   args: z.record(z.string(), z.unknown()).default({}),
+  until: UntilSchema.optional(),
   expect: StepExpectSchema,
 });
 export type Step = z.infer<typeof StepSchema>;
@@ -73,6 +95,11 @@ export type Knowledge = z.infer<typeof KnowledgeSchema>;
 export const ReplaySchema = z.strictObject({
   /** the box the steps run against; absent for host-less tools (check_staleness, checkpoint_cadence) */
   box: BoxSpecSchema.optional(),
+  /**
+   * variables the server process is started with (one server serves every case, so the same name must
+   * carry the same value in every case that sets it); for push_secret's {env: NAME} source
+   */
+  server_env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "server_env names are variable names"), z.string()).optional(),
   steps: z.array(StepSchema).min(1),
 });
 export type Replay = z.infer<typeof ReplaySchema>;
