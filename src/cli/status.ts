@@ -10,7 +10,7 @@ import { listReceipts } from "../ledger/receipts.js";
 import { listApprovals } from "../ledger/approvals.js";
 import { loadRegistry } from "../ledger/registry.js";
 import { formatDuration, meterView, readMeters, type HostMeter } from "../ledger/meter.js";
-import { hostInfo } from "../providers/hostinfo.js";
+import { hostInfo } from "../ledger/hostinfo.js";
 
 function table(head: string[], rows: string[][]): string {
   if (rows.length === 0) return "  (none)\n";

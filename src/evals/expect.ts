@@ -135,28 +135,81 @@ export function checkOutcome(o: ToolOutcome, ex: StepExpect): string[] {
     const n = Buffer.byteLength(JSON.stringify(s));
     if (n > ex.max_bytes) fails.push(`result is ${n} bytes, over ${ex.max_bytes}`);
   }
+  if (ex.absent_text?.length) {
+    const all = `${JSON.stringify(s)}\n${o.text}`;
+    for (const t of ex.absent_text) if (all.includes(t)) fails.push(`the result contains text that must not appear (${t.slice(0, 4)}…)`);
+  }
   return fails;
+}
+
+/** What a step's string arguments may refer to. */
+export interface SubstVars {
+  /** the case's box alias ("{box}") */
+  alias?: string;
+  /** the package root ("{root}") */
+  root?: string;
+  /** a local scratch directory of this eval run ("{tmp}") */
+  tmp?: string;
+  /** structured results of the case's earlier steps, in order ("{prev.<path>}", "{stepN.<path>}") */
+  steps?: (Record<string, unknown> | undefined)[];
+}
+
+const PLACEHOLDER = /\{(box|root|tmp|prev\.[A-Za-z0-9_.\-[\]]+|step[1-9][0-9]?\.[A-Za-z0-9_.\-[\]]+)\}/g;
+
+function lookup(name: string, vars: SubstVars): unknown {
+  if (name === "box") {
+    if (vars.alias === undefined) throw new Error(`argument uses {box} but the case declares no box`);
+    return vars.alias;
+  }
+  if (name === "root") {
+    if (vars.root === undefined) throw new Error(`argument uses {root} but no package root was given`);
+    return vars.root;
+  }
+  if (name === "tmp") {
+    if (vars.tmp === undefined) throw new Error(`argument uses {tmp} but no scratch directory was given`);
+    return vars.tmp;
+  }
+  const dot = name.indexOf(".");
+  const head = name.slice(0, dot);
+  const p = name.slice(dot + 1);
+  const steps = vars.steps ?? [];
+  let idx: number;
+  if (head === "prev") {
+    idx = steps.length - 1;
+    if (idx < 0) throw new Error(`argument uses {${name}} in the first step`);
+  } else {
+    idx = Number(head.slice(4)) - 1;
+    if (idx >= steps.length) throw new Error(`argument uses {${name}} but only ${steps.length} step(s) ran before`);
+  }
+  const v = getPath(steps[idx], p);
+  if (v === undefined || v === null) throw new Error(`argument uses {${name}} but step ${idx + 1}'s result has no ${p}`);
+  return v;
+}
+
+/**
+ * Replace placeholders in the string leaves of step args (see StepSchema): "{box}", "{root}", "{tmp}",
+ * "{prev.<path>}", "{stepN.<path>}". A string that is exactly one placeholder becomes the value itself
+ * (a number stays a number); inside a longer string the value is written as text (objects as JSON).
+ */
+export function substituteArgs<T>(v: T, vars: SubstVars): T {
+  if (typeof v === "string") {
+    const whole = /^\{([^{}]+)\}$/.exec(v);
+    if (whole && new RegExp(`^${PLACEHOLDER.source}$`).test(v)) return lookup(whole[1], vars) as T;
+    return v.replace(PLACEHOLDER, (_m, name: string) => {
+      const x = lookup(name, vars);
+      return typeof x === "string" ? x : typeof x === "object" ? JSON.stringify(x) : String(x);
+    }) as T;
+  }
+  if (Array.isArray(v)) return v.map((x) => substituteArgs(x, vars)) as T;
+  if (v && typeof v === "object") {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) out[k] = substituteArgs(x, vars);
+    return out as T;
+  }
+  return v;
 }
 
 /** Replace every "{box}" (the case's box alias) and "{root}" (the package root) in string leaves of the args. */
 export function substituteBox<T>(v: T, alias: string | undefined, root?: string): T {
-  if (typeof v === "string") {
-    let s: string = v;
-    if (s.includes("{box}")) {
-      if (alias === undefined) throw new Error(`argument uses {box} but the case declares no box`);
-      s = s.split("{box}").join(alias);
-    }
-    if (s.includes("{root}")) {
-      if (root === undefined) throw new Error(`argument uses {root} but no package root was given`);
-      s = s.split("{root}").join(root);
-    }
-    return s as T;
-  }
-  if (Array.isArray(v)) return v.map((x) => substituteBox(x, alias, root)) as T;
-  if (v && typeof v === "object") {
-    const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) out[k] = substituteBox(x, alias, root);
-    return out as T;
-  }
-  return v;
+  return substituteArgs(v, { alias, root });
 }

@@ -5,8 +5,11 @@
  *
  * The lab modules (src/lab/) are loaded at run time so the knowledge half works without them.
  */
-import type { EvalBoxSpec, EvalCase } from "./cases.js";
-import { checkOutcome, substituteBox, type ToolOutcome } from "./expect.js";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import type { EvalBoxSpec, EvalCase, Step } from "./cases.js";
+import { checkOutcome, evalField, parseFieldExpr, substituteArgs, type ToolOutcome } from "./expect.js";
 
 /** The parts of src/lab/box.ts and src/lab/client.ts the harness uses. */
 interface LabLike {
@@ -59,6 +62,57 @@ export function planBoxes(cases: EvalCase[]): { specs: (EvalBoxSpec & { name: st
   return { specs, aliasOf };
 }
 
+/**
+ * The one environment the shared server starts with: every case's server_env, merged. The same name
+ * with two different values is a case-file error (one server serves them all).
+ */
+export function mergeServerEnv(cases: EvalCase[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  const from: Record<string, string> = {};
+  for (const c of cases) {
+    for (const [k, v] of Object.entries(c.replay?.server_env ?? {})) {
+      if (k in env && env[k] !== v) throw new Error(`server_env ${k} differs between cases ${from[k]} and ${c.id}`);
+      env[k] = v;
+      from[k] = c.id;
+    }
+  }
+  return env;
+}
+
+const sleep = (ms: number) => new Promise<void>((res) => setTimeout(res, ms));
+
+/**
+ * One step: call the tool; with `until`, call it again every interval_ms until every until-field holds
+ * or timeout_s has passed (then the step fails, naming what was last seen). Returns the last outcome and
+ * the failures of its expectation.
+ */
+export async function runStep(
+  call: (args: Record<string, unknown>) => Promise<ToolOutcome>,
+  step: Step,
+  args: Record<string, unknown>,
+  now: () => number = Date.now,
+): Promise<{ outcome: ToolOutcome; failures: string[]; calls: number }> {
+  let outcome = await call(args);
+  let calls = 1;
+  if (step.until) {
+    const exprs = step.until.fields.map(parseFieldExpr);
+    const deadline = now() + step.until.timeout_s * 1000;
+    const unmet = () => exprs.filter((e) => !evalField(outcome.structured, e).ok);
+    let left = unmet();
+    while (left.length && now() < deadline) {
+      await sleep(Math.min(step.until.interval_ms, Math.max(0, deadline - now())));
+      outcome = await call(args);
+      calls++;
+      left = unmet();
+    }
+    if (left.length) {
+      const seen = left.map((e) => `${e.path}=${JSON.stringify(evalField(outcome.structured, e).actual) ?? "undefined"}`).join(", ");
+      return { outcome, calls, failures: [`until not reached within ${step.until.timeout_s} s after ${calls} call(s): ${seen}`.slice(0, 400)] };
+    }
+  }
+  return { outcome, calls, failures: checkOutcome(outcome, step.expect) };
+}
+
 async function importLab(): Promise<{ startLab: StartLab; connectServer: ConnectServer }> {
   const boxUrl = new URL("../lab/box.js", import.meta.url).href;
   const clientUrl = new URL("../lab/client.js", import.meta.url).href;
@@ -105,6 +159,8 @@ export interface ReplayOptions {
   log?: (line: string) => void;
   /** substituted for "{root}" in step args (fixtures under evals/) */
   root?: string;
+  /** substituted for "{tmp}" (default: a fresh temp directory removed afterwards) */
+  tmp?: string;
   /** injected for tests; defaults to src/lab */
   lab?: { startLab: StartLab; connectServer: ConnectServer };
 }
@@ -119,12 +175,16 @@ export async function runReplays(cases: EvalCase[], opts: ReplayOptions = {}): P
 
   let lab: LabLike | undefined;
   let server: ServerLike | undefined;
+  const ownTmp = opts.tmp === undefined;
+  let tmp = opts.tmp;
   try {
+    const serverEnv = mergeServerEnv(withReplay);
     const mods = opts.lab ?? (await importLab());
     const t0 = Date.now();
     lab = await mods.startLab(specs);
     log(`lab: ${specs.length} box(es) up in ${Date.now() - t0} ms`);
-    server = await mods.connectServer(lab.env);
+    server = await mods.connectServer({ ...lab.env, ...serverEnv });
+    if (tmp === undefined) tmp = fs.mkdtempSync(path.join(os.tmpdir(), "rgt-evals-tmp-"));
   } catch (e) {
     const msg = `replay setup failed: ${e instanceof Error ? e.message : String(e)}`;
     await server?.close().catch(() => {});
@@ -138,22 +198,28 @@ export async function runReplays(cases: EvalCase[], opts: ReplayOptions = {}): P
       const replay = c.replay!;
       const alias = replay.box ? aliasOf.get(specKey(replay.box)) : undefined;
       const failures: string[] = [];
+      const done: (Record<string, unknown> | undefined)[] = [];
+      const t0 = Date.now();
       for (const [i, step] of replay.steps.entries()) {
         const where = `step ${i + 1} ${step.tool}`;
         try {
-          const args = substituteBox(step.args, alias, opts.root);
-          const outcome = await callTool(server, step.tool, args, stepTimeoutMs);
-          for (const f of checkOutcome(outcome, step.expect)) failures.push(`${where}: ${f}`);
+          const args = substituteArgs(step.args, { alias, root: opts.root, tmp, steps: done });
+          const r = await runStep((a) => callTool(server, step.tool, a, stepTimeoutMs), step, args);
+          done.push(r.outcome.structured);
+          for (const f of r.failures) failures.push(`${where}: ${f}`);
         } catch (e) {
           failures.push(`${where}: ${e instanceof Error ? e.message : String(e)}`);
         }
         if (failures.length) break; // later steps usually build on earlier ones
       }
+      const took = Date.now() - t0;
+      if (took >= 2000) log(`${c.id}: ${replay.steps.length} step(s) in ${took} ms`);
       results.push({ id: c.id, failures });
     }
   } finally {
     await server.close().catch(() => {});
     await lab.stop().catch(() => {});
+    if (ownTmp && tmp) fs.rmSync(tmp, { recursive: true, force: true });
   }
   return results;
 }

@@ -9,7 +9,7 @@ import { getHost } from "../ledger/hosts.js";
 import { getRun } from "../ledger/runs.js";
 import { idleWarnings, markClocksShown, meterView, touchHost } from "../ledger/meter.js";
 import type { Ledger } from "../ledger/store.js";
-import { hostInfo } from "./hostinfo.js";
+import { hostInfo } from "../ledger/hostinfo.js";
 
 const SKIP_CODES = new Set(["BAD_INPUT"]);
 

@@ -8,7 +8,7 @@ import { refuse, warning, type Warning } from "../common/result.js";
 import { assertNoInlineSecrets } from "../guard/secrets.js";
 import { getProfile } from "../knowledge/profiles.js";
 import type { Profile } from "../knowledge/schema.js";
-import { getHost } from "../ledger/hosts.js";
+import { hostInfo } from "../ledger/hostinfo.js";
 import { getRun, runIdFor, saveRun } from "../ledger/runs.js";
 import { defineTool } from "../server/tool.js";
 import { backendFor, chooseBackendName } from "../backends/index.js";
@@ -99,14 +99,14 @@ export const launchQueue = defineTool({
     });
     assertNoInlineSecrets(fields);
 
-    // --- profile: explicit, else what probe_env detected for the first host ---
+    // --- profile: explicit, else the host registry's, else what probe_env detected for the first host ---
     let profile: Profile | undefined;
     if (args.profile) {
       profile = getProfile(args.profile);
       if (!profile) refuse("BAD_INPUT", `profile: no profile named "${args.profile}"`, "Use a name from rgt://profiles, or leave it out to use the detected one.");
     } else {
-      const h = getHost(ctx.ledger, hosts[0]);
-      if (h?.profile) profile = getProfile(h.profile, h.variant);
+      const info = hostInfo(ctx.ledger, hosts[0]);
+      if (info.platform_from !== "default") profile = info.profile;
       if (!profile) warnings.push(warning("NOT_PROBED", "info", `no platform profile known for ${hosts[0]} (run probe_env first); generic defaults used: no data/durable dir, state under $HOME`));
     }
 

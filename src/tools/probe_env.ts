@@ -7,6 +7,7 @@ import { RefusalError, refuse, warning, type Warning } from "../common/result.js
 import { allMarkers, detectProfile } from "../knowledge/detect.js";
 import { getProfile, loadProfiles, profileNames } from "../knowledge/profiles.js";
 import { expandBoxPath, type Profile } from "../knowledge/schema.js";
+import { hostInfo } from "../ledger/hostinfo.js";
 import { recordProbe } from "../ledger/hosts.js";
 import { defineTool } from "../server/tool.js";
 
@@ -74,9 +75,14 @@ export const probeEnv = defineTool({
     const t0 = Date.now();
     const profiles = loadProfiles();
     let forced: Profile | undefined;
+    let forcedBy = "requested by caller";
     if (args.profile) {
       forced = getProfile(args.profile);
       if (!forced) refuse("BAD_INPUT", `profile: unknown profile '${args.profile}'`, `Use one of: ${profileNames().join(", ")} — or omit it to auto-detect.`);
+    } else {
+      // The user's host registry (RGT_HOME/hosts.yaml) is their own word about the platform: it beats detection.
+      const info = hostInfo(ctx.ledger, args.host);
+      if (info.platform_from === "registry" && info.profile) { forced = info.profile; forcedBy = "host registry"; }
     }
     const markers = allMarkers(profiles);
     const mountPaths = new Set<string>();
@@ -101,7 +107,7 @@ export const probeEnv = defineTool({
     }
 
     const detection = forced
-      ? { name: forced.name, detected_by: "requested by caller", variant: forced.variant }
+      ? { name: forced.name, detected_by: forcedBy, ...(forced.variant ? { variant: forced.variant } : {}) }
       : detectProfile({ paths_present: raw.markers.paths, env_present: raw.markers.env, hostname: raw.hostname, commands: raw.markers.commands }, profiles);
     const profile = forced ?? getProfile(detection.name, (detection as { variant?: string }).variant);
     const boxEnv = { HOME: raw.home, USER: raw.user };

@@ -2,14 +2,22 @@
  * push_code — put a project tree on a box, resumably.
  * Order: scan locally (rsync's own filter evaluation) → refuse credential files / CRLF scripts before a
  * byte leaves → one round trip to create and resolve the destination and learn whether the box has rsync →
- * rsync --partial over the pool's ssh settings, or SFTP with per-file resume when the box has none.
+ * live-run guard (never overwrite a file a running queue may be reading) → rsync --partial over the pool's
+ * ssh settings, or SFTP with per-file resume when the box has none.
  */
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
+import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import * as z from "zod";
 import { defineTool } from "../server/tool.js";
 import { refuse, warning, RefusalError, type Warning } from "../common/result.js";
-import { runRsync, localRsyncAvailable, prepareRemoteDir } from "../remote/rsync.js";
+import { runRsync, localRsyncAvailable, prepareRemoteDir, remotePathWord, rsyncShellArg, decodeRsyncName } from "../remote/rsync.js";
+import { remoteHashTree } from "../remote/hashes.js";
+import { listRuns } from "../ledger/runs.js";
+import { liveRunsOn } from "../backends/index.js";
+import type { ToolContext } from "../server/tool.js";
 import { sftpPush } from "../remote/sftp.js";
 import { crlfScripts, scanPushTree, secretFiles, PROJECT_IGNORE } from "../verify/tree.js";
 
@@ -101,10 +109,15 @@ export const pushCode = defineTool({
 
     // 2. one round trip: create + resolve the destination, learn whether the box has rsync
     const prep = await prepareRemoteDir(ctx.remote, args.host, args.remote_dir, "remote_dir");
+
+    // 3. never change a file under a live run (ARCHITECTURE principle 7); refused before a byte is sent
+    const useRsync = prep.hasRsync && localRsyncAvailable();
+    if (files.length) await guardLiveRuns(ctx, args.host, args.remote_dir, prep.dir, localDir, files, useRsync);
+
     await ctx.progress(0, bytesTotal, `pushing ${files.length} files`);
     const timeoutMs = 600_000 + Math.ceil(bytesTotal / 1000);
 
-    if (prep.hasRsync && localRsyncAvailable() && files.length) {
+    if (useRsync && files.length) {
       const transport = await ctx.remote.sshTransport(args.host);
       let lastTick = 0;
       const r = await runRsync({
@@ -166,3 +179,169 @@ export const pushCode = defineTool({
     }
   },
 });
+
+// ---------------------------------------------------------------------------------------------
+// live-run guard
+
+const posixInside = (p: string, dir: string): boolean => dir === "/" || p === dir || p.startsWith(`${dir}/`);
+const trimSlash = (p: string): string => (p.length > 1 ? p.replace(/\/+$/, "") : p);
+
+interface LiveWorkdir { run_id: string; workdir: string; cells: string[] }
+
+/**
+ * Runs recorded for this box (under any spelling of the host that resolves to the same endpoint) whose
+ * workdir, resolved on the box, is the push destination, lies inside it or contains it — and that still
+ * have live cells. One round trip to resolve the workdirs, then liveRunsOn (which fails closed: an
+ * unreachable host throws rather than answering "nothing live").
+ */
+async function liveWorkdirsAt(ctx: ToolContext, host: string, dest: string): Promise<LiveWorkdir[]> {
+  const all = listRuns(ctx.ledger).slice(0, 200);
+  if (!all.length) return [];
+  const me = await ctx.remote.resolve(host).then((h) => h.key, () => undefined);
+  const sameBox = new Map<string, boolean>();
+  const matches = async (h: string): Promise<boolean> => {
+    if (h === host) return true;
+    if (!me) return false;
+    if (!sameBox.has(h)) sameBox.set(h, await ctx.remote.resolve(h).then((r) => r.key === me, () => false));
+    return sameBox.get(h)!;
+  };
+  // recorded host spelling -> runs with cells there
+  const byHost = new Map<string, typeof all>();
+  for (const run of all) {
+    for (const h of new Set([...run.hosts, ...run.cells.map((c) => c.host)])) {
+      if (!(await matches(h))) continue;
+      if (!byHost.has(h)) byHost.set(h, []);
+      byHost.get(h)!.push(run);
+    }
+  }
+  if (!byHost.size) return [];
+  const workdirs = [...new Set([...byHost.values()].flat().map((r) => r.workdir))];
+  const script = workdirs
+    .map((w, i) => `cd -P -- ${remotePathWord(w)} 2>/dev/null && printf 'WD\\t%s\\t%s\\n' ${i} "$PWD"`)
+    .join("; ") + "; exit 0";
+  const r = await ctx.remote.exec(host, script, { timeoutMs: 30_000 });
+  if (r.timedOut) throw new RefusalError("TIMEOUT", `checking ${host} for live runs under ${dest} timed out`, "Retry; check the box with probe_env.");
+  const resolved = new Map<string, string>();
+  for (const m of r.stdout.matchAll(/^WD\t(\d+)\t(.+)$/gm)) resolved.set(workdirs[Number(m[1])], trimSlash(m[2]));
+  const d = trimSlash(dest);
+  const out: LiveWorkdir[] = [];
+  for (const [h, runs] of byHost) {
+    // a workdir that no longer exists on the box cannot be read by anything running there
+    const overlapping = runs.filter((run) => {
+      const w = resolved.get(run.workdir);
+      return w !== undefined && (posixInside(d, w) || posixInside(w, d));
+    });
+    if (!overlapping.length) continue;
+    const ids = new Set(overlapping.map((x) => x.run_id));
+    for (const live of await liveRunsOn(ctx.remote, ctx.ledger, h)) {
+      if (!ids.has(live.run_id) || out.some((o) => o.run_id === live.run_id)) continue;
+      out.push({ run_id: live.run_id, workdir: resolved.get(overlapping.find((x) => x.run_id === live.run_id)!.workdir)!, cells: live.cells_running });
+    }
+  }
+  return out;
+}
+
+/**
+ * Of `files` (relative to the destination), those the push would change — existing files on the box whose
+ * content differs — judged by rsync itself: a dry run with --checksum over the same file list, itemized.
+ * Only a line for an existing file counts ("+++++++++" marks a file that does not exist yet).
+ * Resolves undefined when rsync could not answer (the caller then compares hashes instead).
+ */
+async function rsyncWouldChange(transport: { argv: string[]; destination: string }, localDir: string, remoteDir: string, files: string[], timeoutMs: number): Promise<string[] | undefined> {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "rgt-live-"));
+  const list = path.join(tmp, "files");
+  fs.writeFileSync(list, files.map((f) => `${f}\0`).join(""), { mode: 0o600 });
+  try {
+    return await new Promise((resolve) => {
+      const args = [
+        "-rlpt", "-8", "-n", "--checksum", "--no-inc-recursive", "--timeout=60", "--out-format=RGTI:%i %n",
+        "-e", rsyncShellArg(transport.argv), "--from0", `--files-from=${list}`,
+        "--", `${localDir.replace(/\/+$/, "")}/`, `${transport.destination}:${remoteDir.replace(/\/+$/, "")}/`,
+      ];
+      const child = spawn("rsync", args, { stdio: ["ignore", "pipe", "pipe"] });
+      const changed: string[] = [];
+      let carry = "";
+      child.stdout.setEncoding("utf8");
+      child.stdout.on("data", (d: string) => {
+        carry += d;
+        const lines = carry.split("\n");
+        carry = lines.pop() ?? "";
+        for (const l of lines) {
+          const m = /^RGTI:([<>ch.*])([fLDS])(\S{9}) (.*)$/.exec(l);
+          if (!m || m[3] === "+++++++++" || m[2] === "D") continue;
+          // `>f` / `cL`: data or link target goes over an existing path; `.f` = attributes only, content unchanged
+          if (m[1] === ">" || m[1] === "c" || m[1] === "*") changed.push(decodeRsyncName(m[4]));
+        }
+      });
+      child.stderr.resume();
+      const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+      child.on("error", () => { clearTimeout(timer); resolve(undefined); });
+      child.on("close", (code) => {
+        clearTimeout(timer);
+        resolve(code === 0 ? changed : undefined);
+      });
+    });
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+function localSha(file: string): string {
+  const h = createHash("sha256");
+  const fd = fs.openSync(file, "r");
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
+  } finally {
+    fs.closeSync(fd);
+  }
+  return h.digest("hex");
+}
+
+/** The same question answered by hashes: the box hashes the files that exist there (one round trip), we hash ours. */
+async function hashesWouldChange(ctx: ToolContext, host: string, localDir: string, remoteDir: string, files: { path: string; bytes: number }[]): Promise<string[]> {
+  const tree = await remoteHashTree(ctx.remote, host, remoteDir, files.map((f) => f.path), { timeoutMs: 300_000, signal: ctx.signal });
+  const there = new Map(tree.files.map((f) => [f.path, f]));
+  const out: string[] = [];
+  for (const f of files) {
+    const r = there.get(f.path);
+    if (!r) continue; // not on the box yet: adding it changes nothing a run reads
+    if (r.bytes !== f.bytes || r.sha256 !== localSha(path.join(localDir, f.path))) out.push(f.path);
+  }
+  return out;
+}
+
+/**
+ * Refuse LIVE_SCRIPT_MUTATION when the push would change a file under the workdir of a run still live on
+ * this box. Only changes to EXISTING files count: a brand-new file is something no running process has
+ * opened, so adding it is allowed; and push_code never deletes (no --delete), so removals cannot happen.
+ * A run that is done, failed or stopped does not hold its workdir.
+ */
+async function guardLiveRuns(
+  ctx: ToolContext, host: string, remoteDirArg: string, dest: string, localDir: string, files: { path: string; bytes: number }[], useRsync: boolean,
+): Promise<void> {
+  const live = await liveWorkdirsAt(ctx, host, dest);
+  if (!live.length) return;
+  const d = trimSlash(dest);
+  const under = files.filter((f) => live.some((l) => posixInside(path.posix.join(d, f.path), l.workdir)));
+  if (!under.length) return;
+  let changed: string[] | undefined;
+  if (useRsync) {
+    const bytes = under.reduce((a, f) => a + f.bytes, 0);
+    changed = await rsyncWouldChange(await ctx.remote.sshTransport(host), localDir, d, under.map((f) => f.path), 120_000 + Math.ceil(bytes / 50_000));
+  }
+  changed ??= await hashesWouldChange(ctx, host, localDir, d, under);
+  if (!changed.length) return;
+  const hit = live.filter((l) => changed!.some((f) => posixInside(path.posix.join(d, f), l.workdir)));
+  const first = hit[0] ?? live[0];
+  const shown = changed.slice(0, 5);
+  const versioned = `${trimSlash(remoteDirArg)}-v2`;
+  refuse(
+    "LIVE_SCRIPT_MUTATION",
+    `${changed.length} file(s) in ${d} would be overwritten under live run ${first.run_id} (workdir ${first.workdir}, running: ${first.cells.slice(0, 5).join(", ") || "?"}): ` +
+      `${shown.join(", ")}${changed.length > shown.length ? ", …" : ""}. Nothing was sent.`,
+    `Push the changed tree to a new versioned directory instead (e.g. remote_dir "${versioned}") and launch from there; ` +
+      `or stop_run { run_id: "${first.run_id}" } first (its files are kept). Files that do not exist on the box yet may be added while it runs.`,
+    { run_ids: hit.map((l) => l.run_id), changed_files: changed.slice(0, 20), remote_dir: d },
+  );
+}

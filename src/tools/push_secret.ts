@@ -10,7 +10,7 @@ import * as path from "node:path";
 import * as z from "zod";
 import { defineTool } from "../server/tool.js";
 import { refuse, warning, RefusalError, type Warning } from "../common/result.js";
-import { hostInfo } from "../providers/hostinfo.js";
+import { hostInfo } from "../ledger/hostinfo.js";
 import { loadProfiles, getProfile } from "../knowledge/profiles.js";
 import { allMarkers, detectProfile } from "../knowledge/detect.js";
 import type { Profile } from "../knowledge/schema.js";

@@ -15,7 +15,7 @@ import { refuse, warning, type Warning } from "../common/result.js";
 import { assertNoInlineSecrets } from "../guard/secrets.js";
 import { assertNotDestructive } from "../guard/destroy.js";
 import { redactText } from "../guard/redact.js";
-import { hostInfo, ownSlurmJobIds, protectedPathsFor, runsOnHost } from "../providers/hostinfo.js";
+import { hostInfo, ownSlurmJobIds, protectedPathsFor, runsOnHost } from "../ledger/hostinfo.js";
 
 const STDOUT_TAIL = 1200;
 const STDERR_TAIL = 500;

@@ -21,7 +21,7 @@ import { remoteHashes } from "../remote/hashes.js";
 import { liveRunsOn } from "../backends/index.js";
 import { billingFactsStale } from "../knowledge/staleness.js";
 import { getProfile } from "../knowledge/profiles.js";
-import { hostInfo, ownSlurmJobIds, runsOnHost, type HostInfo } from "../providers/hostinfo.js";
+import { hostInfo, ownSlurmJobIds, runsOnHost, type HostInfo } from "../ledger/hostinfo.js";
 import { adapterFor, describeAction, manualSteps, type MeterStopSpec, type MeterStopTarget } from "../providers/index.js";
 
 const PROVIDER_TIMEOUT_MS = 60_000;

@@ -88,6 +88,15 @@ describe("probe_env", () => {
     expect(r.running[0].gpu).toBe(1);
   });
 
+  it("takes the platform from the user's host registry over detection", async () => {
+    const reg = path.join(lab.env.RGT_HOME!, "registry.yaml");
+    fs.writeFileSync(reg, "hosts:\n  busy:\n    profile: lambda\n    price_per_hour: 1.1\n");
+    try {
+      const r = (await srv.call("probe_env", { host: "busy" })) as Probe;
+      expect(r.profile).toMatchObject({ name: "lambda", detected_by: "host registry" });
+    } finally { fs.rmSync(reg); }
+  });
+
   it("answers bad input, unknown profiles and unreachable hosts with structured refusals and keeps serving", async () => {
     const bad = (await srv.call("probe_env", { host: 42 })) as Probe;
     expect(bad.ok).toBe(false);

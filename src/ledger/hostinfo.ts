@@ -1,14 +1,14 @@
 /**
- * What we know about a host for teardown and the meter: which platform profile applies (the user's
- * registry first, then what probe_env detected), its instance id (registry first, then what the probe
- * saw on the box), its price, and the paths a destroy must never touch.
+ * What the local state knows about a host, resolved for the tools: which platform profile applies (the
+ * user's registry first, then what probe_env detected, variant included), its instance id (registry first,
+ * then what the probe saw on the box), its price, and the paths a destroy must never touch.
  */
 import { getProfile } from "../knowledge/profiles.js";
 import type { Profile } from "../knowledge/schema.js";
-import { listRuns, type RunRecord } from "../ledger/runs.js";
-import { registryEntry, registryEntrySafe, type RegistryEntry } from "../ledger/registry.js";
-import type { Ledger } from "../ledger/store.js";
-import { getHost, type HostRecord } from "../ledger/hosts.js";
+import { listRuns, type RunRecord } from "./runs.js";
+import { registryEntry, registryEntrySafe, type RegistryEntry } from "./registry.js";
+import type { Ledger } from "./store.js";
+import { getHost, type HostRecord } from "./hosts.js";
 
 export interface HostInfo {
   host: string;
@@ -28,7 +28,7 @@ const INSTANCE_ENV: Record<string, string[]> = {
 };
 
 /** The probe's memory of a host (src/ledger/hosts.ts). */
-function probed(ledger: Ledger, host: string, platform?: string): { profile?: string; instance_id?: string } {
+function probed(ledger: Ledger, host: string, platform?: string): { profile?: string; variant?: string; instance_id?: string } {
   let h: HostRecord | undefined;
   try { h = getHost(ledger, host); } catch { return {}; }
   if (!h) return {};
@@ -38,7 +38,7 @@ function probed(ledger: Ledger, host: string, platform?: string): { profile?: st
     const v = h.instance_ids?.[k];
     if (v) { instance_id = k === "VAST_CONTAINERLABEL" ? v.replace(/^C\./, "") : v; break; }
   }
-  return { profile: h.profile, instance_id };
+  return { profile: h.profile, variant: h.variant, instance_id };
 }
 
 export function hostInfo(ledger: Ledger, host: string, opts: { strict?: boolean } = {}): HostInfo {
@@ -48,7 +48,7 @@ export function hostInfo(ledger: Ledger, host: string, opts: { strict?: boolean 
   let from: HostInfo["platform_from"] = "default";
   if (reg?.profile) { platform = reg.profile; from = "registry"; } else if (seen.profile) { platform = seen.profile; from = "probe"; }
   let profile: Profile | undefined;
-  try { profile = getProfile(platform); } catch { profile = undefined; }
+  try { profile = getProfile(platform, from === "probe" ? seen.variant : undefined) ?? getProfile(platform); } catch { profile = undefined; }
   const instance_id = reg?.instance_id ?? seen.instance_id;
   return {
     host,
