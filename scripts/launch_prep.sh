@@ -4,39 +4,16 @@
 # cell and lane already recorded for this run, and which named scripts carry CR line endings.
 #   usage: bash launch_prep.sh <run_id> <state_dir or ""> <durable_dir or ""> <data_dir or ""> <workdir> [script paths...]
 set -u
+# rgt: include lib/common.sh
 
-# profile paths may start with ~, $HOME, $USER or $TMPDIR: expanded here, on the box
-expand() {
-  local p=$1
-  case $p in "~") p=$HOME ;; "~/"*) p="$HOME/${p#\~/}" ;; esac
-  p=${p//\$HOME/$HOME}
-  p=${p//\$USER/${USER:-$(id -un 2>/dev/null)}}
-  p=${p//\$TMPDIR/${TMPDIR:-/tmp}}
-  printf '%s' "${p%/}"
-}
+# profile paths may start with ~, $HOME, $USER or $TMPDIR: expanded here, on the box, without a trailing /
 RUN_ID=${1:?run id}
 SD_HINT=${2:-}
-DURABLE=$(expand "${3:-}")
-DATA=$(expand "${4:-}")
-WORKDIR=$(expand "${5:-}")
+DURABLE=$(expand "${3:-}"); DURABLE=${DURABLE%/}
+DATA=$(expand "${4:-}"); DATA=${DATA%/}
+WORKDIR=$(expand "${5:-}"); WORKDIR=${WORKDIR%/}
 shift 5 2>/dev/null || shift $#
 
-tab() { local IFS=$'\t'; printf '%s\n' "$*"; }
-pstart() {
-  local s
-  { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 1
-  s=${s##*) }
-  set -- $s
-  [ "$1" = Z ] && return 1
-  printf '%s' "${20}"
-}
-# alive <pid> <pstart>: the same process is still there (not a recycled pid, not a zombie)
-alive() {
-  [ -n "${1:-}" ] || return 1
-  local now
-  now=$(pstart "$1") || return 1
-  [ -z "${2:-}" ] || [ "$2" = 0 ] || [ "$now" = "$2" ]
-}
 has() { command -v "$1" >/dev/null 2>&1 && echo 1 || echo 0; }
 
 durable_ok=missing
@@ -63,30 +40,20 @@ if command -v nvidia-smi >/dev/null 2>&1; then
     while IFS=', ' read -r uuid pid; do [ -n "$uuid" ] && tab GPUAPP "$uuid" "$pid"; done
 fi
 
-if [ -d "$SD/cells" ]; then
-  for d in "$SD"/cells/*/; do
-    [ -d "$d" ] || continue
-    c=${d%/}
-    c=${c##*/}
-    st=$(cat "$d/state" 2>/dev/null || echo pending)
-    a=0
-    if [ "$st" = running ] && alive "$(cat "$d/pid" 2>/dev/null)" "$(cat "$d/pstart" 2>/dev/null)"; then a=1; fi
-    tab CELL "$c" "$st" "$(cat "$d/spec_sha" 2>/dev/null)" "$a"
-  done
-fi
-if [ -d "$SD/lanes" ]; then
-  for f in "$SD"/lanes/*.cells; do
-    [ -e "$f" ] || continue
-    l=${f##*/}
-    l=${l%.cells}
-    a=0
-    if [ -r "$SD/lanes/$l.pid" ]; then
-      read -r lp ls <"$SD/lanes/$l.pid"
-      alive "$lp" "$ls" && a=1
-    fi
-    tab LANE "$l" "$a" "$(cat "$SD/lanes/$l.gpus" 2>/dev/null)" "$(tr '\n' ',' <"$f")"
-  done
-fi
+cells_of "$SD"
+for c in "${RUN_CELLS[@]}"; do
+  d="$SD/cells/$c"
+  st=$(cat "$d/state" 2>/dev/null || echo pending)
+  a=0
+  cell_alive "$d" && a=1
+  tab CELL "$c" "$st" "$(cat "$d/spec_sha" 2>/dev/null)" "$a"
+done
+lanes_of "$SD"
+for l in "${RUN_LANES[@]}"; do
+  a=0
+  lane_alive "$SD" "$l" && a=1
+  tab LANE "$l" "$a" "$(cat "$SD/lanes/$l.gpus" 2>/dev/null)" "$(tr '\n' ',' <"$SD/lanes/$l.cells")"
+done
 
 for p in "$@"; do
   case $p in /*) f=$p ;; *) f="$WORKDIR/$p" ;; esac

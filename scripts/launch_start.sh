@@ -4,6 +4,7 @@
 # a tmux window, or setsid nohup when tmux is absent — and waits briefly for a first log line.
 #   usage: bash launch_start.sh <state_dir> <tmux|nohup> <session> <run_queue.sh> <run_one.sh> <wait_s> <lane>...
 set -u
+# rgt: include lib/common.sh
 
 SD=${1:?state dir}
 MODE=${2:?mode}
@@ -14,22 +15,7 @@ WAIT_S=${6:-3}
 shift 6
 LANES=("$@")
 
-tab() { local IFS=$'\t'; printf '%s\n' "$*"; }
 q() { local s=${1//\'/\'\\\'\'}; printf "'%s'" "$s"; }
-pstart() {
-  local s
-  { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 1
-  s=${s##*) }
-  set -- $s
-  [ "$1" = Z ] && return 1
-  printf '%s' "${20}"
-}
-alive() {
-  [ -n "${1:-}" ] || return 1
-  local now
-  now=$(pstart "$1") || return 1
-  [ -z "${2:-}" ] || [ "$2" = 0 ] || [ "$now" = "$2" ]
-}
 
 umask 077
 mkdir -p "$SD/cells" "$SD/lanes" || { tab ERROR "cannot create $SD"; exit 3; }
@@ -54,36 +40,25 @@ done
 
 # cells already running under a live lane (an earlier launch) are never started a second time
 declare -A livecell=()
-for f in "$SD"/lanes/*.cells; do
-  [ -e "$f" ] || continue
-  l=${f##*/}
-  l=${l%.cells}
-  [ -r "$SD/lanes/$l.pid" ] || continue
-  read -r lp ls <"$SD/lanes/$l.pid"
-  alive "$lp" "$ls" || continue
-  while IFS= read -r c; do [ -n "$c" ] && livecell[$c]=1; done <"$f"
+lanes_of "$SD"
+for l in "${RUN_LANES[@]}"; do
+  lane_alive "$SD" "$l" || continue
+  while IFS= read -r c; do [ -n "$c" ] && livecell[$c]=1; done <"$SD/lanes/$l.cells"
 done
-for d in "$SD"/cells/*/; do
-  [ -d "$d" ] || continue
-  c=${d%/}
-  c=${c##*/}
-  if [ "$(cat "$d/state" 2>/dev/null)" = running ] && alive "$(cat "$d/pid" 2>/dev/null)" "$(cat "$d/pstart" 2>/dev/null)"; then livecell[$c]=1; fi
-done
+cells_of "$SD"
+for c in "${RUN_CELLS[@]}"; do cell_alive "$SD/cells/$c" && livecell[$c]=1; done
 
 # move the run-wide files and the cell specs into place (never the files of a live cell)
 for f in run.env0 expect; do [ -e "$IN/$f" ] && mv -f "$IN/$f" "$SD/$f"; done
-if [ -d "$IN/cells" ]; then
-  for d in "$IN"/cells/*/; do
-    [ -d "$d" ] || continue
-    c=${d%/}
-    c=${c##*/}
-    if [ -n "${livecell[$c]:-}" ]; then tab SKIPLIVE "$c"; continue; fi
-    mkdir -p "$SD/cells/$c"
-    for f in "$d"*; do mv -f "$f" "$SD/cells/$c/"; done
-    rm -f "$SD/cells/$c/stop_requested"
-    [ "$(cat "$SD/cells/$c/state" 2>/dev/null)" = done ] || printf 'pending\n' >"$SD/cells/$c/state"
-  done
-fi
+cells_of "$IN"
+for c in "${RUN_CELLS[@]}"; do
+  d="$IN/cells/$c/"
+  if [ -n "${livecell[$c]:-}" ]; then tab SKIPLIVE "$c"; continue; fi
+  mkdir -p "$SD/cells/$c"
+  for f in "$d"*; do mv -f "$f" "$SD/cells/$c/"; done
+  rm -f "$SD/cells/$c/stop_requested"
+  [ "$(cat "$SD/cells/$c/state" 2>/dev/null)" = done ] || printf 'pending\n' >"$SD/cells/$c/state"
+done
 rm -f "$SD/stop_requested"
 
 start_lane() { # lane -> starts it detached
@@ -112,12 +87,6 @@ wait_pids() { # lanes... -> waits until each has written its pid file
   done
   return 1
 }
-lane_alive() {
-  local lp ls
-  [ -r "$SD/lanes/$1.pid" ] || return 1
-  read -r lp ls <"$SD/lanes/$1.pid"
-  alive "$lp" "$ls"
-}
 
 started=()
 for l in "${LANES[@]}"; do
@@ -139,7 +108,7 @@ wait_pids "${started[@]}"
 if [ "$MODE" = tmux ] && [ "${#started[@]}" -gt 0 ]; then
   sleep 0.3
   for l in "${started[@]}"; do
-    if ! lane_alive "$l" && [ ! -e "$SD/lanes/$l.ended_at" ]; then
+    if ! lane_alive "$SD" "$l" && [ ! -e "$SD/lanes/$l.ended_at" ]; then
       tab RETRY "$l"
       sleep 0.5
       start_lane "$l" && wait_pids "$l"

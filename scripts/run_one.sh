@@ -6,6 +6,7 @@
 # A cell only becomes `done` after its roster is present and, when a durable root is set, copied there and
 # checked byte for byte; a failed copy fails the cell even when the command exited 0.
 set -u
+# rgt: include lib/common.sh
 
 SD=${1:?state dir}
 CELL=${2:?cell name}
@@ -15,14 +16,6 @@ CD="$SD/cells/$CELL"
 now() { date +%s; }
 put() { printf '%s\n' "$2" >"$CD/$1.tmp.$$" && mv -f "$CD/$1.tmp.$$" "$CD/$1"; }
 note() { printf '[rgt] %s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >>"$CD/log"; }
-# start time (clock ticks since boot) of a pid: tells a live process from a recycled pid
-pstart() {
-  local s
-  { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 1
-  s=${s##*) }
-  set -- $s
-  printf '%s' "${20}"
-}
 # the file counting OOM kills in this process's memory cgroup (v2 memory.events, or v1 memory.oom_control)
 oom_file() {
   local cg f
@@ -48,14 +41,6 @@ load_env0() { local kv; while IFS= read -r -d '' kv; do [ -n "$kv" ] && export "
 [ -r "$SD/run.env0" ] && load_env0 "$SD/run.env0"
 [ -r "$CD/env0" ] && load_env0 "$CD/env0"
 
-expand() {
-  local p=$1
-  case $p in "~") p=$HOME ;; "~/"*) p="$HOME/${p#\~/}" ;; esac
-  p=${p//\$HOME/$HOME}
-  p=${p//\$USER/${USER:-$(id -un 2>/dev/null)}}
-  p=${p//\$TMPDIR/${TMPDIR:-/tmp}}
-  printf '%s' "$p"
-}
 [ -n "${RGT_CRED_FILE:-}" ] && RGT_CRED_FILE=$(expand "$RGT_CRED_FILE")
 [ -n "${HF_HOME:-}" ] && { HF_HOME=$(expand "$HF_HOME"); export HF_HOME; }
 [ -n "${RGT_PYTHON:-}" ] && RGT_PYTHON=$(expand "$RGT_PYTHON")

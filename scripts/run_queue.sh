@@ -3,19 +3,12 @@
 # on that lane's GPUs by run_one.sh. Started detached (a tmux window, or setsid nohup) by launch_start.sh.
 #   usage: bash run_queue.sh <state_dir> <lane> <path of run_one.sh>
 set -u
+# rgt: include lib/common.sh
 
 SD=${1:?state dir}
 LANE=${2:?lane}
 RUN_ONE=${3:?run_one path}
 LD="$SD/lanes"
-
-pstart() {
-  local s
-  { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 1
-  s=${s##*) }
-  set -- $s
-  printf '%s' "${20}"
-}
 
 printf '%s %s\n' "$$" "$(pstart $$ || echo 0)" >"$LD/$LANE.pid.tmp.$$" && mv -f "$LD/$LANE.pid.tmp.$$" "$LD/$LANE.pid"
 date +%s >"$LD/$LANE.started_at"

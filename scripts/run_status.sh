@@ -6,34 +6,12 @@
 # small files are read with bash builtins; one find, one tail, one df pair and one nvidia-smi per tick.
 #   usage: bash run_status.sh <state_dir> <tail_lines> <log_offset|-1> [cell...]
 set -u
+# rgt: include lib/common.sh
 
 SD=${1:?state dir}
 OFFSET=${3:--1}
 shift 3 2>/dev/null || shift $#
 
-tab() { local IFS=$'\t'; printf '%s\n' "$*"; }
-# rd VAR FILE: first line of FILE (tabs/CR made spaces, clipped) into VAR, without forking
-rd() {
-  local __v=""
-  { IFS= read -r __v <"$2"; } 2>/dev/null
-  __v=${__v//$'\t'/ }
-  __v=${__v//$'\r'/ }
-  printf -v "$1" '%s' "${__v:0:300}"
-}
-# PSTART set to the start time of pid $1; fails for a missing or zombie process
-pstart() {
-  local s
-  { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 1
-  s=${s##*) }
-  set -- $s
-  [ "$1" = Z ] && return 1
-  PSTART=${20}
-}
-alive() {
-  [ -n "${1:-}" ] || return 1
-  pstart "$1" || return 1
-  [ -z "${2:-}" ] || [ "$2" = 0 ] || [ "$PSTART" = "$2" ]
-}
 # ENVV set to the value of $2 in the NUL-separated env file $1
 envv() {
   local kv
@@ -61,8 +39,9 @@ tab NOW "$now" "$up" "$boot"
 [ -d "$SD" ] || tab NOSTATE "$SD"
 
 cells=("$@")
-if [ "${#cells[@]}" -eq 0 ] && [ -d "$SD/cells" ]; then
-  for d in "$SD"/cells/*/; do [ -d "$d" ] && { c=${d%/}; cells+=("${c##*/}"); }; done
+if [ "${#cells[@]}" -eq 0 ]; then
+  cells_of "$SD"
+  cells=("${RUN_CELLS[@]}")
 fi
 
 # mtimes and sizes of every cell's log / beat / heartbeat in one call
@@ -125,21 +104,15 @@ if [ "${#logs[@]}" -gt 0 ]; then
   done < <(tail -v -c 3072 -- "${logs[@]}" 2>/dev/null)
 fi
 
-if [ -d "$SD/lanes" ]; then
-  for f in "$SD"/lanes/*.cells; do
-    [ -e "$f" ] || continue
-    l=${f##*/}
-    l=${l%.cells}
-    a=0
-    lp="" ls=""
-    { read -r lp ls <"$SD/lanes/$l.pid"; } 2>/dev/null
-    alive "$lp" "$ls" && a=1
-    rd sg "$SD/lanes/$l.signal"
-    lc=""
-    while IFS= read -r x || [ -n "$x" ]; do lc="$lc$x,"; done <"$f"
-    tab LANE "$l" "$a" "$sg" "$lc" "$([ -e "$SD/lanes/$l.ended_at" ] && echo ended)"
-  done
-fi
+lanes_of "$SD"
+for l in "${RUN_LANES[@]}"; do
+  a=0
+  lane_alive "$SD" "$l" && a=1
+  rd sg "$SD/lanes/$l.signal"
+  lc=""
+  while IFS= read -r x || [ -n "$x" ]; do lc="$lc$x,"; done <"$SD/lanes/$l.cells"
+  tab LANE "$l" "$a" "$sg" "$lc" "$([ -e "$SD/lanes/$l.ended_at" ] && echo ended)"
+done
 
 if command -v nvidia-smi >/dev/null 2>&1; then
   while IFS=', ' read -r idx used total util; do
@@ -161,8 +134,8 @@ while read -r _ size _ _ pct m; do
   tab DISK "$m" "$size" "${pct%\%}" "${inode[$m]:-}"
 done < <(df -P -B1 "${paths[@]}" 2>/dev/null | tail -n +2)
 
-# kernel OOM lines only matter when something died
+# the kernel's OOM-killer messages, read only when a cell that should be running is gone
 if [ "$dead" = 1 ]; then
-  while IFS= read -r line; do tab DMESG "${line:0:300}"; done < <(dmesg 2>/dev/null | grep -i -e 'oom-kill' -e 'oom_reaper' -e 'killed process' | tail -n 3)
+  while IFS= read -r line; do tab DMESG "${line:0:300}"; done < <(dmesg 2>/dev/null | grep -i -E 'oom-kill|oom_reaper|killed process' | tail -n 3)
 fi
 exit 0

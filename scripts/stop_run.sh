@@ -5,34 +5,18 @@
 # no process of those groups is left and none of their pids still holds GPU memory. Deletes no file.
 #   usage: bash stop_run.sh <state_dir> <grace_s> [cell...]      (no cells = the whole run)
 set -u
+# rgt: include lib/common.sh
 
 SD=${1:?state dir}
 GRACE=${2:-10}
 shift 2 2>/dev/null || shift $#
 
-tab() { local IFS=$'\t'; printf '%s\n' "$*"; }
-pstat() { # pid -> "state pgrp starttime"
-  local s
-  { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 1
-  s=${s##*) }
-  set -- $s
-  printf '%s %s %s' "$1" "$3" "${20}"
-}
-alive() {
-  [ -n "${1:-}" ] || return 1
-  local st
-  st=$(pstat "$1") || return 1
-  set -- $st "${2:-}"
-  [ "$1" != Z ] || return 1
-  [ -z "${4:-}" ] || [ "$4" = 0 ] || [ "$3" = "$4" ]
-}
 # pids (not zombies) whose process group is $1
 members() {
-  local want=$1 p s
+  local want=$1 p
   for p in /proc/[0-9]*; do
-    s=$(pstat "${p#/proc/}") || continue
-    set -- $s
-    [ "$1" != Z ] && [ "$2" = "$want" ] && printf '%s ' "${p#/proc/}"
+    procstat "${p#/proc/}" || continue
+    [ "$PSTATE" != Z ] && [ "$PGRP" = "$want" ] && printf '%s ' "${p#/proc/}"
   done
 }
 RUN_ID=$( [ -r "$SD/run.env0" ] && tr '\0' '\n' <"$SD/run.env0" | sed -n 's/^RGT_RUN_ID=//p' | head -n 1)
@@ -43,7 +27,8 @@ cells=("$@")
 if [ "${#cells[@]}" -eq 0 ]; then
   whole=1
   touch "$SD/stop_requested"
-  for d in "$SD"/cells/*/; do [ -d "$d" ] && { c=${d%/}; cells+=("${c##*/}"); }; done
+  cells_of "$SD"
+  cells=("${RUN_CELLS[@]}")
 fi
 for c in "${cells[@]}"; do [ -d "$SD/cells/$c" ] && touch "$SD/cells/$c/stop_requested"; done
 
@@ -57,9 +42,8 @@ if [ "$whole" = 1 ] && [ -d "$SD/lanes" ]; then
     read -r lp ls <"$f"
     alive "$lp" "$ls" || continue
     tr '\0' ' ' <"/proc/$lp/cmdline" 2>/dev/null | grep -q -- "run_queue" || continue
-    st=$(pstat "$lp") || continue
-    set -- $st
-    groups+=("lane:$l $2")
+    procstat "$lp" || continue
+    groups+=("lane:$l $PGRP")
   done
 fi
 for c in "${cells[@]}"; do

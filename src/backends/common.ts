@@ -13,6 +13,7 @@ import { createHash } from "node:crypto";
 import { packageRoot } from "../common/config.js";
 import { RefusalError, refuse, warning, type Warning } from "../common/result.js";
 import type { ExecResult, Remote } from "../remote/types.js";
+import { readScript } from "../remote/pool.js";
 import type { Profile } from "../knowledge/schema.js";
 import type { RunCell, RunRecord } from "../ledger/runs.js";
 import type {
@@ -40,7 +41,7 @@ export function scriptsDir(): string {
 export function hashedScript(name: string): HashedScript {
   const hit = scriptCache.get(name);
   if (hit) return hit;
-  const body = fs.readFileSync(path.join(scriptsDir(), name));
+  const body = Buffer.from(readScript(scriptsDir(), name), "utf8");
   if (body.includes(0x0d)) throw new Error(`scripts/${name} has CR line endings`);
   const sha256 = createHash("sha256").update(body).digest("hex");
   const ext = path.extname(name);

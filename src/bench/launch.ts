@@ -49,6 +49,10 @@ export async function bench(lab: Lab): Promise<BenchRow[]> {
       row(`run_status over ${FAN} boxes vs over 1 box`, median(t16), median(t1), 2,
         "all boxes share this machine's cores; see the next row for what 16 parallel sessions cost here at all"),
       row(`floor: remote_exec \`true\` on ${FAN} boxes at once vs on 1`, median(floor16), median(floor1), undefined, "no rgt script involved"),
+      // All 16 lab boxes run on this machine's 2 cores, so 16 sessions cost ~16× the CPU of one however they are
+      // scheduled. Divided by that floor, what remains is the fan-out cost run_status itself adds.
+      row(`run_status fan-out normalised by this machine's 16-session floor`, median(t16) / median(floor16), median(t1) / median(floor1), 2,
+        "(t16/floor16) / (t1/floor1): 1.0 = run_status adds nothing over 16 parallel bare ssh sessions"),
       row("run_status (1 box, warm) vs one cold `ssh box true`", median(t1), median(sshTrue), undefined, "one round trip on a pooled connection"),
       row(`run_status result size, ${FAN} cells on ${FAN} boxes (bytes vs 2 KB)`, size16, 2048, undefined, "ratio = bytes / 2048"),
     ];

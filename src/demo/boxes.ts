@@ -28,6 +28,7 @@ export interface DemoBox {
   env: Record<string, string>;
   localRoot: string;
   workdir: string;
+  launchProfile?: string;
   keyPath: string;
   keyEnv: string;
   keyValue: string;
@@ -134,6 +135,9 @@ export async function startDemoBox(kind: BoxKind, opts: { providerLog?: string }
       env: { RGT_SSH_CONFIG: e.sshConfig, RGT_HOME: rgtHome, HOME: home, PATH: `${bin}:${process.env.PATH ?? "/usr/bin:/bin"}`, [KEY_ENV]: keyValue },
       localRoot: path.join(root, "local"),
       workdir: path.join(e.boxHome, "workspace", "demo"),
+      // The embedded box runs commands on this very machine: the run takes the generic profile's paths (all
+      // under the box's own temp HOME) rather than vast.ai's /workspace, which would land on the real filesystem.
+      launchProfile: "generic-ssh",
       keyPath: path.join(e.boxHome, ".config", "demo", "wandb_key"),
       keyEnv: KEY_ENV,
       keyValue,

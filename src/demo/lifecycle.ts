@@ -24,6 +24,8 @@ export interface DemoTarget {
   localRoot: string;
   /** directory on the box for the code */
   workdir: string;
+  /** the profile launch_queue uses instead of the detected one (the embedded box shares this machine's filesystem) */
+  launchProfile?: string;
   /** file on the box the API key goes to */
   keyPath: string;
   /** name of the environment variable (in env) holding the demo's made-up API key */
@@ -114,7 +116,7 @@ export async function runLifecycle(target: DemoTarget, out: Transcript, opts: { 
 
     // 4. launch
     const cells = LRS.map((lr, i) => ({ name: `lr${i}`, command: "python3 train.py", env: { LR: lr, DEMO_KEY_FILE: target.keyPath } }));
-    const l = await call("launch_queue", { host, run_name: "demo-sweep", workdir: target.workdir, cells, expect: [weights, "metrics.json"] }, "3 cells (lr 0.02 / 0.05 / 0.1)");
+    const l = await call("launch_queue", { host, run_name: "demo-sweep", workdir: target.workdir, ...(target.launchProfile ? { profile: target.launchProfile } : {}), cells, expect: [weights, "metrics.json"] }, "3 cells (lr 0.02 / 0.05 / 0.1)");
     if (!l.ok) fail("launch_queue failed", l);
     const lanesText = (l.placement ?? []).map((x: any) => `${x.cell}→${x.gpu_indices?.length ? `gpu ${x.gpu_indices.join(",")}` : "cpu"}`).join(", ");
     out.detail(`run ${l.run_id}: detached in ${l.session ?? "the background"}; ${lanesText}`);

@@ -31,7 +31,8 @@ export const BoxSpecSchema = z.strictObject({
       }),
     )
     .optional(),
-  without: z.array(z.enum(["rsync", "tmux", "python3"])).optional(),
+  /** programs hidden on the box (sbatch: a box the host's own Slurm would otherwise make look like a Slurm login node) */
+  without: z.array(z.enum(["rsync", "tmux", "python3", "sbatch", "kubectl"])).optional(),
   torch: z.boolean().optional(),
 });
 export type EvalBoxSpec = z.infer<typeof BoxSpecSchema>;
@@ -74,7 +75,7 @@ export const StepSchema = z.strictObject({
    * tool arguments; in any string "{box}" becomes the case's box alias, "{root}" the package root,
    * "{tmp}" a local scratch directory of this eval run, "{prev.<path>}" a field of the previous step's
    * result and "{stepN.<path>}" one of step N's (1-based). A string that is only one placeholder takes
-   * the field's value with its type.
+   * the field's value with its type. The same placeholders work in `until` and `expect` strings.
    */
   args: z.record(z.string(), z.unknown()).default({}),
   until: UntilSchema.optional(),

@@ -14,7 +14,35 @@ import { checkOutcome, evalField, parseFieldExpr, substituteArgs, type ToolOutco
 /** The parts of src/lab/box.ts and src/lab/client.ts the harness uses. */
 interface LabLike {
   env: Record<string, string>;
+  /** a directory first on the server's PATH (src/lab/box.ts) */
+  localBin?: string;
   stop(): Promise<void>;
+}
+
+/** Provider CLIs a meter stop would run on this machine. Evals never approve, so none may ever run. */
+export const TRIPWIRE_CLIS = ["vastai", "runpodctl", "kubectl"];
+
+/**
+ * Put recording stand-ins for the provider CLIs first on the server's PATH: each call appends its argv
+ * to the returned log and fails. A replay that makes the log grow fails.
+ */
+export function plantTripwire(binDir: string): string {
+  const log = path.join(binDir, "provider-cli-calls.log");
+  fs.mkdirSync(binDir, { recursive: true });
+  for (const cli of TRIPWIRE_CLIS) {
+    const body = `#!/bin/sh\nprintf '%s\\n' "${cli} $*" >> '${log.replace(/'/g, "'\\''")}'\necho "${cli}: evals must never reach a provider CLI" >&2\nexit 97\n`;
+    fs.writeFileSync(path.join(binDir, cli), body, { mode: 0o755 });
+  }
+  return log;
+}
+
+function tripwireCalls(log: string | undefined): string[] {
+  if (!log) return [];
+  try {
+    return fs.readFileSync(log, "utf8").split("\n").filter(Boolean);
+  } catch {
+    return [];
+  }
 }
 interface ServerLike {
   callRaw?(name: string, args: Record<string, unknown>): Promise<unknown>;
@@ -71,7 +99,10 @@ export function mergeServerEnv(cases: EvalCase[]): Record<string, string> {
   const from: Record<string, string> = {};
   for (const c of cases) {
     for (const [k, v] of Object.entries(c.replay?.server_env ?? {})) {
-      if (k in env && env[k] !== v) throw new Error(`server_env ${k} differs between cases ${from[k]} and ${c.id}`);
+      if (k in env) {
+        if (env[k] !== v) throw new Error(`server_env ${k} differs between cases ${from[k]} and ${c.id}`);
+        continue;
+      }
       env[k] = v;
       from[k] = c.id;
     }
@@ -177,14 +208,16 @@ export async function runReplays(cases: EvalCase[], opts: ReplayOptions = {}): P
   let server: ServerLike | undefined;
   const ownTmp = opts.tmp === undefined;
   let tmp = opts.tmp;
+  let tripLog: string | undefined;
   try {
     const serverEnv = mergeServerEnv(withReplay);
     const mods = opts.lab ?? (await importLab());
     const t0 = Date.now();
     lab = await mods.startLab(specs);
     log(`lab: ${specs.length} box(es) up in ${Date.now() - t0} ms`);
-    server = await mods.connectServer({ ...lab.env, ...serverEnv });
     if (tmp === undefined) tmp = fs.mkdtempSync(path.join(os.tmpdir(), "rgt-evals-tmp-"));
+    if (lab.localBin) tripLog = plantTripwire(lab.localBin);
+    server = await mods.connectServer({ ...lab.env, ...serverEnv });
   } catch (e) {
     const msg = `replay setup failed: ${e instanceof Error ? e.message : String(e)}`;
     await server?.close().catch(() => {});
@@ -200,11 +233,15 @@ export async function runReplays(cases: EvalCase[], opts: ReplayOptions = {}): P
       const failures: string[] = [];
       const done: (Record<string, unknown> | undefined)[] = [];
       const t0 = Date.now();
+      const cliCallsBefore = tripwireCalls(tripLog).length;
       for (const [i, step] of replay.steps.entries()) {
         const where = `step ${i + 1} ${step.tool}`;
         try {
-          const args = substituteArgs(step.args, { alias, root: opts.root, tmp, steps: done });
-          const r = await runStep((a) => callTool(server, step.tool, a, stepTimeoutMs), step, args);
+          const vars = { alias, root: opts.root, tmp, steps: done };
+          const args = substituteArgs(step.args, vars);
+          // placeholders in expectations refer to the steps before this one, like the args do
+          const resolved: Step = { ...step, expect: substituteArgs(step.expect, vars), ...(step.until ? { until: substituteArgs(step.until, vars) } : {}) };
+          const r = await runStep((a) => callTool(server, step.tool, a, stepTimeoutMs), resolved, args);
           done.push(r.outcome.structured);
           for (const f of r.failures) failures.push(`${where}: ${f}`);
         } catch (e) {
@@ -212,6 +249,8 @@ export async function runReplays(cases: EvalCase[], opts: ReplayOptions = {}): P
         }
         if (failures.length) break; // later steps usually build on earlier ones
       }
+      const called = tripwireCalls(tripLog).slice(cliCallsBefore);
+      if (called.length) failures.push(`a provider CLI was run (no eval may stop a meter): ${called.slice(0, 3).join("; ").slice(0, 300)}`);
       const took = Date.now() - t0;
       if (took >= 2000) log(`${c.id}: ${replay.steps.length} step(s) in ${took} ms`);
       results.push({ id: c.id, failures });

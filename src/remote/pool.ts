@@ -35,6 +35,28 @@ export interface SshRemoteOptions {
 
 const SCRIPT_NAME = /^[A-Za-z0-9_.-]+\.(sh|py)$/;
 
+/** a whole line `# rgt: include lib/<name>.sh` in a script: replaced by scripts/lib/<name>.sh before it leaves */
+const INCLUDE_LINE = /^# rgt: include (lib\/[A-Za-z0-9_.-]+\.sh)[ \t]*$/gm;
+
+/**
+ * Shared on-box shell code. A script cannot `source` a file on the box (it is streamed over stdin, or
+ * installed alone under a content-hashed name), so each `# rgt: include lib/x.sh` line is replaced by the
+ * text of scripts/lib/x.sh here, once, before the script is sent or hashed: the box always receives one
+ * self-contained file. Included files are not expanded again (no nesting).
+ */
+export function inlineIncludes(body: string, scriptsDir: string): string {
+  if (!body.includes("# rgt: include ")) return body;
+  return body.replace(INCLUDE_LINE, (_line, rel: string) => {
+    const lib = fs.readFileSync(path.join(scriptsDir, rel), "utf8").replace(/\n+$/, "");
+    return `# --- ${rel} (inlined) ---\n${lib}\n# --- end ${rel} ---`;
+  });
+}
+
+/** scripts/<name> as it goes to a box: includes inlined. */
+export function readScript(scriptsDir: string, name: string): string {
+  return inlineIncludes(fs.readFileSync(path.join(scriptsDir, name), "utf8"), scriptsDir);
+}
+
 export class SshRemote implements Remote {
   private readonly pool = new Map<string, PoolEntry>();
   private readonly resolved = new Map<string, { at: number; host: Promise<ResolvedHost> }>();
@@ -162,7 +184,7 @@ export class SshRemote implements Remote {
     if (!SCRIPT_NAME.test(name)) refuse("BAD_INPUT", `script name ${name} is not allowed`, "Scripts are plain file names under scripts/.");
     let body = this.scriptCache.get(name);
     if (body === undefined) {
-      body = fs.readFileSync(path.join(this.scriptsDir, name), "utf8");
+      body = readScript(this.scriptsDir, name);
       this.scriptCache.set(name, body);
     }
     return body;

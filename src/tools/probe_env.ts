@@ -106,9 +106,15 @@ export const probeEnv = defineTool({
       throw new RefusalError("INTERNAL", `probe output from ${args.host} was not JSON (exit ${res.exitCode}): ${res.stderr.slice(-300)}`, "Check that the login shell is bash-compatible and prints nothing on non-interactive logins.");
     }
 
+    const detected = detectProfile({ paths_present: raw.markers.paths, env_present: raw.markers.env, hostname: raw.hostname, commands: raw.markers.commands }, profiles);
     const detection = forced
-      ? { name: forced.name, detected_by: forcedBy, ...(forced.variant ? { variant: forced.variant } : {}) }
-      : detectProfile({ paths_present: raw.markers.paths, env_present: raw.markers.env, hostname: raw.hostname, commands: raw.markers.commands }, profiles);
+      ? {
+          name: forced.name,
+          // say whether the box's own markers back the declared platform: a mismatch is worth a look
+          detected_by: `${forcedBy}; ${detected.name === forced.name ? `markers agree: ${detected.detected_by}` : `markers suggest ${detected.name}`}`,
+          ...(forced.variant ? { variant: forced.variant } : {}),
+        }
+      : detected;
     const profile = forced ?? getProfile(detection.name, (detection as { variant?: string }).variant);
     const boxEnv = { HOME: raw.home, USER: raw.user };
     const ref = `rgt://profiles/${detection.name}`;

@@ -267,10 +267,10 @@ async function rsyncWouldChange(transport: { argv: string[]; destination: string
         const lines = carry.split("\n");
         carry = lines.pop() ?? "";
         for (const l of lines) {
-          const m = /^RGTI:([<>ch.*])([fLDS])(\S{9}) (.*)$/.exec(l);
+          const m = /^RGTI:([<>ch.])([fLDS])(\S{9}) (.*)$/.exec(l);
           if (!m || m[3] === "+++++++++" || m[2] === "D") continue;
-          // `>f` / `cL`: data or link target goes over an existing path; `.f` = attributes only, content unchanged
-          if (m[1] === ">" || m[1] === "c" || m[1] === "*") changed.push(decodeRsyncName(m[4]));
+          // `<f` (sent to the box) / `cL`: data or a link target goes over an existing path; `.f` = attributes only
+          if (m[1] === "<" || m[1] === ">" || m[1] === "c") changed.push(decodeRsyncName(m[4]));
         }
       });
       child.stderr.resume();

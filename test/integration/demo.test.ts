@@ -62,12 +62,14 @@ async function checkNothingLeft(run: DemoRun): Promise<void> {
   expect(pgrep(["-f", "demo-sweep"]), "the run's tmux session or cells").toEqual([]);
   expect(pgrep(["-f", "python3 train[.]py"]), "training processes").toEqual([]);
   expect(connectionsTo(port), `connections to the box port ${port}`).toEqual([]);
+  // the profile's data dir (/workspace on vast.ai) must never appear on the real machine
+  expect(fs.existsSync("/workspace"), "the demo wrote /workspace on the real filesystem").toBe(false);
 }
 
 function checkTranscript(run: DemoRun): string[] {
   expect(run.code, `${run.out}\n${run.err}`).toBe(0);
   const lines = run.out.split("\n");
-  expect(run.out).toMatch(/platform: vastai \(detected by env VAST_CONTAINERLABEL\)/);
+  expect(run.out).toMatch(/platform: vastai \(detected by host registry; markers agree: env VAST_CONTAINERLABEL\)/);
   expect(run.out).toContain("3/3 cells done");
   expect(run.out).toMatch(/state done: lr0 done 40\/40, lr1 done 40\/40, lr2 done 40\/40/);
   const refusedBefore = lineIndex(lines, /request_teardown \(before the pull\).*refused UNVERIFIED_ARTIFACTS/);

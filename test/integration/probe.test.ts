@@ -93,7 +93,9 @@ describe("probe_env", () => {
     fs.writeFileSync(reg, "hosts:\n  busy:\n    profile: lambda\n    price_per_hour: 1.1\n");
     try {
       const r = (await srv.call("probe_env", { host: "busy" })) as Probe;
-      expect(r.profile).toMatchObject({ name: "lambda", detected_by: "host registry" });
+      expect(r.profile.name).toBe("lambda");
+      // the box's own markers do not say lambda (this lab box even sees the host's sbatch), and the result says so
+      expect(r.profile.detected_by).toMatch(/^host registry; markers suggest (generic-ssh|slurm)$/);
     } finally { fs.rmSync(reg); }
   });
 

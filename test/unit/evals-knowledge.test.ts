@@ -6,8 +6,9 @@ import { fileURLToPath } from "node:url";
 import { runEvals } from "../../src/evals/run.js";
 import { parseCases } from "../../src/evals/cases.js";
 import { checkKnowledge, hasHeading, profileGotchaIds, frontmatterOf } from "../../src/evals/knowledge.js";
-import { checkOutcome, parseFieldExpr, getPath, substituteBox } from "../../src/evals/expect.js";
-import { planBoxes } from "../../src/evals/replay.js";
+import { checkOutcome, parseFieldExpr, getPath, substituteBox, substituteArgs } from "../../src/evals/expect.js";
+import { planBoxes, mergeServerEnv, runStep, runReplays, plantTripwire, TRIPWIRE_CLIS } from "../../src/evals/replay.js";
+import { spawnSync } from "node:child_process";
 import { run as cliRun } from "../../src/cli/evals.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -245,6 +246,155 @@ describe("replay expectations (pure)", () => {
     );
     const plan = planBoxes(cases);
     expect(plan.specs.map((s) => s.name)).toEqual(["rgt-eval-0", "rgt-eval-1"]);
+  });
+});
+
+describe("chaining steps: placeholders, until, leak checks", () => {
+  const outcome = (sc: Record<string, unknown>, isError = false) => ({ structured: sc, isError, text: JSON.stringify(sc) });
+
+  it("substitutes {prev.*}, {stepN.*} and {tmp}, keeping the type of a whole-string placeholder", () => {
+    const steps = [{ run_id: "r-1", placement: [{ cell: "a" }], n: 3 }, { receipt_id: "rc-9", ok: true }];
+    const args = { run_id: "{step1.run_id}", receipt: "{prev.receipt_id}", dir: "{tmp}/pull-{step1.run_id}", n: "{step1.n}", first: "{step1.placement.0.cell}", shell: "echo ${HOME} {not-a-placeholder}" };
+    expect(substituteArgs(args, { tmp: "/t", steps })).toEqual({ run_id: "r-1", receipt: "rc-9", dir: "/t/pull-r-1", n: 3, first: "a", shell: "echo ${HOME} {not-a-placeholder}" });
+    expect(substituteArgs(["n={step1.n}", "{step1.placement}"], { steps })).toEqual(["n=3", [{ cell: "a" }]]);
+  });
+
+  it("refuses a placeholder that points at nothing instead of sending a literal", () => {
+    expect(() => substituteArgs({ a: "{prev.run_id}" }, { steps: [] })).toThrow(/first step/);
+    expect(() => substituteArgs({ a: "{prev.run_id}" }, { steps: [{ ok: false }] })).toThrow(/step 1's result has no run_id/);
+    expect(() => substituteArgs({ a: "{step3.x}" }, { steps: [{}, {}] })).toThrow(/only 2 step/);
+    expect(() => substituteArgs({ a: "{tmp}/x" }, {})).toThrow(/scratch/);
+    expect(() => substituteArgs({ a: "{prev.gone}" }, { steps: [{ gone: null }] })).toThrow(/has no gone/);
+  });
+
+  it("absent_text fails a result that carries the text anywhere", () => {
+    const r = outcome({ ok: true, warnings: [], remote_path: "/root/.k", bytes: 9 });
+    expect(checkOutcome(r, { ok: true, absent_text: ["s3cr3t-value"] })).toEqual([]);
+    const leaked = outcome({ ok: true, warnings: [], note: "value was s3cr3t-value" });
+    const f = checkOutcome(leaked, { ok: true, absent_text: ["s3cr3t-value"] });
+    expect(f).toHaveLength(1);
+    expect(f[0]).not.toContain("s3cr3t-value"); // the failure line does not repeat the secret either
+  });
+
+  it("until: polls until the fields hold, then checks expect on the last answer", async () => {
+    const answers = ["running", "running", "done"];
+    let calls = 0;
+    const call = async () => outcome({ ok: true, warnings: [], state: answers[Math.min(calls++, answers.length - 1)], cells: [{ state: "done" }] });
+    const step = { tool: "run_status", args: {}, until: { fields: ['state == "done"'], timeout_s: 5, interval_ms: 100 }, expect: { ok: true, fields: ["cells.0.state == done"] } };
+    const r = await runStep(call, step, {});
+    expect(r.failures).toEqual([]);
+    expect(r.calls).toBe(3);
+    expect(r.outcome.structured?.state).toBe("done");
+  });
+
+  it("until: gives up after timeout_s and says what it last saw", async () => {
+    let calls = 0;
+    const call = async () => { calls++; return outcome({ ok: true, warnings: [], state: "running" }); };
+    const step = { tool: "run_status", args: {}, until: { fields: ['state == "done"'], timeout_s: 0.35, interval_ms: 100 }, expect: { ok: true } };
+    const t0 = Date.now();
+    const r = await runStep(call, step, {});
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(calls).toBeGreaterThanOrEqual(2);
+    expect(r.failures).toHaveLength(1);
+    expect(r.failures[0]).toMatch(/until not reached within 0.35 s .*state="running"/);
+  });
+
+  it("the schema bounds until and validates server_env", () => {
+    const mk = (until: unknown, extra: Record<string, unknown> = {}) =>
+      JSON.stringify({ id: "u", prompt: "poll a run until it ends", replay: { steps: [{ tool: "run_status", args: {}, until, expect: { ok: true } }], ...extra } });
+    expect(parseCases(mk({ fields: ['state == "done"'] })).cases[0].replay!.steps[0].until).toEqual({ fields: ['state == "done"'], timeout_s: 30, interval_ms: 1000 });
+    expect(parseCases(mk({ fields: ['state == "done"'], timeout_s: 600 })).errors[0].message).toMatch(/timeout_s/);
+    expect(parseCases(mk({ fields: [] })).errors).toHaveLength(1);
+    expect(parseCases(mk(undefined, { server_env: { "BAD-NAME": "x" } })).errors[0].message).toMatch(/server_env/);
+  });
+
+  it("merges server_env over cases and rejects two values for one name", () => {
+    const { cases } = parseCases(
+      [
+        { id: "a", prompt: "push a key from env", replay: { server_env: { K: "1" }, steps: [{ tool: "t", expect: {} }] } },
+        { id: "b", prompt: "push the same key again", replay: { server_env: { K: "1", L: "2" }, steps: [{ tool: "t", expect: {} }] } },
+        { id: "c", prompt: "a clashing value", replay: { server_env: { K: "3" }, steps: [{ tool: "t", expect: {} }] } },
+      ].map((c) => JSON.stringify(c)).join("\n"),
+    );
+    expect(mergeServerEnv(cases.slice(0, 2))).toEqual({ K: "1", L: "2" });
+    expect(() => mergeServerEnv(cases)).toThrow(/K differs between cases a and c/);
+  });
+
+  it("runReplays chains results through placeholders in args and expectations, with the merged env", async () => {
+    const seen: { name: string; args: Record<string, unknown> }[] = [];
+    let env: Record<string, string> = {};
+    let statusCalls = 0;
+    const server = {
+      async call(name: string, args: Record<string, unknown>) {
+        seen.push({ name, args });
+        if (name === "launch_queue") return { ok: true, warnings: [], run_id: "run-42" };
+        if (name === "run_status") return { ok: true, warnings: [], run_id: args.run_id, state: ++statusCalls >= 2 ? "done" : "running" };
+        if (name === "pull_verify") return { ok: true, warnings: [], receipt_id: `rc-for-${String(args.run_id)}` };
+        return { ok: false, warnings: [], refused: { code: "APPROVAL_REQUIRED", reason: "human", remedy: "ask" }, summary: { receipts: ["rc-for-run-42"] } };
+      },
+      async close() {},
+    };
+    const lab = {
+      startLab: async () => ({ env: { RGT_HOME: "/x" }, stop: async () => {} }),
+      connectServer: async (e: Record<string, string>) => { env = e; return server; },
+    };
+    const { cases } = parseCases(JSON.stringify({
+      id: "chain", prompt: "launch, wait, pull, tear down", replay: {
+        box: { profile: "generic" }, server_env: { RGT_EVAL_K: "v" },
+        steps: [
+          { tool: "launch_queue", args: { host: "{box}" }, expect: { ok: true } },
+          { tool: "run_status", args: { run_id: "{prev.run_id}" }, until: { fields: ['state == "done"'], timeout_s: 5, interval_ms: 100 }, expect: { ok: true } },
+          { tool: "pull_verify", args: { host: "{box}", run_id: "{step1.run_id}", local_dir: "{tmp}/p" }, expect: { ok: true } },
+          { tool: "request_teardown", args: { host: "{box}" }, expect: { code: "APPROVAL_REQUIRED", fields: ["summary.receipts contains {prev.receipt_id}"] } },
+        ],
+      },
+    }));
+    const res = await runReplays(cases, { lab, tmp: "/scratch" });
+    expect(res).toEqual([{ id: "chain", failures: [] }]);
+    expect(env).toEqual({ RGT_HOME: "/x", RGT_EVAL_K: "v" });
+    expect(seen.map((s) => s.name)).toEqual(["launch_queue", "run_status", "run_status", "pull_verify", "request_teardown"]);
+    expect(seen[3].args).toEqual({ host: "rgt-eval-0", run_id: "run-42", local_dir: "/scratch/p" });
+
+    // the same chain fails when the teardown's evidence is not the receipt the pull produced
+    const wrong = JSON.parse(JSON.stringify(cases));
+    wrong[0].replay.steps[3].expect.fields = ["summary.receipts contains {step1.run_id}-other"];
+    statusCalls = 0;
+    const res2 = await runReplays(wrong, { lab, tmp: "/scratch" });
+    expect(res2[0].failures[0]).toMatch(/step 4 request_teardown: summary.receipts contains run-42-other/);
+  });
+});
+
+describe("the provider-CLI tripwire", () => {
+  it("plants failing stand-ins that record their argv", () => {
+    const bin = fs.mkdtempSync(path.join(os.tmpdir(), "rgt-trip-"));
+    const log = plantTripwire(bin);
+    expect(TRIPWIRE_CLIS).toContain("vastai");
+    const r = spawnSync(path.join(bin, "vastai"), ["destroy", "instance", "7"], { encoding: "utf8" });
+    expect(r.status).toBe(97);
+    expect(r.stderr).toMatch(/never reach a provider CLI/);
+    expect(fs.readFileSync(log, "utf8")).toBe("vastai destroy instance 7\n");
+  });
+
+  it("fails exactly the case during which a provider CLI ran", async () => {
+    const bin = fs.mkdtempSync(path.join(os.tmpdir(), "rgt-trip-"));
+    const server = {
+      async call(name: string) {
+        if (name === "request_teardown") spawnSync(path.join(bin, "runpodctl"), ["remove", "pod", "p1"]);
+        return { ok: true, warnings: [] };
+      },
+      async close() {},
+    };
+    const lab = { startLab: async () => ({ env: {}, localBin: bin, stop: async () => {} }), connectServer: async () => server };
+    const { cases } = parseCases(
+      [
+        { id: "quiet", prompt: "probe only, nothing billed", replay: { steps: [{ tool: "probe_env", expect: { ok: true } }] } },
+        { id: "loud", prompt: "a teardown that reached the CLI", replay: { steps: [{ tool: "request_teardown", expect: { ok: true } }] } },
+        { id: "after", prompt: "a later case stays clean", replay: { steps: [{ tool: "probe_env", expect: { ok: true } }] } },
+      ].map((c) => JSON.stringify(c)).join("\n"),
+    );
+    const res = await runReplays(cases, { lab, tmp: bin });
+    expect(res.map((r) => [r.id, r.failures.length])).toEqual([["quiet", 0], ["loud", 1], ["after", 0]]);
+    expect(res[1].failures[0]).toMatch(/provider CLI was run.*runpodctl remove pod p1/);
   });
 });
 
