@@ -118,16 +118,12 @@ trap 'on_signal INT 2' INT
 wait "$cpid"
 rc=$?
 trap - HUP TERM INT
-put exit_code "$rc"
-put ended_at "$(now)"
+stopping=0
+if [ -e "$SD/stop_requested" ] || [ -e "$CD/stop_requested" ]; then stopping=1; fi
 
-if [ -e "$SD/stop_requested" ] || [ -e "$CD/stop_requested" ]; then
-  note "stopped by stop_run (exit $rc)"
-  put state stopped
-  exit 0
-fi
-
-if [ "$rc" -ne 0 ]; then
+# a failure's reason and cause are on disk before its exit code: a status poll that sees the exit code
+# (and a dead pid) already finds why
+if [ "$rc" -ne 0 ] && [ "$stopping" = 0 ]; then
   why="exit $rc"
   if [ "$rc" -gt 128 ]; then why="exit $rc (killed by SIG$(kill -l $((rc - 128)) 2>/dev/null || echo $((rc - 128))))"; fi
   before=$(cat "$CD/oom_before" 2>/dev/null)
@@ -138,8 +134,19 @@ if [ "$rc" -ne 0 ]; then
   elif [ "$rc" -gt 128 ]; then
     put cause killed
   fi
-  note "failed: $why"
   put reason "$why"
+fi
+put exit_code "$rc"
+put ended_at "$(now)"
+
+if [ "$stopping" = 1 ]; then
+  note "stopped by stop_run (exit $rc)"
+  put state stopped
+  exit 0
+fi
+
+if [ "$rc" -ne 0 ]; then
+  note "failed: $why"
   put state failed
   exit "$rc"
 fi

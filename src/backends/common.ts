@@ -525,6 +525,15 @@ export function parseProgress(lines: string[]): CellStatus["progress"] | undefin
   return Object.keys(p).length ? p : undefined;
 }
 
+const SIGNALS: Record<number, string> = { 1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 6: "SIGABRT", 9: "SIGKILL", 11: "SIGSEGV", 13: "SIGPIPE", 15: "SIGTERM" };
+
+/** "exit 137 (128+9: SIGKILL)": a shell reports death by signal N as exit 128+N; say which signal. */
+export function exitText(code: number | null | undefined): string {
+  if (code == null) return "no exit code";
+  const sig = code > 128 && code < 160 ? SIGNALS[code - 128] ?? `signal ${code - 128}` : "";
+  return sig ? `exit ${code} (128+${code - 128}: ${sig})` : `exit ${code}`;
+}
+
 function sigName(sig: string): string {
   return sig.split(" ")[0] ?? "";
 }
@@ -572,7 +581,7 @@ export function classifyCell(b: BoxStatus, row: BoxCellRow | undefined, cell: Ru
       out.state = "failed";
       if (row.cause === "oom" || oomGrew || dmesgHit) out.cause = { cause: "oom", evidence: `${row.reason || `exit ${row.exit_code}`}; ${oomEvidence() || "recorded by the runner"}` };
       else if (row.cause === "killed" || (row.exit_code ?? 0) > 128) {
-        out.cause = { cause: "killed", evidence: `${row.reason || `exit ${row.exit_code}`}; no OOM kill counted (cgroup oom_kill ${row.oom_now ?? "n/a"}${b.dmesg.length ? "" : ", dmesg silent or unreadable"})` };
+        out.cause = { cause: "killed", evidence: `${row.reason || exitText(row.exit_code)}; no OOM kill counted (cgroup oom_kill ${row.oom_now ?? "n/a"}${b.dmesg.length ? "" : ", dmesg silent or unreadable"})` };
       }
       return out;
     }

@@ -66,6 +66,8 @@ describe("classifyCell", () => {
   it("the moment between exit_code and state being written is not a vanished run", () => {
     const f = box(row({ state: "running", alive: 0, exit: 137 }));
     expect(classifyCell(f, f.cells.get("c"), cell, opts)).toMatchObject({ state: "failed", cause: { cause: "killed" } });
+    // with no reason line written yet, the evidence still names the signal the exit code implies
+    expect(classifyCell(f, f.cells.get("c"), cell, opts).cause?.evidence).toMatch(/^exit 137 \(128\+9: SIGKILL\)/);
     const ok = box(row({ state: "running", alive: 0, exit: 0 }));
     expect(classifyCell(ok, ok.cells.get("c"), cell, opts).state).toBe("running");
   });
