@@ -112,6 +112,9 @@ describe("push_code never changes a file under a live run", () => {
     expect(other.ok, JSON.stringify(other)).toBe(true);
     expect(await box.readFile(`${W}-v2/train.sh`)).toBe("echo v2\n");
 
+    // rsync's quick check compares size and mtime: keep the edit's mtime apart from the copy pushed above
+    const later = new Date(Date.now() + 5_000);
+    for (const f of ["train.sh", "conf/a.yaml"]) fs.utimesSync(path.join(src, f), later, later);
     const st = await call("stop_run", { run_id: "live-a" });
     expect(st.ok, JSON.stringify(st)).toBe(true);
     expect(st.stopped).toEqual(["c"]);

@@ -45,6 +45,29 @@ describe("knowledge half of the evals", () => {
     expect(got.at(-1)).toMatch(/^\d+ passed, 0 failed$/);
   });
 
+  it("replays every tool the server exposes, each with a success and a refusal, and never approves a teardown", async () => {
+    const { allTools } = await import("../../src/tools/index.js");
+    const { cases } = parseCases(fs.readFileSync(path.join(ROOT, "evals", "cases.jsonl"), "utf8"));
+    const steps = cases.flatMap((c) => c.replay?.steps ?? []);
+    for (const t of allTools) {
+      const mine = steps.filter((st) => st.tool === t.name);
+      // request_teardown's furthest point in an eval is the human gate (APPROVAL_REQUIRED): nothing approves
+      if (t.name !== "request_teardown") expect(mine.some((st) => st.expect.ok === true), `no replay step where ${t.name} succeeds`).toBe(true);
+      else expect(mine.some((st) => st.expect.code === "APPROVAL_REQUIRED"), "no replay reaches the teardown's human gate").toBe(true);
+      expect(mine.some((st) => st.expect.code !== undefined), `no replay step where ${t.name} refuses`).toBe(true);
+    }
+    const known = new Set(allTools.map((t) => t.name));
+    for (const st of steps) expect(known.has(st.tool), `replay names unknown tool ${st.tool}`).toBe(true);
+    for (const st of steps.filter((x) => x.tool === "request_teardown")) {
+      expect(st.expect.ok, "an eval must never expect a teardown to go through").not.toBe(true);
+    }
+    // the lifecycle chain is there: launch → poll until done → pull with a receipt → the human gate
+    const life = cases.find((c) => c.id === "replay-lifecycle-two-cells")!;
+    expect(life.replay!.steps.map((x) => x.tool)).toEqual(["probe_env", "push_code", "launch_queue", "run_status", "request_teardown", "pull_verify", "request_teardown"]);
+    expect(life.replay!.steps[3].until?.fields).toContain('state == "done"');
+    expect(life.replay!.steps.at(-1)!.expect.code).toBe("APPROVAL_REQUIRED");
+  });
+
   it("covers every profile and reaches every reference and the skill hub", () => {
     const { cases, errors } = parseCases(fs.readFileSync(path.join(ROOT, "evals", "cases.jsonl"), "utf8"));
     expect(errors).toEqual([]);
