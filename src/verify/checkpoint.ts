@@ -307,7 +307,10 @@ export async function loadCheckFiles(
     const c = structuralCheck(f);
     if (!c) continue;
     out.set(f, c);
-    if ((c.format === "torch_zip" || c.format === "torch_legacy") && c.ok !== false) {
+    // A torch-named file that is neither zip nor pickle goes to torch too: if torch cannot open it either,
+    // it is corrupt, and saying "not judged" would let a receipt vouch for it.
+    // (.bin is excluded: many .bin files are not torch's at all.)
+    if ((c.format === "torch_zip" || c.format === "torch_legacy" || (c.format === "unknown" && /\.(pt|pth|ckpt)$/i.test(f))) && c.ok !== false) {
       forTorch.push(f);
       try { totalBytes += fs.statSync(f).size; } catch { /* ignore */ }
     }

@@ -59,6 +59,7 @@ beforeAll(() => {
   fs.writeFileSync(path.join(dir, "cut.safetensors"), safetensors({ "w": { dtype: "F32", shape: [4, 8], bytes: 128 } }, { dropTail: 40 }));
   fs.writeFileSync(path.join(dir, "junk.safetensors"), Buffer.concat([Buffer.from([20, 0, 0, 0, 0, 0, 0, 0]), Buffer.from("{not json at all....xx")]));
   fs.writeFileSync(path.join(dir, "random.bin"), Buffer.from("just some bytes that are not a checkpoint"));
+  fs.writeFileSync(path.join(dir, "garbage.pt"), Buffer.from("a .pt name over bytes that are neither zip nor pickle"));
 }, 180_000);
 
 describe("checkpoint structure checks", () => {
@@ -96,7 +97,7 @@ describe("checkpoint structure checks", () => {
 describe("torch.load(weights_only=True) in one child process", () => {
   it("loads good archives (zip and legacy), fails truncated and unsafe ones", async () => {
     expect(findTorchPython()).not.toBeNull();
-    const names = ["good.pt", "nested.pth", "legacy.pt", "truncated.pt", "unsafe.pt", "model.safetensors", "random.bin"];
+    const names = ["good.pt", "nested.pth", "legacy.pt", "truncated.pt", "unsafe.pt", "model.safetensors", "random.bin", "garbage.pt"];
     const res = await loadCheckFiles(names.map((n) => path.join(dir, n)));
     const get = (n: string) => res.get(path.join(dir, n))!;
     expect(get("good.pt")).toMatchObject({ ok: true, torch_load: "ok", tensors: 3 });
@@ -110,6 +111,8 @@ describe("torch.load(weights_only=True) in one child process", () => {
     expect(get("unsafe.pt").detail).toMatch(/weights_only|Unsupported|global/i);
     expect(get("model.safetensors").ok).toBe(true);
     expect(get("random.bin").ok).toBeNull();
+    // a torch-named file torch cannot open is a failed check, not "not judged": no receipt may vouch for it
+    expect(get("garbage.pt")).toMatchObject({ format: "unknown", ok: false, torch_load: "failed" });
   }, 120_000);
   it("torch: false skips the child process", async () => {
     const res = await loadCheckFiles([path.join(dir, "good.pt")], { torch: false });
