@@ -157,7 +157,7 @@ export function checkEvidence(inp: EvidenceInput): EvidenceDecision {
       ok: false,
       refusal: {
         code: RefusalCode.UNVERIFIED_ARTIFACTS,
-        reason: `No pull receipt exists for ${host}${inp.boxHasNothingOfOurs ? "" : " and the box holds run state of ours"}, so nothing proves the results are off the box.`,
+        reason: `No pull receipt exists for ${host}${inp.runs.length ? ` (${inp.runs.length} run(s) recorded there)` : ""}, so nothing proves the results are off the box.`,
         remedy: pullHint(`remote_path: "<results dir>", local_dir: "<local dir>", expect: [...]`) +
           (inp.boxHasNothingOfOurs ? " If the box truly holds nothing you need, pass `action` explicitly to go to the human without evidence." : ""),
       },
