@@ -13,27 +13,19 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { startLab, type Box, type Lab } from "../lab/box.js";
 import { startEmbeddedBox, type EmbeddedBox } from "./embedded.js";
+import type { DemoTarget } from "./lifecycle.js";
 
 export type BoxKind = "sshd" | "embedded";
 
-export interface DemoBox {
+/** A started demo box: what the lifecycle needs (DemoTarget) plus how to inspect and stop it. */
+export interface DemoBox extends DemoTarget {
   kind: BoxKind;
-  host: string;
   /** the temp dir holding everything the demo made (removed by stop) */
   stateDir: string;
   /** the box's ssh port on 127.0.0.1 */
   port: number;
   /** one line saying what the box is */
   describe: string;
-  env: Record<string, string>;
-  localRoot: string;
-  workdir: string;
-  launchProfile?: string;
-  keyPath: string;
-  keyEnv: string;
-  keyValue: string;
-  /** whether the box's python3 imports torch, when the box knows (else the probe decides) */
-  torch?: boolean;
   /** argv lines the stub provider CLI recorded */
   providerCalls(): string[];
   stop(): Promise<void>;
