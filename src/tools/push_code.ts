@@ -9,6 +9,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
 import { createHash } from "node:crypto";
 import * as z from "zod";
 import { defineTool } from "../server/tool.js";
@@ -260,18 +261,11 @@ async function rsyncWouldChange(transport: { argv: string[]; destination: string
       ];
       const child = spawn("rsync", args, { stdio: ["ignore", "pipe", "pipe"] });
       const changed: string[] = [];
-      let carry = "";
-      child.stdout.setEncoding("utf8");
-      child.stdout.on("data", (d: string) => {
-        carry += d;
-        const lines = carry.split("\n");
-        carry = lines.pop() ?? "";
-        for (const l of lines) {
-          const m = /^RGTI:([<>ch.])([fLDS])(\S{9}) (.*)$/.exec(l);
-          if (!m || m[3] === "+++++++++" || m[2] === "D") continue;
-          // `<f` (sent to the box) / `cL`: data or a link target goes over an existing path; `.f` = attributes only
-          if (m[1] === "<" || m[1] === ">" || m[1] === "c") changed.push(decodeRsyncName(m[4]));
-        }
+      createInterface({ input: child.stdout, crlfDelay: Infinity }).on("line", (l) => {
+        const m = /^RGTI:([<>ch.])([fLDS])(\S{9}) (.*)$/.exec(l);
+        if (!m || m[3] === "+++++++++" || m[2] === "D") return;
+        // `<f` (sent to the box) / `cL`: data or a link target goes over an existing path; `.f` = attributes only
+        if (m[1] === "<" || m[1] === ">" || m[1] === "c") changed.push(decodeRsyncName(m[4]));
       });
       child.stderr.resume();
       const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);

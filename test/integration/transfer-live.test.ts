@@ -46,22 +46,22 @@ afterAll(async () => {
   await lab?.stop();
 });
 
-/** push v1, launch a long cell that keeps reading the workdir, and wait until run_status says running */
-async function startLiveRun(host: string, runName: string, src: string, workdir: string): Promise<void> {
+/** push v1 of a small project to /root/proj-<host>, launch a long cell in it, and wait until run_status says running */
+async function startLiveRun(host: string, runName: string) {
+  const src = path.join(work, host);
+  const W = `/root/proj-${host}`;
   writeTree(src, { "train.sh": "echo v1\n", "conf/a.yaml": "lr: 0.1\n" });
-  const p = await call("push_code", { host, local_dir: src, remote_dir: workdir });
+  const p = await call("push_code", { host, local_dir: src, remote_dir: W });
   expect(p.ok, JSON.stringify(p)).toBe(true);
-  const r = await call("launch_queue", { host, run_name: runName, workdir, cells: [{ name: "c", command: "sleep 30" }] });
+  const r = await call("launch_queue", { host, run_name: runName, workdir: W, cells: [{ name: "c", command: "sleep 30" }] });
   expect(r.ok, JSON.stringify(r)).toBe(true);
   await until("running", () => call("run_status", { run_id: runName }), (s) => s.cells?.[0]?.state === "running");
+  return { box: lab.boxes[host], src, W };
 }
 
 describe("push_code never changes a file under a live run", () => {
   it("rsync path: refuses a changed file (box untouched), allows a new file, allows the change after stop_run", async () => {
-    const box = lab.boxes["lv-a"];
-    const src = path.join(work, "a");
-    const W = "/root/proj-a";
-    await startLiveRun("lv-a", "live-a", src, W);
+    const { box, src, W } = await startLiveRun("lv-a", "live-a");
 
     // a changed script (same size, so only the content check can tell) and a changed config
     fs.writeFileSync(path.join(src, "train.sh"), "echo v2\n");
@@ -85,10 +85,10 @@ describe("push_code never changes a file under a live run", () => {
 
     // the same refusal when the push targets a directory that contains the workdir (as "~/…"), or lies inside it
     const parentSrc = path.join(work, "a-parent");
-    writeTree(parentSrc, { "proj-a/train.sh": "echo v3\n", "unrelated.txt": "x\n" });
+    writeTree(parentSrc, { "proj-lv-a/train.sh": "echo v3\n", "unrelated.txt": "x\n" });
     const up = await call("push_code", { host: "lv-a", local_dir: parentSrc, remote_dir: "~/" });
     expect(up.refused?.code, JSON.stringify(up)).toBe("LIVE_SCRIPT_MUTATION");
-    expect(up.changed_files).toEqual(["proj-a/train.sh"]);
+    expect(up.changed_files).toEqual(["proj-lv-a/train.sh"]);
     const confSrc = path.join(work, "a-conf");
     writeTree(confSrc, { "a.yaml": "lr: 0.3\n" });
     const down = await call("push_code", { host: "lv-a", local_dir: confSrc, remote_dir: `${W}/conf` });
@@ -125,10 +125,7 @@ describe("push_code never changes a file under a live run", () => {
   }, 120_000);
 
   it("SFTP path (box without rsync): the same refusal by hash comparison, and the same allowances", async () => {
-    const box = lab.boxes["lv-b"];
-    const src = path.join(work, "b");
-    const W = "/root/proj-b";
-    await startLiveRun("lv-b", "live-b", src, W);
+    const { box, src, W } = await startLiveRun("lv-b", "live-b");
 
     fs.writeFileSync(path.join(src, "train.sh"), "echo v2\n");
     const r = await call("push_code", { host: "lv-b", local_dir: src, remote_dir: W });
