@@ -13,6 +13,7 @@ main() {
   local RUN_ID=$1 SD_HINT=$2 DURABLE=$3 DATA=$4 WORKDIR=$5 SUB=$6 RUN_ONE=$7 ARRAY=$8 K=$9 PREV=${10}
   shift 10
   tab() { local IFS=$'\t'; printf '%s\n' "$*"; }
+  # Not lib/common.sh's expand: that one fills in $TMPDIR, which on a login node is not the job's scratch.
   expand() {
     local p=$1
     case $p in "~") p=$HOME ;; "~/"*) p="$HOME/${p#"~/"}" ;; esac
@@ -28,6 +29,10 @@ main() {
   if [ -n "$SD_HINT" ]; then SD=$(expand "$SD_HINT")
   elif [ "$dok" = ok ]; then SD="$DURABLE/.rgt/runs/$RUN_ID"
   else SD="$HOME/.rgt/runs/$RUN_ID"; fi
+  # Outputs must be reachable from this login node (pull_verify reads them from here). A data dir that names
+  # a job-scoped variable such as $TMPDIR is node-local scratch, known only inside the job: use the workdir
+  # (on the shared filesystem, or the job could not run in it) instead.
+  case $DATA in *'$'*) DATA='' ;; esac
   local OUTROOT="${DATA:-$WORKDIR}/rgt-out/$RUN_ID"
   tab HOME "$HOME"
   tab SD "$SD"

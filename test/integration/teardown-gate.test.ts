@@ -81,10 +81,10 @@ beforeAll(async () => {
   ].join("\n"));
   env = { ...lab.env, VAST_API_KEY: FAKE_VAST_KEY, LAMBDA_API_KEY: FAKE_LAMBDA_KEY };
   for (const b of ["v1", "v2"]) {
-    await lab.boxes[b].writeFile("/workspace/out/best.pth", `weights of ${b} ${randomBytes(32).toString("hex")}`);
+    await lab.boxes[b].writeFile("/workspace/out/best.bin", `weights of ${b} ${randomBytes(32).toString("hex")}`);
     await lab.boxes[b].writeFile("/workspace/out/log.txt", "epoch 3 done\n");
   }
-  await lab.boxes.ad1.writeFile("/root/autodl-tmp/out/best.pth", `weights ${randomBytes(32).toString("hex")}`);
+  await lab.boxes.ad1.writeFile("/root/autodl-tmp/out/best.bin", `weights ${randomBytes(32).toString("hex")}`);
   s = await connectServer(env);
   servers.push(s);
 }, 180_000);
@@ -116,7 +116,7 @@ describe("teardown gate", () => {
     expect(r.refused.code).toBe("APPROVAL_REQUIRED");
     expect(r.warnings.map((w: { code: string }) => w.code)).toContain("NO_EVIDENCE");
     const early = r.approval_id as string;
-    v1Receipt = await pull("v1", "/workspace/out", ["best.pth"]);
+    v1Receipt = await pull("v1", "/workspace/out", ["best.bin"]);
     const again = await td({ host: "v1", approval_id: early });
     expect(again.refused.code).toBe("APPROVAL_INVALID");
     expect(again.refused.reason).toMatch(/receipts/);
@@ -124,12 +124,12 @@ describe("teardown gate", () => {
   });
 
   it("a stale receipt (artifact changed on the box after the pull) → UNVERIFIED_ARTIFACTS; a new real pull clears it", async () => {
-    await lab.boxes.v1.writeFile("/workspace/out/best.pth", `newer weights ${randomBytes(8).toString("hex")}`);
+    await lab.boxes.v1.writeFile("/workspace/out/best.bin", `newer weights ${randomBytes(8).toString("hex")}`);
     const r = await td({ host: "v1" });
     expect(r.refused.code).toBe("UNVERIFIED_ARTIFACTS");
     expect(r.refused.reason).toMatch(/changed on the box/);
     expect(r.refused.reason).toContain(v1Receipt);
-    v1Receipt = await pull("v1", "/workspace/out", ["best.pth"]);
+    v1Receipt = await pull("v1", "/workspace/out", ["best.bin"]);
     expect(stubCalls()).toEqual([]);
   });
 
@@ -181,7 +181,7 @@ describe("teardown gate", () => {
   });
 
   it("an approval for v1 presented for v2 → APPROVAL_INVALID (bound to the host)", async () => {
-    await pull("v2", "/workspace/out", ["best.pth"]);
+    await pull("v2", "/workspace/out", ["best.bin"]);
     const r = await td({ host: "v2", approval_id: A1 });
     expect(r.refused.code).toBe("APPROVAL_INVALID");
     expect(r.refused.reason).toContain("host");
@@ -228,7 +228,7 @@ describe("teardown gate", () => {
   });
 
   it("a live run → RUN_ACTIVE; once stopped, its roster without a receipt → UNVERIFIED_ARTIFACTS", async () => {
-    const l = await call(s, "launch_queue", { host: "v2", run_name: "td-live", workdir: "/workspace", cells: [{ name: "c0", command: "sleep 120" }], expect: ["best.pth"] });
+    const l = await call(s, "launch_queue", { host: "v2", run_name: "td-live", workdir: "/workspace", cells: [{ name: "c0", command: "sleep 120" }], expect: ["best.bin"] });
     expect(l.ok, JSON.stringify(l).slice(0, 500)).toBe(true);
     const r = await td({ host: "v2" });
     expect(r.refused.code).toBe("RUN_ACTIVE");
@@ -242,7 +242,7 @@ describe("teardown gate", () => {
   });
 
   it("elicitation: schema has no required field; wrong text or decline → APPROVAL_DENIED; the host name → manual steps (console-only platform)", async () => {
-    await pull("ad1", "/root/autodl-tmp/out", ["best.pth"]);
+    await pull("ad1", "/root/autodl-tmp/out", ["best.bin"]);
     let answer: { action: "accept" | "decline" | "cancel"; content?: Record<string, unknown> } = { action: "accept", content: { confirm_host: "yes" } };
     const asked: { message: string; requestedSchema: Record<string, unknown> }[] = [];
     const e = await connectServer(env, { elicitation: (p) => { asked.push(p as never); return answer; } });

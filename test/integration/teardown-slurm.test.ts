@@ -57,8 +57,8 @@ describe("teardown on Slurm", () => {
   it("RUN_ACTIVE while our array job runs", async () => {
     const l = await s.call("launch_queue", {
       host: "hpc", run_name: "td-slurm", workdir: "/root/proj", detach: "slurm",
-      cells: [0, 1].map((i) => ({ name: `c${i}`, command: `sleep 4; echo w${i} > "$RGT_OUTPUT_DIR/best.pth"` })),
-      expect: ["best.pth"],
+      cells: [0, 1].map((i) => ({ name: `c${i}`, command: `sleep 4; echo w${i} > "$RGT_OUTPUT_DIR/best.bin"` })),
+      expect: ["best.bin"],
     });
     expect(l.ok, JSON.stringify(l).slice(0, 600)).toBe(true);
     runId = l.run_id;
