@@ -17,6 +17,7 @@ beforeAll(async () => {
     { name: "autodl-8", gpus: 8, profile: "autodl", torch: true },
     { name: "plain", gpus: 0, without: ["tmux", "rsync", "sbatch"] },
     { name: "busy", gpus: 2, busyGpus: [1] },
+    { name: "full", gpus: 1, without: ["python3"], mounts: [{ path: "/data", size: "16m", fillBytesPct: 100 }] },
   ]);
   srv = await connectServer(lab.env);
 });
@@ -79,6 +80,19 @@ describe("probe_env", () => {
     expect(r.driver_version).toBeNull();
     expect(codes(r)).toEqual(expect.arrayContaining(["NO_GPU", "NO_TMUX", "NO_RSYNC"]));
     expect(r.tools.tmux).toBe(false);
+  });
+
+  it("flags a full disk it was asked to measure and a box without python", async () => {
+    const r = (await srv.call("probe_env", { host: "full", mounts: ["/data"] })) as Probe;
+    expect(r.ok).toBe(true);
+    const d = r.disks.find((x: Probe) => x.mount === "/data");
+    expect(d.used_pct).toBeGreaterThanOrEqual(97);
+    expect(d.role).toBe("other");
+    const disk = r.warnings.find((w: Probe) => w.code === "DISK_HIGH");
+    expect(disk.severity).toBe("danger");
+    expect(disk.message).toContain("/data");
+    expect(codes(r)).toContain("NO_PYTHON");
+    expect(r.python).toBeNull();
   });
 
   it("names GPUs already holding another process's memory", async () => {
