@@ -124,9 +124,12 @@ export async function runStatusOf(
     if ((d.used_pct ?? 0) >= 90) warnings.push(warning("DISK_HIGH", (d.used_pct ?? 0) >= 97 ? "danger" : "warn", `${d.host}:${d.mount} ${d.used_pct}% full`));
   }
   // many hosts: keep the answer readable — the busiest GPUs and the fullest disks, with a count of the rest
-  const gpus = s.gpus.length > 8 ? [...s.gpus].sort((a, b) => (b.memory_used_mib ?? 0) - (a.memory_used_mib ?? 0)).slice(0, 8) : s.gpus;
+  // (a patrol over many hosts is mostly "all fine": show the GPUs and disks that tell something)
+  const manyHosts = run.hosts.length > 2;
+  const gpus = s.gpus.length > 8 ? [...s.gpus].sort((a, b) => (b.memory_used_mib ?? 0) - (a.memory_used_mib ?? 0)).slice(0, manyHosts ? 4 : 8) : s.gpus;
   const pressure = (d: DiskStatus) => Math.max(d.used_pct ?? 0, d.inodes_used_pct ?? 0);
-  const disks = s.disks.length > 6 ? [...s.disks].sort((a, b) => pressure(b) - pressure(a)).slice(0, 6) : s.disks;
+  const byPressure = [...s.disks].sort((a, b) => pressure(b) - pressure(a));
+  const disks = manyHosts ? byPressure.filter((d) => pressure(d) >= 80).slice(0, 6) : s.disks.length > 6 ? byPressure.slice(0, 6) : s.disks;
   return {
     ok: true,
     run_id: run.run_id,

@@ -31,7 +31,7 @@ export async function bench(lab: Lab): Promise<BenchRow[]> {
     const floor16: number[] = [];
     const floor1: number[] = [];
     let size16 = 0;
-    for (let i = 0; i < 7; i++) {
+    for (let i = 0; i < 11; i++) {
       t16.push(await timeIt(async () => {
         const r = await srv.call("run_status", { run_id: "bench-fan-16" });
         if (r.state !== "running") throw new Error(`16-box run is ${r.state}`);
