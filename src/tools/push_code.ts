@@ -56,7 +56,8 @@ export const pushCode = defineTool({
     resumed_files: z.number().optional(),
     elapsed_ms: z.number().optional(),
   },
-  annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true },
+  // destructive: it overwrites or kills what is there (files on the box / the run's processes), though it deletes nothing
+  annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true },
   async handler(args, ctx) {
     const t0 = Date.now();
     const warnings: Warning[] = [];

@@ -84,7 +84,8 @@ export const pushSecret = defineTool({
     bytes: z.number().optional(),
     profile: z.string().optional(),
   },
-  annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true },
+  // destructive: it overwrites or kills what is there (files on the box / the run's processes), though it deletes nothing
+  annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true },
   async handler(args, ctx) {
     const warnings: Warning[] = [];
     const rp = args.remote_path;
