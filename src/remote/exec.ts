@@ -9,13 +9,17 @@ import { quote } from "shell-quote";
 import type { ExecOptions, ExecResult } from "./types.js";
 
 const MARK = "__RGT_PGID__";
-const MARK_RE = new RegExp(`^${MARK} (\\d+)\\n`);
+// Anywhere in the first lines of stderr: a login shell's rc files (Debian's bash reads ~/.bashrc for ssh
+// commands) may print before our wrapper runs.
+const MARK_RE = new RegExp(`(?:^|\\n)${MARK} (\\d+)\\n`);
+const MARK_SCAN_BYTES = 16 * 1024;
 
 /** Wrap a command line so it runs in a fresh session/process group and reports that group first. */
 export function wrapCommand(command: string): string {
-  const inner = `printf '${MARK} %s\\n' "$$" >&2; exec bash -c "$1"`;
-  // `setsid -w` forks only if needed and waits, so the exit status is the command's own.
-  return `if command -v setsid >/dev/null 2>&1; then exec setsid -w bash -c ${quote([inner])} rgt ${quote([command])}; else exec bash -c ${quote([inner])} rgt ${quote([command])}; fi`;
+  const inner = `printf '${MARK} %s\\n' "$$" >&2; exec bash --norc -c "$1"`;
+  // `setsid -w` forks only if needed and waits, so the exit status is the command's own. --norc: our own
+  // shells never read ~/.bashrc (bash would, seeing SSH_CLIENT); only the login shell's own start-up is not ours.
+  return `if command -v setsid >/dev/null 2>&1; then exec setsid -w bash --norc -c ${quote([inner])} rgt ${quote([command])}; else exec bash --norc -c ${quote([inner])} rgt ${quote([command])}; fi`;
 }
 
 /** The connection died after the command had started: it may have run in part, so it is never retried. */
@@ -116,10 +120,13 @@ export function execOn(client: Client, command: string, opts: ExecOptions = {}):
           const m = MARK_RE.exec(s);
           if (m) {
             pgid = Number(m[1]);
-            const rest = errHead.subarray(m[0].length);
+            // keep what the rc files printed before the marker, drop the marker line itself
+            const before = errHead.subarray(0, m.index + (m[0].startsWith("\n") ? 1 : 0));
+            const rest = errHead.subarray(m.index + m[0].length);
+            if (before.length) err.push(before);
             if (rest.length) err.push(rest);
             if (timedOut && !killing) stop();
-          } else if (errHead.length > 64 || (s.includes("\n") && !s.startsWith(MARK.slice(0, s.length)))) {
+          } else if (errHead.length > MARK_SCAN_BYTES) {
             pgid = 0; // no marker: no group to kill by id
             err.push(errHead);
           }
@@ -130,6 +137,7 @@ export function execOn(client: Client, command: string, opts: ExecOptions = {}):
       ch.on("exit", (code: number | null, sig?: string) => { exited = true; exitCode = code; if (sig) signal = sig; });
       // ssh2 repeats the exit status on 'close' (code, signal…) when the box sent one.
       ch.on("close", (code?: number | null, sig?: string) => {
+        if (pgid === undefined && errHead.length) { err.push(errHead); errHead = Buffer.alloc(0); }
         if (!exited && (typeof code === "number" || typeof sig === "string")) { exited = true; exitCode = code ?? null; if (sig) signal = sig; }
         if (!exited && !timedOut) {
           cleanup();

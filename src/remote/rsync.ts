@@ -286,3 +286,16 @@ export async function prepareRemoteDir(
   const m = /^DIR=(.*)$/m.exec(r.stdout);
   return { dir: m ? m[1] : dir, exists: !!m, hasRsync: /^RSYNC=1$/m.test(r.stdout) };
 }
+
+/**
+ * A login shell that prints on non-interactive sessions (an echo in ~/.bashrc, conda's banner) corrupts
+ * rsync's and SFTP's byte streams: rsync then stops with "protocol version mismatch -- is your shell clean?".
+ * Re-running cannot help, so this gets its own refusal and remedy.
+ */
+export function shellNotClean(stderr: string): boolean {
+  return /is your shell clean|protocol version mismatch|unexpected tag \d+|Received message too long/i.test(stderr);
+}
+
+export const SHELL_NOT_CLEAN_REMEDY =
+  "The box's login shell prints text for non-interactive ssh sessions (~/.bashrc, /etc/bash.bashrc or a profile script), which breaks rsync and SFTP. " +
+  "Make it quiet unless interactive, e.g. put `case $- in *i*) ;; *) return ;; esac` at the top of ~/.bashrc (remote_exec can show what prints: `bash -c true`). Re-running will not help until then.";

@@ -100,8 +100,10 @@ export const probeEnv = defineTool({
     const res = await ctx.remote.runScript(args.host, "probe.sh", scriptArgs, { timeoutMs: args.deep ? 150_000 : 45_000, maxOutputBytes: 256 * 1024 });
     if (res.timedOut) refuse("TIMEOUT", `the probe did not finish within ${args.deep ? 150 : 45} s on ${args.host} (it was killed on the box)`, "The box is overloaded or a GPU is hung (nvidia-smi blocking). Retry; if nvidia-smi hangs, the GPU needs the provider's attention.");
     let raw: RawProbe;
+    const outLines = res.stdout.trim().split("\n");
+    const docLine = outLines.pop() ?? "";
     try {
-      raw = JSON.parse(res.stdout.trim().split("\n").pop() ?? "") as RawProbe;
+      raw = JSON.parse(docLine) as RawProbe;
     } catch {
       throw new RefusalError("INTERNAL", `probe output from ${args.host} was not JSON (exit ${res.exitCode}): ${res.stderr.slice(-300)}`, "Check that the login shell is bash-compatible and prints nothing on non-interactive logins.");
     }
@@ -119,6 +121,12 @@ export const probeEnv = defineTool({
     const boxEnv = { HOME: raw.home, USER: raw.user };
     const ref = `rgt://profiles/${detection.name}`;
     const warnings: Warning[] = [];
+    // Anything printed before the probe's document came from the login shell's start-up files: it would
+    // corrupt rsync and SFTP streams the same way.
+    const noise = outLines.filter((l) => l.trim());
+    if (noise.length) {
+      warnings.push(warning("SHELL_NOISE", "danger", `the login shell prints on non-interactive ssh sessions ("${noise[0].slice(0, 60)}"${noise.length > 1 ? ` +${noise.length - 1} line(s)` : ""}): rsync and SFTP will fail until ~/.bashrc returns early for non-interactive shells`));
+    }
 
     // ---- disks ----
     const profileMounts = mountsOf(profile).map((m) => ({ ...m, abs: expandBoxPath(m.path, boxEnv) }));

@@ -14,7 +14,7 @@ import * as z from "zod";
 import { defineTool } from "../server/tool.js";
 import { refuse, warning, RefusalError, type Warning } from "../common/result.js";
 import { remoteHashTree, type RemoteFileHash } from "../remote/hashes.js";
-import { runRsync, localRsyncAvailable, PARTIAL_DIR } from "../remote/rsync.js";
+import { runRsync, localRsyncAvailable, PARTIAL_DIR, shellNotClean, SHELL_NOT_CLEAN_REMEDY } from "../remote/rsync.js";
 import { sftpPull } from "../remote/sftp.js";
 import { sha256File, manifestSha256 } from "../verify/hash.js";
 import { loadCheckFiles, type LoadCheck } from "../verify/checkpoint.js";
@@ -242,6 +242,9 @@ export const pullVerify = defineTool({
       elapsed_ms: Date.now() - t0,
     };
 
+    if (failedUnits.some((u) => shellNotClean(u.error))) {
+      throw new RefusalError("SHELL_NOT_CLEAN", `pulling from ${args.host} could not start: the box's login shell printed text into the transfer stream`, SHELL_NOT_CLEAN_REMEDY, { ...base, receipt_id: null });
+    }
     if (failedUnits.length || absent.length) {
       throw new RefusalError(
         "TRANSFER_INTERRUPTED",

@@ -104,6 +104,26 @@ describe("pool lifecycle", () => {
   });
 });
 
+describe("login shells that talk", () => {
+  it("keeps a noisy ~/.bashrc out of our own shells, and still finds and kills the process group behind it", async () => {
+    const lab4 = await startLab([{ name: "rc", gpus: 0 }]);
+    await lab4.boxes.rc.writeFile("/root/.bashrc", "echo rc-noise-out; echo rc-noise-err >&2\n");
+    const r = new SshRemote({ sshConfig: lab4.sshConfig });
+    try {
+      const x = await r.exec("rc", "echo hi; echo e >&2; exit 4");
+      expect(x.exitCode).toBe(4);
+      // Debian's bash reads ~/.bashrc for an ssh command: the login shell does (not ours to stop), ours never
+      expect(x.stdout.match(/rc-noise-out/g)?.length ?? 0).toBeLessThanOrEqual(1);
+      expect(x.stdout.trim().split("\n").pop()).toBe("hi");
+      expect(x.stderr).not.toContain("__RGT_PGID__");
+      expect(x.stderr.trim().split("\n").pop()).toBe("e");
+      const t = await r.exec("rc", "sleep 297", { timeoutMs: 1000 });
+      expect(t.timedOut).toBe(true);
+      expect((await lab4.boxes.rc.exec("pgrep -f 'sleep 29[7]' || echo none")).stdout.trim().split("\n").pop()).toBe("none");
+    } finally { await r.close(); await lab4.stop(); }
+  });
+});
+
 describe("host keys", () => {
   it("refuses an unknown host key with HOST_KEY_UNKNOWN", async () => {
     const cfg = configWith(`Host r1-nokey\n  HostName 127.0.0.1\n  Port ${lab.boxes.r1.port}\n  User root\n  IdentityFile ${lab.identity}\n  IdentitiesOnly yes\n  UserKnownHostsFile ${path.join(dir, "empty_known_hosts")}\n  StrictHostKeyChecking yes`);
