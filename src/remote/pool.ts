@@ -3,7 +3,9 @@
  * reaped, a dropped connection transparently re-opened on the next call (and a call that found its
  * connection dead is retried once on a fresh one).
  */
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
+import { Duplex } from "node:stream";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { Client, SFTPWrapper } from "ssh2";
@@ -115,6 +117,7 @@ export class SshRemote implements Remote {
   }
 
   private async dial(h: ResolvedHost, entry: PoolEntry): Promise<Client> {
+    if (h.proxyCommand) return this.dialViaCommand(h);
     if (!h.proxyJump) return (await openConnection(h)).client;
     // ProxyJump a,b,c: a is dialled (pooled, with its own config), each later hop rides on the previous one.
     const hops = h.proxyJump.split(",").map((s) => s.trim()).filter(Boolean);
@@ -131,6 +134,28 @@ export class SshRemote implements Remote {
     const client = (await openConnection(h, sock)).client;
     client.on("close", () => intermediates.forEach((c) => c.end()));
     return client;
+  }
+
+  /** ProxyCommand: the command's stdin/stdout carry the ssh stream (cloud IAP tunnels, `ssh -W`, nc via a proxy). */
+  private async dialViaCommand(h: ResolvedHost): Promise<Client> {
+    const child = spawn("/bin/sh", ["-c", h.proxyCommand!], { stdio: ["pipe", "pipe", "pipe"] });
+    let errText = "";
+    child.stderr.on("data", (b: Buffer) => { errText = (errText + b.toString()).slice(-400); });
+    const sock = Duplex.from({ readable: child.stdout, writable: child.stdin });
+    const exited = new Promise<never>((_, reject) => child.once("exit", (code) => reject(new RefusalError("UNREACHABLE", `ProxyCommand for ${h.spec} exited (${code}) before the ssh handshake: ${errText.trim().slice(-200) || "no output"}`, "Run the ProxyCommand from your ssh config by hand to see why it fails."))));
+    exited.catch(() => {});
+    try {
+      const { client } = await Promise.race([openConnection(h, sock), exited]);
+      client.on("close", () => { if (child.exitCode === null) child.kill("SIGTERM"); });
+      return client;
+    } catch (e) {
+      // ssh2 often notices the closed pipe before the command's exit is reported: give the command's own
+      // words (its stderr) the chance to be the reason, they say more than "connection lost".
+      const code = child.exitCode ?? (await Promise.race([new Promise<number | null>((r) => child.once("exit", (c) => r(c))), new Promise<null>((r) => setTimeout(() => r(null), 500))]));
+      if (child.exitCode === null) child.kill("SIGTERM");
+      if (code !== null && code !== 0) throw new RefusalError("UNREACHABLE", `ProxyCommand for ${h.spec} exited (${code}) before the ssh handshake: ${errText.trim().slice(-200) || "no output"}`, "Run the ProxyCommand from your ssh config by hand to see why it fails.");
+      throw e;
+    }
   }
 
   private startReaper(): void {
@@ -221,6 +246,10 @@ export class SshRemote implements Remote {
       "-o", "ControlMaster=auto",
       "-o", `ControlPath=${cm}/%C`,
       "-o", "ControlPersist=60",
+      // a RemoteCommand, a forced tty or a LocalForward meant for interactive use would break the transfer
+      "-o", "RemoteCommand=none",
+      "-o", "RequestTTY=no",
+      "-o", "ClearAllForwardings=yes",
     );
     if (parsed.port) argv.push("-p", String(parsed.port));
     const destination = parsed.user ? `${parsed.user}@${parsed.host}` : parsed.host;

@@ -55,6 +55,11 @@ function runSshG(args: string[], timeoutMs: number): Promise<string> {
   });
 }
 
+/** OpenSSH's ProxyCommand tokens (ssh -G prints them unexpanded): %h host, %p port, %r user, %n alias, %% a percent. */
+export function expandProxyTokens(cmd: string, v: { h: string; p: string; r: string; n: string }): string {
+  return cmd.replace(/%([hprn%])/g, (_m, k: string) => (k === "%" ? "%" : v[k as "h" | "p" | "r" | "n"]));
+}
+
 export interface ResolveOptions { sshConfig?: string; defaultConnectTimeoutMs?: number }
 
 export async function resolveHost(spec: string, opts: ResolveOptions = {}): Promise<ResolvedHost> {
@@ -85,6 +90,7 @@ export async function resolveHost(spec: string, opts: ResolveOptions = {}): Prom
   const ct = one("connecttimeout");
   const connectTimeoutMs = ct && ct !== "none" && Number(ct) > 0 ? Number(ct) * 1000 : opts.defaultConnectTimeoutMs ?? 10_000;
   const pj = one("proxyjump");
+  const pc = one("proxycommand");
   const agent = one("identityagent");
   const hostKeyAlias = one("hostkeyalias");
   return {
@@ -95,10 +101,12 @@ export async function resolveHost(spec: string, opts: ResolveOptions = {}): Prom
     identityFiles,
     identityAgent: agent && agent !== "none" ? expandTilde(agent.replace(/^"|"$/g, "")) : agent === "none" ? "none" : undefined,
     proxyJump: pj && pj !== "none" ? pj : undefined,
+    proxyCommand: pc && pc !== "none" ? expandProxyTokens(pc, { h: hostname, p: String(port), r: user, n: parsed.host }) : undefined,
     userKnownHostsFiles: known,
     strictHostKeyChecking: strict,
     connectTimeoutMs,
-    key: `${user}@${hostname}:${port}`,
+    // the route is part of the identity: localhost:22 behind two different jump hosts is two different boxes
+    key: `${user}@${hostname}:${port}${pj && pj !== "none" ? ` via ${pj}` : ""}${pc && pc !== "none" ? ` via-command ${pc}` : ""}`,
     ...(hostKeyAlias ? { hostKeyAlias } : {}),
   } as ResolvedHost;
 }

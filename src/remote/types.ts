@@ -10,12 +10,14 @@ export interface ResolvedHost {
   identityFiles: string[];
   identityAgent?: string;
   proxyJump?: string;
+  /** OpenSSH ProxyCommand with its %-tokens already expanded: run locally, its stdio is the connection */
+  proxyCommand?: string;
   userKnownHostsFiles: string[];
   strictHostKeyChecking: "yes" | "no" | "accept-new" | "ask";
   connectTimeoutMs: number;
   /** OpenSSH HostKeyAlias: the name looked up in known_hosts instead of hostname/port */
   hostKeyAlias?: string;
-  /** stable identity of the endpoint: user@hostname:port */
+  /** stable identity of the endpoint: user@hostname:port, plus the route (ProxyJump / ProxyCommand) when there is one */
   key: string;
 }
 

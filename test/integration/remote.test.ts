@@ -248,6 +248,18 @@ describe("ProxyJump and reconnect", () => {
     } finally { await r.close(); }
   });
 
+  it("connects through a ProxyCommand (tokens expanded), and a failing one is UNREACHABLE with its message", async () => {
+    const cfg = configWith(`Host r2-via-cmd\n  HostName 127.0.0.1\n  Port ${lab.boxes.r2.port}\n  User root\n  IdentityFile ${lab.identity}\n  IdentitiesOnly yes\n  UserKnownHostsFile ${lab.knownHosts}\n  StrictHostKeyChecking yes\n  ProxyCommand ssh -F ${lab.sshConfig} -W %h:%p r1\n\nHost broken-cmd\n  HostName 127.0.0.1\n  Port ${lab.boxes.r2.port}\n  User root\n  ProxyCommand sh -c 'echo no route to %h >&2; exit 3'`);
+    const r = new SshRemote({ sshConfig: cfg });
+    try {
+      const res = await r.exec("r2-via-cmd", "echo through-proxycommand");
+      expect(res.stdout.trim()).toBe("through-proxycommand");
+      const e = await r.exec("broken-cmd", "true").catch((x) => x);
+      expect(refusalCode(e)).toBe("UNREACHABLE");
+      expect((e as RefusalError).refusal.reason).toContain("no route to 127.0.0.1");
+    } finally { await r.close(); }
+  });
+
   it("transparently reconnects after the connection drops", async () => {
     const r = new SshRemote({ sshConfig: lab.sshConfig });
     try {
