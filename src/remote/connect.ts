@@ -112,7 +112,8 @@ export function openConnection(h: ResolvedHost, sock?: Duplex): Promise<OpenedCo
           ? `The key ${encrypted.join(", ")} is passphrase-protected and no ssh-agent is running for this server. Start an agent and load it (eval "$(ssh-agent)"; ssh-add ${encrypted[0]}), and make SSH_AUTH_SOCK visible to the MCP server.`
           : encrypted.length
             ? `The agent offered no key the box accepts, and ${encrypted.join(", ")} is passphrase-protected: ssh-add ${encrypted[0]}.`
-            : `Check that the box's authorized_keys holds one of: ${tried.join(", ") || "(no identity found — set IdentityFile in your ssh config)"}.`;
+            : `Check that the box's authorized_keys holds one of: ${tried.join(", ") || "(no identity found — set IdentityFile in your ssh config)"}. ` +
+              `If the platform handed you a password, install your key once yourself (ssh-copy-id -p ${h.port} ${h.user}@${h.hostname}, or the console's key page); this server never takes passwords.`;
         return done(new RefusalError("AUTH_FAILED", `${h.user}@${h.hostname}:${h.port} rejected every key offered (${tried.join(", ") || "none available"})`, remedy));
       }
       if (/timed out/i.test(msg)) {
