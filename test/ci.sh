@@ -5,7 +5,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(openssh-server openssh-client rsync tmux slurm-wlm slurm-client munge python3 python3-torch python3-numpy iproute2 procps util-linux psmisc)
+PKGS=(openssh-server openssh-client rsync tmux slurm-wlm slurm-client munge python3 python3-venv python3-torch python3-numpy iproute2 procps util-linux psmisc)
 missing=()
 for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
