@@ -155,7 +155,7 @@ export const pushCode = defineTool({
     }
 
     // SFTP: the box has no rsync (or this machine has none)
-    if (!prep.hasRsync) warnings.push(warning("NO_RSYNC", "info", "The box has no rsync; pushed over SFTP with per-file resume (slower on many small files).", "rgt://references/ssh_transport"));
+    if (!prep.hasRsync) warnings.push(warning("NO_RSYNC", "info", "The box has no rsync; pushed over SFTP with per-file resume (slower on many small files).", "rgt://references/ssh-transport"));
     const sftp = await ctx.remote.sftp(args.host);
     let lastTick = 0;
     try {
