@@ -630,7 +630,7 @@ class BoxImpl implements Box {
       "PrintLastLog no",
       "X11Forwarding no",
       "AllowTcpForwarding yes",
-      "MaxSessions 64",
+      "MaxSessions 10", // OpenSSH's default, as on a rented box: the pool must live with it
       "MaxStartups 64:30:128",
       "LoginGraceTime 30",
       "Subsystem sftp internal-sftp",

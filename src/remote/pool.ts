@@ -23,6 +23,8 @@ interface PoolEntry {
   connecting?: Promise<Client>;
   lastUsed: number;
   busy: number;
+  /** calls waiting for a free channel (see MAX_CHANNELS) */
+  waiters: (() => void)[];
   /** connections this one rides on (ProxyJump), released with it */
   via?: string;
 }
@@ -33,6 +35,15 @@ export interface SshRemoteOptions {
   idleMs?: number;
   /** directory holding scripts/ (default: the package's own) */
   scriptsDir?: string;
+}
+
+/** channels in flight per connection: below OpenSSH's default MaxSessions (10), leaving room for a kill */
+const MAX_CHANNELS = 8;
+
+/** Whether ssh2's socket under a client is still open (ssh2 has no public flag for it). */
+function isAlive(c: Client): boolean {
+  const sock = (c as unknown as { _sock?: { destroyed?: boolean; writable?: boolean } })._sock;
+  return !!sock && !sock.destroyed && sock.writable !== false;
 }
 
 const SCRIPT_NAME = /^[A-Za-z0-9_.-]+\.(sh|py)$/;
@@ -88,7 +99,7 @@ export class SshRemote implements Remote {
     const h = await this.resolve(spec);
     let entry = this.pool.get(h.key);
     if (!entry) {
-      entry = { host: h, lastUsed: Date.now(), busy: 0 };
+      entry = { host: h, lastUsed: Date.now(), busy: 0, waiters: [] };
       this.pool.set(h.key, entry);
     }
     if (entry.client) return { client: entry.client, entry };
@@ -174,31 +185,54 @@ export class SshRemote implements Remote {
   }
 
   /** Run fn on a pooled connection; if the connection turns out dead, reconnect once and retry. */
+  /**
+   * OpenSSH refuses more than MaxSessions (default 10) channels on one connection, and a refused channel
+   * must not be mistaken for a dead box: calls beyond MAX_CHANNELS wait for a free channel instead.
+   */
+  private async acquire(entry: PoolEntry): Promise<void> {
+    while (entry.busy >= MAX_CHANNELS) await new Promise<void>((res) => entry.waiters.push(res));
+    entry.busy++;
+  }
+
+  private release(entry: PoolEntry): void {
+    entry.busy--;
+    entry.lastUsed = Date.now();
+    entry.waiters.shift()?.();
+  }
+
+  /** Run fn on a pooled connection; a connection found dead is replaced and the call retried once. */
   private async withClient<T>(host: string, fn: (c: Client) => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       const { client, entry } = await this.connection(host);
-      entry.busy++;
+      await this.acquire(entry);
       entry.lastUsed = Date.now();
       try {
         return await fn(client);
       } catch (e) {
         if (e instanceof RefusalError) throw e;
-        if (entry.client === client) { entry.client = undefined; client.end(); }
+        const msg = (e as Error).message ?? "";
+        // The box said no to one more channel (MaxSessions, a busy sshd): the connection itself is fine and
+        // its other channels keep running. Back off and ask again.
+        if (/channel open failure|open failed/i.test(msg) && isAlive(client)) {
+          if (attempt < 4) { await new Promise((res) => setTimeout(res, 150 * (attempt + 1))); continue; }
+          throw new RefusalError("UNREACHABLE", `${host} refused another ssh channel: ${msg.slice(0, 200)}`, "The box's sshd limits sessions per connection (MaxSessions); retry shortly.");
+        }
+        if (entry.client === client && !isAlive(client)) { entry.client = undefined; client.end(); }
         // Never started (no process-group marker came back): safe to try once more on a fresh connection.
         if (e instanceof ConnectionLostError && !e.started && attempt === 0) continue;
         if (e instanceof ConnectionLostError) {
           throw new RefusalError("UNREACHABLE", `the connection to ${host} dropped ${Math.round(e.elapsedMs / 1000)} s into the command`, "The command may have run in part (it was not retried). Check its effect (run_status, or a read-only remote_exec) before repeating it.");
         }
-        const msg = (e as Error).message ?? "";
-        const dead = /not connected|no response|channel open failure|connection lost|ECONNRESET|EPIPE|socket|closed/i.test(msg);
+        const dead = !isAlive(client) || /not connected|no response|connection lost|ECONNRESET|EPIPE/i.test(msg);
+        if (dead && entry.client === client) { entry.client = undefined; client.end(); }
         if (dead && attempt === 0) continue;
         throw new RefusalError("UNREACHABLE", `connection to ${host} failed: ${msg.slice(0, 300)}`, "Retry; if it persists, check the box is up (probe_env).");
       } finally {
-        entry.busy--;
-        entry.lastUsed = Date.now();
+        this.release(entry);
       }
     }
   }
+
 
   async exec(host: string, command: string, opts: ExecOptions = {}): Promise<ExecResult> {
     if (typeof command !== "string" || !command.trim()) refuse("BAD_INPUT", "command is empty", "Pass a shell command line.");

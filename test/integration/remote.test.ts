@@ -51,6 +51,23 @@ describe("exec on a pooled connection", () => {
     } finally { await r.close(); }
   });
 
+  it("runs 24 commands at once on one connection although sshd allows 10 sessions per connection", async () => {
+    const r = new SshRemote({ sshConfig: lab.sshConfig });
+    try {
+      await r.exec("r1", "true");
+      // the box really refuses an 11th channel on one connection (OpenSSH's MaxSessions default) …
+      const { client } = await r.connection("r1");
+      const raw = await Promise.all(Array.from({ length: 13 }, () => new Promise<string>((res) => client.exec("sleep 1", (err, ch) => {
+        if (err) return res(err.message);
+        ch.on("close", () => res("ok")); ch.resume(); ch.stderr.resume(); ch.end();
+      }))));
+      expect(raw.filter((x) => x !== "ok").length).toBeGreaterThan(0);
+      // … and the pool queues instead of failing or mistaking the refusal for a dead box
+      const many = await Promise.all(Array.from({ length: 24 }, (_, i) => r.exec("r1", `sleep 0.3; echo ${i}`)));
+      expect(many.map((m) => Number(m.stdout.trim()))).toEqual(Array.from({ length: 24 }, (_, i) => i));
+    } finally { await r.close(); }
+  });
+
   it("kills the command's whole process group on the box when it outlives its timeout", async () => {
     const r = new SshRemote({ sshConfig: lab.sshConfig });
     try {
