@@ -27,18 +27,22 @@ jesc() {
   JS=$s
 }
 
-has_rsync=false
-command -v rsync >/dev/null 2>&1 && has_rsync=true
+has_rsync=false rv=''
+if command -v rsync >/dev/null 2>&1; then
+  has_rsync=true
+  rv=$(rsync --version 2>/dev/null | head -n 1); rv=${rv#*version }; rv=${rv%% *}
+  case $rv in *[!0-9.]*|'') rv='' ;; esac
+fi
 
 if [ -z "$root" ] || [ ! -d "$root" ]; then
   jesc "$root"
-  printf '{"root":"%s","exists":false,"rsync":%s}\n' "$JS" "$has_rsync"
+  printf '{"root":"%s","exists":false,"rsync":%s,"rsync_version":"%s"}\n' "$JS" "$has_rsync" "$rv"
   printf '{"done":true,"files":0}\n'
   exit 0
 fi
 cd -- "$root" || exit 3
 jesc "$(pwd -P)"
-printf '{"root":"%s","exists":true,"rsync":%s}\n' "$JS" "$has_rsync"
+printf '{"root":"%s","exists":true,"rsync":%s,"rsync_version":"%s"}\n' "$JS" "$has_rsync" "$rv"
 
 jobs=${RGT_HASH_JOBS:-}
 if [ -z "$jobs" ]; then

@@ -17,6 +17,8 @@ export interface RemoteHashTree {
   exists: boolean;
   /** whether the box has rsync on PATH */
   hasRsync: boolean;
+  /** the box's rsync version ("3.2.7"), "" when unknown */
+  rsyncVersion: string;
   files: RemoteFileHash[];
   /** requested paths that are not regular files on the box */
   missing: string[];
@@ -24,7 +26,7 @@ export interface RemoteHashTree {
 
 /** Parse hash_tree.sh output. Throws when the closing {"done":true} line is absent (output cut short). */
 export function parseHashTree(stdout: string): RemoteHashTree {
-  const out: RemoteHashTree = { root: "", exists: false, hasRsync: false, files: [], missing: [] };
+  const out: RemoteHashTree = { root: "", exists: false, hasRsync: false, rsyncVersion: "", files: [], missing: [] };
   let done = false;
   for (const line of stdout.split("\n")) {
     if (!line.startsWith("{")) continue;
@@ -33,6 +35,7 @@ export function parseHashTree(stdout: string): RemoteHashTree {
     if (typeof o.root === "string") {
       out.exists = o.exists === true;
       out.hasRsync = o.rsync === true;
+      out.rsyncVersion = typeof o.rsync_version === "string" ? o.rsync_version : "";
       out.root = out.exists ? o.root : "";
     } else if (o.done === true) {
       done = true;

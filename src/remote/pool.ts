@@ -262,7 +262,18 @@ export class SshRemote implements Remote {
   }
 
   async sftp(host: string): Promise<SFTPWrapper> {
-    return this.withClient(host, (c) => new Promise<SFTPWrapper>((resolve, reject) => c.sftp((err, s) => (err ? reject(err) : resolve(s)))));
+    const s = await this.withClient(host, (c) => new Promise<SFTPWrapper>((resolve, reject) => c.sftp((err, x) => (err ? reject(err) : resolve(x)))));
+    // An SFTP session holds its channel until the caller ends it: count it against the connection's
+    // channel budget for that long, so parallel execs beside it never ask sshd for one too many.
+    const entry = [...this.pool.values()].find((e) => e.client && (s as unknown as { _client?: unknown })._client === e.client);
+    if (entry) {
+      entry.busy++;
+      let released = false;
+      const done = () => { if (!released) { released = true; this.release(entry); } };
+      s.once("close", done);
+      s.once("end", done);
+    }
+    return s;
   }
 
   async sshTransport(host: string): Promise<{ argv: string[]; destination: string }> {

@@ -42,6 +42,8 @@ export interface RsyncJob {
   /** transfer exactly these paths (relative to the two dirs); omitted = the whole tree */
   files?: string[];
   extraArgs?: string[];
+  /** the box's rsync version ("3.2.7"; "" unknown): decides whether mtimes can be compared to the nanosecond */
+  remoteVersion?: string;
   /** wall-clock limit; the rsync (and its ssh) is killed past it */
   timeoutMs: number;
   /** rsync --timeout: give up after this many seconds without I/O */
@@ -101,6 +103,17 @@ export function parseRsyncStats(text: string): { stats: RsyncStats; found: boole
 
 const FILE_TAG = "RGTF:";
 
+/** "3.2.7" ≥ "3.1.3"; false for an unknown ("") version. */
+export function versionAtLeast(have: string, need: string): boolean {
+  if (!/^\d+(\.\d+)*$/.test(have)) return false;
+  const a = have.split(".").map(Number);
+  const b = need.split(".").map(Number);
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) > (b[i] ?? 0);
+  }
+  return true;
+}
+
 export function rsyncArgs(job: RsyncJob, listFile?: string): string[] {
   const remoteSpec = `${job.transport.destination}:${job.remoteDir.replace(/\/+$/, "")}/`;
   const localSpec = `${job.localDir.replace(/\/+$/, "")}/`;
@@ -117,6 +130,10 @@ export function rsyncArgs(job: RsyncJob, listFile?: string): string[] {
     "-e",
     rsyncShellArg(job.transport.argv),
   ];
+  // rsync's quick check compares whole-second mtimes: a file rewritten with the same size within the second
+  // of the previous copy (an agent editing and pushing at once, a checkpoint rewritten in place) is silently
+  // skipped. Nanosecond comparison needs 3.1.3 or newer on the box.
+  if (versionAtLeast(job.remoteVersion ?? "", "3.1.3")) args.push("--modify-window=-1");
   if (listFile) args.push("--from0", `--files-from=${listFile}`);
   if (job.extraArgs) args.push(...job.extraArgs);
   if (job.direction === "push") args.push("--", localSpec, remoteSpec);
@@ -259,6 +276,8 @@ export interface RemoteDirInfo {
   dir: string;
   exists: boolean;
   hasRsync: boolean;
+  /** the box's rsync version, "" when unknown or absent */
+  rsyncVersion: string;
 }
 
 /**
@@ -277,14 +296,15 @@ export async function prepareRemoteDir(
     `d=${remotePathWord(dir)}; ` +
     (create ? `mkdir -p -- "$d" || exit 41; ` : "") +
     `if cd -- "$d" 2>/dev/null; then printf 'DIR=%s\\n' "$(pwd -P)"; else echo NODIR=1; fi; ` +
-    `if command -v rsync >/dev/null 2>&1; then echo RSYNC=1; else echo RSYNC=0; fi`;
+    `if command -v rsync >/dev/null 2>&1; then echo RSYNC=1; v=$(rsync --version 2>/dev/null | head -n 1); v=\${v#*version }; echo "RSYNCV=\${v%% *}"; else echo RSYNC=0; fi`;
   const r = await remote.exec(host, cmd, { timeoutMs: opts.timeoutMs ?? 30_000 });
   if (r.timedOut) throw new RefusalError("TIMEOUT", `preparing ${dir} on ${host} timed out`, "Retry; check the box with probe_env.");
   if (r.exitCode === 41) {
     throw new RefusalError("BAD_INPUT", `${field}: cannot create ${dir} on ${host}: ${r.stderr.trim().slice(-300)}`, `Pick a ${field} the login user can write (e.g. under the data disk or ~/).`);
   }
   const m = /^DIR=(.*)$/m.exec(r.stdout);
-  return { dir: m ? m[1] : dir, exists: !!m, hasRsync: /^RSYNC=1$/m.test(r.stdout) };
+  const v = /^RSYNCV=([\d.]+)$/m.exec(r.stdout);
+  return { dir: m ? m[1] : dir, exists: !!m, hasRsync: /^RSYNC=1$/m.test(r.stdout), rsyncVersion: v ? v[1] : "" };
 }
 
 /**

@@ -108,11 +108,11 @@ export const pullVerify = defineTool({
     }
 
     // 1. the box hashes its own files (one round trip per source)
-    const trees: { src: Source; root: string; files: RemoteFileHash[]; hasRsync: boolean }[] = [];
+    const trees: { src: Source; root: string; files: RemoteFileHash[]; hasRsync: boolean; rsyncVersion: string }[] = [];
     for (const src of sources) {
       let tree = await remoteHashTree(ctx.remote, args.host, src.remoteRoot, undefined, { signal: ctx.signal });
       if (!tree.exists && src.fallbackRoot) tree = await remoteHashTree(ctx.remote, args.host, src.fallbackRoot, undefined, { signal: ctx.signal });
-      trees.push({ src, root: tree.root, files: tree.files, hasRsync: tree.hasRsync });
+      trees.push({ src, root: tree.root, files: tree.files, hasRsync: tree.hasRsync, rsyncVersion: tree.rsyncVersion });
     }
     const prefix = (src: Source, p: string): string => (src.cell ? `${src.cell}/${p}` : p);
     const totalFiles = trees.reduce((a, t) => a + t.files.length, 0);
@@ -169,7 +169,7 @@ export const pullVerify = defineTool({
         const label = prefix(t.src, unit.label);
         if (transport) {
           const r = await runRsync({
-            transport, direction: "pull", localDir: t.src.localDir, remoteDir: t.root,
+            transport, direction: "pull", localDir: t.src.localDir, remoteDir: t.root, remoteVersion: t.rsyncVersion,
             files: unit.files.map((f) => f.path), timeoutMs: Math.max(10_000, deadline - Date.now()), signal: ctx.signal,
             onProgress: (b) => tick(b),
           });

@@ -127,6 +127,7 @@ export const pushCode = defineTool({
         direction: "push",
         localDir,
         remoteDir: prep.dir,
+        remoteVersion: prep.rsyncVersion,
         files: files.map((f) => f.path),
         timeoutMs,
         signal: ctx.signal,

@@ -93,6 +93,19 @@ describe("push_code over rsync", () => {
     expect((await lab.boxes.p1.readFile("/root/work/proj/lib/model.py"))).toBe("x = 2\n");
   });
 
+  it("sends a same-size edit made within the same second as the last push (rsync's whole-second quick check)", async () => {
+    const src = path.join(work, "samesecond");
+    writeTree(src, { "cfg.py": "lr = 1\n" });
+    const f = path.join(src, "cfg.py");
+    fs.utimesSync(f, 1_700_000_000.1, 1_700_000_000.1);
+    expect((await s.call("push_code", { host: "p1", local_dir: src, remote_dir: "/root/samesecond" })).ok).toBe(true);
+    fs.writeFileSync(f, "lr = 2\n"); // same size
+    fs.utimesSync(f, 1_700_000_000.6, 1_700_000_000.6); // same whole second, different nanoseconds
+    const r = await s.call("push_code", { host: "p1", local_dir: src, remote_dir: "/root/samesecond" });
+    expect(r.files_sent).toBe(1);
+    expect(await lab.boxes.p1.readFile("/root/samesecond/cfg.py")).toBe("lr = 2\n");
+  });
+
   it("~/ destinations land under the remote home", async () => {
     const src = path.join(work, "small");
     writeTree(src, { "a.txt": "a\n" });
