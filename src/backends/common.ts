@@ -311,7 +311,7 @@ export async function sshLaunch(mode: "tmux" | "nohup", ctx: BackendContext, req
     const inLiveLane = !!f?.lanes.some((l) => l.alive && l.cells.includes(c.name));
     if (onBox?.state === "done") {
       skippedDone.push(c.name);
-      if (onBox.spec_sha && onBox.spec_sha !== specSha(c)) warnings.push(warning("DONE_WITH_OTHER_SPEC", "info", `cell ${c.name} is done with a different command/env; it is not re-run (use a new run_name to run the new spec)`));
+      if (onBox.spec_sha && onBox.spec_sha !== specSha(c)) warnings.push(warning("DONE_WITH_OTHER_SPEC", "warn", `cell ${c.name} is done with a different command/env; it is not re-run (use a new run_name to run the new spec)`));
       continue;
     }
     if (onBox && (onBox.alive || (inLiveLane && onBox.state !== "failed" && onBox.state !== "stopped"))) {

@@ -159,7 +159,12 @@ export const probeEnv = defineTool({
     const uuidToIndex = new Map(raw.gpus.map((g) => [g.uuid, g.index]));
     const gpus = raw.gpus.map(({ uuid: _u, ...g }) => g);
     if (gpus.length === 0) {
-      warnings.push(warning("NO_GPU", "danger", `no GPU visible${raw.gpu_error ? ` (${raw.gpu_error.slice(0, 120)})` : ""}. On a rental this is usually a container started without GPUs or a failed driver; do not launch GPU work here.`));
+      if (profile?.kind === "slurm" || profile?.kind === "kubernetes") {
+        // a login node / a kubectl host has no GPU of its own: the scheduler hands them to jobs
+        warnings.push(warning("NO_GPU", "info", `no GPU on this ${profile.kind === "slurm" ? "login node" : "host"}: jobs get theirs from the scheduler (launch_queue with detach "${profile.kind === "slurm" ? "slurm" : "k8s"}").`));
+      } else {
+        warnings.push(warning("NO_GPU", "danger", `no GPU visible${raw.gpu_error ? ` (${raw.gpu_error.slice(0, 120)})` : ""}. On a rental this is usually a container started without GPUs or a failed driver; do not launch GPU work here.`));
+      }
     }
     const running = raw.gpu_processes.map((p) => ({ pid: p.pid, gpu: uuidToIndex.get(p.gpu_uuid) ?? null, used_memory_mib: p.used_memory_mib, user: p.user, command: p.command.slice(0, 100) }));
     if (running.length) {

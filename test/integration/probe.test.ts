@@ -18,6 +18,8 @@ beforeAll(async () => {
     { name: "plain", gpus: 0, without: ["tmux", "rsync", "sbatch"] },
     { name: "busy", gpus: 2, busyGpus: [1] },
     { name: "full", gpus: 1, without: ["python3"], mounts: [{ path: "/data", size: "16m", fillBytesPct: 100 }] },
+    { name: "login", gpus: 0 }, // sees sbatch: a Slurm login node
+
   ]);
   srv = await connectServer(lab.env);
 });
@@ -93,6 +95,14 @@ describe("probe_env", () => {
     expect(disk.message).toContain("/data");
     expect(codes(r)).toContain("NO_PYTHON");
     expect(r.python).toBeNull();
+  });
+
+  it("on a Slurm login node a missing GPU is expected, not a danger", async () => {
+    const r = (await srv.call("probe_env", { host: "login" })) as Probe;
+    expect(r.profile.name).toBe("slurm");
+    const w = r.warnings.find((x: Probe) => x.code === "NO_GPU");
+    expect(w.severity).toBe("info");
+    expect(w.message).toContain("scheduler");
   });
 
   it("names GPUs already holding another process's memory", async () => {
