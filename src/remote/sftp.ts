@@ -4,6 +4,7 @@
  * a re-run continues a partial file from where it stopped instead of starting over. Writes are pipelined
  * (several requests in flight) so throughput does not collapse on a high-latency link.
  */
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { SFTPWrapper, Stats } from "ssh2";
@@ -30,6 +31,25 @@ export interface SftpOptions {
   /** a file failing stops the whole call (default false: record it and go on) */
   stopOnError?: boolean;
   deadline?: number;
+  /**
+   * SFTP times are whole seconds, so size + mtime cannot tell a same-size edit made within the same second.
+   * Push: paths in `force` are sent even when size and mtime match (the caller found their content differs).
+   * Pull: where `remoteSha256` knows a file, a local copy that matches on size + mtime is hashed before it is kept.
+   */
+  force?: Set<string>;
+  remoteSha256?: Map<string, string>;
+}
+
+function sha256Of(file: string): string {
+  const h = createHash("sha256");
+  const fd = fs.openSync(file, "r");
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
+  } finally {
+    fs.closeSync(fd);
+  }
+  return h.digest("hex");
 }
 
 const p = <T>(fn: (cb: (err: Error | null | undefined, v: T) => void) => void): Promise<T> =>
@@ -79,7 +99,7 @@ export async function sftpPush(sftp: SFTPWrapper, localDir: string, remoteDir: s
       const lst = fs.statSync(local);
       const mtime = Math.floor(lst.mtimeMs / 1000);
       const cur = await rstat(sftp, target);
-      if (cur && cur.size === lst.size && cur.mtime === mtime) { done += lst.size; o.onProgress?.(done); continue; }
+      if (cur && cur.size === lst.size && cur.mtime === mtime && !o.force?.has(f.path)) { done += lst.size; o.onProgress?.(done); continue; }
       await rmkdirp(sftp, path.posix.join(dir, PARTIAL_DIR), made);
       const part = await rstat(sftp, partial);
       let offset = 0;
@@ -139,7 +159,8 @@ export async function sftpPull(sftp: SFTPWrapper, remoteDir: string, localDir: s
       if (!rst) throw new Error("vanished on the box");
       let cur: fs.Stats | null = null;
       try { cur = fs.statSync(target); } catch { /* absent */ }
-      if (cur && cur.size === rst.size && Math.floor(cur.mtimeMs / 1000) === rst.mtime) {
+      const want = o.remoteSha256?.get(f.path);
+      if (cur && cur.size === rst.size && Math.floor(cur.mtimeMs / 1000) === rst.mtime && (!want || sha256Of(target) === want)) {
         done += rst.size; o.onProgress?.(done); o.onFile?.(f.path); continue;
       }
       fs.mkdirSync(partialDir, { recursive: true });

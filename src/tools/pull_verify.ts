@@ -179,7 +179,7 @@ export const pullVerify = defineTool({
         } else {
           const sftp = await ctx.remote.sftp(args.host);
           try {
-            const r = await sftpPull(sftp, t.root, t.src.localDir, unit.files, { deadline, onProgress: (b) => tick(b) });
+            const r = await sftpPull(sftp, t.root, t.src.localDir, unit.files, { deadline, remoteSha256: new Map(unit.files.map((f) => [f.path, f.sha256])), onProgress: (b) => tick(b) });
             bytesTransferred += r.bytesTransferred;
             if (r.failed.length) failedUnits.push({ label, error: r.failed.slice(0, 2).map((f) => `${f.path}: ${f.error}`).join("; ") });
           } finally {

@@ -160,7 +160,10 @@ export const pushCode = defineTool({
     const sftp = await ctx.remote.sftp(args.host);
     let lastTick = 0;
     try {
+      // whole-second SFTP times cannot see a same-size edit made within the second: ask the box for hashes
+      const force = new Set(await hashesWouldChange(ctx, args.host, localDir, prep.dir, files));
       const r = await sftpPush(sftp, localDir, prep.dir, files, {
+        force,
         deadline: Date.now() + timeoutMs,
         onProgress: (done) => {
           const now = Date.now();

@@ -185,4 +185,14 @@ describe("pull_verify over SFTP (box without rsync)", () => {
     expect(again.ok).toBe(true);
     expect(again.bytes_transferred).toBe(0);
   });
+
+  it("a file rewritten on the box with the same size within the same second is pulled again, not a lasting HASH_MISMATCH", async () => {
+    const dst = path.join(local, "sftp-samesecond");
+    await lab.boxes.q2.exec("mkdir -p /root/ss && printf 'metric 1\\n' > /root/ss/m.txt && touch -d @1700000000.1 /root/ss/m.txt");
+    expect((await s.call("pull_verify", { host: "q2", remote_path: "/root/ss", local_dir: dst, expect: ["m.txt"] })).ok).toBe(true);
+    await lab.boxes.q2.exec("printf 'metric 2\\n' > /root/ss/m.txt && touch -d @1700000000.6 /root/ss/m.txt");
+    const r = await s.call("pull_verify", { host: "q2", remote_path: "/root/ss", local_dir: dst, expect: ["m.txt"] });
+    expect(r.ok, JSON.stringify(r).slice(0, 600)).toBe(true);
+    expect(fs.readFileSync(path.join(dst, "m.txt"), "utf8")).toBe("metric 2\n");
+  });
 });

@@ -189,6 +189,20 @@ describe("push_code over SFTP (box without rsync)", () => {
     expect(again.bytes_sent).toBe(0);
   });
 
+  it("over SFTP too, a same-size edit within the same second is sent (the box's hashes decide)", async () => {
+    const src = path.join(work, "sftp-samesecond");
+    writeTree(src, { "cfg.py": "lr = 1\n" });
+    const f = path.join(src, "cfg.py");
+    fs.utimesSync(f, 1_700_000_000.1, 1_700_000_000.1);
+    expect((await s.call("push_code", { host: "p2", local_dir: src, remote_dir: "/root/sftp-samesecond" })).ok).toBe(true);
+    fs.writeFileSync(f, "lr = 2\n");
+    fs.utimesSync(f, 1_700_000_000.6, 1_700_000_000.6);
+    const r = await s.call("push_code", { host: "p2", local_dir: src, remote_dir: "/root/sftp-samesecond" });
+    expect(r.method).toBe("sftp");
+    expect(r.files_sent).toBe(1);
+    expect(await lab.boxes.p2.readFile("/root/sftp-samesecond/cfg.py")).toBe("lr = 2\n");
+  });
+
   it("resumes a partial file left by an interrupted SFTP push", async () => {
     const src = path.join(work, "sftp-resume");
     const big = Buffer.alloc(4 * 1024 * 1024);
