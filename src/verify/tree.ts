@@ -3,7 +3,9 @@
  * .gitignore per directory, .git/info/exclude, .rgtignore per directory, the call's excludes), and the
  * findings that stop a push before a byte leaves: credential files and shell scripts with CRLF endings.
  */
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { isSecretFileName } from "../guard/secrets.js";
 import { listPushTree, localRsyncAvailable, PARTIAL_DIR } from "../remote/rsync.js";
@@ -22,9 +24,33 @@ export function pushFilterArgs(localDir: string, exclude: string[] = []): string
   return args;
 }
 
+/**
+ * Inside a git work tree, git itself decides what .gitignore means — negations (`!keep.json`), the global
+ * excludes file and .git/info/exclude — which rsync's filter rules do not read the same way. Returns what
+ * git ignores under localDir as anchored rsync exclude lines (ignored directories collapsed, so rsync never
+ * walks them), or undefined when localDir is not in a work tree or git is missing.
+ */
+export function gitIgnoredExcludes(localDir: string): string[] | undefined {
+  const r = spawnSync("git", ["-C", localDir, "ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory", "--", "."], { encoding: "buffer", maxBuffer: 256 * 1024 * 1024, timeout: 60_000 });
+  if (r.status !== 0 || r.error) return undefined;
+  return r.stdout.toString("utf8").split("\0").filter((p) => p && !/[\n\r]/.test(p))
+    .map((p) => `/${p.replace(/[[\]*?\\]/g, (c) => `\\${c}`)}`);
+}
+
 export async function scanPushTree(localDir: string, exclude: string[] = []): Promise<{ files: TreeFile[]; via: "rsync" | "walk" }> {
   if (localRsyncAvailable()) {
-    return { files: await listPushTree(localDir, pushFilterArgs(localDir, exclude)), via: "rsync" };
+    const ignored = gitIgnoredExcludes(localDir);
+    if (!ignored) return { files: await listPushTree(localDir, pushFilterArgs(localDir, exclude)), via: "rsync" };
+    // git's verdict replaces rsync's reading of .gitignore; .rgtignore and the call's excludes still apply
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "rgt-gitignored-"));
+    try {
+      const list = path.join(tmp, "excludes");
+      fs.writeFileSync(list, ignored.map((l) => `${l}\n`).join(""), { mode: 0o600 });
+      const filters = [`--exclude=${PARTIAL_DIR}/`, `--exclude-from=${list}`, `--filter=:- ${PROJECT_IGNORE}`, ...exclude.map((e) => `--exclude=${e}`)];
+      return { files: await listPushTree(localDir, filters), via: "rsync" };
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
   }
   // no local rsync: plain walk (ignore files are then not honoured; the caller warns)
   const files = listFiles(localDir)

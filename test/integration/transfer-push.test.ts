@@ -2,6 +2,7 @@
  * push_code against real sshd boxes with real rsync (and SFTP on a box without rsync):
  * ignore files honoured, delta re-push, credential files and CRLF scripts refused before anything is sent.
  */
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { createHash } from "node:crypto";
@@ -104,6 +105,16 @@ describe("push_code over rsync", () => {
     const r = await s.call("push_code", { host: "p1", local_dir: src, remote_dir: "/root/samesecond" });
     expect(r.files_sent).toBe(1);
     expect(await lab.boxes.p1.readFile("/root/samesecond/cfg.py")).toBe("lr = 2\n");
+  });
+
+  it("in a git work tree git decides what .gitignore means: a negated pattern (!config.json) is pushed", async () => {
+    const src = path.join(work, "gitrepo");
+    writeTree(src, { ".gitignore": "*.json\n!config.json\noutputs/\n", "config.json": "{}\n", "other.json": "{}\n", "train.py": "1\n", "outputs/x.bin": "big\n", ".rgtignore": "notes/\n", "notes/n.md": "x\n" });
+    execFileSync("git", ["init", "-q"], { cwd: src });
+    const r = await s.call("push_code", { host: "p1", local_dir: src, remote_dir: "/root/gitrepo", exclude: [".git/"] });
+    expect(r.ok, JSON.stringify(r)).toBe(true);
+    const there = (await lab.boxes.p1.exec("cd /root/gitrepo && find . -type f | sort")).stdout.trim().split("\n");
+    expect(there).toEqual(["./.gitignore", "./.rgtignore", "./config.json", "./train.py"]);
   });
 
   it("~/ destinations land under the remote home", async () => {
