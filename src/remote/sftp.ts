@@ -4,8 +4,8 @@
  * a re-run continues a partial file from where it stopped instead of starting over. Writes are pipelined
  * (several requests in flight) so throughput does not collapse on a high-latency link.
  */
-import { createHash } from "node:crypto";
 import * as fs from "node:fs";
+import { sha256FileSync } from "../verify/hash.js";
 import * as path from "node:path";
 import type { SFTPWrapper, Stats } from "ssh2";
 import { PARTIAL_DIR } from "./rsync.js";
@@ -40,17 +40,6 @@ export interface SftpOptions {
   remoteSha256?: Map<string, string>;
 }
 
-function sha256Of(file: string): string {
-  const h = createHash("sha256");
-  const fd = fs.openSync(file, "r");
-  try {
-    const buf = Buffer.allocUnsafe(1 << 20);
-    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
-  } finally {
-    fs.closeSync(fd);
-  }
-  return h.digest("hex");
-}
 
 const p = <T>(fn: (cb: (err: Error | null | undefined, v: T) => void) => void): Promise<T> =>
   new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));
@@ -160,7 +149,7 @@ export async function sftpPull(sftp: SFTPWrapper, remoteDir: string, localDir: s
       let cur: fs.Stats | null = null;
       try { cur = fs.statSync(target); } catch { /* absent */ }
       const want = o.remoteSha256?.get(f.path);
-      if (cur && cur.size === rst.size && Math.floor(cur.mtimeMs / 1000) === rst.mtime && (!want || sha256Of(target) === want)) {
+      if (cur && cur.size === rst.size && Math.floor(cur.mtimeMs / 1000) === rst.mtime && (!want || sha256FileSync(target) === want)) {
         done += rst.size; o.onProgress?.(done); o.onFile?.(f.path); continue;
       }
       fs.mkdirSync(partialDir, { recursive: true });

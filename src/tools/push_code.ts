@@ -10,7 +10,6 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
-import { createHash } from "node:crypto";
 import * as z from "zod";
 import { defineTool } from "../server/tool.js";
 import { refuse, warning, RefusalError, type Warning } from "../common/result.js";
@@ -20,6 +19,7 @@ import { listRuns } from "../ledger/runs.js";
 import { liveRunsOn } from "../backends/index.js";
 import type { ToolContext } from "../server/tool.js";
 import { sftpPush } from "../remote/sftp.js";
+import { sha256FileSync } from "../verify/hash.js";
 import { crlfScripts, scanPushTree, secretFiles, PROJECT_IGNORE } from "../verify/tree.js";
 
 const HUGE_FILES = 20_000;
@@ -289,17 +289,6 @@ async function rsyncWouldChange(transport: { argv: string[]; destination: string
   }
 }
 
-function localSha(file: string): string {
-  const h = createHash("sha256");
-  const fd = fs.openSync(file, "r");
-  try {
-    const buf = Buffer.allocUnsafe(1 << 20);
-    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
-  } finally {
-    fs.closeSync(fd);
-  }
-  return h.digest("hex");
-}
 
 /** The same question answered by hashes: the box hashes the files that exist there (one round trip), we hash ours. */
 async function hashesWouldChange(ctx: ToolContext, host: string, localDir: string, remoteDir: string, files: { path: string; bytes: number }[]): Promise<string[]> {
@@ -309,7 +298,7 @@ async function hashesWouldChange(ctx: ToolContext, host: string, localDir: strin
   for (const f of files) {
     const r = there.get(f.path);
     if (!r) continue; // not on the box yet: adding it changes nothing a run reads
-    if (r.bytes !== f.bytes || r.sha256 !== localSha(path.join(localDir, f.path))) out.push(f.path);
+    if (r.bytes !== f.bytes || r.sha256 !== sha256FileSync(path.join(localDir, f.path))) out.push(f.path);
   }
   return out;
 }

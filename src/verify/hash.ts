@@ -26,6 +26,19 @@ export async function sha256File(file: string): Promise<{ bytes: number; sha256:
   return { bytes, sha256: h.digest("hex") };
 }
 
+/** sha256 of one file, read synchronously in chunks (for the few small files a quick check doubts). */
+export function sha256FileSync(file: string): string {
+  const h = createHash("sha256");
+  const fd = fs.openSync(file, "r");
+  try {
+    const buf = Buffer.allocUnsafe(CHUNK);
+    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
+  } finally {
+    fs.closeSync(fd);
+  }
+  return h.digest("hex");
+}
+
 /** Every regular file under root (relative, "/"-separated, sorted). Symlinks are not followed. */
 export function listFiles(root: string): string[] {
   const out: string[] = [];
