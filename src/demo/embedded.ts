@@ -53,6 +53,18 @@ function writeFile(file: string, text: string, mode = 0o600): void {
   fs.writeFileSync(file, text, { mode });
 }
 
+/**
+ * ssh2's generator now and then emits an ed25519 public key one byte short (a leading zero dropped: about
+ * 1 in 250), which its own parser then rejects. Draw again until both halves parse.
+ */
+export function ed25519Pair(): { private: string; public: string } {
+  for (let i = 0; i < 20; i++) {
+    const k = utils.generateKeyPairSync("ed25519");
+    if (!(utils.parseKey(k.public) instanceof Error) && !(utils.parseKey(k.private) instanceof Error)) return k;
+  }
+  throw new Error("could not generate a well-formed ed25519 key pair");
+}
+
 /** Does this interpreter run, and does it import torch? */
 function tryPython(exe: string): { runs: boolean; torch: boolean } {
   const r = spawnSync(exe, ["-c", "import torch"], { stdio: "ignore", timeout: 30_000 });
@@ -250,8 +262,8 @@ export async function startEmbeddedBox(opts: EmbeddedBoxOptions): Promise<Embedd
   const tmuxDir = path.join(root, "box-tmux");
   for (const d of [boxHome, tmuxDir]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
 
-  const hostKey = utils.generateKeyPairSync("ed25519");
-  const userKey = utils.generateKeyPairSync("ed25519");
+  const hostKey = ed25519Pair();
+  const userKey = ed25519Pair();
   const identity = path.join(root, "ssh", "id_ed25519");
   writeFile(identity, userKey.private);
   writeFile(`${identity}.pub`, `${userKey.public}\n`, 0o644);
