@@ -55,26 +55,6 @@ function clip(s: string, n: number): string {
   return s.length > n ? `${s.slice(0, n - 1)}…` : s;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((res) => setTimeout(res, ms));
-}
-
-/**
- * When to look again: the share of the sweep finished so far (done cells count whole, running ones by
- * their step progress) and the time it took give a rough time to go; wait that long, within 2–20 s.
- */
-export function nextCheckMs(cells: { state?: string; progress?: { step?: number; total_steps?: number } }[], elapsedMs: number): number {
-  if (!cells.length) return 4000;
-  let work = 0;
-  for (const c of cells) {
-    if (c.state === "done") work += 1;
-    else if (c.progress?.step !== undefined && c.progress.total_steps) work += Math.min(1, c.progress.step / c.progress.total_steps);
-  }
-  const frac = work / cells.length;
-  if (frac < 0.05) return 4000;
-  const rest = (elapsedMs * (1 - frac)) / frac;
-  return Math.round(Math.min(20_000, Math.max(2000, rest * 1.15 + 1000)));
-}
 
 const LRS = ["0.02", "0.05", "0.1"];
 
@@ -122,23 +102,21 @@ export async function runLifecycle(target: DemoTarget, out: Transcript, opts: { 
     out.detail(`run ${l.run_id}: detached in ${l.session ?? "the background"}; ${lanesText}`);
     const runId: string = l.run_id;
 
-    // 5. patrol: an agent would do other work between checks; the demo waits, then estimates the rest
+    // 5. patrol: one run_status that holds its answer (wait_s) until the sweep is no longer running,
+    //    instead of a polling loop of calls; repeated only if the sweep outlasts one wait
     const launchedAt = Date.now();
     const limitMs = opts.statusTimeoutMs ?? 90_000;
     let polls = 0;
     let st: Record<string, any> = {};
-    // first look after about one cell's time per wave of cells (cells beyond the lanes queue up)
-    const lanes = new Set((l.placement ?? []).map((x: any) => `${x.host}:${(x.gpu_indices ?? []).join(",")}`)).size || 1;
-    await sleep((torch ? 5000 : 2500) * Math.ceil(cells.length / lanes));
     for (;;) {
       polls++;
-      st = await call("run_status", { run_id: runId }, runId);
+      const waitS = Math.max(1, Math.min(60, Math.round((limitMs - (Date.now() - launchedAt)) / 1000)));
+      st = await call("run_status", { run_id: runId, wait_s: waitS }, runId);
       if (st.ok === false && st.refused) fail("run_status failed", st);
       const cellsLine = (st.cells ?? []).map((c: any) => `${c.name} ${c.state}${c.progress?.step !== undefined ? ` ${c.progress.step}/${c.progress.total_steps ?? "?"}` : ""}`).join(", ");
       out.detail(`state ${st.state}: ${cellsLine}`);
       if (st.state !== "running") break;
       if (Date.now() - launchedAt > limitMs) fail(`the run did not finish within ${Math.round(limitMs / 1000)} s`, st);
-      await sleep(nextCheckMs(st.cells ?? [], Date.now() - launchedAt));
     }
     const doneCells = (st.cells ?? []).filter((c: any) => c.state === "done").length;
     if (st.state !== "done" || doneCells !== cells.length) fail(`the run ended ${st.state} with ${doneCells}/${cells.length} cells done`, st);

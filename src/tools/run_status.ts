@@ -24,6 +24,10 @@ const CellOut = z.object({
   cause: z.object({ cause: z.string(), evidence: z.string() }).optional(),
 });
 
+/** the longest a call may hold its answer (many clients time a tool call out after a few minutes) */
+const MAX_WAIT_S = 120;
+const WAIT_TICK_S = 3;
+
 export const runStatus = defineTool({
   name: "run_status",
   title: "Status of a launched run",
@@ -34,6 +38,7 @@ export const runStatus = defineTool({
     host: z.string().min(1).optional().describe("pick the latest run on this host when run_id is absent"),
     log_offset: z.number().int().min(0).optional().describe("return log text after this byte offset (new_text)"),
     stall_after_s: z.number().int().min(1).max(7 * 24 * 3600).optional().describe(`seconds of log silence before a live cell counts as stalled (default ${DEFAULT_STALL_S})`),
+    wait_s: z.number().int().min(0).max(MAX_WAIT_S).optional().describe(`hold the answer up to this many seconds until the run is no longer running (one patrol every ${WAIT_TICK_S} s, progress sent meanwhile); saves the agent a polling loop`),
   },
   output: {
     run_id: z.string().optional(),
@@ -55,10 +60,20 @@ export const runStatus = defineTool({
       if (!runs.length) refuse("NOT_FOUND", `no run recorded${args.host ? ` on ${args.host}` : ""}`, "Launch one with launch_queue, or pass run_id.");
       runId = runs[0].run_id;
     }
-    const r = await runStatusOf(ctx.remote, ctx.ledger, runId, {
+    const opts = {
       ...(args.log_offset !== undefined ? { log_offset: args.log_offset } : {}),
       ...(args.stall_after_s !== undefined ? { stall_after_s: args.stall_after_s } : {}),
-    });
+    };
+    // wait_s: a bounded long-poll. Only `running` is worth waiting on; every other state (done, failed,
+    // stalled, vanished, unknown) is news the agent must act on now.
+    const deadline = t0 + (args.wait_s ?? 0) * 1000;
+    let r = await runStatusOf(ctx.remote, ctx.ledger, runId, opts);
+    while (r.state === "running" && Date.now() < deadline && !ctx.signal.aborted) {
+      const done = r.cells.filter((c) => c.state === "done").length;
+      await ctx.progress(done, r.cells.length, `${done}/${r.cells.length} cells done`);
+      await new Promise((res) => setTimeout(res, Math.min(WAIT_TICK_S * 1000, Math.max(0, deadline - Date.now()))));
+      r = await runStatusOf(ctx.remote, ctx.ledger, runId, opts);
+    }
     return { ...r, elapsed_ms: Date.now() - t0 };
   },
 });

@@ -10,7 +10,6 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { packageRoot } from "../../src/common/config.js";
-import { nextCheckMs } from "../../src/demo/lifecycle.js";
 
 const MAIN = path.join(packageRoot(), "dist", "cli", "main.js");
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "rgt-demo-test-"));
@@ -114,9 +113,8 @@ describe("rgt demo", () => {
     expect(run.out).toMatch(/3 GPU\(s\): NVIDIA RTX 4090; python 3\.\d+, torch /);
     expect(run.out).toMatch(/lr0→gpu 0, lr1→gpu 1, lr2→gpu 2/);
     expect(run.out).toMatch(/3 checkpoint\(s\) load-checked/);
-    // 8 calls when the first status check finds the sweep done (the bench's economy rows hold that
-    // budget); under a loaded suite a second check may be needed, which checkTranscript allows
-    expect(Number(/: (\d+) tool calls/.exec(run.out)![1])).toBeLessThanOrEqual(9);
+    // one run_status holds its answer until the sweep is done: 8 calls in all, however loaded the machine
+    expect(Number(/: (\d+) tool calls/.exec(run.out)![1])).toBe(8);
     expect(run.ms).toBeLessThan(60_000);
     expect(fs.existsSync(providerLog), "the stub provider CLI was called").toBe(false);
     await checkNothingLeft(run);
@@ -131,16 +129,4 @@ describe("rgt demo", () => {
     expect(fs.existsSync(providerLog), "the stub provider CLI was called").toBe(false);
     await checkNothingLeft(run);
   }, 180_000);
-});
-
-describe("status pacing", () => {
-  it("waits longer when little is done and never outside 2–20 s", () => {
-    expect(nextCheckMs([], 5000)).toBe(4000);
-    expect(nextCheckMs([{ state: "running" }, { state: "pending" }], 5000)).toBe(4000);
-    const third = nextCheckMs([{ state: "done" }, { state: "running" }, { state: "pending" }], 6000);
-    const twoThirds = nextCheckMs([{ state: "done" }, { state: "done" }, { state: "running", progress: { step: 0, total_steps: 40 } }], 6000);
-    expect(third).toBeGreaterThan(twoThirds);
-    expect(twoThirds).toBeGreaterThanOrEqual(2000);
-    expect(nextCheckMs([{ state: "done" }, { state: "running", progress: { step: 1, total_steps: 1000 } }], 600_000)).toBe(20_000);
-  });
 });

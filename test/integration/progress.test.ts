@@ -34,6 +34,22 @@ describe("progress notifications", () => {
     for (let i = 1; i < seen.length; i++) expect(seen[i].progress).toBeGreaterThanOrEqual(seen[i - 1].progress);
   });
 
+  it("run_status wait_s holds the answer until the run is no longer running, reporting progress meanwhile", async () => {
+    const l = await srv.call("launch_queue", { host: "prog", run_name: "waiter", workdir: "/root", cells: [{ name: "w", command: "sleep 4; echo finished" }] });
+    expect(l.ok, JSON.stringify(l)).toBe(true);
+    const now = await srv.call("run_status", { run_id: l.run_id, wait_s: 0 });
+    expect(now.state).toBe("running");
+    const seen: { progress: number }[] = [];
+    const t0 = Date.now();
+    const r = await srv.call("run_status", { run_id: l.run_id, wait_s: 30 }, { onProgress: (p) => seen.push(p) });
+    const took = Date.now() - t0;
+    expect(r.state).toBe("done");
+    expect(took).toBeLessThan(20_000); // returned as soon as it finished, not at the end of the wait
+    expect(seen.length).toBeGreaterThanOrEqual(1);
+    const bad = await srv.call("run_status", { run_id: l.run_id, wait_s: 100_000 });
+    expect(bad.refused?.code).toBe("BAD_INPUT");
+  });
+
   it("pull_verify reports progress too, and a call without a progress token still succeeds", async () => {
     const seen: { progress: number; total?: number }[] = [];
     const r = await srv.call("pull_verify", { host: "prog", remote_path: "/root/tree", local_dir: path.join(lab.root, "back"), expect: ["shard0.bin"] }, { onProgress: (p) => seen.push(p) });
