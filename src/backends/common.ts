@@ -7,6 +7,7 @@
  * launch_prep.sh (GPU facts, tools, what this run already left on the box); (2) launch_start.sh unpacks
  * the cell specs from stdin and starts the lanes. Status and stop are one round trip per host.
  */
+import { shq } from "../common/text.js";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { createHash } from "node:crypto";
@@ -63,9 +64,7 @@ export function bundle(files: { path: string; data: string | Buffer }[], withSha
   return Buffer.concat(parts);
 }
 
-export function shq(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
+export { shq };
 
 /**
  * One exec: copy the named scripts to ~/.rgt/scripts/<hashed name> (an existing file is never

@@ -8,6 +8,7 @@
  * user to apply. Stop suspends the Job (pods end, the Job, the PVC and every file stay); deleting is a
  * teardown matter and never done here.
  */
+import { shq } from "../common/text.js";
 import { execa } from "execa";
 import { stringify } from "yaml";
 import { RefusalError, warning, type Warning } from "../common/result.js";
@@ -46,9 +47,7 @@ const DEFAULT_TTL_S = 7 * 24 * 3600;
 const DEFAULT_DEADLINE_S = 7 * 24 * 3600;
 const KUBECTL_TIMEOUT_MS = 20_000;
 
-export function shq(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
+export { shq };
 
 /** A DNS-1123 label for the Job: short enough that `<name>-<index>` pod hostnames stay within 63 chars. */
 export function k8sJobName(runId: string): string {

@@ -33,6 +33,7 @@ import { parse as parseYaml } from "yaml";
 import { packageRoot } from "../common/config.js";
 import { stubNvidiaSmi } from "./nvidia-smi.js";
 import { startCutProxy, type CutProxy } from "./proxy.js";
+import { shq } from "../common/text.js";
 
 export { stubNvidiaSmi } from "./nvidia-smi.js";
 export type { GpuStubSpec } from "./nvidia-smi.js";
@@ -182,9 +183,6 @@ export interface Lab {
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const STD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-function shq(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));

@@ -12,6 +12,7 @@
  * "<index> [pid] [used MiB]" marks one GPU busy (an empty file = all idle). Every invocation appends its
  * argv to the log file, so tests can assert how the GPU was queried.
  */
+import { shq } from "../common/text.js";
 
 export interface GpuStubSpec {
   /** number of GPUs (1, 2, 8 …) */
@@ -57,9 +58,6 @@ export function fakeGpuUuid(seed: string, index: number): string {
 
 const BUS_IDS = ["07", "0B", "48", "4C", "88", "8B", "C8", "CB", "0F", "13", "52", "56", "92", "96", "D2", "D6"];
 
-function shq(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
 
 /** The stub's full script text (bash + coreutils only). */
 export function stubNvidiaSmi(spec: GpuStubSpec): string {

@@ -17,6 +17,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import { randomBytes } from "node:crypto";
+import { shq } from "../common/text.js";
 
 export interface ShellResult { code: number; stdout: string; stderr: string }
 
@@ -90,9 +91,7 @@ function adaptExec(exec: (cmd: string, timeoutMs: number) => Promise<unknown>): 
   };
 }
 
-export function shq(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
+export { shq };
 
 async function freePort(avoid: number[]): Promise<number> {
   for (let i = 0; i < 50; i++) {

@@ -9,6 +9,7 @@ import * as path from "node:path";
 import { spawn } from "node:child_process";
 import { RefusalError } from "../common/result.js";
 import type { Remote } from "./types.js";
+import { versionAtLeast } from "../common/text.js";
 
 export const PARTIAL_DIR = ".rgt-partial";
 
@@ -103,16 +104,8 @@ export function parseRsyncStats(text: string): { stats: RsyncStats; found: boole
 
 const FILE_TAG = "RGTF:";
 
-/** "3.2.7" ≥ "3.1.3"; false for an unknown ("") version. */
-export function versionAtLeast(have: string, need: string): boolean {
-  if (!/^\d+(\.\d+)*$/.test(have)) return false;
-  const a = have.split(".").map(Number);
-  const b = need.split(".").map(Number);
-  for (let i = 0; i < Math.max(a.length, b.length); i++) {
-    if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) > (b[i] ?? 0);
-  }
-  return true;
-}
+export { versionAtLeast };
+
 
 export function rsyncArgs(job: RsyncJob, listFile?: string): string[] {
   const remoteSpec = `${job.transport.destination}:${job.remoteDir.replace(/\/+$/, "")}/`;

@@ -10,6 +10,7 @@ import { expandBoxPath, type Profile } from "../knowledge/schema.js";
 import { hostInfo } from "../ledger/hostinfo.js";
 import { recordProbe } from "../ledger/hosts.js";
 import { defineTool } from "../server/tool.js";
+import { versionAtLeast } from "../common/text.js";
 
 /** Env vars that carry a rental's instance id when a platform sets them (teardown needs the id). */
 export const INSTANCE_ID_ENVS = ["CONTAINER_ID", "VAST_CONTAINERLABEL", "RUNPOD_POD_ID"];
@@ -32,12 +33,6 @@ interface RawProbe {
 
 const pct = (used?: number | null, total?: number | null) => (used != null && total ? Math.round((used / total) * 1000) / 10 : null);
 
-/** "12.2" >= "11.8" on major.minor. */
-function versionAtLeast(have: string, need: string): boolean {
-  const [a, b] = have.split(".").map(Number);
-  const [c, d] = need.split(".").map(Number);
-  return a > c || (a === c && (b || 0) >= (d || 0));
-}
 
 function mountsOf(p: Profile | undefined): Profile["mounts"] {
   return p?.mounts ?? [];

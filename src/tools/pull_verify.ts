@@ -21,6 +21,7 @@ import { loadCheckFiles, type LoadCheck } from "../verify/checkpoint.js";
 import { matchRoster, transferUnits } from "../verify/roster.js";
 import { getRun, artifactRoot } from "../ledger/runs.js";
 import { newReceiptId, saveReceipt, type Receipt } from "../ledger/receipts.js";
+import { pathText } from "./fields.js";
 
 const LIST_CAP = 20;
 
@@ -43,8 +44,6 @@ interface FileOut {
   load_check: LoadCheck | null;
 }
 
-const pathText = (field: string) =>
-  z.string().min(1).max(4096).refine((s) => !/[\0\n\r]/.test(s), `${field} must be one path without newlines or NUL`);
 
 export const pullVerify = defineTool({
   name: "pull_verify",

@@ -21,12 +21,11 @@ import type { ToolContext } from "../server/tool.js";
 import { sftpPush } from "../remote/sftp.js";
 import { sha256FileSync } from "../verify/hash.js";
 import { crlfScripts, scanPushTree, secretFiles, PROJECT_IGNORE } from "../verify/tree.js";
+import { pathText } from "./fields.js";
 
 const HUGE_FILES = 20_000;
 const HUGE_BYTES = 5 * 1024 ** 3;
 
-const pathText = (field: string) =>
-  z.string().min(1).max(4096).refine((s) => !/[\0\n\r]/.test(s), `${field} must be one path without newlines or NUL`);
 
 export const pushCode = defineTool({
   name: "push_code",
