@@ -69,13 +69,16 @@ export RGT_HEARTBEAT="$CD/beat"
 mkdir -p "$RGT_OUTPUT_DIR" "$RGT_SCRATCH_DIR" || { put state failed; put reason "cannot create output dir $RGT_OUTPUT_DIR"; exit 3; }
 
 # --- start -----------------------------------------------------------------------------------------
-rm -f "$CD/exit_code" "$CD/ended_at" "$CD/reason" "$CD/signal" "$CD/cause"
+rm -f "$CD/exit_code" "$CD/runner" "$CD/ended_at" "$CD/reason" "$CD/signal" "$CD/cause"
 attempt=$(($(cat "$CD/attempts" 2>/dev/null || echo 0) + 1))
 put attempts "$attempt"
 OOMF=$(oom_file || true)
 put oom_file "$OOMF"
 put oom_before "$(oom_count "$OOMF" || true)"
 put started_at "$(now)"
+# this runner's own pid and start time: a status poll that finds the command gone but the runner alive
+# knows the runner is still writing the outcome (exit code, roster check, durable copy)
+put runner "$$ $(pstart $$ || echo 0)"
 note "start cell=$CELL attempt=$attempt gpus=${CUDA_VISIBLE_DEVICES:-none} out=$RGT_OUTPUT_DIR"
 
 export RGT_CMD_FILE="$CD/cmd"

@@ -56,12 +56,18 @@ dead=0
 for c in "${cells[@]}"; do
   d="$SD/cells/$c"
   if [ ! -d "$d" ]; then tab CELL "$c" missing; continue; fi
-  rd st "$d/state"
-  rd ex "$d/exit_code"
+  # liveness first, the record after: a command that ends between the two reads then shows up with
+  # its exit code, or with its runner still alive writing it, never as "running, pid gone, no code"
   rd pid "$d/pid"
   rd ps "$d/pstart"
   a=0
   alive "$pid" "$ps" && a=1
+  rl=""
+  rp="" rs=""
+  { read -r rp rs <"$d/runner"; } 2>/dev/null
+  if [ -n "$rp" ]; then rl=0; alive "$rp" "$rs" && rl=1; fi
+  rd st "$d/state"
+  rd ex "$d/exit_code"
   [ "${st:-pending}" = running ] && [ "$a" = 0 ] && dead=1
   rd sa "$d/started_at"
   rd ea "$d/ended_at"
@@ -73,7 +79,7 @@ for c in "${cells[@]}"; do
   oomv "$of"
   lb=${SZ[$d/log]:--1}
   tab CELL "$c" "${st:-pending}" "$ex" "$a" "$lb" "${MT[$d/log]:-0}" "${MT[$d/beat]:-0}" "${MT[$d/heartbeat]:-0}" \
-    "$sa" "$ea" "$sg" "$re" "$ca" "$ob" "$pid" "$OOMV" "$of"
+    "$sa" "$ea" "$sg" "$re" "$ca" "$ob" "$pid" "$OOMV" "$of" "$rl"
   [ "$lb" -gt 0 ] 2>/dev/null && logs+=("$d/log")
   if [ "$OFFSET" -ge 0 ] 2>/dev/null && [ "$lb" -gt "$OFFSET" ] 2>/dev/null; then
     from=$OFFSET

@@ -460,6 +460,8 @@ export async function sshLaunch(mode: "tmux" | "nohup", ctx: BackendContext, req
 export interface BoxCellRow {
   name: string; state: string; exit_code?: number; alive: boolean; log_bytes: number; log_mtime: number; beat_mtime: number;
   hb_mtime: number; started_at?: number; ended_at?: number; signal: string; reason: string; cause: string; oom_before?: number; pid?: number; oom_now?: number; oom_file?: string;
+  /** the cell's runner (run_one.sh) is alive; undefined when the box recorded no runner pid (older runs) */
+  runner_alive?: boolean;
   tail: string[]; new_text?: string; new_from?: number; missing?: boolean;
 }
 export interface BoxStatus {
@@ -480,7 +482,8 @@ export function parseStatus(host: string, stdout: string): BoxStatus {
         b.cells.set(r[1], {
           name: r[1], state: r[2] || "pending", exit_code: num(r[3]), alive: r[4] === "1", log_bytes: num(r[5]) ?? -1,
           log_mtime: num(r[6]) ?? 0, beat_mtime: num(r[7]) ?? 0, hb_mtime: num(r[8]) ?? 0, started_at: num(r[9]), ended_at: num(r[10]),
-          signal: r[11] ?? "", reason: r[12] ?? "", cause: r[13] ?? "", oom_before: num(r[14]), pid: num(r[15]), oom_now: num(r[16]), oom_file: r[17] || undefined, tail: [],
+          signal: r[11] ?? "", reason: r[12] ?? "", cause: r[13] ?? "", oom_before: num(r[14]), pid: num(r[15]), oom_now: num(r[16]), oom_file: r[17] || undefined,
+          runner_alive: r[18] === "1" ? true : r[18] === "0" ? false : undefined, tail: [],
         });
         break;
       case "TAIL": b.cells.get(r[1])?.tail.push(r.slice(2).join(" ")); break;
@@ -591,6 +594,12 @@ export function classifyCell(b: BoxStatus, row: BoxCellRow | undefined, cell: Ru
           out.state = "stalled";
           out.reason = `process ${row.pid} alive but its log has not grown for ${quiet}s (threshold ${opts.stall_after_s}s)`;
         } else out.state = "running";
+        return out;
+      }
+      if (row.runner_alive) {
+        // the command has ended and its runner is alive, about to write the exit code: not a vanish
+        out.state = "running";
+        out.reason = `process ${row.pid ?? "?"} has ended; its runner is recording the outcome`;
         return out;
       }
       out.state = "vanished";

@@ -15,10 +15,10 @@ const NOW = 1_800_000_000;
 function box(cellLine: string, extra: string[] = []): BoxStatus {
   return parseStatus("h", [`NOW\t${NOW}\t5000\t${NOW - 5000}`, cellLine, ...extra].join("\n"));
 }
-// CELL name state exit alive log_bytes log_mtime beat_mtime hb_mtime started ended signal reason cause oom_before pid oom_now oom_file
+// CELL name state exit alive log_bytes log_mtime beat_mtime hb_mtime started ended signal reason cause oom_before pid oom_now oom_file runner_alive
 const row = (f: Partial<Record<string, string | number>>) =>
   ["CELL", "c", f.state ?? "running", f.exit ?? "", f.alive ?? 1, f.bytes ?? 100, f.log_mtime ?? NOW - 5, f.beat ?? 0, f.hb ?? NOW, f.started ?? NOW - 100, f.ended ?? "",
-    f.signal ?? "", f.reason ?? "", f.cause ?? "", f.oom_before ?? 0, f.pid ?? 4242, f.oom_now ?? 0, f.oom_file ?? "/sys/fs/cgroup/memory.events"].join("\t");
+    f.signal ?? "", f.reason ?? "", f.cause ?? "", f.oom_before ?? 0, f.pid ?? 4242, f.oom_now ?? 0, f.oom_file ?? "/sys/fs/cgroup/memory.events", f.runner ?? ""].join("\t");
 
 describe("classifyCell", () => {
   it("a live cell whose log grows is running, with progress and a clipped tail", () => {
@@ -42,6 +42,16 @@ describe("classifyCell", () => {
     expect(c.state).toBe("vanished");
     expect(c.cause?.cause).toBe("reboot");
     expect(c.cause?.evidence).toMatch(/booted/);
+  });
+
+  it("a dead process with no exit code whose runner is alive is still running (the outcome is being written), not vanished", () => {
+    const r = box(row({ alive: 0, runner: 1 }));
+    const rc = classifyCell(r, r.cells.get("c"), cell, opts);
+    expect(rc.state).toBe("running");
+    expect(rc.reason).toMatch(/runner is recording/);
+    expect(rc.cause).toBeUndefined();
+    const gone = box(row({ alive: 0, runner: 0 }));
+    expect(classifyCell(gone, gone.cells.get("c"), cell, opts).state).toBe("vanished");
   });
 
   it("hangup when the runner recorded SIGHUP; oom when the cgroup counter grew; unknown otherwise", () => {
