@@ -34,9 +34,9 @@ tab TOOLS "tmux=$(has tmux)" "setsid=$(has setsid)" "nohup=$(has nohup)" "python
 tab NOW "$(date +%s)"
 
 if command -v nvidia-smi >/dev/null 2>&1; then
-  nvidia-smi --query-gpu=index,uuid,memory.used,memory.total --format=csv,noheader,nounits 2>/dev/null |
+  timeout 10 nvidia-smi --query-gpu=index,uuid,memory.used,memory.total --format=csv,noheader,nounits 2>/dev/null |
     while IFS=', ' read -r idx uuid used total; do [ -n "$idx" ] && tab GPU "$idx" "$uuid" "$used" "$total"; done
-  nvidia-smi --query-compute-apps=gpu_uuid,pid --format=csv,noheader,nounits 2>/dev/null |
+  timeout 10 nvidia-smi --query-compute-apps=gpu_uuid,pid --format=csv,noheader,nounits 2>/dev/null |
     while IFS=', ' read -r uuid pid; do [ -n "$uuid" ] && tab GPUAPP "$uuid" "$pid"; done
 fi
 

@@ -3,7 +3,7 @@
 # every cell's recorded state with liveness, log size/age and a short tail, the lanes, GPU memory,
 # disk and inode use of the run's mounts, and OOM-kill evidence. Read-only.
 # Written to fork as little as possible (a box may be asked about many runs, many boxes at once):
-# small files are read with bash builtins; one find, one tail, one df pair and one nvidia-smi per tick.
+# small files are read with bash builtins; one find, one tail, one df and one nvidia-smi per tick.
 #   usage: bash run_status.sh <state_dir> <tail_lines> <log_offset|-1> [cell...]
 set -u
 # rgt: include lib/common.sh
@@ -27,6 +27,14 @@ oomv() {
   [ -n "$1" ] && [ -r "$1" ] || return 0
   while read -r k v; do [ "$k" = oom_kill ] && { OOMV=$v; return 0; }; done <"$1"
 }
+
+# nvidia-smi is the slowest source on a real box (tens to hundreds of ms): start it first, bounded (a GPU
+# in a bad state can hang it), and read its answer at the end
+gpu=""
+if command -v nvidia-smi >/dev/null 2>&1; then
+  exec 3< <(timeout 10 nvidia-smi --query-gpu=index,memory.used,memory.total,utilization.gpu --format=csv,noheader,nounits 2>/dev/null)
+  gpu=1
+fi
 
 printf -v now '%(%s)T' -1
 up=0
@@ -117,13 +125,16 @@ for l in "${RUN_LANES[@]}"; do
   rd sg "$SD/lanes/$l.signal"
   lc=""
   while IFS= read -r x || [ -n "$x" ]; do lc="$lc$x,"; done <"$SD/lanes/$l.cells"
-  tab LANE "$l" "$a" "$sg" "$lc" "$([ -e "$SD/lanes/$l.ended_at" ] && echo ended)"
+  en=""
+  [ -e "$SD/lanes/$l.ended_at" ] && en=ended
+  tab LANE "$l" "$a" "$sg" "$lc" "$en"
 done
 
-if command -v nvidia-smi >/dev/null 2>&1; then
+if [ -n "$gpu" ]; then
   while IFS=', ' read -r idx used total util; do
     [ -n "$idx" ] && tab GPU "$idx" "$used" "$total" "$util"
-  done < <(nvidia-smi --query-gpu=index,memory.used,memory.total,utilization.gpu --format=csv,noheader,nounits 2>/dev/null)
+  done <&3
+  exec 3<&-
 fi
 
 envv "$SD/run.env0" RGT_DURABLE_ROOT
@@ -133,12 +144,16 @@ for p in "$SD" "${!roots[@]}" ${ENVV:+"$ENVV"}; do
   paths+=("${p:-/}")
 done
 declare -A inode=() seen=()
-while read -r _ _ _ _ pct m; do [ -n "${m:-}" ] && inode[$m]=${pct%\%}; done < <(df -P -i "${paths[@]}" 2>/dev/null | tail -n +2)
-while read -r _ size _ _ pct m; do
-  [ -n "${m:-}" ] && [ -z "${seen[$m]:-}" ] || continue
-  seen[$m]=1
-  tab DISK "$m" "$size" "${pct%\%}" "${inode[$m]:-}"
-done < <(df -P -B1 "${paths[@]}" 2>/dev/null | tail -n +2)
+disk() {
+  [ -n "${4:-}" ] && [ -z "${seen[$4]:-}" ] || return 0
+  seen[$4]=1
+  tab DISK "$4" "$1" "${2%\%}" "${3%\%}"
+}
+# GNU df gives bytes and inodes in one call; others (busybox) take two, the -i one first
+if ! { read -r _ && while read -r size pct ipct m; do disk "$size" "$pct" "$ipct" "$m"; done; } < <(df -B1 --output=size,pcent,ipcent,target "${paths[@]}" 2>/dev/null) || [ "${#seen[@]}" -eq 0 ]; then
+  while read -r _ _ _ _ pct m; do [ -n "${m:-}" ] && inode[$m]=$pct; done < <(df -P -i "${paths[@]}" 2>/dev/null | tail -n +2)
+  while read -r _ size _ _ pct m; do disk "$size" "$pct" "${inode[$m]:-}" "$m"; done < <(df -P -B1 "${paths[@]}" 2>/dev/null | tail -n +2)
+fi
 
 # the kernel's OOM-killer messages, read only when a cell that should be running is gone
 if [ "$dead" = 1 ]; then

@@ -112,7 +112,7 @@ done
 
 if command -v nvidia-smi >/dev/null 2>&1; then
   held=""
-  apps=$(nvidia-smi --query-compute-apps=pid --format=csv,noheader,nounits 2>/dev/null)
+  apps=$(timeout 10 nvidia-smi --query-compute-apps=pid --format=csv,noheader,nounits 2>/dev/null)
   for v in $victims; do
     for a in $apps; do [ "$a" = "$v" ] && held="$held $v"; done
   done

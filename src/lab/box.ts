@@ -174,7 +174,7 @@ export interface Lab {
    * a cut-after-N-bytes proxy in front of a box, reachable as ssh alias `alias` (default `<name>-cut`)
    * with the box's host key trusted for the proxy's port
    */
-  cutProxy(name: string, opts: { cutAfterBytes: number; maxCuts?: number; alias?: string }): Promise<CutProxy & { alias: string }>;
+  cutProxy(name: string, opts: { cutAfterBytes: number; maxCuts?: number; alias?: string; delayMs?: number }): Promise<CutProxy & { alias: string }>;
   stop(): Promise<void>;
 }
 
@@ -869,11 +869,11 @@ class LabImpl implements Lab {
     this.writeFiles();
   }
 
-  async cutProxy(name: string, opts: { cutAfterBytes: number; maxCuts?: number; alias?: string }): Promise<CutProxy & { alias: string }> {
+  async cutProxy(name: string, opts: { cutAfterBytes: number; maxCuts?: number; alias?: string; delayMs?: number }): Promise<CutProxy & { alias: string }> {
     const box = this.mustBox(name);
     const alias = opts.alias ?? `${name}-cut`;
     if (!NAME_RE.test(alias)) throw new Error(`lab: bad alias ${JSON.stringify(alias)}`);
-    const proxy = await startCutProxy(box.port, { cutAfterBytes: opts.cutAfterBytes, maxCuts: opts.maxCuts });
+    const proxy = await startCutProxy(box.port, { cutAfterBytes: opts.cutAfterBytes, maxCuts: opts.maxCuts, delayMs: opts.delayMs });
     this.proxies.push(proxy);
     this.aliases.push({ alias, port: proxy.port, box: name });
     const t = this.trusted.get(name);

@@ -4,6 +4,8 @@
  * both sockets are destroyed, like a flaky link dying mid-transfer. `maxCuts` limits how many
  * connections get cut (later ones pass untouched, so a retry can succeed); `setCutAfter` re-arms it
  * (and resets the cut budget) for connections opened afterwards; `null` disarms.
+ * `delayMs` holds every chunk back that long in each direction (a round trip gains twice that), in order:
+ * a WAN link's latency for boxes that otherwise sit on loopback.
  */
 import * as net from "node:net";
 
@@ -14,6 +16,8 @@ export interface CutProxyOptions {
   maxCuts?: number;
   /** which bytes count: both directions (default), client→server ("up") or server→client ("down") */
   count?: "both" | "up" | "down";
+  /** one-way latency added to every chunk, both directions (default 0) */
+  delayMs?: number;
   /** target host (default 127.0.0.1) */
   targetHost?: string;
 }
@@ -56,17 +60,25 @@ export async function startCutProxy(targetPort: number, opts: CutProxyOptions): 
     client.on("error", drop);
     upstream.on("error", drop);
 
+    const delay = Math.max(0, opts.delayMs ?? 0);
+    // chunks of one direction share one delay, and Node fires equal-delay timers in the order they were
+    // set, so a delayed stream keeps its byte order
+    const send = (from: net.Socket, to: net.Socket, chunk: Buffer) => {
+      const write = () => { if (!to.destroyed && !to.write(chunk)) { from.pause(); to.once("drain", () => from.resume()); } };
+      if (delay > 0) setTimeout(write, delay);
+      else write();
+    };
     const relay = (from: net.Socket, to: net.Socket, counted: boolean) => {
       from.on("data", (chunk: Buffer) => {
         if (cut) return;
         if (connLimit === null || !counted) {
-          if (!to.write(chunk)) { from.pause(); to.once("drain", () => from.resume()); }
+          send(from, to, chunk);
           return;
         }
         const room = connLimit - seen;
         if (chunk.length < room) {
           seen += chunk.length;
-          if (!to.write(chunk)) { from.pause(); to.once("drain", () => from.resume()); }
+          send(from, to, chunk);
           return;
         }
         cut = true;

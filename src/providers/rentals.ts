@@ -1,13 +1,21 @@
 /**
  * Provider-CLI rentals: vast.ai (`vastai destroy instance <id>`) and RunPod (`runpodctl remove pod <id>`).
- * Both CLIs keep their own API key in their own config; we pass nothing secret. After the stop we ask
- * the same CLI about the instance once, as a re-check, and record what it said.
+ * Both CLIs keep their own API key in their own config; we pass nothing secret. After the stop we list
+ * the account's instances once with the same CLI, as a re-check: the instance is gone when a list that
+ * succeeded no longer names it. The list is read for the id alone (vast `show instances -q` prints one id
+ * a line; runpodctl's table starts each row with the pod id), so no wording of either CLI is relied on;
+ * a list that fails proves nothing either way (gone: null).
  */
 import { warning } from "../common/result.js";
 import { runCli, safeId } from "./cli.js";
 import type { MeterStopOutcome, MeterStopTarget, ProviderAdapter, ProviderDeps } from "./types.js";
 
-function cliAdapter(name: string, bin: string, stopArgs: (id: string) => string[], showArgs: (id: string) => string[], goneRe: RegExp): ProviderAdapter {
+/** The line of a listing that names `id` as a whole word (its first column or any other), if any. */
+export function listedLine(out: string, id: string): string | undefined {
+  return out.split("\n").find((l) => l.split(/[\s,|]+/).includes(id));
+}
+
+function cliAdapter(name: string, bin: string, stopArgs: (id: string) => string[], listArgs: string[]): ProviderAdapter {
   return {
     name,
     missing(t) {
@@ -29,18 +37,22 @@ function cliAdapter(name: string, bin: string, stopArgs: (id: string) => string[
       if (r.timedOut || r.code !== 0) {
         return { status: "failed", performed: argv.join(" "), detail: r.timedOut ? `${bin} timed out` : `exit ${r.code}: ${r.out}`, steps: t.meter_stop.manual_steps, warnings: [] };
       }
-      const show = await runCli([bin, ...showArgs(id)], deps.env, deps.timeoutMs);
-      const gone = show.code !== 0 || goneRe.test(show.out);
-      return {
-        status: "done",
-        performed: argv.join(" "),
-        detail: r.out,
-        recheck: { gone: show.notFound ? null : gone, detail: show.notFound ? "no re-check possible" : `${showArgs(id)[0]} ${showArgs(id)[1]}: ${show.out.slice(0, 200) || `exit ${show.code}`}` },
-        warnings: gone ? [] : [warning("METER_RECHECK", "warn", `${name} accepted the stop but still lists instance ${id}; check the console in a minute.`)],
-      };
+      const list = await runCli([bin, ...listArgs], deps.env, deps.timeoutMs);
+      const what = `${bin} ${listArgs.join(" ")}`;
+      let recheck: NonNullable<MeterStopOutcome["recheck"]>;
+      if (list.notFound || list.timedOut || list.code !== 0) {
+        recheck = { gone: null, detail: `${what}: ${list.timedOut ? "timed out" : list.notFound ? "not runnable" : `exit ${list.code}: ${list.out.slice(0, 160)}`}` };
+      } else {
+        const line = listedLine(list.out, id);
+        recheck = { gone: !line, detail: line ? `${what} still lists it: ${line.trim().slice(0, 160)}` : `${what} no longer lists ${id}` };
+      }
+      const warnings = recheck.gone === true ? [] : [warning("METER_RECHECK", "warn", recheck.gone === false
+        ? `${name} accepted the stop but still lists instance ${id}; check the console in a minute.`
+        : `${name} accepted the stop, but listing the instances afterwards failed, so it is unconfirmed; check the console.`)];
+      return { status: "done", performed: argv.join(" "), detail: r.out, recheck, warnings };
     },
   };
 }
 
-export const vastai = cliAdapter("vastai", "vastai", (id) => ["destroy", "instance", id], (id) => ["show", "instance", id], /not found|no such|destroy|exited|offline/i);
-export const runpod = cliAdapter("runpod", "runpodctl", (id) => ["remove", "pod", id], (id) => ["get", "pod", id], /not found|no pod|terminated|removed/i);
+export const vastai = cliAdapter("vastai", "vastai", (id) => ["destroy", "instance", id], ["show", "instances", "-q"]);
+export const runpod = cliAdapter("runpod", "runpodctl", (id) => ["remove", "pod", id], ["get", "pod"]);

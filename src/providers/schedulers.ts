@@ -66,7 +66,10 @@ export const kubernetes: ProviderAdapter = {
       status: "done",
       performed: argv.join(" "),
       detail: r.out,
-      recheck: { gone: g.code !== 0, detail: g.code !== 0 ? "kubectl get job: not found" : `kubectl get job still lists ${name}` },
+      // only NotFound proves it gone; an unreachable API server proves nothing
+      recheck: g.code === 0
+        ? { gone: false, detail: `kubectl get job still lists ${name}` }
+        : /NotFound|not found/.test(g.out) ? { gone: true, detail: "kubectl get job: NotFound" } : { gone: null, detail: `kubectl get job: ${g.timedOut ? "timed out" : `exit ${g.code}: ${g.out.slice(0, 160)}`}` },
       warnings: [pool],
     };
   },

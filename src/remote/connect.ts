@@ -102,7 +102,12 @@ export function openConnection(h: ResolvedHost, sock?: Duplex): Promise<OpenedCo
         return next({ type: "publickey", username: h.user, key: c.key } as never);
       },
     };
-    client.on("ready", () => done());
+    client.on("ready", () => {
+      // Nagle's algorithm against the box's delayed ACKs costs ~40 ms on every small request/reply
+      // exchange (a channel open, an exec, an exit status); OpenSSH disables it too
+      client.setNoDelay(true);
+      done();
+    });
     client.on("error", (err: Error & { level?: string; code?: string }) => {
       if (hostKeyFailure) return done(hostKeyFailure);
       const msg = err.message || String(err);

@@ -190,6 +190,34 @@ export const pullVerify = defineTool({
       }
     }
     await Promise.all(hashJobs);
+
+    // 3b. one repair pass. rsync's quick check trusts size + mtime: a local copy with the box's size and
+    // mtime but other bytes (a box rsync older than 3.1.3 and a same-second rewrite there, or a local copy
+    // edited or corrupted with its mtime kept) is never re-sent. Those files, and only those (a size that
+    // differs means the file changed on the box mid-pull, which a re-send cannot fix), go again with
+    // --ignore-times, and are hashed again.
+    const repaired: string[] = [];
+    for (const t of trees) {
+      if (!t.hasRsync || !localRsyncAvailable() || ctx.signal.aborted) continue;
+      const stale = t.files.filter((f) => {
+        const h = localHash.get(prefix(t.src, f.path));
+        return !!h && h.bytes === f.bytes && h.sha256 !== f.sha256;
+      });
+      if (!stale.length) continue;
+      const r = await runRsync({
+        transport: await ctx.remote.sshTransport(args.host), direction: "pull", localDir: t.src.localDir, remoteDir: t.root, remoteVersion: t.rsyncVersion,
+        files: stale.map((f) => f.path), extraArgs: ["--ignore-times"], timeoutMs: Math.max(10_000, deadline - Date.now()), signal: ctx.signal,
+      });
+      bytesTransferred += r.haveStats ? r.bytesReceived : 0;
+      for (const f of stale) {
+        const p = prefix(t.src, f.path);
+        try { localHash.set(p, await sha256File(path.join(t.src.localDir, f.path))); } catch { localHash.set(p, null); }
+        if (localHash.get(p)?.sha256 === f.sha256) repaired.push(p);
+      }
+    }
+    if (repaired.length) {
+      warnings.push(warning("REPULLED", "info", `${repaired.length} file(s) had the box's size and mtime locally but other bytes, so rsync skipped them; re-sent in full and now match: ${repaired.slice(0, 5).join(", ")}`));
+    }
     for (const t of trees) cleanPartialDirs(t.src.localDir);
     if (usedSftp) warnings.push(warning("NO_RSYNC", "info", "Pulled over SFTP (no rsync on the box): resumable per file, slower on many small files."));
 

@@ -25,14 +25,32 @@ export function pushFilterArgs(localDir: string, exclude: string[] = []): string
 }
 
 /**
- * Inside a git work tree, git itself decides what .gitignore means — negations (`!keep.json`), the global
- * excludes file and .git/info/exclude — which rsync's filter rules do not read the same way. Returns what
- * git ignores under localDir as anchored rsync exclude lines (ignored directories collapsed, so rsync never
- * walks them), or undefined when localDir is not in a work tree or git is missing.
+ * git itself decides what .gitignore means — negations (`!keep.json`), nested .gitignore files, the global
+ * excludes file and, in a repository, .git/info/exclude — which rsync's filter rules do not read the same
+ * way. Returns what git ignores under localDir as anchored rsync exclude lines (ignored directories
+ * collapsed, so rsync never walks them), or undefined when git is missing. A directory outside any work
+ * tree is read through a throwaway empty repository whose work tree is localDir.
  */
 export function gitIgnoredExcludes(localDir: string): string[] | undefined {
-  const r = spawnSync("git", ["-C", localDir, "ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory", "--", "."], { encoding: "buffer", maxBuffer: 256 * 1024 * 1024, timeout: 60_000 });
-  if (r.status !== 0 || r.error) return undefined;
+  const lsArgs = ["ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory", "--", "."];
+  const opts = { encoding: "buffer" as const, maxBuffer: 256 * 1024 * 1024, timeout: 60_000 };
+  let r = spawnSync("git", ["-C", localDir, ...lsArgs], opts);
+  if (r.error) return undefined;
+  if (r.status !== 0) {
+    if (!/not a git repository/i.test(r.stderr.toString("utf8"))) return undefined;
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "rgt-gitdir-"));
+    try {
+      const init = spawnSync("git", ["init", "-q", "--bare", tmp], { timeout: 30_000 });
+      if (init.status !== 0) return undefined;
+      // a .git/info/exclude beside a broken or partial .git still counts, as rsync's reading honoured it
+      const info = path.join(localDir, ".git", "info", "exclude");
+      const extra = fs.existsSync(info) ? [`--exclude-from=${info}`] : [];
+      r = spawnSync("git", [`--git-dir=${tmp}`, `--work-tree=${localDir}`, "-C", localDir, ...lsArgs.slice(0, -2), ...extra, "--", "."], opts);
+      if (r.error || r.status !== 0) return undefined;
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  }
   return r.stdout.toString("utf8").split("\0").filter((p) => p && !/[\n\r]/.test(p))
     .map((p) => `/${p.replace(/[[\]*?\\]/g, (c) => `\\${c}`)}`);
 }

@@ -299,6 +299,37 @@ describe("cut proxy byte accounting", () => {
   });
 });
 
+describe("delay proxy", () => {
+  it("adds its latency to each direction of a round trip and keeps the byte order of a large echo", async () => {
+    const srv = net.createServer((c) => { c.on("error", () => undefined); c.pipe(c); });
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
+    const port = (srv.address() as net.AddressInfo).port;
+    const proxy = await startCutProxy(port, { cutAfterBytes: null, delayMs: 60 });
+    const payload = Buffer.from(Array.from({ length: 200_000 }, (_, i) => i % 251));
+    try {
+      const c = net.connect({ host: "127.0.0.1", port: proxy.port });
+      await new Promise<void>((r) => c.once("connect", () => r()));
+      // one small round trip: at least 2 × 60 ms
+      const t0 = Date.now();
+      const first = new Promise<Buffer>((r) => c.once("data", (d) => r(d)));
+      c.write("x");
+      expect((await first).toString()).toBe("x");
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(115);
+      // a bulk echo in many chunks comes back byte-identical
+      const got: Buffer[] = [];
+      let n = 0;
+      const all = new Promise<void>((r) => c.on("data", (d: Buffer) => { got.push(d); n += d.length; if (n >= payload.length) r(); }));
+      for (let i = 0; i < payload.length; i += 7000) c.write(payload.subarray(i, i + 7000));
+      await all;
+      expect(Buffer.concat(got).equals(payload)).toBe(true);
+      c.destroy();
+    } finally {
+      await proxy.close();
+      await new Promise((r) => srv.close(r));
+    }
+  });
+});
+
 describe("lab options and teardown", () => {
   it("hashes known_hosts, offers a locked key that cannot log in, and untrust makes the host unknown", async () => {
     const lab = await startLab([{ name: "h1", gpus: 0 }], { hashKnownHosts: true, encryptedKey: true });

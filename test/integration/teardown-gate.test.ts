@@ -71,7 +71,7 @@ beforeAll(async () => {
   stubLog = path.join(lab.root, "vastai-calls.log");
   fs.writeFileSync(path.join(lab.localBin, "vastai"),
     `#!/bin/bash\n{ printf '%s' vastai; for a in "$@"; do printf '\\x1f%s' "$a"; done; printf '\\n'; } >> ${stubLog}\n` +
-    `if [ "$1" = show ]; then echo "instance $3 not found"; exit 1; fi\necho "destroying instance $3."\n`, { mode: 0o755 });
+    `if [ "$1" = show ]; then printf '7\\n1110\\n'; exit 0; fi\necho "destroying instance $3."\n`, { mode: 0o755 });
   fs.writeFileSync(path.join(lab.env.RGT_HOME!, "registry.yaml"), [
     "hosts:",
     "  v1: { profile: vastai, instance_id: '111', price_per_hour: 0.5 }",
@@ -198,7 +198,7 @@ describe("teardown gate", () => {
     expect(r.evidence.receipt_ids).toEqual([v1Receipt]);
     expect(r.recheck.gone).toBe(true);
     expect(destroys()).toEqual([["vastai", "destroy", "instance", "111"]]);
-    expect(stubCalls()[1]).toEqual(["vastai", "show", "instance", "111"]);
+    expect(stubCalls()[1]).toEqual(["vastai", "show", "instances", "-q"]);
     const again = await td({ host: "v1", approval_id: A1 });
     expect(again.refused.code).toBe("APPROVAL_INVALID");
     expect(again.refused.reason).toMatch(/already used/);

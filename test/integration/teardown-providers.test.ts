@@ -66,7 +66,7 @@ beforeAll(async () => {
 
   lab = await startLab([{ name: "lam1", gpus: 1 }, { name: "rp1", gpus: 1 }, { name: "k1", gpus: 0 }, { name: "ad2", profile: "autodl", gpus: 1 }]);
   stubLog = path.join(lab.root, "provider-calls.log");
-  stub("runpodctl", 'if [ "$1" = get ]; then echo "pod not found"; exit 1; fi\necho "pod \\"$3\\" removed"');
+  stub("runpodctl", 'if [ "$1" = get ]; then printf "ID  NAME  STATUS\\nother1  x  RUNNING\\n"; exit 0; fi\necho "pod \\"$3\\" removed"');
   stub("kubectl", 'if [ "$1" = get ]; then echo "Error from server (NotFound): jobs.batch \\"$3\\" not found" >&2; exit 1; fi\nif [ "$1" = config ]; then exit 1; fi\necho "job.batch \\"$3\\" deleted"');
   fs.writeFileSync(path.join(lab.env.RGT_HOME!, "registry.yaml"), [
     "lam1: { profile: lambda, instance_id: inst-lam-1, price_per_hour: 2.49 }",

@@ -94,6 +94,23 @@ describe("pull_verify over rsync", () => {
     expect(r.manifest_sha256).toBe(first.manifest_sha256);
   });
 
+  it("a local copy with the box's size and mtime but other bytes (rsync's quick check skips it) is re-sent and verified", async () => {
+    await lab.boxes.q1.exec("mkdir -p /root/qc && head -c 300000 /dev/urandom > /root/qc/w.bin && touch -d '2026-01-02 03:04:05' /root/qc/w.bin");
+    const dst = path.join(local, "qc");
+    expect((await s.call("pull_verify", { host: "q1", remote_path: "/root/qc", local_dir: dst, expect: ["w.bin"] })).ok).toBe(true);
+    // flip bytes in the middle of the local copy, keep its size and mtime
+    const f = path.join(dst, "w.bin");
+    const st = fs.statSync(f);
+    const fd = fs.openSync(f, "r+");
+    fs.writeSync(fd, Buffer.alloc(4096, 0x5a), 0, 4096, 100_000);
+    fs.closeSync(fd);
+    fs.utimesSync(f, st.atime, st.mtime);
+    const r = await s.call("pull_verify", { host: "q1", remote_path: "/root/qc", local_dir: dst, expect: ["w.bin"] });
+    expect(r.ok, JSON.stringify(r)).toBe(true);
+    expect(r.warnings.map((w: { code: string }) => w.code)).toContain("REPULLED");
+    expect(sha(f)).toBe(await boxSha("q1", "/root/qc/w.bin"));
+  });
+
   it("a checkpoint truncated on the box is LOAD_CHECK_FAILED, with no receipt", async () => {
     await lab.boxes.q1.exec("mkdir -p /root/trunc && cp /root/out/best.pth /root/trunc/best.pth && f=/root/trunc/best.pth; truncate -s $(( $(stat -c %s $f) * 6 / 10 )) $f");
     const before = listReceipts(new Ledger(lab.env.RGT_HOME)).length;
@@ -126,8 +143,10 @@ describe("pull_verify over rsync", () => {
 
   it("a file still being written on the box during the pull is HASH_MISMATCH", async () => {
     await lab.boxes.q1.exec("mkdir -p /root/grow && head -c 2000000 /dev/urandom > /root/grow/a.bin && head -c 100 /dev/urandom > /root/grow/log.bin");
-    // a writer appending for a few seconds, detached from the exec
-    await lab.boxes.q1.exec("setsid bash -c 'for i in $(seq 1 60); do head -c 50000 /dev/urandom >> /root/grow/log.bin; sleep 0.05; done' >/dev/null 2>&1 < /dev/null &");
+    // a writer appending without pause for a few seconds, detached from the exec; the pull starts only once
+    // it is appending, so the file grows between the box's hash and the copy however fast the pull is
+    await lab.boxes.q1.exec("setsid bash -c 'end=$((SECONDS + 5)); while [ $SECONDS -lt $end ]; do head -c 2048 /dev/urandom >> /root/grow/log.bin; done' >/dev/null 2>&1 < /dev/null &");
+    await lab.boxes.q1.exec("for i in $(seq 1 100); do [ $(stat -c %s /root/grow/log.bin) -gt 100 ] && exit 0; sleep 0.05; done; exit 1");
     const r = await s.call("pull_verify", { host: "q1", remote_path: "/root/grow", local_dir: path.join(local, "grow") });
     expect(r.ok).toBe(false);
     expect(r.refused.code).toBe("HASH_MISMATCH");

@@ -2,7 +2,7 @@
  * push_code against real sshd boxes with real rsync (and SFTP on a box without rsync):
  * ignore files honoured, delta re-push, credential files and CRLF scripts refused before anything is sent.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { createHash } from "node:crypto";
@@ -115,6 +115,16 @@ describe("push_code over rsync", () => {
     expect(r.ok, JSON.stringify(r)).toBe(true);
     const there = (await lab.boxes.p1.exec("cd /root/gitrepo && find . -type f | sort")).stdout.trim().split("\n");
     expect(there).toEqual(["./.gitignore", "./.rgtignore", "./config.json", "./train.py"]);
+  });
+
+  it("outside any git work tree git still reads the .gitignore files: negations and nested ignores hold", async () => {
+    const src = path.join(work, "plain-negation");
+    writeTree(src, { ".gitignore": "*.json\n!config.json\n", "config.json": "{}\n", "other.json": "{}\n", "train.py": "1\n", "sub/.gitignore": "*.tmp\n!keep.tmp\n", "sub/a.tmp": "x\n", "sub/keep.tmp": "k\n" });
+    expect(spawnSync("git", ["-C", src, "rev-parse", "--is-inside-work-tree"]).status).not.toBe(0);
+    const r = await s.call("push_code", { host: "p1", local_dir: src, remote_dir: "/root/plain-negation" });
+    expect(r.ok, JSON.stringify(r)).toBe(true);
+    const there = (await lab.boxes.p1.exec("cd /root/plain-negation && find . -type f | sort")).stdout.trim().split("\n");
+    expect(there).toEqual(["./.gitignore", "./config.json", "./sub/.gitignore", "./sub/keep.tmp", "./train.py"]);
   });
 
   it("~/ destinations land under the remote home", async () => {

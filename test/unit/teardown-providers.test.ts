@@ -34,8 +34,9 @@ function target(over: Partial<MeterStopTarget>): MeterStopTarget {
 beforeAll(() => {
   bin = fs.mkdtempSync(path.join(os.tmpdir(), "rgt-stubs-"));
   log = path.join(bin, "calls.log");
-  stub("vastai", 'if [ "$1" = show ]; then echo "instance not found"; exit 1; fi; echo "destroying instance $3."');
-  stub("runpodctl", 'if [ "$1" = get ]; then echo "pod not found"; exit 1; fi; echo "pod $3 removed"');
+  // after the stop, the account's listing no longer names the instance (vast: one id a line; runpodctl: a table)
+  stub("vastai", 'if [ "$1" = show ]; then printf "1001\\n42420\\n"; exit 0; fi; echo "destroying instance $3."');
+  stub("runpodctl", 'if [ "$1" = get ]; then printf "ID  NAME  GPU  STATUS\\nzz9abc  other  1 x A40  RUNNING\\n"; exit 0; fi; echo "pod $3 removed"');
   stub("kubectl", 'if [ "$1" = get ]; then echo "Error from server (NotFound)"; exit 1; fi; echo "job.batch deleted"');
 });
 afterAll(() => fs.rmSync(bin, { recursive: true, force: true }));
@@ -50,8 +51,31 @@ describe("provider CLIs", () => {
     const out = await a.act(t, { remote: noRemote, env: env(), timeoutMs: 10_000 });
     expect(out.status).toBe("done");
     expect(calls()[0]).toEqual(["vastai", "destroy", "instance", "4242"]);
-    expect(calls()[1]).toEqual(["vastai", "show", "instance", "4242"]);
+    expect(calls()[1]).toEqual(["vastai", "show", "instances", "-q"]);
     expect(out.recheck?.gone).toBe(true);
+    expect(out.warnings).toEqual([]);
+  });
+
+  it("the re-check: still listed → gone false and METER_RECHECK; a listing that fails proves nothing (gone null)", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rgt-recheck-"));
+    try {
+      const t = target({});
+      const run = async (list: string) => {
+        fs.writeFileSync(path.join(dir, "vastai"), `#!/bin/bash\nif [ "$1" = show ]; then ${list}; fi\necho "destroying instance $3."\n`, { mode: 0o755 });
+        return adapterFor(t)!.act(t, { remote: noRemote, env: { PATH: `${dir}:/usr/bin:/bin` }, timeoutMs: 10_000 });
+      };
+      const still = await run('printf "1001\\n4242\\n"; exit 0');
+      expect(still.recheck).toMatchObject({ gone: false });
+      expect(still.recheck?.detail).toContain("still lists");
+      expect(still.warnings.map((w) => w.code)).toEqual(["METER_RECHECK"]);
+      const down = await run('echo "failed to connect to console.vast.ai" >&2; exit 1');
+      expect(down.status).toBe("done");
+      expect(down.recheck?.gone).toBeNull();
+      expect(down.recheck?.detail).toContain("exit 1");
+      expect(down.warnings.map((w) => w.code)).toEqual(["METER_RECHECK"]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("RunPod: runpodctl remove pod <id>", async () => {
@@ -60,6 +84,8 @@ describe("provider CLIs", () => {
     const out = await adapterFor(t)!.act(t, { remote: noRemote, env: env(), timeoutMs: 10_000 });
     expect(out.status).toBe("done");
     expect(calls()[0]).toEqual(["runpodctl", "remove", "pod", "abc123xyz"]);
+    expect(calls()[1]).toEqual(["runpodctl", "get", "pod"]);
+    expect(out.recheck?.gone).toBe(true);
   });
 
   it("a missing or unsafe instance id is caught before anything runs", () => {
