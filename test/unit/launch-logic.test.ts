@@ -44,6 +44,20 @@ describe("classifyCell", () => {
     expect(c.cause?.evidence).toMatch(/booted/);
   });
 
+  it("the kernel log names the cell's pid: oom, with the dmesg line as evidence (for a vanish and for exit 137)", () => {
+    const line = "DMESG\tMemory cgroup out of memory: Killed process 4242 (python3) total-vm:9000000kB, anon-rss:8000000kB";
+    const v = box(row({ alive: 0 }), [line]);
+    const vc = classifyCell(v, v.cells.get("c"), cell, opts);
+    expect(vc.state).toBe("vanished");
+    expect(vc.cause?.cause).toBe("oom");
+    expect(vc.cause?.evidence).toMatch(/dmesg: .*Killed process 4242/);
+    const k = box(row({ state: "failed", alive: 0, exit: 137 }), [line]);
+    expect(classifyCell(k, k.cells.get("c"), cell, opts).cause?.cause).toBe("oom");
+    // another process's OOM kill is not this cell's
+    const other = box(row({ alive: 0 }), [line.replace("4242", "42420")]);
+    expect(classifyCell(other, other.cells.get("c"), cell, opts).cause?.cause).toBe("unknown");
+  });
+
   it("a dead process with no exit code whose runner is alive is still running (the outcome is being written), not vanished", () => {
     const r = box(row({ alive: 0, runner: 1 }));
     const rc = classifyCell(r, r.cells.get("c"), cell, opts);

@@ -67,6 +67,29 @@ describe("run_status.sh: a command that ended before its runner wrote the exit c
     expect(classifyCell(b, b.cells.get("c"), cell, opts).state).toBe("vanished");
   });
 
+  it("reads the kernel log only when a cell is gone, and passes its OOM lines on", () => {
+    const bin = path.join(tmp, "bin");
+    fs.mkdirSync(bin, { recursive: true });
+    const calls = path.join(tmp, "dmesg.calls");
+    // the real kernel log cannot be written from here: a stand-in prints the kernel's own line format
+    fs.writeFileSync(path.join(bin, "dmesg"), `#!/bin/bash\necho x >> ${calls}\necho '[ 812.4] eth0: link up'\necho '[ 900.1] Out of memory: Killed process 31337 (python3) total-vm:812kB, anon-rss:400kB'\n`, { mode: 0o755 });
+    const run = (sd: string) => {
+      const r = spawnSync("bash", ["-s", "--", sd, "3", "-1"], { input: body, encoding: "utf8", env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
+      return parseStatus("h", r.stdout);
+    };
+    const gone = run(stateDir("oom", undefined));
+    expect(gone.dmesg).toEqual(["[ 900.1] Out of memory: Killed process 31337 (python3) total-vm:812kB, anon-rss:400kB"]);
+    expect(fs.readFileSync(calls, "utf8").trim().split("\n")).toHaveLength(1);
+    const runner = spawn("sleep", ["60"], { stdio: "ignore" });
+    children.push(runner);
+    // a live cell: the kernel log is not read at all
+    const sd = stateDir("alive", undefined);
+    fs.writeFileSync(path.join(sd, "cells", "c", "pid"), `${runner.pid}\n`);
+    fs.writeFileSync(path.join(sd, "cells", "c", "pstart"), `${pstart(runner.pid!)}\n`);
+    expect(run(sd).dmesg).toEqual([]);
+    expect(fs.readFileSync(calls, "utf8").trim().split("\n")).toHaveLength(1);
+  });
+
   it("a state dir from before the runner was recorded keeps the old reading (no runner field)", () => {
     const b = status(stateDir("old", undefined));
     expect(b.cells.get("c")!.runner_alive).toBeUndefined();
