@@ -641,7 +641,8 @@ function iso(epoch: number): string {
 export async function runInstalled(remote: Remote, host: string, scriptsDir: string | undefined, name: string, args: string[], timeoutMs: number): Promise<ExecResult> {
   if (scriptsDir) {
     const f = `${scriptsDir}/${hashedScript(name).hashed}`;
-    const res = await remote.exec(host, `f=${shq(f)}; [ -r "$f" ] || exit 197; exec bash "$f" ${args.map(shq).join(" ")}`, { timeoutMs });
+    // sourced by the wrapper's own bash (ours, started --norc) rather than run by yet another bash
+    const res = await remote.exec(host, `f=${shq(f)}; [ -r "$f" ] || exit 197; . "$f" ${args.map(shq).join(" ")}`, { timeoutMs });
     if (res.exitCode !== 197) return res;
   }
   return remote.runScript(host, name, args, { timeoutMs });

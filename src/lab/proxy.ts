@@ -49,6 +49,9 @@ export async function startCutProxy(targetPort: number, opts: CutProxyOptions): 
     let seen = 0;
     let cut = false;
     const upstream = net.connect({ host: opts.targetHost ?? "127.0.0.1", port: targetPort });
+    // the relay itself must add no latency of its own (Nagle holding back small writes)
+    client.setNoDelay(true);
+    upstream.setNoDelay(true);
     sockets.add(client);
     sockets.add(upstream);
     const drop = () => {

@@ -30,17 +30,26 @@ export function readMeters(ledger: Ledger): Record<string, HostMeter> {
 
 /** Note that a host was seen (and, with `activity`, that it had live work). Returns the updated state. */
 export async function touchHost(ledger: Ledger, host: string, opts: { activity?: boolean; now?: number; firstSeen?: number } = {}): Promise<HostMeter> {
+  return (await touchHosts(ledger, [{ host, firstSeen: opts.firstSeen }], opts))[host];
+}
+
+/** touchHost for many hosts in one locked update of the meter document (a 16-host call writes it once). */
+export async function touchHosts(ledger: Ledger, hosts: { host: string; firstSeen?: number }[], opts: { activity?: boolean; now?: number } = {}): Promise<Record<string, HostMeter>> {
   const now = opts.now ?? Date.now();
-  let out!: HostMeter;
+  const out: Record<string, HostMeter> = {};
   await ledger.update<MeterDoc>(DOC, { hosts: {} }, (doc) => {
-    const cur = doc.hosts[host] ?? { first_seen: Math.min(now, opts.firstSeen ?? now) };
-    out = { ...cur };
-    if (opts.activity) {
-      out.last_activity = now;
-      // new work after a teardown means a new meter period
-      if (out.teardown && out.teardown.at < now && out.teardown.status === "done") { out.first_seen = now; delete out.teardown; out.clocks_shown = []; }
+    const next = { ...doc.hosts };
+    for (const { host, firstSeen } of hosts) {
+      const m: HostMeter = { ...(doc.hosts[host] ?? { first_seen: Math.min(now, firstSeen ?? now) }) };
+      if (opts.activity) {
+        m.last_activity = now;
+        // new work after a teardown means a new meter period
+        if (m.teardown && m.teardown.at < now && m.teardown.status === "done") { m.first_seen = now; delete m.teardown; m.clocks_shown = []; }
+      }
+      next[host] = m;
+      out[host] = m;
     }
-    return { hosts: { ...doc.hosts, [host]: out } };
+    return { hosts: next };
   });
   return out;
 }

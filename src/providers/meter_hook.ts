@@ -7,7 +7,7 @@
 import { addResultHook, type ResultHook } from "../server/tool.js";
 import { getHost } from "../ledger/hosts.js";
 import { getRun } from "../ledger/runs.js";
-import { idleWarnings, markClocksShown, meterView, touchHost } from "../ledger/meter.js";
+import { idleWarnings, markClocksShown, meterView, touchHosts } from "../ledger/meter.js";
 import type { Ledger } from "../ledger/store.js";
 import { hostInfo } from "../ledger/hostinfo.js";
 
@@ -29,11 +29,15 @@ export const meterHook: ResultHook = async (tool, args, result, ctx) => {
   if (hosts.length === 0) return;
   const state = (result as { state?: unknown }).state;
   const activity = (tool === "launch_queue" && result.ok) || (tool === "run_status" && (state === "running" || state === "stalled"));
-  for (const host of hosts) {
+  const seen = hosts.map((host) => {
     let firstSeen: number | undefined;
     try { const h = getHost(ctx.ledger, host); if (h?.first_seen) firstSeen = Date.parse(h.first_seen) || undefined; } catch { /* none */ }
-    const m = await touchHost(ctx.ledger, host, { activity, firstSeen });
-    if (tool === "request_teardown") continue; // it reports the meter itself
+    return { host, firstSeen };
+  });
+  const meters = await touchHosts(ctx.ledger, seen, { activity });
+  if (tool === "request_teardown") return; // it reports the meter itself
+  for (const host of hosts) {
+    const m = meters[host];
     const info = hostInfo(ctx.ledger, host);
     const view = meterView(host, m, info.registry);
     const clocks = (info.profile?.danger_clocks ?? []).map((c) => ({ id: c.id, message: c.message, hours: c.hours }));
