@@ -30,6 +30,8 @@ export interface RsyncResult extends RsyncStats {
   /** true when the stats block was found (a cut connection usually has none) */
   haveStats: boolean;
   stderrTail: string;
+  /** rsync's stderr (all of what it kept, not just the tail) says the login shell printed into the stream */
+  shellNoise: boolean;
   elapsedMs: number;
 }
 
@@ -192,6 +194,7 @@ export async function runRsync(job: RsyncJob): Promise<RsyncResult> {
           timedOut,
           haveStats: found,
           stderrTail: stderr.trim().split("\n").slice(-6).join("\n").slice(-800),
+          shellNoise: code !== 0 && shellNotClean(stderr),
           elapsedMs: Date.now() - t0,
         });
       });

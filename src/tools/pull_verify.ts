@@ -136,7 +136,7 @@ export const pullVerify = defineTool({
     let bytesTransferred = 0;
     let bytesMatched = 0;
     let doneBytes = 0;
-    const failedUnits: { label: string; error: string }[] = [];
+    const failedUnits: { label: string; error: string; shellNoise?: boolean }[] = [];
     const localHash = new Map<string, { bytes: number; sha256: string } | null>();
     const hashJobs: Promise<void>[] = [];
     const hashUnit = (src: Source, files: RemoteFileHash[]): void => {
@@ -174,7 +174,7 @@ export const pullVerify = defineTool({
           });
           bytesTransferred += r.haveStats ? r.bytesReceived : 0;
           bytesMatched += r.matchedData;
-          if (!r.ok) failedUnits.push({ label, error: `rsync exit ${r.exitCode}${r.timedOut ? " (timed out)" : ""}: ${r.stderrTail.slice(-200)}` });
+          if (!r.ok) failedUnits.push({ label, error: `rsync exit ${r.exitCode}${r.timedOut ? " (timed out)" : ""}: ${r.stderrTail.slice(-200)}`, shellNoise: r.shellNoise });
         } else {
           const sftp = await ctx.remote.sftp(args.host);
           try {
@@ -269,7 +269,7 @@ export const pullVerify = defineTool({
       elapsed_ms: Date.now() - t0,
     };
 
-    if (failedUnits.some((u) => shellNotClean(u.error))) {
+    if (failedUnits.some((u) => u.shellNoise || shellNotClean(u.error))) {
       throw new RefusalError("SHELL_NOT_CLEAN", `pulling from ${args.host} could not start: the box's login shell printed text into the transfer stream`, SHELL_NOT_CLEAN_REMEDY, { ...base, receipt_id: null });
     }
     if (failedUnits.length || absent.length) {

@@ -13,7 +13,7 @@ import { createInterface } from "node:readline";
 import * as z from "zod";
 import { defineTool } from "../server/tool.js";
 import { refuse, warning, RefusalError, type Warning } from "../common/result.js";
-import { runRsync, localRsyncAvailable, prepareRemoteDir, remotePathWord, rsyncShellArg, decodeRsyncName, shellNotClean, SHELL_NOT_CLEAN_REMEDY } from "../remote/rsync.js";
+import { runRsync, localRsyncAvailable, prepareRemoteDir, remotePathWord, rsyncShellArg, decodeRsyncName, SHELL_NOT_CLEAN_REMEDY } from "../remote/rsync.js";
 import { remoteHashTree } from "../remote/hashes.js";
 import { listRuns } from "../ledger/runs.js";
 import { liveRunsOn } from "../backends/index.js";
@@ -135,7 +135,7 @@ export const pushCode = defineTool({
           if (now - lastTick > 500) { lastTick = now; void ctx.progress(done, bytesTotal); }
         },
       });
-      if (!r.ok && shellNotClean(r.stderrTail)) {
+      if (!r.ok && r.shellNoise) {
         throw new RefusalError("SHELL_NOT_CLEAN", `rsync to ${args.host} could not start: the box's login shell printed text into the transfer stream (${r.stderrTail.split("\n")[0].slice(0, 120)})`, SHELL_NOT_CLEAN_REMEDY,
           { method: "rsync", files_sent: 0, bytes_sent: 0, bytes_total: bytesTotal, files_total: files.length, remote_dir: prep.dir, elapsed_ms: Date.now() - t0 });
       }

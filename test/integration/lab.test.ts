@@ -213,6 +213,12 @@ describe("lab boxes", () => {
     const after = ssh(lab, "va", "cat /workspace/f; tmux ls 2>/dev/null | wc -l; pgrep -f 'sleep 90[01]' | wc -l");
     expect(after.code, after.stderr).toBe(0);
     expect(after.stdout).toBe("kept\n0\n0\n");
+    // and the box says it has just booted; this machine's own boot time is untouched
+    const boot = ssh(lab, "va", "sed -n 's/^btime //p' /proc/stat; cut -d' ' -f1 /proc/uptime").stdout.trim().split("\n");
+    expect(Math.abs(Number(boot[0]) - Date.now() / 1000)).toBeLessThan(30);
+    expect(Number(boot[1])).toBeLessThan(5);
+    const hostBoot = Number(/^btime (\d+)$/m.exec(fs.readFileSync("/proc/stat", "utf8"))![1]);
+    expect(hostBoot).toBeLessThan(Number(boot[0]) - 30);
   });
 
   it("the ssh2 library (what the server uses) can exec and sftp on a box", async () => {

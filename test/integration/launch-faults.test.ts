@@ -79,6 +79,23 @@ describe("fault classification", () => {
     expect(secondAttempt).toMatch(new RegExp(`^step ${resumedAt + 1}/40 `, "m"));
   });
 
+  it("the box reboots mid-run → vanished/reboot with the boot time as evidence; relaunch resumes from the checkpoint", async () => {
+    const box = lab.boxes["ft-nohup"];
+    const args = { host: "ft-nohup", run_name: "reboot-1", expect: ["best.pth"], cells: [{ name: "c", command: "python3 train_ckpt.py --steps 30 --sleep 0.2 --ckpt-every 5" }] };
+    expect((await launch(args)).ok).toBe(true);
+    await until("step >= 8", () => status("reboot-1"), (s) => (s.cells?.[0]?.progress?.step ?? 0) >= 8);
+    await box.reboot();
+    const dead = await until("not running", () => status("reboot-1"), (s) => s.state !== "running", 30_000);
+    expect(dead.state, JSON.stringify(dead)).toBe("vanished");
+    expect(dead.vanished_cause.cause).toBe("reboot");
+    expect(dead.vanished_cause.evidence).toMatch(/booted at .* after the cell started/);
+    const again = await launch(args);
+    expect(again.started).toEqual(["c"]);
+    const done = await until("done", () => status("reboot-1"), (s) => s.state !== "running");
+    expect(done.state, JSON.stringify(done)).toBe("done");
+    expect((await box.exec("cat ~/.rgt/runs/reboot-1/cells/c/log")).stdout).toMatch(/resumed from step ([5-9]|[12]\d)\b/);
+  });
+
   it("kill -9 of a cell → failed, cause killed, with evidence", async () => {
     const box = lab.boxes["ft-tmux"];
     const r = await launch({ host: "ft-tmux", run_name: "kill-1", cells: [{ name: "k", command: "python3 train_ckpt.py --steps 500 --sleep 0.2" }] });
