@@ -71,9 +71,7 @@ for c in "${cells[@]}"; do
   a=0
   alive "$pid" "$ps" && a=1
   rl=""
-  rp="" rs=""
-  { read -r rp rs <"$d/runner"; } 2>/dev/null
-  if [ -n "$rp" ]; then rl=0; alive "$rp" "$rs" && rl=1; fi
+  if [ -e "$d/runner" ]; then rl=0; alive_in "$d/runner" && rl=1; fi
   rd st "$d/state"
   rd ex "$d/exit_code"
   [ "${st:-pending}" = running ] && [ "$a" = 0 ] && dead=1

@@ -47,12 +47,16 @@ cell_alive() {
   [ "$st" = running ] && alive "$pid" "$ps"
 }
 
-# lane_alive STATE_DIR LANE: the lane's runner (pid and start time in lanes/LANE.pid) is alive
-lane_alive() {
-  local lp="" ls=""
-  { read -r lp ls <"$1/lanes/$2.pid"; } 2>/dev/null
-  alive "$lp" "$ls"
+# alive_in FILE: the process named in FILE ("pid start-time", as a runner records itself) is alive;
+# fails when FILE is absent
+alive_in() {
+  local p="" st=""
+  { read -r p st <"$1"; } 2>/dev/null
+  alive "$p" "$st"
 }
+
+# lane_alive STATE_DIR LANE: the lane's runner (pid and start time in lanes/LANE.pid) is alive
+lane_alive() { alive_in "$1/lanes/$2.pid"; }
 
 # cells_of DIR: RUN_CELLS := the cell names under DIR/cells/ (one directory per cell)
 cells_of() {

@@ -139,12 +139,11 @@ export const pullVerify = defineTool({
     const failedUnits: { label: string; error: string; shellNoise?: boolean }[] = [];
     const localHash = new Map<string, { bytes: number; sha256: string } | null>();
     const hashJobs: Promise<void>[] = [];
+    const hashLocal = async (src: Source, f: RemoteFileHash): Promise<void> => {
+      try { localHash.set(prefix(src, f.path), await sha256File(path.join(src.localDir, f.path))); } catch { localHash.set(prefix(src, f.path), null); }
+    };
     const hashUnit = (src: Source, files: RemoteFileHash[]): void => {
-      hashJobs.push((async () => {
-        for (const f of files) {
-          try { localHash.set(prefix(src, f.path), await sha256File(path.join(src.localDir, f.path))); } catch { localHash.set(prefix(src, f.path), null); }
-        }
-      })());
+      hashJobs.push((async () => { for (const f of files) await hashLocal(src, f); })());
     };
     const timeoutMs = 600_000 + Math.ceil(bytesTotal / 1000);
     const deadline = Date.now() + timeoutMs;
@@ -210,9 +209,8 @@ export const pullVerify = defineTool({
       });
       bytesTransferred += r.haveStats ? r.bytesReceived : 0;
       for (const f of stale) {
-        const p = prefix(t.src, f.path);
-        try { localHash.set(p, await sha256File(path.join(t.src.localDir, f.path))); } catch { localHash.set(p, null); }
-        if (localHash.get(p)?.sha256 === f.sha256) repaired.push(p);
+        await hashLocal(t.src, f);
+        if (localHash.get(prefix(t.src, f.path))?.sha256 === f.sha256) repaired.push(prefix(t.src, f.path));
       }
     }
     if (repaired.length) {

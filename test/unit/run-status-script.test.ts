@@ -21,8 +21,8 @@ afterAll(() => {
 });
 
 const pstart = (pid: number) => fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")[19]!;
-const status = (sd: string) => {
-  const r = spawnSync("bash", ["-s", "--", sd, "3", "-1"], { input: body, encoding: "utf8" });
+const status = (sd: string, env: NodeJS.ProcessEnv = process.env) => {
+  const r = spawnSync("bash", ["-s", "--", sd, "3", "-1"], { input: body, encoding: "utf8", env });
   expect(r.status, r.stderr).toBe(0);
   return parseStatus("h", r.stdout);
 };
@@ -73,10 +73,7 @@ describe("run_status.sh: a command that ended before its runner wrote the exit c
     const calls = path.join(tmp, "dmesg.calls");
     // the real kernel log cannot be written from here: a stand-in prints the kernel's own line format
     fs.writeFileSync(path.join(bin, "dmesg"), `#!/bin/bash\necho x >> ${calls}\necho '[ 812.4] eth0: link up'\necho '[ 900.1] Out of memory: Killed process 31337 (python3) total-vm:812kB, anon-rss:400kB'\n`, { mode: 0o755 });
-    const run = (sd: string) => {
-      const r = spawnSync("bash", ["-s", "--", sd, "3", "-1"], { input: body, encoding: "utf8", env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
-      return parseStatus("h", r.stdout);
-    };
+    const run = (sd: string) => status(sd, { ...process.env, PATH: `${bin}:${process.env.PATH}` });
     const gone = run(stateDir("oom", undefined));
     expect(gone.dmesg).toEqual(["[ 900.1] Out of memory: Killed process 31337 (python3) total-vm:812kB, anon-rss:400kB"]);
     expect(fs.readFileSync(calls, "utf8").trim().split("\n")).toHaveLength(1);
