@@ -556,7 +556,10 @@ export function classifyCell(b: BoxStatus, row: BoxCellRow | undefined, cell: Ru
   if (row.tail.length && opts.tail_lines > 0) out.tail = row.tail.slice(-opts.tail_lines).map((l) => (l.length > 160 ? `${l.slice(0, 160)}…` : l));
   if (row.new_text !== undefined) out.new_text = row.new_text;
   if (row.reason) out.reason = row.reason;
-  const lane = b.lanes.find((l) => l.cells.includes(cell.name));
+  // a relaunch gives the cell a new lane beside the dead one of the earlier attempt: the live lane speaks
+  // for it, else the newest (lane ids sort by creation time)
+  const holding = b.lanes.filter((l) => l.cells.includes(cell.name));
+  const lane = holding.find((l) => l.alive) ?? holding[holding.length - 1];
   const oomGrew = row.oom_before !== undefined && row.oom_now !== undefined && row.oom_now > row.oom_before;
   const dmesgHit = row.pid ? b.dmesg.find((d) => new RegExp(`process ${row.pid}\\b`).test(d)) : undefined;
   const oomEvidence = () => [oomGrew ? `oom_kill in ${row.oom_file ?? "the cell's memory cgroup"} went ${row.oom_before} -> ${row.oom_now}` : "", dmesgHit ? `dmesg: ${dmesgHit}` : ""].filter(Boolean).join("; ");

@@ -105,6 +105,15 @@ describe("classifyCell", () => {
     expect(g.cause?.cause).toBe("hangup");
   });
 
+  it("after a relaunch the new live lane speaks for the cell, not the dead lane of the earlier attempt", () => {
+    const pending = row({ state: "pending", alive: 0, started: "" });
+    const relaunched = box(pending, [`LANE\tLa\t0\tHUP ${NOW - 60}\tc,`, "LANE\tLb\t1\t\tc,"]);
+    expect(classifyCell(relaunched, relaunched.cells.get("c"), cell, opts).state).toBe("pending");
+    // both gone: the newest lane's record is the evidence
+    const both = box(pending, [`LANE\tLa\t0\tHUP ${NOW - 60}\tc,`, `LANE\tLb\t0\tTERM ${NOW}\tc,`]);
+    expect(classifyCell(both, both.cells.get("c"), cell, opts).cause?.cause).toBe("killed");
+  });
+
   it("done keeps no tail; a missing state dir is vanished with evidence", () => {
     const d = box(row({ state: "done", alive: 0, exit: 0 }), ["TAIL\tc\tfinished"]);
     const dc = classifyCell(d, d.cells.get("c"), cell, opts);
