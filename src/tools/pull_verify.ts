@@ -16,6 +16,7 @@ import { refuse, warning, RefusalError, type Warning } from "../common/result.js
 import { remoteHashTree, type RemoteFileHash } from "../remote/hashes.js";
 import { runRsync, localRsyncAvailable, PARTIAL_DIR, shellNotClean, SHELL_NOT_CLEAN_REMEDY } from "../remote/rsync.js";
 import { sftpPull } from "../remote/sftp.js";
+import { probeParallel, pullRanged, splitForRanges } from "../transfer/parallel/index.js";
 import { sha256File, manifestSha256 } from "../verify/hash.js";
 import { loadCheckFiles, type LoadCheck } from "../verify/checkpoint.js";
 import { matchRoster, transferUnits } from "../verify/roster.js";
@@ -152,17 +153,38 @@ export const pullVerify = defineTool({
       const now = Date.now();
       if (now - lastTick < 500) return;
       lastTick = now;
-      void ctx.progress(Math.min(bytesTotal, doneBytes + extra), bytesTotal, "pulling");
+      void ctx.progress(Math.min(bytesTotal, doneBytes + rangedDone + extra), bytesTotal, "pulling");
     };
     await ctx.progress(0, bytesTotal, `pulling ${totalFiles} files`);
     let usedSftp = false;
+    let rangedDone = 0;
+    let parallelStreams = 0;
+    const rangedJobs: Promise<void>[] = [];
     for (const t of trees) {
       if (!t.files.length) continue;
       fs.mkdirSync(t.src.localDir, { recursive: true });
       const useRsync = t.hasRsync && localRsyncAvailable();
       if (!useRsync) usedSftp = true;
       const transport = useRsync ? await ctx.remote.sshTransport(args.host) : undefined;
-      for (const unit of transferUnits(t.files)) {
+      // big files over a long link: ranges over parallel streams, beside the single-stream units
+      let unitFiles = t.files;
+      const split = splitForRanges(t.files);
+      if (split.ranged.length && !ctx.signal.aborted) {
+        const probe = await probeParallel(ctx.remote, args.host, t.root, split.ranged.reduce((a, f) => a + f.bytes, 0));
+        if (!probe.worth) probe.first.end();
+        else {
+          unitFiles = split.rest;
+          const src = t.src;
+          rangedJobs.push(pullRanged(ctx.remote, args.host, probe, t.root, src.localDir, split.ranged, { deadline, signal: ctx.signal, onProgress: (b) => { rangedDone = b; tick(0); } }).then((r) => {
+            bytesTransferred += r.bytesTransferred;
+            parallelStreams = Math.max(parallelStreams, r.streams);
+            for (const [p, h] of r.hashes) localHash.set(prefix(src, p), h);
+            if (r.failed.length) failedUnits.push({ label: prefix(src, "(ranged)"), error: r.failed.slice(0, 2).map((f) => `${f.path}: ${f.error}`).join("; ") });
+            for (const f of split.ranged) if (!r.hashes.has(f.path)) hashJobs.push(hashLocal(src, f));
+          }, (e: Error) => { failedUnits.push({ label: prefix(src, "(ranged)"), error: e.message.slice(0, 200) }); }));
+        }
+      }
+      for (const unit of transferUnits(unitFiles)) {
         if (ctx.signal.aborted) { failedUnits.push({ label: unit.label, error: "cancelled" }); continue; }
         const label = prefix(t.src, unit.label);
         if (transport) {
@@ -188,6 +210,7 @@ export const pullVerify = defineTool({
         hashUnit(t.src, unit.files);
       }
     }
+    await Promise.all(rangedJobs);
     await Promise.all(hashJobs);
 
     // 3b. one repair pass. rsync's quick check trusts size + mtime: a local copy with the box's size and
@@ -264,6 +287,7 @@ export const pullVerify = defineTool({
       bytes_reused: bytesMatched,
       bytes_total: bytesTotal,
       local_dir: localRoot,
+      ...(parallelStreams > 1 ? { streams: parallelStreams } : {}),
       elapsed_ms: Date.now() - t0,
     };
 

@@ -1,0 +1,283 @@
+/**
+ * Pull big files over several SFTP streams at once. Each file's missing bytes are cut into pieces
+ * (plan.ts); every stream keeps its own window of read requests in flight and takes the next piece
+ * as soon as the current one is fully requested, so no stream idles between pieces. Bytes land at their
+ * offsets in a preallocated partial file (<dir>/.rgt-partial/<name>.prange); each finished piece is
+ * appended to a sidecar record, so a cut transfer re-requests only what is missing. A file is hashed
+ * (sha256) in order as its contiguous prefix lands, so the hash is ready when the last piece is; the
+ * finished file is renamed into place with the box's mtime.
+ * The first stream measures the round trip and its own throughput; chooseStreams decides how many more
+ * to open. A stream that dies hands its unfinished pieces back to the others.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { createHash, type Hash } from "node:crypto";
+import { PARTIAL_DIR } from "../../remote/rsync.js";
+import type { RemoteHandle, SftpStream } from "../../remote/streams.js";
+import { chooseStreams, coveredBytes, missingRanges, planPieces, type Piece, type Range, type StreamChoice } from "./plan.js";
+import { createSidecar, loadSidecar, recordRange, RANGED_SUFFIX, SIDECAR_SUFFIX } from "./sidecar.js";
+
+export interface RangedFile { path: string; bytes: number; sha256: string }
+
+export interface ParallelPullOptions {
+  /** opens up to n more streams (after the first has been measured) */
+  openMore: (n: number) => Promise<{ streams: SftpStream[]; shared: boolean }>;
+  /** round trip already measured on the first stream (ms) */
+  rttMs: number;
+  cap?: number;
+  /** rate worth aiming for, bytes/s (default 125 MB/s, a 1 Gbit/s line) */
+  targetBps?: number;
+  pieceBytes?: number;
+  chunkBytes?: number;
+  /** requests in flight per stream (chunkBytes × inFlight should fill the ssh channel window) */
+  inFlight?: number;
+  /** bytes the first stream moves before the stream count is decided */
+  measureBytes?: number;
+  signal?: AbortSignal;
+  deadline?: number;
+  onProgress?: (bytesDone: number) => void;
+}
+
+export interface ParallelPullResult {
+  filesTransferred: number;
+  bytesTransferred: number;
+  resumedFiles: number;
+  /** files whose local copy already matched (size, mtime and sha256) */
+  reusedFiles: number;
+  failed: { path: string; error: string }[];
+  /** sha256 of each file that is now in place, computed as its bytes landed */
+  hashes: Map<string, { bytes: number; sha256: string }>;
+  streams: number;
+  choice: StreamChoice;
+}
+
+/** ssh2's and OpenSSH's channel window */
+export const CHANNEL_WINDOW = 2 * 1024 * 1024;
+const HASH_CHUNK = 1024 * 1024;
+
+interface FileState {
+  f: RangedFile;
+  target: string;
+  partial: string;
+  sidecar: string;
+  mtime: number;
+  fd: number;
+  done: Range[];
+  left: number;
+  hash: Hash;
+  hashed: number;
+  hashing?: Promise<void>;
+  failed?: string;
+  finished?: Promise<void>;
+}
+
+function prefixEnd(st: FileState): number {
+  const gap = missingRanges(st.f.bytes, st.done)[0];
+  return gap ? gap.start : st.f.bytes;
+}
+
+/** Feed the hash with whatever contiguous prefix has landed since it last ran. */
+function advanceHash(st: FileState): Promise<void> {
+  if (st.hashing) return st.hashing;
+  st.hashing = (async () => {
+    const buf = Buffer.allocUnsafe(HASH_CHUNK);
+    for (let end = prefixEnd(st); st.hashed < end; end = prefixEnd(st)) {
+      const n = fs.readSync(st.fd, buf, 0, Math.min(HASH_CHUNK, end - st.hashed), st.hashed);
+      if (n <= 0) throw new Error(`short local read at ${st.hashed}`);
+      st.hash.update(buf.subarray(0, n));
+      st.hashed += n;
+      // let the streams' replies in between chunks
+      await new Promise<void>((r) => setImmediate(r));
+    }
+  })().finally(() => { st.hashing = undefined; });
+  return st.hashing;
+}
+
+export async function parallelPull(first: SftpStream, remoteRoot: string, localDir: string, files: RangedFile[], o: ParallelPullOptions): Promise<ParallelPullResult> {
+  const pieceBytes = o.pieceBytes ?? 2 ** 20;
+  const chunk = o.chunkBytes ?? 64 * 1024;
+  const inFlight = o.inFlight ?? Math.max(1, Math.floor(CHANNEL_WINDOW / chunk));
+  const res: ParallelPullResult = { filesTransferred: 0, bytesTransferred: 0, resumedFiles: 0, reusedFiles: 0, failed: [], hashes: new Map(), streams: 1, choice: { streams: 1, reason: "" } };
+  const states: FileState[] = [];
+  let doneBytes = 0;
+  const progress = (n: number) => { doneBytes += n; o.onProgress?.(doneBytes); };
+
+  // 1. what each file needs: the box's mtime, any partial copy and its record
+  // the box's mtime of every file, asked all at once (SFTP pipelines the requests on one channel)
+  const stats = await Promise.all(files.map((f) => first.stat(path.posix.join(remoteRoot, f.path))));
+  for (const [fi, f] of files.entries()) {
+    const target = path.join(localDir, f.path);
+    const pdir = path.join(path.dirname(target), PARTIAL_DIR);
+    const partial = path.join(pdir, path.basename(target) + RANGED_SUFFIX);
+    const sidecar = path.join(pdir, path.basename(target) + SIDECAR_SUFFIX);
+    const rst = stats[fi];
+    if (!rst) { res.failed.push({ path: f.path, error: "vanished on the box" }); continue; }
+    if (rst.size !== f.bytes) { res.failed.push({ path: f.path, error: `changed on the box since it was hashed (${f.bytes} → ${rst.size} bytes)` }); continue; }
+    let cur: fs.Stats | null = null;
+    try { cur = fs.statSync(target); } catch { /* absent */ }
+    if (cur && cur.size === f.bytes && Math.floor(cur.mtimeMs / 1000) === rst.mtime) {
+      const h = createHash("sha256");
+      const fd = fs.openSync(target, "r");
+      try { const b = Buffer.allocUnsafe(HASH_CHUNK); for (let n; (n = fs.readSync(fd, b, 0, b.length, null)) > 0; ) h.update(b.subarray(0, n)); } finally { fs.closeSync(fd); }
+      const sha = h.digest("hex");
+      if (sha === f.sha256) { res.reusedFiles++; res.hashes.set(f.path, { bytes: f.bytes, sha256: sha }); progress(f.bytes); continue; }
+    }
+    fs.mkdirSync(pdir, { recursive: true });
+    const id = { size: f.bytes, sha256: f.sha256 };
+    let done: Range[] = [];
+    let partSize = -1;
+    try { partSize = fs.statSync(partial).size; } catch { /* none */ }
+    if (partSize === f.bytes) done = loadSidecar(sidecar, id);
+    let fd: number;
+    if (done.length) {
+      fd = fs.openSync(partial, "r+");
+      res.resumedFiles++;
+    } else {
+      fd = fs.openSync(partial, "w+", 0o644);
+      fs.ftruncateSync(fd, f.bytes);
+      createSidecar(sidecar, id);
+    }
+    const have = coveredBytes(done);
+    progress(have);
+    states.push({ f, target, partial, sidecar, mtime: rst.mtime, fd, done, left: f.bytes - have, hash: createHash("sha256"), hashed: 0 });
+  }
+
+  const queue: Piece[] = [];
+  states.forEach((st, i) => { for (const p of planPieces([st.f], pieceBytes, [st.done])) queue.push({ ...p, file: i }); });
+
+  const finish = (st: FileState): Promise<void> => {
+    st.finished ??= (async () => {
+      while (st.hashed < st.f.bytes) await advanceHash(st);
+      fs.closeSync(st.fd);
+      st.fd = -1;
+      fs.utimesSync(st.partial, st.mtime, st.mtime);
+      fs.renameSync(st.partial, st.target);
+      fs.rmSync(st.sidecar, { force: true });
+      try { fs.rmdirSync(path.dirname(st.partial)); } catch { /* not empty */ }
+      res.hashes.set(st.f.path, { bytes: st.f.bytes, sha256: st.hash.digest("hex") });
+      res.filesTransferred++;
+    })().catch((e: Error) => { st.failed ??= `finishing: ${e.message}`; });
+    return st.finished;
+  };
+  // files the record says are already whole (cut after the last range landed, before the rename)
+  for (const st of states) if (st.left === 0) void finish(st);
+
+  const stopped = (): string | undefined =>
+    o.signal?.aborted ? "cancelled" : o.deadline && Date.now() > o.deadline ? "ran past its time limit" : undefined;
+
+  // 2. one worker per stream
+  let measured: ((bps: number) => void) | undefined;
+  const firstRate = new Promise<number>((r) => { measured = r; });
+  const worker = async (s: SftpStream, measure: boolean): Promise<void> => {
+    const handles = new Map<number, Promise<RemoteHandle>>();
+    const mine = new Set<Piece>();
+    const outstanding = new Map<Piece, number>();
+    let issuedIn: { piece: Piece; at: number } | undefined;
+    let inflight = 0;
+    let lost: Error | undefined;
+    let t0 = 0;
+    let got = 0;
+    let wake: (() => void) | undefined;
+    const handle = (fi: number): Promise<RemoteHandle> => {
+      let h = handles.get(fi);
+      if (!h) { h = s.open(path.posix.join(remoteRoot, states[fi].f.path), "r"); handles.set(fi, h); h.catch(() => {}); }
+      return h;
+    };
+    const pieceLanded = (p: Piece) => {
+      const st = states[p.file];
+      mine.delete(p);
+      if (st.failed) return;
+      st.done.push({ start: p.start, end: p.end });
+      try { recordRange(st.sidecar, { start: p.start, end: p.end }); } catch { /* the record is an optimisation; the hash still decides */ }
+      st.left -= p.end - p.start;
+      void advanceHash(st).catch(() => {});
+      if (st.left === 0) void finish(st);
+    };
+    const one = async (p: Piece, at: number, len: number): Promise<void> => {
+      const st = states[p.file];
+      const buf = Buffer.allocUnsafe(len);
+      const n = await s.read(await handle(p.file), buf, len, at);
+      if (n !== len) throw Object.assign(new Error(`short read at ${at}: ${n} of ${len} bytes (file changing on the box?)`), { fileFault: true });
+      if (st.fd < 0 || st.failed) return;
+      fs.writeSync(st.fd, buf, 0, n, at);
+      res.bytesTransferred += n;
+      progress(n);
+      if (measure && measured) {
+        if (!t0) t0 = performance.now();
+        else got += n;
+        const dt = (performance.now() - t0) / 1000;
+        if (got >= (o.measureBytes ?? 4 * 2 ** 20) || (dt > 3 && got > 0)) { measured(got / dt); measured = undefined; }
+      }
+    };
+    try {
+      for (;;) {
+        if (lost || stopped() || !s.alive) break;
+        if (inflight >= inFlight) { await new Promise<void>((r) => { wake = r; }); continue; }
+        if (!issuedIn) {
+          const p = queue.shift();
+          if (!p) { if (inflight === 0) break; await new Promise<void>((r) => { wake = r; }); continue; }
+          if (states[p.file].failed) continue;
+          mine.add(p);
+          outstanding.set(p, 0);
+          issuedIn = { piece: p, at: p.start };
+        }
+        const { piece, at } = issuedIn;
+        const len = Math.min(chunk, piece.end - at);
+        issuedIn = at + len >= piece.end ? undefined : { piece, at: at + len };
+        outstanding.set(piece, (outstanding.get(piece) ?? 0) + 1);
+        inflight++;
+        one(piece, at, len).then(
+          () => {
+            const left = outstanding.get(piece)! - 1;
+            outstanding.set(piece, left);
+            if (left === 0 && issuedIn?.piece !== piece) { outstanding.delete(piece); pieceLanded(piece); }
+          },
+          (e: Error & { fileFault?: boolean }) => {
+            if (e.fileFault && s.alive) { states[piece.file].failed ??= e.message; }
+            else lost ??= e;
+          },
+        ).finally(() => { inflight--; wake?.(); wake = undefined; });
+      }
+      while (inflight > 0) await new Promise<void>((r) => { wake = r; });
+    } finally {
+      // what this stream did not finish goes back to the others, in offset order
+      const back = [...mine].filter((p) => !states[p.file].failed).sort((a, b) => a.file - b.file || a.start - b.start);
+      queue.unshift(...back);
+      for (const h of handles.values()) void h.then((x) => s.close(x)).catch(() => {});
+      if (measure && measured) { measured(0); measured = undefined; }
+    }
+  };
+
+  const workers: Promise<void>[] = [];
+  const streams: SftpStream[] = [first];
+  if (queue.length) {
+    workers.push(worker(first, true));
+    const bps = await Promise.race([firstRate, Promise.all(workers).then(() => 0)]);
+    const remaining = queue.reduce((a, p) => a + p.end - p.start, 0);
+    res.choice = chooseStreams({ rttMs: o.rttMs, firstStreamBps: bps > 0 ? bps : undefined, windowBytes: CHANNEL_WINDOW, remainingBytes: remaining, targetBps: o.targetBps ?? 125e6, cap: o.cap });
+    if (res.choice.streams > 1 && queue.length && !stopped()) {
+      const more = await o.openMore(res.choice.streams - 1);
+      for (const s of more.streams) { streams.push(s); workers.push(worker(s, false)); }
+    }
+    // a worker that ended while others still run (its stream died, others handed pieces back) may be needed again
+    for (;;) {
+      await Promise.all(workers);
+      const live = streams.filter((s) => s.alive);
+      if (!queue.length || !live.length || stopped()) break;
+      workers.length = 0;
+      for (const s of live) workers.push(worker(s, false));
+    }
+  }
+  res.streams = streams.length;
+  for (const s of streams.slice(1)) s.end();
+
+  await Promise.all(states.map((st) => st.finished));
+  const why = stopped() ?? "the connection was lost mid-transfer (re-run resumes from the ranges recorded)";
+  for (const st of states) {
+    if (st.finished && !st.failed) continue;
+    if (st.fd >= 0) { try { fs.closeSync(st.fd); } catch { /* closed */ } st.fd = -1; }
+    if (st.failed) { fs.rmSync(st.partial, { force: true }); fs.rmSync(st.sidecar, { force: true }); }
+    res.failed.push({ path: st.f.path, error: st.failed ?? why });
+  }
+  return res;
+}
