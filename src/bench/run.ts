@@ -8,7 +8,20 @@ import * as path from "node:path";
 import { startLab } from "../lab/box.js";
 import type { BenchRow } from "./types.js";
 
-const MODULES = ["probe", "transfer", "launch", "economy"];
+const MODULES = ["probe", "transfer", "parallel", "smallfiles", "launch", "fanout", "economy"];
+
+interface BenchModule { bench(lab: unknown, want: (id: string) => boolean): Promise<BenchRow[]>; ROWS?: readonly string[] }
+
+/** `--only a,b` (or `--only a --only b`, or bare names): module names or row ids; nothing = everything */
+function parseOnly(argv: string[]): Set<string> {
+  const out = new Set<string>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const v = a === "--only" ? argv[++i] : a.startsWith("--only=") ? a.slice(7) : a.startsWith("-") ? undefined : a;
+    for (const x of (v ?? "").split(",")) if (x) out.add(x);
+  }
+  return out;
+}
 
 function fmt(rows: BenchRow[]): string {
   const head = ["benchmark", "ours ms", "baseline ms", "ratio", "target", "ok"];
@@ -19,23 +32,24 @@ function fmt(rows: BenchRow[]): string {
 }
 
 async function main(): Promise<void> {
-  const only = process.argv.slice(2);
+  const only = parseOnly(process.argv.slice(2));
   const lab = await startLab([{ name: "bench-8gpu", gpus: 8, torch: true, profile: "autodl" }]);
   const rows: BenchRow[] = [];
   const notes: string[] = [];
   try {
     for (const m of MODULES) {
-      if (only.length && !only.includes(m)) continue;
-      let mod: { bench(lab: unknown): Promise<BenchRow[]> };
+      let mod: BenchModule;
       try {
         mod = await import(`./${m}.js`);
       } catch (e) {
-        notes.push(`${m}: not available (${(e as Error).message.split("\n")[0]})`);
+        if (only.size === 0 || only.has(m)) notes.push(`${m}: not available (${(e as Error).message.split("\n")[0]})`);
         continue;
       }
+      const whole = only.size === 0 || only.has(m);
+      if (!whole && !(mod.ROWS ?? []).some((r) => only.has(r))) continue;
       process.stderr.write(`bench: ${m}…\n`);
       try {
-        rows.push(...(await mod.bench(lab)));
+        rows.push(...(await mod.bench(lab, (id) => whole || only.has(id))));
       } catch (e) {
         notes.push(`${m}: FAILED ${(e as Error).stack ?? e}`);
       }

@@ -65,23 +65,30 @@ export async function startCutProxy(targetPort: number, opts: CutProxyOptions): 
 
     const delay = Math.max(0, opts.delayMs ?? 0);
     // chunks of one direction share one delay, and Node fires equal-delay timers in the order they were
-    // set, so a delayed stream keeps its byte order
-    const send = (from: net.Socket, to: net.Socket, chunk: Buffer) => {
-      const write = () => { if (!to.destroyed && !to.write(chunk)) { from.pause(); to.once("drain", () => from.resume()); } };
-      if (delay > 0) setTimeout(write, delay);
-      else write();
+    // set, so a delayed stream keeps its byte order. One drain listener per direction at most: a burst
+    // of delayed writes into a full socket pauses the source once and resumes it once.
+    const sender = (from: net.Socket, to: net.Socket) => {
+      let waiting = false;
+      const write = (chunk: Buffer) => {
+        if (to.destroyed || to.write(chunk) || waiting) return;
+        waiting = true;
+        from.pause();
+        to.once("drain", () => { waiting = false; from.resume(); });
+      };
+      return (chunk: Buffer) => { if (delay > 0) setTimeout(write, delay, chunk); else write(chunk); };
     };
     const relay = (from: net.Socket, to: net.Socket, counted: boolean) => {
+      const send = sender(from, to);
       from.on("data", (chunk: Buffer) => {
         if (cut) return;
         if (connLimit === null || !counted) {
-          send(from, to, chunk);
+          send(chunk);
           return;
         }
         const room = connLimit - seen;
         if (chunk.length < room) {
           seen += chunk.length;
-          send(from, to, chunk);
+          send(chunk);
           return;
         }
         cut = true;

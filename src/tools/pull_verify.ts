@@ -16,7 +16,8 @@ import { refuse, warning, RefusalError, type Warning } from "../common/result.js
 import { remoteHashTree, type RemoteFileHash } from "../remote/hashes.js";
 import { runRsync, localRsyncAvailable, PARTIAL_DIR, shellNotClean, SHELL_NOT_CLEAN_REMEDY } from "../remote/rsync.js";
 import { sftpPull } from "../remote/sftp.js";
-import { probeParallel, pullRanged, splitForRanges } from "../transfer/parallel/index.js";
+import { ParallelSession, splitForRanges } from "../transfer/parallel/index.js";
+import { trace } from "../transfer/parallel/pull.js";
 import { sha256File, manifestSha256 } from "../verify/hash.js";
 import { loadCheckFiles, type LoadCheck } from "../verify/checkpoint.js";
 import { matchRoster, transferUnits } from "../verify/roster.js";
@@ -107,6 +108,10 @@ export const pullVerify = defineTool({
       sources.push({ cell: "", remoteRoot: args.remote_path!, localDir: localRoot, expect: args.expect ?? [] });
     }
 
+    // parallel streams get ready while the box hashes (they are only used if the link needs them)
+    trace("TMP start");
+    const parallel = ParallelSession.start(ctx.remote, args.host);
+    try {
     // 1. the box hashes its own files (one round trip per source)
     const trees: { src: Source; root: string; files: RemoteFileHash[]; hasRsync: boolean; rsyncVersion: string }[] = [];
     for (const src of sources) {
@@ -114,6 +119,7 @@ export const pullVerify = defineTool({
       if (!tree.exists && src.fallbackRoot) tree = await remoteHashTree(ctx.remote, args.host, src.fallbackRoot, undefined, { signal: ctx.signal });
       trees.push({ src, root: tree.root, files: tree.files, hasRsync: tree.hasRsync, rsyncVersion: tree.rsyncVersion });
     }
+    trace("TMP hash trees done");
     const prefix = (src: Source, p: string): string => (src.cell ? `${src.cell}/${p}` : p);
     const totalFiles = trees.reduce((a, t) => a + t.files.length, 0);
     const bytesTotal = trees.reduce((a, t) => a + t.files.reduce((b, f) => b + f.bytes, 0), 0);
@@ -169,20 +175,16 @@ export const pullVerify = defineTool({
       // big files over a long link: ranges over parallel streams, beside the single-stream units
       let unitFiles = t.files;
       const split = splitForRanges(t.files);
-      if (split.ranged.length && !ctx.signal.aborted) {
-        const probe = await probeParallel(ctx.remote, args.host, t.root, split.ranged.reduce((a, f) => a + f.bytes, 0));
-        if (!probe.worth) probe.first.end();
-        else {
-          unitFiles = split.rest;
-          const src = t.src;
-          rangedJobs.push(pullRanged(ctx.remote, args.host, probe, t.root, src.localDir, split.ranged, { deadline, signal: ctx.signal, onProgress: (b) => { rangedDone = b; tick(0); } }).then((r) => {
-            bytesTransferred += r.bytesTransferred;
-            parallelStreams = Math.max(parallelStreams, r.streams);
-            for (const [p, h] of r.hashes) localHash.set(prefix(src, p), h);
-            if (r.failed.length) failedUnits.push({ label: prefix(src, "(ranged)"), error: r.failed.slice(0, 2).map((f) => `${f.path}: ${f.error}`).join("; ") });
-            for (const f of split.ranged) if (!r.hashes.has(f.path)) hashJobs.push(hashLocal(src, f));
-          }, (e: Error) => { failedUnits.push({ label: prefix(src, "(ranged)"), error: e.message.slice(0, 200) }); }));
-        }
+      if (split.ranged.length && !ctx.signal.aborted && (await parallel.worth())) {
+        unitFiles = split.rest;
+        const src = t.src;
+        rangedJobs.push(parallel.pull(t.root, src.localDir, split.ranged, { deadline, signal: ctx.signal, onProgress: (b) => { rangedDone = b; tick(0); } }).then((r) => {
+          bytesTransferred += r.bytesTransferred;
+          parallelStreams = Math.max(parallelStreams, r.streams);
+          for (const [p, h] of r.hashes) localHash.set(prefix(src, p), h);
+          if (r.failed.length) failedUnits.push({ label: prefix(src, "(ranged)"), error: r.failed.slice(0, 2).map((f) => `${f.path}: ${f.error}`).join("; ") });
+          for (const f of split.ranged) if (!r.hashes.has(f.path)) hashJobs.push(hashLocal(src, f));
+        }, (e: Error) => { failedUnits.push({ label: prefix(src, "(ranged)"), error: e.message.slice(0, 200) }); }));
       }
       for (const unit of transferUnits(unitFiles)) {
         if (ctx.signal.aborted) { failedUnits.push({ label: unit.label, error: "cancelled" }); continue; }
@@ -211,7 +213,10 @@ export const pullVerify = defineTool({
       }
     }
     await Promise.all(rangedJobs);
+    parallel.close();
+    trace("TMP transfers done");
     await Promise.all(hashJobs);
+    trace("TMP hashes done");
 
     // 3b. one repair pass. rsync's quick check trusts size + mtime: a local copy with the box's size and
     // mtime but other bytes (a box rsync older than 3.1.3 and a same-second rewrite there, or a local copy
@@ -347,6 +352,9 @@ export const pullVerify = defineTool({
       warnings.push(warning("NO_ROSTER", "info", "No expect roster given: the receipt proves these files arrived intact, not that every artifact the run should produce exists."));
     }
     return { ok: true, receipt_id: receipt.receipt_id, manifest_sha256: receipt.manifest_sha256, ...base, elapsed_ms: Date.now() - t0, warnings };
+    } finally {
+      parallel.close();
+    }
   },
 });
 

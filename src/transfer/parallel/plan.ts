@@ -100,7 +100,7 @@ export interface StreamChoice { streams: number; reason: string }
 /**
  * How many streams a transfer should use, from what the first stream measured. One stream moves at most
  * windowBytes per round trip; the bandwidth-delay product at the target rate says how many windows
- * must be in flight to reach it. When the first stream ran well below its window bound, its limit is
+ * must be in flight to reach it. When the first stream ran far below its window bound, its limit is
  * elsewhere (CPU, disk, the link itself) and more streams would only share it: stay at one.
  */
 export function chooseStreams(i: StreamChoiceInput): StreamChoice {
@@ -111,8 +111,10 @@ export function chooseStreams(i: StreamChoiceInput): StreamChoice {
   let want = Math.ceil(bdp / i.windowBytes);
   let reason = `rtt ${i.rttMs.toFixed(1)} ms: bdp ${(bdp / 2 ** 20).toFixed(1)} MiB over a ${(i.windowBytes / 2 ** 20).toFixed(1)} MiB window`;
   if (want <= 1) return { streams: 1, reason: `${reason}: one window covers it` };
-  if (i.firstStreamBps !== undefined && i.firstStreamBps < 0.5 * windowBound) {
-    return { streams: 1, reason: `${reason}, but the first stream ran at ${(i.firstStreamBps / 2 ** 20).toFixed(1)} MiB/s, under half its window bound: not window-limited` };
+  // a window is refilled only once half of it is consumed (ssh2 and OpenSSH alike), and the first MB
+  // include the ramp: a stream well below a third of its bound is held back by something else
+  if (i.firstStreamBps !== undefined && i.firstStreamBps < 0.3 * windowBound) {
+    return { streams: 1, reason: `${reason}, but the first stream ran at ${(i.firstStreamBps / 2 ** 20).toFixed(1)} MiB/s, under a third of its window bound: not window-limited` };
   }
   const byData = Math.max(1, Math.floor(i.remainingBytes / (i.minBytesPerStream ?? 16 * 2 ** 20)));
   const limits: [number, string][] = [[cap, "cap"], [byData, "bytes left"]];

@@ -54,6 +54,8 @@ export interface ParallelPullResult {
 /** ssh2's and OpenSSH's channel window */
 export const CHANNEL_WINDOW = 2 * 1024 * 1024;
 const HASH_CHUNK = 1024 * 1024;
+/** RGT_PARALLEL_LOG=<file>: a line per decision and per stream (development aid) */
+export const trace = (msg: string): void => { const f = process.env.RGT_PARALLEL_LOG; if (f) fs.appendFileSync(f, `${new Date().toISOString()} ${msg}\n`); };
 
 interface FileState {
   f: RangedFile;
@@ -95,8 +97,8 @@ function advanceHash(st: FileState): Promise<void> {
 
 export async function parallelPull(first: SftpStream, remoteRoot: string, localDir: string, files: RangedFile[], o: ParallelPullOptions): Promise<ParallelPullResult> {
   const pieceBytes = o.pieceBytes ?? 2 ** 20;
-  const chunk = o.chunkBytes ?? 64 * 1024;
-  const inFlight = o.inFlight ?? Math.max(1, Math.floor(CHANNEL_WINDOW / chunk));
+  const chunk = o.chunkBytes ?? 128 * 1024;
+  const inFlight = o.inFlight ?? Math.max(1, Math.floor(first.windowBytes / chunk));
   const res: ParallelPullResult = { filesTransferred: 0, bytesTransferred: 0, resumedFiles: 0, reusedFiles: 0, failed: [], hashes: new Map(), streams: 1, choice: { streams: 1, reason: "" } };
   const states: FileState[] = [];
   let doneBytes = 0;
@@ -201,6 +203,7 @@ export async function parallelPull(first: SftpStream, remoteRoot: string, localD
       if (st.fd < 0 || st.failed) return;
       fs.writeSync(st.fd, buf, 0, n, at);
       res.bytesTransferred += n;
+      moved += n;
       progress(n);
       if (measure && measured) {
         if (!t0) t0 = performance.now();
@@ -209,6 +212,8 @@ export async function parallelPull(first: SftpStream, remoteRoot: string, localD
         if (got >= (o.measureBytes ?? 4 * 2 ** 20) || (dt > 3 && got > 0)) { measured(got / dt); measured = undefined; }
       }
     };
+    const tStart = performance.now();
+    let moved = 0;
     try {
       for (;;) {
         if (lost || stopped() || !s.alive) break;
@@ -245,6 +250,7 @@ export async function parallelPull(first: SftpStream, remoteRoot: string, localD
       queue.unshift(...back);
       for (const h of handles.values()) void h.then((x) => s.close(x)).catch(() => {});
       if (measure && measured) { measured(0); measured = undefined; }
+      trace(`stream ${s.id}${s.dedicated ? " (own connection)" : ""}: ${(moved / 2 ** 20).toFixed(1)} MiB in ${((performance.now() - tStart) / 1000).toFixed(2)} s${lost ? `, lost: ${lost.message}` : ""}`);
     }
   };
 
@@ -254,9 +260,12 @@ export async function parallelPull(first: SftpStream, remoteRoot: string, localD
     workers.push(worker(first, true));
     const bps = await Promise.race([firstRate, Promise.all(workers).then(() => 0)]);
     const remaining = queue.reduce((a, p) => a + p.end - p.start, 0);
-    res.choice = chooseStreams({ rttMs: o.rttMs, firstStreamBps: bps > 0 ? bps : undefined, windowBytes: CHANNEL_WINDOW, remainingBytes: remaining, targetBps: o.targetBps ?? 125e6, cap: o.cap });
+    res.choice = chooseStreams({ rttMs: o.rttMs, firstStreamBps: bps > 0 ? bps : undefined, windowBytes: first.windowBytes, remainingBytes: remaining, targetBps: o.targetBps ?? 125e6, cap: o.cap });
+    trace(`rtt ${o.rttMs.toFixed(1)} ms, first stream ${(bps / 2 ** 20).toFixed(1)} MiB/s: ${res.choice.streams} streams (${res.choice.reason})`);
     if (res.choice.streams > 1 && queue.length && !stopped()) {
+      const t = performance.now();
       const more = await o.openMore(res.choice.streams - 1);
+      trace(`opened ${more.streams.length} more in ${(performance.now() - t).toFixed(0)} ms`);
       for (const s of more.streams) { streams.push(s); workers.push(worker(s, false)); }
     }
     // a worker that ended while others still run (its stream died, others handed pieces back) may be needed again
@@ -269,9 +278,10 @@ export async function parallelPull(first: SftpStream, remoteRoot: string, localD
     }
   }
   res.streams = streams.length;
-  for (const s of streams.slice(1)) s.end();
 
+  const tHash = performance.now();
   await Promise.all(states.map((st) => st.finished));
+  trace(`hash tail ${(performance.now() - tHash).toFixed(0)} ms`);
   const why = stopped() ?? "the connection was lost mid-transfer (re-run resumes from the ranges recorded)";
   for (const st of states) {
     if (st.finished && !st.failed) continue;
