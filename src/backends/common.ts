@@ -17,6 +17,7 @@ import type { ExecResult, Remote } from "../remote/types.js";
 import { readScript } from "../remote/pool.js";
 import type { Profile } from "../knowledge/schema.js";
 import type { RunCell, RunRecord } from "../ledger/runs.js";
+import { fanoutLimit, mapLimited } from "../common/limit.js";
 import type {
   Backend, BackendContext, CellState, CellStatus, DiskStatus, GpuStatus, LaunchCellSpec, LaunchOutcome, LaunchRequest,
   Placement, StatusOptions, StatusOutcome, StopOutcome, VanishCause,
@@ -251,11 +252,12 @@ function dirsOf(req: LaunchRequest): { durable: string; data: string } {
   };
 }
 
+/** each host's answer or error; at most fanoutLimit() hosts in flight at once (src/common/limit.ts) */
 async function settle<T>(hosts: string[], fn: (h: string) => Promise<T>): Promise<Map<string, T | Error>> {
   const out = new Map<string, T | Error>();
-  await Promise.all(hosts.map(async (h) => {
+  await mapLimited(hosts, fanoutLimit(), async (h) => {
     try { out.set(h, await fn(h)); } catch (e) { out.set(h, e instanceof Error ? e : new Error(String(e))); }
-  }));
+  });
   return out;
 }
 

@@ -63,8 +63,8 @@ describe("stream chooser", () => {
     expect(chooseStreams({ ...base, rttMs: 300, cap: 4 }).streams).toBe(4);
   });
   it("stays at one when the first stream was not window-limited", () => {
-    // window bound at 100 ms is 20 MiB/s; a stream doing 3 MiB/s is held back by something else
-    const c = chooseStreams({ ...base, rttMs: 100, firstStreamBps: 3 * MiB });
+    // window bound at 100 ms is 20 MiB/s; a stream doing 2 MiB/s is held back by something else
+    const c = chooseStreams({ ...base, rttMs: 100, firstStreamBps: 2 * MiB });
     expect(c.streams).toBe(1);
     expect(c.reason).toMatch(/not window-limited/);
     expect(chooseStreams({ ...base, rttMs: 100, firstStreamBps: 18 * MiB }).streams).toBe(6);

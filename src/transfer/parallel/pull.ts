@@ -98,6 +98,8 @@ function advanceHash(st: FileState): Promise<void> {
 export async function parallelPull(first: SftpStream, remoteRoot: string, localDir: string, files: RangedFile[], o: ParallelPullOptions): Promise<ParallelPullResult> {
   const pieceBytes = o.pieceBytes ?? 2 ** 20;
   const chunk = o.chunkBytes ?? 128 * 1024;
+  // two windows: the first one is the ramp
+  const measureBytes = o.measureBytes ?? Math.max(4 * 2 ** 20, 2 * first.windowBytes);
   const inFlight = o.inFlight ?? Math.max(1, Math.floor(first.windowBytes / chunk));
   const res: ParallelPullResult = { filesTransferred: 0, bytesTransferred: 0, resumedFiles: 0, reusedFiles: 0, failed: [], hashes: new Map(), streams: 1, choice: { streams: 1, reason: "" } };
   const states: FileState[] = [];
@@ -209,7 +211,7 @@ export async function parallelPull(first: SftpStream, remoteRoot: string, localD
         if (!t0) t0 = performance.now();
         else got += n;
         const dt = (performance.now() - t0) / 1000;
-        if (got >= (o.measureBytes ?? 4 * 2 ** 20) || (dt > 3 && got > 0)) { measured(got / dt); measured = undefined; }
+        if (got >= measureBytes || (dt > 3 && got > 0)) { measured(got / dt); measured = undefined; }
       }
     };
     const tStart = performance.now();
