@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # hash_tree.sh ROOT — the box lists and hashes its own files. Output is a stream of records, every field
 # NUL-terminated, so that no file name (any byte but "/" and NUL) can break it:
+#   RGT-HASH-1                                       the start mark (a chatty login shell may print before it)
 #   R exists(0|1) rsync(0|1) rsync_version root     first record: the root as resolved here
 #   F bytes sha256 path                              a regular file
 #   L path target                                    a symbolic link (never followed)
@@ -28,6 +29,7 @@ if command -v rsync >/dev/null 2>&1; then
   case $rv in *[!0-9.]*|'') rv='' ;; esac
 fi
 
+printf 'RGT-HASH-1\0'
 if [ -z "$root" ] || [ ! -d "$root" ]; then
   printf 'R\0000\000%s\000%s\000%s\000' "$has_rsync" "$rv" "$root"
   printf 'D\0000\000'

@@ -53,13 +53,16 @@ export function escapeBytes(b: Buffer): string {
   return out;
 }
 
+const MARK = Buffer.from("RGT-HASH-1\0", "latin1");
 const FIELDS: Record<string, number> = { R: 4, F: 3, L: 2, O: 2, E: 1, M: 1, D: 1 };
 
 /** Parse hash_tree.sh output. Throws when the closing D record is absent (output cut short) or a record is malformed. */
 export function parseHashTree(stdout: Buffer): RemoteHashTree {
   const out: RemoteHashTree = { root: "", exists: false, hasRsync: false, rsyncVersion: "", files: [], links: [], others: [], unreadable: [], badNames: [], missing: [] };
   const fields: Buffer[] = [];
-  for (let at = 0; at < stdout.length; ) {
+  const start = stdout.indexOf(MARK);
+  if (start < 0) throw new Error("hash_tree.sh output has no start mark (the script did not run)");
+  for (let at = start + MARK.length; at < stdout.length; ) {
     const z = stdout.indexOf(0, at);
     if (z < 0) break; // an unterminated tail: cut short, the D record check below fails
     fields.push(stdout.subarray(at, z));
@@ -95,6 +98,7 @@ export function parseHashTree(stdout: Buffer): RemoteHashTree {
       case "M": { const p = name(f[0]); if (p !== null) out.missing.push(p); break; }
       case "D": done = true; break;
     }
+    if (done) break; // whatever follows (a logout script's chatter) is not ours
   }
   if (!done) throw new Error("hash_tree.sh output ended early (no end record)");
   out.files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));

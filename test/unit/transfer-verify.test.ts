@@ -166,7 +166,7 @@ describe("scripts/hash_tree.sh (run here with bash)", () => {
     expect(none.files).toEqual([]);
   });
   it("output without the closing record is an error, not an empty tree", () => {
-    expect(() => parseHashTree(Buffer.from(`R\x001\x001\x003.2.7\x00/x\x00F\x001\x00${"a".repeat(64)}\x00a\x00`, "latin1"))).toThrow(/ended early/);
+    expect(() => parseHashTree(Buffer.from(`RGT-HASH-1\x00R\x001\x001\x003.2.7\x00/x\x00F\x001\x00${"a".repeat(64)}\x00a\x00`, "latin1"))).toThrow(/ended early/);
   });
   it("is LF-only and uses no rc files", () => {
     const body = fs.readFileSync(path.join(ROOT, "scripts/hash_tree.sh"), "utf8");
