@@ -7,6 +7,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { trackChild } from "../common/children.js";
 import { RefusalError } from "../common/result.js";
 import type { Remote } from "./types.js";
 import { versionAtLeast } from "../common/text.js";
@@ -165,7 +166,7 @@ function onPath(exe: string): boolean {
 /** spawn a command so that it dies with this process (see dieWithParent) */
 export function spawnTied(argv: string[], opts: { stdio?: ("ignore" | "pipe")[] } = {}): ChildProcess {
   const full = [...dieWithParent(), ...argv];
-  return spawn(full[0], full.slice(1), { stdio: opts.stdio ?? ["ignore", "pipe", "pipe"] });
+  return trackChild(spawn(full[0], full.slice(1), { stdio: opts.stdio ?? ["ignore", "pipe", "pipe"] }));
 }
 
 /**
