@@ -40,8 +40,12 @@ export function analyzeText(text: string, st: State, depth: number): void {
       for (const r of cmd.redirects) {
         checkRedirect(r.op, r.target, st);
         const target = expandTildeText(r.target.text, st.home);
-        if (isCronPath(target) && typeof at.fed !== "undefined" && cmd.argv[0] && /^(echo|printf|cat|tee)$/.test(baseName(cmd.argv[0].text))) {
-          judgeCronText(baseName(cmd.argv[0].text) === "echo" ? echoText(cmd.argv.slice(1)) : (typeof at.fed === "string" && at.fed !== OPAQUE) ? at.fed : words(cmd.argv.slice(1)).join(" "), at, st);
+        if (isCronPath(target)) {
+          // text written where cron runs it: judged as schedule lines (system files carry a user field)
+          const w = cmd.argv.findIndex((x) => /^(echo|printf|cat|tee)$/.test(baseName(x.text)));
+          const body = typeof at.fed === "string" && at.fed !== OPAQUE ? at.fed : w >= 0 ? (baseName(cmd.argv[w]!.text) === "echo" ? echoText(cmd.argv.slice(w + 1)) : words(cmd.argv.slice(w + 1)).join(" ")) : null;
+          if (body === null) push(st, "obfuscated", `> ${target}`, "writes a cron schedule whose commands cannot be read here");
+          else judgeCronText(body, at, st, /^\/etc\/(cron\.d|crontab)/.test(target));
         }
       }
       analyzeArgv(cmd.argv, at, st);
@@ -53,11 +57,12 @@ export function analyzeText(text: string, st: State, depth: number): void {
 /** `{a,b}` in a word is two words, as bash expands it */
 function expandBraces(argv: Word[]): Word[] {
   if (!argv.some((w) => w.brace)) return argv;
-  return argv.flatMap((w) => (w.brace ? braceExpand(w.text).map((text) => ({ ...w, text, brace: false })) : [w]));
+  return argv.flatMap((w) => (w.brace ? braceExpand(w.text).filter((t) => t !== "").map((text) => ({ ...w, text, brace: false })) : [w]));
 }
 
 export function analyzeArgv(argv0: Word[], at: At, st: State): void {
   let argv = expandBraces(argv0);
+  if (argv.some((w) => w.text.startsWith("IFS="))) st.env.set("IFS", st.env.get("IFS") ?? UNKNOWN);
   // skip reserved words and prefix assignments; an alias definition is judged as the command it names
   let i = 0;
   while (i < argv.length && (RESERVED.has(argv[i]!.text) || /^[A-Za-z_][A-Za-z0-9_]*\+?=/.test(argv[i]!.text))) i++;

@@ -44,7 +44,7 @@ function judgeRmTarget(w: Word, st: State, flags: string, recursive: boolean, fo
     return;
   }
   if (j.checkpointFile) push(st, "delete", flags, `deletes ${show(w)}: ${j.checkpointFile}`);
-  else if (j.insideProtected) push(st, "delete", flags, `deletes ${show(w)}: inside protected ${j.insideProtected}`);
+  else if (j.insideProtected && !/\.(log|lock|pid|tmp|out|err)$/i.test(w.text)) push(st, "delete", flags, `deletes ${show(w)}: inside protected ${j.insideProtected}`);
   else if (j.wholeDir && w.glob && j.protectedReason) push(st, "delete", flags, `deletes every file matched by ${show(w)}: ${j.protectedReason}`);
 }
 

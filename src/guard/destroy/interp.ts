@@ -84,21 +84,11 @@ export function judgeCode(name: string, code: string, st: State, depth: number, 
   if (code.includes(UNKNOWN)) { push(st, "obfuscated", `${name} <code>`, "interpreter code that is not literal (a variable or substitution): what it runs cannot be read here"); return; }
   if (depth > 8) { push(st, "obfuscated", "nesting", "code nested too deep; refusing to guess what it runs"); return; }
   const lits = literals(code);
-  const execs = PROCESS_EXEC.test(code) || (name.startsWith("perl") && /`[^`]+`/.test(code));
+  const execs = PROCESS_EXEC.test(code) || (/^(perl|ruby|php)/.test(name) && /`[^`]+`/.test(code));
   if (!script && (CODE_EXEC.test(code) || execs) && DECODERS.test(code)) {
     push(st, "obfuscated", `${name} decode+exec`, "code that decodes a payload and executes it: what it runs cannot be read here");
   }
-  if (execs) {
-    for (const l of lits) st.text(l.text, depth + 1);
-    // argv lists: ["vastai", "destroy", "instance", "1"]
-    const listRe = /\[\s*((?:(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')\s*,\s*)+(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')\s*,?\s*)\]/g;
-    let m: RegExpExecArray | null;
-    while ((m = listRe.exec(code)) !== null) {
-      const parts = literals(m[1]!.replace(/\s*,\s*/g, " , ")).map((x) => x.text);
-      st.text(parts.map((p) => `'${p.replace(/'/g, "'\\''")}'`).join(" "), depth + 1);
-    }
-    if (name.startsWith("perl") || name.startsWith("ruby")) for (const b of code.matchAll(/`([^`]+)`/g)) st.text(b[1]!, depth + 1);
-  }
+  if (execs) for (const t of execArguments(code, lits, name)) st.text(t, depth + 1);
   // a payload encoded in a literal is judged decoded, as code and as a command
   for (const l of lits) {
     const dec = decodeLiteral(l.text);
@@ -113,6 +103,55 @@ export function judgeCode(name: string, code: string, st: State, depth: number, 
   if (lits.some((l) => l.text === "/proc/sysrq-trigger")) push(st, "power", `${name} sysrq`, "a magic-sysrq write can reboot or power off the machine at once");
   if (/\bos\.(kill|killpg)\s*\(\s*(-1|1)\s*,/.test(code) || /process\.kill\s*\(\s*(-1|1)\s*[,)]/.test(code)) push(st, "power", `${name} kill -1`, "signals every process (or init)");
   if (RM_FN.test(code)) judgeRemovals(name, code, st);
+}
+
+/**
+ * The command texts that process-execution calls receive: literals inside the call's parentheses (an
+ * argv list joined into one line), literals assigned to a name the call uses, perl/ruby backticks.
+ */
+function execArguments(code: string, lits: Literal[], name: string): string[] {
+  const out: string[] = [];
+  const re = new RegExp(PROCESS_EXEC.source, "g");
+  const spans: [number, number][] = [];
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(code)) !== null) {
+    let open: number;
+    if (m[0].endsWith("(")) open = m.index + m[0].length - 1;
+    else {
+      const call = /^[\w.]*\s*\(/.exec(code.slice(m.index + m[0].length));
+      if (!call) continue;
+      open = m.index + m[0].length + call[0].length - 1;
+    }
+    let depth = 0;
+    let end = open;
+    for (; end < code.length; end++) {
+      const c = code[end];
+      if (c === "(" || c === "[") depth++;
+      else if (c === ")" || c === "]") { depth--; if (depth === 0) break; }
+      else if (c === '"' || c === "'") { const l = lits.find((x) => x.start === end); if (l) end = l.end - 1; }
+    }
+    spans.push([open, end]);
+  }
+  const inSpan = (l: Literal): boolean => spans.some(([a, b]) => l.start > a && l.start < b);
+  const names = new Set<string>();
+  for (const [a, b] of spans) for (const id of code.slice(a, b).matchAll(/\b([A-Za-z_]\w*)\b/g)) names.add(id[1]!);
+  const assigned = (l: Literal): boolean => {
+    const before = code.slice(Math.max(0, l.start - 200), l.start);
+    const am = /\b([A-Za-z_]\w*)\s*(?:\+?=|:=)\s*\[?[^=\n]*$/.exec(before);
+    return !!am && names.has(am[1]!);
+  };
+  // argv lists: ["vastai", "destroy", "instance", "1"] joined as one command line
+  const grouped: Literal[][] = [];
+  for (const l of lits) {
+    if (!inSpan(l) && !assigned(l)) continue;
+    const prev = grouped[grouped.length - 1];
+    const last = prev?.[prev.length - 1];
+    if (last && /^\s*,\s*$/.test(code.slice(last.end, l.start))) prev!.push(l);
+    else grouped.push([l]);
+  }
+  for (const g of grouped) out.push(g.length === 1 ? g[0]!.text : g.map((x) => `'${x.text.replace(/'/g, "'\\''")}'`).join(" "));
+  if (/^(perl|ruby|php)/.test(name)) for (const b of code.matchAll(/`([^`]+)`/g)) out.push(b[1]!);
+  return out;
 }
 
 /** base64 / hex literals that decode to printable text */

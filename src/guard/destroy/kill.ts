@@ -21,7 +21,7 @@ export function checkKill(name: string, rest: Word[], at: At, st: State): boolea
       const pids = killTargets(texts);
       if (pids.includes("-1")) push(st, "power", "kill -1", "signals every process of the user (ends every run on the box)");
       else if (pids.includes("1")) push(st, "power", "kill 1", "signals PID 1 (the box/container init)");
-      else if (pids.some((p) => p.includes(UNKNOWN)) && (st.subs.some(isPatternLookup) || at.pipeline.slice(0, at.k).some((c) => /^(pgrep|pidof|ps|lsof|fuser)$/.test(c.argv[0]?.text ?? "")))) push(st, "kill", "kill (from pgrep)", "kills whatever a name pattern matched");
+      else if (pids.some((p) => p.includes(UNKNOWN)) && (st.subs.some(isPatternLookup) || at.pipeline.slice(0, at.k).some((c) => c.argv.some((w) => /(^|[{,])(pgrep|pidof|ps|lsof|fuser)([,}]|$)/.test(w.text.slice(w.text.lastIndexOf("/") + 1)))))) push(st, "kill", "kill (from pgrep)", "kills whatever a name pattern matched");
       return true;
     }
     case "tmux": {

@@ -51,8 +51,10 @@ export function echoText(argv: Word[]): string {
 export function fedText(cmd: SimpleCommand, up: SimpleCommand[]): string | null {
   if (cmd.stdinText !== undefined) return cmd.stdinText;
   if (up.length === 0) return null;
+  if (up.some((c) => DECODER.test(stageName(c)) && stageName(c) !== "printf")) return OPAQUE;
   const first = up[0]!;
-  const n0 = baseName(first.argv[0]?.text ?? "");
+  const n0 = stageName(first);
+  if (n0 !== baseName(first.argv[0]?.text ?? "")) return null;
   let text: string | null;
   if (n0 === "echo") text = echoText(first.argv.slice(1));
   else if (n0 === "printf") text = printfText(words(first.argv.slice(1)).filter((x, i, all) => !(i === 0 && x === "-v") && !(i === 1 && all[0] === "-v")));
@@ -68,6 +70,19 @@ export function fedText(cmd: SimpleCommand, up: SimpleCommand[]): string | null 
     return null;
   }
   return text;
+}
+
+/** the program a pipeline stage runs, past sudo/env/nohup/timeout/nice and assignments */
+export function stageName(c: SimpleCommand): string {
+  const a = c.argv.map((w) => w.text);
+  let i = 0;
+  while (i < a.length) {
+    const n = baseName(a[i]!);
+    if (/^[A-Za-z_][A-Za-z0-9_]*=/.test(a[i]!) || /^(sudo|doas|env|nohup|nice|stdbuf|command|exec|setsid|time)$/.test(n) || (a[i]!.startsWith("-") && i > 0)) { i++; continue; }
+    if (n === "timeout") { i += 2; continue; }
+    return n;
+  }
+  return "";
 }
 
 export function baseName(t: string): string {

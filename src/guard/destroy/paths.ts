@@ -71,6 +71,8 @@ export function judge(w: Word, st: State): Judgement {
   const res: Judgement = { abs: null, unresolved: false, protectedReason: null, insideProtected: null, checkpointReason: null, checkpointFile: null, wholeDir: false };
   if (t === "") return res;
   checkpointNames(t.replaceAll(UNKNOWN, ""), res);
+  // a word that starts with an expansion can be any path, absolute or not
+  if (t.startsWith(UNKNOWN)) { res.unresolved = true; return res; }
   if (!t.startsWith("/")) {
     if (st.cwd) t = st.cwd + "/" + t;
     else {

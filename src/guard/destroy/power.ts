@@ -54,11 +54,11 @@ export function checkPower(name: string, rest: Word[], at: At, st: State): boole
 }
 
 /** cron lines: five time fields (or @reboot …) then the command */
-export function judgeCronText(text: string, at: At, st: State): void {
+export function judgeCronText(text: string, at: At, st: State, userField = false): void {
   for (const line of text.split("\n")) {
     const l = line.trim();
     if (!l || l.startsWith("#") || /^[A-Za-z_][A-Za-z0-9_]*=/.test(l)) continue;
-    const m = /^(?:@\w+|(?:\S+\s+){5})([\s\S]*)$/.exec(l);
+    const m = userField ? /^(?:@\w+\s+|(?:\S+\s+){5})\S+\s+([\s\S]*)$/.exec(l) : /^(?:@\w+|(?:\S+\s+){5})([\s\S]*)$/.exec(l);
     st.text(m ? m[1]! : l, at.depth + 1);
   }
 }
