@@ -24,8 +24,12 @@ export interface InputField {
 }
 
 export type GuardContext = Omit<DestroyContext, "cwd" | "env">;
+/** what the pipeline hands in (src/server/record.ts guardContextFor): every fact optional */
+export type GuardInputContext = Partial<GuardContext>;
 
-export type GuardRefusal = Refusal & { details?: Record<string, unknown> };
+/** a refusal; `extra` fields (field, rule, destroys) are merged into the tool's result */
+export type GuardRefusal = Refusal & { extra?: Record<string, unknown> };
+export type InputRefusal = GuardRefusal;
 
 /** names that travel into paths, tmux sessions and scripts: refused when they carry anything else */
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -101,15 +105,16 @@ export function harmfulDir(p: string, local = false): string | null {
   return null;
 }
 
-function refusal(code: string, reason: string, remedy: string, details?: Record<string, unknown>): GuardRefusal {
-  return { code, reason: reason.slice(0, 600), remedy, ...(details ? { details } : {}) };
+function refusal(code: string, reason: string, remedy: string, extra?: Record<string, unknown>): GuardRefusal {
+  return { code, reason: reason.slice(0, 600), remedy, ...(extra ? { extra } : {}) };
 }
 
 const SECRET_REMEDY =
   "Never put a credential in a tool input. Put it on the box once with push_secret (source {env: \"NAME\"} reads it from your local environment and streams it over stdin into a 0600 file), then refer to it by name only, e.g. `$WANDB_API_KEY` or `export HF_TOKEN=$(cat <file>)` inside the command.";
 
 /** Judge one field. */
-export function guardField(f: InputField, ctx: GuardContext = { protectedPaths: [] }): GuardRefusal | null {
+export function guardField(f: InputField, ctx0: GuardInputContext = {}): GuardRefusal | null {
+  const ctx: GuardContext = { ...ctx0, protectedPaths: ctx0.protectedPaths ?? [] };
   if (f.value.includes("\0")) return refusal(RefusalCode.BAD_INPUT, `${f.field}: contains a NUL byte`, "Remove it.", { field: f.field });
   const cred = f.kind === "env" ? judgeNameValue(f.value.slice(0, f.value.indexOf("=")), f.value.slice(f.value.indexOf("=") + 1)) : findInlineCredentials(f.value);
   if (cred) {
@@ -149,7 +154,7 @@ export function guardField(f: InputField, ctx: GuardContext = { protectedPaths: 
  * The guard entry point: every declared field of `tool`, then every other string of the arguments
  * (credentials everywhere; a `command`-named field is judged as a command). First refusal wins.
  */
-export function guardInputs(tool: string, args: Record<string, unknown>, ctx: GuardContext = { protectedPaths: [] }): GuardRefusal | null {
+export function guardInputs(tool: string, args: Record<string, unknown>, ctx: GuardInputContext = {}): GuardRefusal | null {
   const declared = SHELL_FIELDS[tool]?.(args ?? {}) ?? [];
   const seen = new Set(declared.map((f) => f.field));
   for (const f of declared) {
