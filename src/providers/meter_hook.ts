@@ -39,6 +39,7 @@ export const meterHook: ResultHook = async (tool, args, result, ctx) => {
   for (const host of hosts) {
     const m = meters[host];
     const info = hostInfo(ctx.ledger, host);
+    if (info.profile?.kind === "workstation") continue; // the user's own machine: no meter to warn about
     const view = meterView(host, m, info.registry);
     const clocks = (info.profile?.danger_clocks ?? []).map((c) => ({ id: c.id, message: c.message, hours: c.hours }));
     const { warnings, shownNow } = idleWarnings(view, clocks, m.clocks_shown ?? []);

@@ -120,6 +120,10 @@ export const probeEnv = defineTool({
     // corrupt rsync and SFTP streams the same way.
     // markers seen without the evidence they need (e.g. the Slurm client but no controller): say so
     for (const n of forced ? [] : detected.notes ?? []) warnings.push(warning("DETECTION_NOTE", "info", n.slice(0, 240)));
+    // declared the user's own machine, but the box shows a rental's markers: its meter may be running
+    if (forced?.kind === "workstation" && !["generic-ssh", forced.name].includes(detected.name)) {
+      warnings.push(warning("LOCAL_LOOKS_RENTED", "danger", `declared ${forced.name} (your own machine, no meter), but the box shows ${detected.name} markers (${detected.detected_by}); if it is a rental, its meter runs — set its real profile in registry.yaml.`));
+    }
     const noise = outLines.filter((l) => l.trim());
     if (noise.length) {
       warnings.push(warning("SHELL_NOISE", "danger", `the login shell prints on non-interactive ssh sessions ("${noise[0].slice(0, 60)}"${noise.length > 1 ? ` +${noise.length - 1} line(s)` : ""}): rsync and SFTP will fail until ~/.bashrc returns early for non-interactive shells`));
