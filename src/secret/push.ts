@@ -11,7 +11,7 @@ import { refuse, RefusalError } from "../common/result.js";
 import { shq } from "../common/text.js";
 import type { Remote } from "../remote/types.js";
 import { readScript } from "../remote/pool.js";
-import { scriptsDir } from "../backends/common.js";
+import { scriptsDir } from "../backends/scripts.js";
 import { allMarkers, detectProfile } from "../knowledge/detect.js";
 import { getProfile, loadProfiles } from "../knowledge/profiles.js";
 import type { Profile } from "../knowledge/schema.js";

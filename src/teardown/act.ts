@@ -82,13 +82,13 @@ export async function askHuman(ctx: ToolContext, g: Gathered, v: TeardownVerdict
     }
     if (verdict === "denied") {
       await decideApproval(ctx.ledger, id, "denied", "elicitation").catch(() => undefined);
-      refuse(RefusalCode.APPROVAL_DENIED, `The human did not confirm by typing ${host}; nothing was stopped.`, "Ask the user before requesting teardown again.", { summary: summaryOut, warnings });
+      refuse(RefusalCode.APPROVAL_DENIED, `The human did not confirm by typing ${host}; nothing was stopped.`, "Ask the user before requesting teardown again.", { approval: summaryOut, warnings });
     }
   }
   refuse(
     RefusalCode.APPROVAL_REQUIRED,
     `Teardown of ${host} needs a human's approval (gates passed: no live run, ${v.evidence.receipt_ids.length} receipt(s) still match the box).`,
     `Ask the user to run \`rgt approve ${id}\` in their own terminal (it shows this summary and asks them to type the host name), then call request_teardown again with this approval_id before ${summaryOut.expires_at}.`,
-    { approval_id: id, summary: summaryOut, how_to_approve: `rgt approve ${id}`, warnings },
+    { approval_id: id, approval: summaryOut, how_to_approve: `rgt approve ${id}`, warnings },
   );
 }

@@ -14,16 +14,17 @@ import { RefusalError } from "../common/result.js";
 import { decide } from "../guard/teardown.js";
 import { gatherBox, gatherLocal } from "../teardown/facts.js";
 import { actApproved, askHuman } from "../teardown/act.js";
+import { hostText } from "./fields.js";
 
 export const requestTeardown = defineTool({
   name: "request_teardown",
   title: "Stop a host's meter, behind the Iron Law gate",
   description:
-    "Stop the billing of a rented host (destroy/terminate/release/scancel/delete job) only when no run is live, a pull receipt covers every run's roster and still matches the box, and a human approved this exact host+instance+action+evidence. Without approval_id it returns APPROVAL_REQUIRED with an approval_id after asking the human (elicitation) if the client can; the human may also run `rgt approve <id>` in a terminal. Call again with approval_id to act.",
+    "Stop a host's billing, only with no live run, verified pull receipts and a human's approval: the first call returns APPROVAL_REQUIRED and an approval_id.",
   input: {
-    host: z.string().min(1).max(300).describe("ssh alias or user@host[:port]"),
-    action: z.string().min(1).max(64).optional().describe("the platform's meter-stop verb (default) or another action the profile lists"),
-    approval_id: z.string().min(1).max(128).optional().describe("the id from an earlier APPROVAL_REQUIRED, after the human approved it"),
+    host: hostText(),
+    action: z.string().min(1).max(64).optional(),
+    approval_id: z.string().min(1).max(128).optional(),
   },
   output: {
     status: z.enum(["done", "manual_steps"]).optional(),
@@ -34,10 +35,11 @@ export const requestTeardown = defineTool({
     performed: z.string().optional(),
     recheck: z.object({ gone: z.boolean().nullable(), detail: z.string(), polls: z.number().optional(), waited_s: z.number().optional() }).optional(),
     approval_id: z.string().optional(),
-    summary: z.record(z.string(), z.unknown()).optional(),
+    approval: z.record(z.string(), z.unknown()).optional().describe("what the human is asked to approve"),
     how_to_approve: z.string().optional(),
   },
-  annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
+  effect: "destroy",
+  meter: { reportsItself: true },
   async handler(args, ctx) {
     const g = gatherLocal(ctx, args.host, args);
     const first = decide(g.facts);
