@@ -134,7 +134,7 @@ if have scontrol || have sinfo; then
   elif have sinfo && timeout 5 sinfo -h -o %P >/dev/null 2>&1; then slurm_ev=true
   fi
 fi
-mk+="],\"env_values\":$ev,\"evidence\":{\"slurm_controller\":$slurm_ev}}"
+mk+="],\"env_values\":$ev},\"evidence\":{\"slurm_controller\":$slurm_ev}}"
 
 # python: find the interpreter and read torch's version.py without importing anything. This mirrors the
 # interpreter's own sys.path order (venv, user site, prefix site-packages, Debian dist-packages) and only
