@@ -170,6 +170,11 @@ function diskClass(disks: FailureFacts["disks"]): { cls: "disk_full" | "inode_fu
   return { cls: "disk_full", ev: `df: ${x.d.mount} ${x.b}% full (inodes ${x.i}%)` };
 }
 
+function killedText(f: FailureFacts): string {
+  const sig = signalOf(f.exit_code);
+  return `exit ${f.exit_code ?? "?"}${sig ? ` (128+${f.exit_code! - 128}: ${sig})` : ""}; no OOM kill counted (cgroup oom_kill ${f.oom?.now ?? "n/a"})`;
+}
+
 /** Decide why a cell failed. Counters (cgroup, kernel) beat the log; the log beats the bare exit code. */
 export function classifyFailure(f: FailureFacts): FailureCause {
   const make = (cause: FailureClass, evidence: string): FailureCause => ({ cause, evidence: clip(evidence, 300), ref: refFor(cause) });
@@ -188,6 +193,7 @@ export function classifyFailure(f: FailureFacts): FailureCause {
       if (d?.cls === "inode_full") return make("inode_full", `${log.line} | ${d.ev}`);
       return make("disk_full", d ? `${log.line} | ${d.ev}` : log.line);
     }
+    if (log.cls === "killed") return make("killed", `${log.line}; ${killedText(f)}`);
     return make(log.cls, log.line);
   }
   const sig = signalOf(f.exit_code);
@@ -195,9 +201,7 @@ export function classifyFailure(f: FailureFacts): FailureCause {
   if (sig === "SIGSEGV" || sig === "SIGABRT" || sig === "SIGBUS" || sig === "SIGFPE" || sig === "SIGILL") return make("crash", `exit ${f.exit_code} (128+${f.exit_code! - 128}: ${sig})`);
   const d = diskClass(f.disks);
   if (d) return make(d.cls, `${d.ev}; the log names no other cause`);
-  if (sig || f.recorded === "killed") {
-    return make("killed", `exit ${f.exit_code ?? "?"}${sig ? ` (128+${f.exit_code! - 128}: ${sig})` : ""}; no OOM kill counted (cgroup oom_kill ${f.oom?.now ?? "n/a"})`);
-  }
+  if (sig || f.recorded === "killed") return make("killed", killedText(f));
   const last = [...f.lines].reverse().map(cleanLine).find((l) => l.trim() && !l.startsWith("[rgt]"));
   return make("unknown", `exit ${f.exit_code ?? "?"}; no known failure in the log's end${last ? `; last line: ${clip(last.trim(), 160)}` : ""}`);
 }
