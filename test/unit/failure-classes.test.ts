@@ -145,3 +145,18 @@ describe("classifyFailure over a corpus of framework wordings", () => {
     expect(oomRung("python train.py --bf16 --gradient_checkpointing")).toMatch(/FSDP|ZeRO/);
   });
 });
+
+describe("references/training-failures.md", () => {
+  it("has a section for every class, stays under 25 KB, and the skill hub names it", async () => {
+    const fs = await import("node:fs");
+    const path = await import("node:path");
+    const root = path.resolve(__dirname, "..", "..");
+    const doc = fs.readFileSync(path.join(root, "references", "training-failures.md"), "utf8");
+    expect(Buffer.byteLength(doc)).toBeLessThanOrEqual(25 * 1024);
+    for (const c of FAILURE_CLASSES) {
+      const anchor = refFor(c).split("#")[1];
+      expect(doc, c).toContain(`<a id="${anchor}"></a>`);
+    }
+    expect(fs.readFileSync(path.join(root, "skill", "SKILL.md"), "utf8")).toContain("rgt://references/training-failures");
+  });
+});
