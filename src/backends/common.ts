@@ -25,7 +25,8 @@ import type {
 export const SCRIPTS_REL = ".rgt/scripts";
 const PREP_TIMEOUT_MS = 45_000;
 const START_TIMEOUT_MS = 45_000;
-const STATUS_TIMEOUT_MS = 25_000;
+/** one bound for a host's whole status answer, both attempts together (connect, channel, script): well inside the 60 s a client waits */
+const STATUS_TIMEOUT_MS = 20_000;
 const BUSY_GPU_MIB = 1024;
 
 // ------------------------------------------------------------------------------------------------
@@ -651,13 +652,14 @@ export async function runInstalled(remote: Remote, host: string, scriptsDir: str
   return remote.runScript(host, name, args, { timeoutMs });
 }
 
-/** One status round trip for one host, re-asked once when the connection drops. */
+/** One status round trip for one host, re-asked once when the connection drops; both inside one bound. */
 export async function statusOfHost(remote: Remote, host: string, stateDir: string, cells: string[], opts: StatusOptions, scriptsDir?: string): Promise<BoxStatus> {
   const args = [stateDir, "40", String(opts.log_offset ?? -1), ...cells];
+  const deadline = Date.now() + STATUS_TIMEOUT_MS;
   let lastErr: unknown;
-  for (let attempt = 0; attempt < 2; attempt++) {
+  for (let attempt = 0; attempt < 2 && (attempt === 0 || deadline - Date.now() > 2000); attempt++) {
     try {
-      const res = await runInstalled(remote, host, scriptsDir, "run_status.sh", args, STATUS_TIMEOUT_MS);
+      const res = await runInstalled(remote, host, scriptsDir, "run_status.sh", args, deadline - Date.now());
       if (res.exitCode === 0 && /^NOW\t/m.test(res.stdout)) return parseStatus(host, res.stdout);
       lastErr = new RefusalError("UNREACHABLE", `status script on ${host} exited ${res.exitCode}${res.timedOut ? " (timed out)" : ""}`, "Retry.");
     } catch (e) {

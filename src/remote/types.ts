@@ -31,6 +31,11 @@ export interface ExecOptions {
   /** called with each stdout chunk as it arrives */
   onStdout?: (chunk: Buffer) => void;
   signal?: AbortSignal;
+  /**
+   * epoch ms where the whole call must have answered (connect, channel open, command, kill); when set it wins
+   * over timeoutMs. Lets a caller share one bound across attempts.
+   */
+  deadline?: number;
 }
 
 export interface ExecResult {
@@ -43,6 +48,8 @@ export interface ExecResult {
   /** true when the command was killed on the box for running past timeoutMs */
   timedOut: boolean;
   elapsedMs: number;
+  /** true when the box stopped answering after the bound: the kill was not confirmed (the pool drops that connection) */
+  unresponsive?: boolean;
 }
 
 /**
