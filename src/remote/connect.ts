@@ -92,8 +92,8 @@ export async function openConnection(h: ResolvedHost, sockOrOpts?: Duplex | Dial
       address = await lookupBounded(h.hostname, boundMs);
     } catch (e) {
       const code = (e as { code?: string }).code;
-      if (code === "ETIMEOUT") throw withDiagnosis(new RefusalError("TIMEOUT", `${where}: the DNS lookup of ${h.hostname} got no answer within ${bound()}`, "Check this machine's DNS (a proxy tool's DNS may be hung), or use the box's IP address as HostName."), facts);
-      throw withDiagnosis(new RefusalError("UNREACHABLE", `cannot resolve ${h.hostname}: ${code ?? (e as Error).message}`, "Check the HostName in your ssh config (ssh -G <alias>) and this machine's DNS."), facts);
+      if (code === "ETIMEOUT") throw withDiagnosis(new RefusalError("TIMEOUT", `${where}: the DNS lookup of ${h.hostname} got no answer within ${bound()}`, "Check this machine's DNS (a proxy tool's DNS may be hung), or use the box's IP address as HostName."), { ...facts, stage, outcome: "timeout" });
+      throw withDiagnosis(new RefusalError("UNREACHABLE", `cannot resolve ${h.hostname}: ${code ?? (e as Error).message}`, "Check the HostName in your ssh config (ssh -G <alias>) and this machine's DNS."), { ...facts, stage, outcome: "dns" });
     }
     facts.address = address;
     enter("TCP connect");
@@ -155,7 +155,7 @@ function dial(h: ResolvedHost, sock: Duplex, boundMs: number, track: DialTrack):
       const what = s === "TCP connect" ? "the TCP connection got no answer" : s === "SSH banner" ? "the port accepted TCP but sent no SSH banner" : s === "key exchange" ? "the SSH key exchange stalled" : "authentication got no answer";
       done(withDiagnosis(new RefusalError("TIMEOUT", `${where}: ${what} within ${track.bound()} (stage: ${s})`, s === "TCP connect"
         ? "Check that the box is running and the port is current (rentals change ports on restart); a firewall may drop the packets."
-        : "The box's sshd is not answering (frozen or overloaded box), or something between is capturing the connection; retry later, check the box in its console, run `rgt doctor <host>`."), track.facts()));
+        : "The box's sshd is not answering (frozen or overloaded box), or something between is capturing the connection; retry later, check the box in its console, run `rgt doctor <host>`."), { ...track.facts(), outcome: "timeout" }));
     }, boundMs);
     const cfg: ConnectConfig = {
       sock,
@@ -218,16 +218,16 @@ function dial(h: ResolvedHost, sock: Duplex, boundMs: number, track: DialTrack):
             ? `The agent offered no key the box accepts, and ${encrypted.join(", ")} is passphrase-protected: ssh-add ${encrypted[0]}.`
             : `Check that the box's authorized_keys holds one of: ${tried.join(", ") || "(no identity found — set IdentityFile in your ssh config)"}. ` +
               `If the platform handed you a password, install your key once yourself (ssh-copy-id -p ${h.port} ${h.user}@${h.hostname}, or the console's key page); this server never takes passwords.`;
-        return done(new RefusalError("AUTH_FAILED", `${h.user}@${h.hostname}:${h.port} rejected every key offered (${tried.join(", ") || "none available"})`, remedy));
+        return done(withDiagnosis(new RefusalError("AUTH_FAILED", `${h.user}@${h.hostname}:${h.port} rejected every key offered (${tried.join(", ") || "none available"})`, remedy), { ...track.facts(), outcome: "auth" }));
       }
       if (err.level === "client-timeout" && /keepalive/i.test(msg)) return; // only after ready; the pool sees it
       const code = err.code ? ` (${err.code})` : "";
       const f = track.facts();
       if (err.code === "ECONNREFUSED") {
-        return done(withDiagnosis(new RefusalError("UNREACHABLE", `${where} refused the connection: nothing listens on that port`, "Check that the box is running and the port in your ssh config is current (rentals often change the port after a restart)."), f));
+        return done(withDiagnosis(new RefusalError("UNREACHABLE", `${where} refused the connection: nothing listens on that port`, "Check that the box is running and the port in your ssh config is current (rentals often change the port after a restart)."), { ...f, outcome: "refused" }));
       }
       if (/before handshake/i.test(msg) || (err.level === "protocol" && f.firstBytes && !/^SSH-/m.test(f.firstBytes.toString("latin1")))) {
-        return done(withDiagnosis(new RefusalError("UNREACHABLE", `${where} closed the connection during the ${track.stage()} stage without an SSH handshake`, "The port is not an ssh server (a moved port, another service, a proxy): check the host/port in your ssh config; run `rgt doctor <host>`."), f));
+        return done(withDiagnosis(new RefusalError("UNREACHABLE", `${where} closed the connection during the ${track.stage()} stage without an SSH handshake`, "The port is not an ssh server (a moved port, another service, a proxy): check the host/port in your ssh config; run `rgt doctor <host>`."), { ...f, outcome: "closed" }));
       }
       return done(withDiagnosis(new RefusalError("UNREACHABLE", `cannot reach ${where} (stage: ${track.stage()}): ${msg.slice(0, 200)}${code}`, "Check that the box is running and the host/port in your ssh config are current (rentals often change the port after a restart)."), f));
     });

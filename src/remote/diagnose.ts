@@ -187,6 +187,8 @@ export interface ConnectFacts {
   port: number;
   /** the stage that failed or hung */
   stage?: string;
+  /** how it failed: refused (RST), timeout (no answer), closed (the peer hung up), auth (keys refused), dns */
+  outcome?: "refused" | "timeout" | "closed" | "auth" | "dns";
   /** the address dialled (or resolved) */
   address?: string;
   /** first bytes the port sent */
@@ -202,20 +204,31 @@ export interface ConnectFacts {
 /** One line saying what the failure most likely means, most specific fact first. */
 export function diagnosisLine(f: ConnectFacts): string {
   const parts: string[] = [];
+  const addr = f.address ?? f.hostname;
   const where = `${f.hostname}:${f.port}`;
   if (f.via) parts.push(`the route failed at ${f.via}, before the target ${where} was reached`);
-  if (f.address && f.address !== f.hostname) {
-    const c = classifyAddress(f.address);
-    if (c.kind !== "public" && c.kind !== "invalid") parts.push(`${f.hostname} resolved to ${f.address}, ${c.note}`);
-  } else if (f.address) {
-    const c = classifyAddress(f.address);
-    if (c.kind === "fake-ip" || c.kind === "documentation" || c.kind === "multicast" || c.kind === "unspecified") parts.push(`${f.address} is ${c.note}`);
+  const cls = f.address ? classifyAddress(f.address) : net.isIP(f.hostname) ? classifyAddress(f.hostname) : undefined;
+  if (cls && (cls.kind === "fake-ip" || cls.kind === "documentation" || cls.kind === "multicast" || cls.kind === "unspecified")) {
+    parts.push(f.address && f.address !== f.hostname ? `${f.hostname} resolved to ${f.address}, ${cls.note}` : `${addr} is ${cls.note}`);
   }
   const banner = f.firstBytes ? classifyBanner(f.firstBytes) : undefined;
   if (banner && banner.kind !== "ssh" && banner.kind !== "none") {
     parts.push(`the port answered with ${banner.kind === "http" ? "HTTP" : banner.kind === "tls" ? "TLS" : `'${banner.text}'`}, not SSH: it maps to another service (a port that moved after a restart?)`);
-  } else if (f.stage === "SSH banner") {
-    parts.push("the port accepts TCP but sends no SSH banner: a proxy or TUN capturing the connection, a port forward with nothing behind it, or a hung sshd");
+  } else if (f.outcome === "auth") {
+    parts.push(`the path and the ssh server are fine${banner?.kind === "ssh" ? ` (${banner.text})` : ""}: only the keys were refused`);
+  } else if (f.outcome === "refused") {
+    parts.push(`${addr} answered but nothing listens on port ${f.port}: sshd down, the box stopped, or the port moved`);
+  } else if (f.stage === "SSH banner" && (f.outcome === "timeout" || f.outcome === "closed")) {
+    parts.push(`the port accepts TCP but ${f.outcome === "closed" ? "hung up without" : "sends no"} SSH banner: a proxy or TUN capturing the connection, a port forward with nothing behind it, or a hung sshd`);
+  } else if (f.stage === "TCP connect" && f.outcome === "timeout") {
+    parts.push(`no TCP answer from ${addr}: the host is down, the address is wrong, or a firewall drops the packets`);
+  } else if (f.stage === "channel open") {
+    parts.push("the connection was up, then the box stopped answering (a frozen sshd, an overloaded or hung box); the path was fine");
+  } else if (f.outcome === "dns") {
+    parts.push(`${f.hostname} does not resolve from this machine`);
+  }
+  if (cls && !parts.some((p) => p.includes(cls.note)) && (cls.kind === "private" || cls.kind === "cgnat" || cls.kind === "ula" || cls.kind === "link-local")) {
+    parts.push(`${addr} is ${cls.note}`);
   }
   if (f.tunIface) parts.push(`the default route goes through ${f.tunIface} (a VPN or a proxy in TUN mode)`);
   if (f.proxyVars?.length) parts.push(`${f.proxyVars.join(", ")} set (ssh ignores them; the proxy tool behind them may capture DNS or traffic)`);

@@ -169,7 +169,7 @@ export class SshRemote implements Remote {
       const stalled = e.stalled ? ` (it stopped answering ${secs(Date.now() - e.stalled.at)} ago: ${e.stalled.what})` : "";
       return withDiagnosis(new RefusalError("TIMEOUT", `${spec}: no answer within the call's bound (${secs(deadline - t0)}); the connection was still in the ${stage} stage${stalled}`,
         "The box's sshd is not answering (frozen or overloaded box, or something on the path holds the connection). Retry later; check the box in its console; `rgt doctor <host>` walks the path."),
-      { hostname: h.hostname, port: h.port, stage, ...(this.hintFor(spec) ? { hint: this.hintFor(spec) } : {}) });
+      { hostname: h.hostname, port: h.port, stage, outcome: "timeout", ...(this.hintFor(spec) ? { hint: this.hintFor(spec) } : {}) });
     });
     this.startReaper();
     return { client, entry };
