@@ -1,7 +1,8 @@
 /**
  * rgt doctor — checks the local side (the part of the setup that lives on your machine) and says what to fix:
  * ssh and rsync present, an agent holding keys, known_hosts entries for every host this server has seen,
- * the state directory private, profiles loading, a local torch for checkpoint load checks.
+ * the state directory private, profiles loading, a local torch for checkpoint load checks. With a host
+ * argument it walks the connection ladder to that host instead (src/cli/ladder.ts).
  */
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -84,15 +85,27 @@ export async function runChecks(env: NodeJS.ProcessEnv = process.env): Promise<C
   return checks;
 }
 
-export async function run(_argv: string[]): Promise<number> {
-  const checks = await runChecks();
+/** Print checks as aligned lines with a fix under each failed one; returns the number of failures. */
+export function printChecks(checks: Check[], out: NodeJS.WritableStream = process.stdout): number {
   const w = Math.max(...checks.map((c) => c.name.length));
   for (const c of checks) {
     const mark = c.status === "ok" ? "ok  " : c.status === "warn" ? "WARN" : "FAIL";
-    process.stdout.write(`${mark}  ${c.name.padEnd(w)}  ${c.detail}\n`);
-    if (c.fix && c.status !== "ok") process.stdout.write(`      ${" ".repeat(w)}  fix: ${c.fix}\n`);
+    out.write(`${mark}  ${c.name.padEnd(w)}  ${c.detail}\n`);
+    if (c.fix && c.status !== "ok") out.write(`      ${" ".repeat(w)}  fix: ${c.fix}\n`);
   }
-  const fails = checks.filter((c) => c.status === "fail").length;
+  return checks.filter((c) => c.status === "fail").length;
+}
+
+/** `rgt doctor` checks the local side; `rgt doctor <host>` walks the connection ladder to that host. */
+export async function run(argv: string[]): Promise<number> {
+  const host = argv.find((a) => !a.startsWith("-"));
+  if (host) {
+    const { connectionLadder } = await import("./ladder.js");
+    const fails = printChecks(await connectionLadder(host, { sshConfig: sshConfigFile() }));
+    process.stdout.write(fails ? `\n${host}: ${fails} rung(s) failed; fix the first one first.\n` : `\n${host}: the whole path works.\n`);
+    return fails ? 1 : 0;
+  }
+  const fails = printChecks(await runChecks());
   process.stdout.write(fails ? `\n${fails} problem(s) to fix.\n` : "\nlocal side looks fine.\n");
   return fails ? 1 : 0;
 }
