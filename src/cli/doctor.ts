@@ -12,7 +12,8 @@ import { loadProfiles } from "../knowledge/profiles.js";
 import { listHosts } from "../ledger/hosts.js";
 import { Ledger } from "../ledger/store.js";
 import { knownHostsName, loadKnownKeys } from "../remote/knownHosts.js";
-import { resolveHost } from "../remote/resolve.js";
+import { knownHostsFiles } from "../remote/connect.js";
+import { resolveHost, sshBinary } from "../remote/resolve.js";
 
 export interface Check { name: string; status: "ok" | "warn" | "fail"; detail: string; fix?: string }
 
@@ -31,7 +32,7 @@ export async function runChecks(env: NodeJS.ProcessEnv = process.env): Promise<C
   const major = Number(process.versions.node.split(".")[0]);
   checks.push(major >= 20 ? { name: "node", status: "ok", detail: `v${process.versions.node}` } : { name: "node", status: "fail", detail: `v${process.versions.node}`, fix: "Install Node.js 20 or newer." });
 
-  const ssh = tryRun("ssh", ["-V"]);
+  const ssh = tryRun(sshBinary(), ["-V"]);
   checks.push(ssh.ok ? { name: "ssh", status: "ok", detail: ssh.out.split("\n")[0] } : { name: "ssh", status: "fail", detail: "OpenSSH client not found", fix: "Install openssh-client: host resolution uses `ssh -G`." });
   const rsync = tryRun("rsync", ["--version"]);
   checks.push(rsync.ok ? { name: "rsync", status: "ok", detail: rsync.out.split("\n")[0] } : { name: "rsync", status: "warn", detail: "rsync not found locally", fix: "Install rsync: without it push_code and pull_verify use SFTP (slower)." });
@@ -60,7 +61,7 @@ export async function runChecks(env: NodeJS.ProcessEnv = process.env): Promise<C
       try {
         const r = await resolveHost(h.host, { sshConfig: cfg });
         const name = knownHostsName(r.hostKeyAlias ?? r.hostname, r.hostKeyAlias ? 22 : r.port);
-        const keys = loadKnownKeys(r.userKnownHostsFiles, name);
+        const keys = loadKnownKeys(knownHostsFiles(r), name);
         checks.push(keys.length
           ? { name: `known_hosts ${h.host}`, status: "ok", detail: `${keys.length} key(s) for ${name}` }
           : { name: `known_hosts ${h.host}`, status: r.strictHostKeyChecking === "accept-new" ? "warn" : "fail", detail: `no key recorded for ${name}`, fix: `ssh ${h.host} true  (check the fingerprint, then accept)` });

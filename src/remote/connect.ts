@@ -24,7 +24,8 @@ type KeyCandidate = { kind: "key"; file: string; key: ParsedKey };
 
 function agentSocket(h: ResolvedHost): string | undefined {
   if (h.identityAgent === "none") return undefined;
-  const s = h.identityAgent && h.identityAgent !== "SSH_AUTH_SOCK" ? h.identityAgent : process.env.SSH_AUTH_SOCK;
+  // Windows OpenSSH's agent listens on a named pipe and sets no SSH_AUTH_SOCK
+  const s = h.identityAgent && h.identityAgent !== "SSH_AUTH_SOCK" ? h.identityAgent : process.env.SSH_AUTH_SOCK ?? (process.platform === "win32" ? "\\\\.\\pipe\\openssh-ssh-agent" : undefined);
   return s && fs.existsSync(s) ? s : undefined;
 }
 
@@ -32,6 +33,11 @@ function hostKeyRemedy(h: ResolvedHost, name: string): string {
   return `If the box was re-created (rentals re-issue host keys), remove the old key with: ssh-keygen -R '${name}'${
     h.userKnownHostsFiles[0] ? ` -f '${h.userKnownHostsFiles[0]}'` : ""
   } — then connect once with plain ssh to check and accept the new fingerprint.`;
+}
+
+/** Every known_hosts file OpenSSH would consult for this host: the user's, then the global ones. */
+export function knownHostsFiles(h: ResolvedHost): string[] {
+  return [...h.userKnownHostsFiles, ...(h.globalKnownHostsFiles ?? [])];
 }
 
 export interface OpenedConnection { client: Client; host: ResolvedHost; address?: string }
@@ -122,7 +128,7 @@ interface DialTrack { stage(): DialStage; enter(s: DialStage): void; facts(): Co
 
 function dial(h: ResolvedHost, sock: Duplex, boundMs: number, track: DialTrack): Promise<OpenedConnection> {
   const name = knownHostsName(h.hostKeyAlias ?? h.hostname, h.hostKeyAlias ? 22 : h.port);
-  const known = loadKnownKeys(h.userKnownHostsFiles, name);
+  const known = loadKnownKeys(knownHostsFiles(h), name);
   const where = `${h.hostname}:${h.port}`;
   let hostKeyFailure: RefusalError | undefined;
 
@@ -182,7 +188,7 @@ function dial(h: ResolvedHost, sock: Duplex, boundMs: number, track: DialTrack):
           }
           hostKeyFailure = new RefusalError(
             "HOST_KEY_UNKNOWN",
-            `no known_hosts entry for ${name} (looked in ${h.userKnownHostsFiles.join(", ")}); refusing to trust an unseen ${blobType(key)} key`,
+            `no known_hosts entry for ${name} (looked in ${knownHostsFiles(h).join(", ")}); refusing to trust an unseen ${blobType(key)} key`,
             `Verify the fingerprint once with plain ssh (ssh -p ${h.port} ${h.user}@${h.hostname}) and accept it, or set 'StrictHostKeyChecking accept-new' for this host in your ssh config if you accept trust-on-first-use.`,
           );
           return false;

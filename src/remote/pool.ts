@@ -14,7 +14,7 @@ import { packageRoot, sshConfigFile } from "../common/config.js";
 import { RefusalError, refuse } from "../common/result.js";
 import { forwardThrough, openConnection, withDiagnosis, type DialOptions } from "./connect.js";
 import { CHANNEL_OPEN_MS, ChannelTimeoutError, ConnectionLostError, execOn } from "./exec.js";
-import { parseHostSpec, resolveHost } from "./resolve.js";
+import { parseHostSpec, resolveHost, sshBinary } from "./resolve.js";
 import type { ExecOptions, ExecResult, Remote, ResolvedHost } from "./types.js";
 
 interface PoolEntry {
@@ -401,7 +401,7 @@ export class SshRemote implements Remote {
   async sshTransport(host: string): Promise<{ argv: string[]; destination: string }> {
     const h = await this.resolve(host);
     const parsed = parseHostSpec(host);
-    const argv = ["ssh"];
+    const argv = [sshBinary()];
     if (this.sshConfig) argv.push("-F", this.sshConfig);
     const cm = path.join(os.tmpdir(), `rgt-cm-${process.getuid?.() ?? "u"}`);
     fs.mkdirSync(cm, { recursive: true, mode: 0o700 });

@@ -13,6 +13,8 @@ export interface ResolvedHost {
   /** OpenSSH ProxyCommand with its %-tokens already expanded: run locally, its stdio is the connection */
   proxyCommand?: string;
   userKnownHostsFiles: string[];
+  /** GlobalKnownHostsFile (/etc/ssh/ssh_known_hosts; C:\ProgramData\ssh\ssh_known_hosts on Windows): read, never written */
+  globalKnownHostsFiles?: string[];
   strictHostKeyChecking: "yes" | "no" | "accept-new" | "ask";
   connectTimeoutMs: number;
   /** OpenSSH HostKeyAlias: the name looked up in known_hosts instead of hostname/port */
