@@ -232,7 +232,8 @@ export function diagnosisLine(f: ConnectFacts): string {
   }
   if (f.tunIface) parts.push(`the default route goes through ${f.tunIface} (a VPN or a proxy in TUN mode)`);
   if (f.proxyVars?.length) parts.push(`${f.proxyVars.join(", ")} set (ssh ignores them; the proxy tool behind them may capture DNS or traffic)`);
-  if (f.hint) parts.push(f.hint);
+  // a platform's port habits matter when the port did not answer as sshd, not when the keys were refused
+  if (f.hint && f.outcome !== "auth") parts.push(f.hint);
   return parts.join("; ").slice(0, 400);
 }
 

@@ -10,6 +10,8 @@ import { allTools } from "../tools/index.js";
 import { registerKnowledge } from "./resources.js";
 import { runTool, toMcpResult, type ToolContext, type ToolDef } from "./tool.js";
 import { installMeterHook } from "../providers/meter_hook.js";
+import { portMoveHint } from "../knowledge/connectHints.js";
+import { hostInfo } from "../ledger/hostinfo.js";
 
 export interface ServerDeps {
   remote?: Remote;
@@ -28,8 +30,9 @@ export interface CreatedServer {
 const INPUT_ERROR = /^(?:MCP error -?\d+: )?Input validation error: Invalid arguments for tool (\S+): ([\s\S]*)$/;
 
 export function createServer(deps: ServerDeps = {}): CreatedServer {
-  const remote = deps.remote ?? new SshRemote();
   const ledger = deps.ledger ?? new Ledger();
+  // a refused connection's diagnosis may name what the host's platform does to ports (knowledge, passed in)
+  const remote = deps.remote ?? new SshRemote({ connectionHint: (host) => portMoveHint(hostInfo(ledger, host).platform) });
   const server = new McpServer(
     { name: "remote-gpu-trainer", version: VERSION },
     {

@@ -12,6 +12,7 @@ import { startLab, type Lab } from "../../src/lab/box.js";
 import { RefusalError } from "../../src/common/result.js";
 import { SshRemote } from "../../src/remote/pool.js";
 import { connectionLadder } from "../../src/cli/ladder.js";
+import { connectServer } from "../../src/lab/client.js";
 import type { Check } from "../../src/cli/doctor.js";
 
 type Ref = { code: string; reason: string; remedy: string; diagnosis?: string };
@@ -35,7 +36,7 @@ async function refusal(p: Promise<unknown>): Promise<Ref> {
 const rung = (checks: Check[], name: string) => checks.find((c) => c.name === name);
 
 beforeAll(async () => {
-  lab = await startLab([{ name: "dg1", gpus: 0 }]);
+  lab = await startLab([{ name: "dg1", gpus: 0 }, { name: "dg-autodl", gpus: 1, profile: "autodl" }]);
   closedPort = await new Promise((res) => { const s = net.createServer().listen(0, "127.0.0.1", () => { const p = (s.address() as net.AddressInfo).port; s.close(() => res(p)); }); });
   const silent = await listen(() => { /* accepts, never says a word */ });
   const http = await listen((s) => s.once("data", () => s.end("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")));
@@ -105,6 +106,23 @@ describe("refusals carry a diagnosis", () => {
       expect(ref.code).toBe("AUTH_FAILED");
       expect(ref.diagnosis).toMatch(/path and the ssh server are fine \(SSH-2\.0-OpenSSH/);
     } finally { await r.close(); }
+  });
+});
+
+describe("platform knowledge in the diagnosis (through the server)", () => {
+  it("an AutoDL box whose sshd went away: UNREACHABLE, and the diagnosis says AutoDL moves the port", async () => {
+    const srv = await connectServer(lab.env);
+    try {
+      const p = (await srv.call("probe_env", { host: "dg-autodl" })) as Record<string, any>;
+      expect(p.ok, JSON.stringify(p).slice(0, 500)).toBe(true);
+      const box = lab.boxes["dg-autodl"];
+      await box.stopSshd();
+      await box.exec("pkill -KILL -f '^sshd: root' || true");
+      const r = (await srv.call("remote_exec", { host: "dg-autodl", command: "true", timeout_s: 10 })) as Record<string, any>;
+      expect(r.refused?.code, JSON.stringify(r)).toBe("UNREACHABLE");
+      expect(r.refused.diagnosis).toMatch(/nothing listens on port/);
+      expect(r.refused.diagnosis).toMatch(/AutoDL gives a re-created instance a new ssh port/);
+    } finally { await srv.close(); await lab.boxes["dg-autodl"].startSshd(); }
   });
 });
 
