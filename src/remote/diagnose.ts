@@ -20,19 +20,21 @@ interface Range { cidr: string; kind: AddressClass; note: string }
  * Clash/Mihomo, Surge and sing-box hand out their fake-IP answers from it by default; sing-box's IPv6
  * default sits in fc00::/18, inside the ULA block.
  */
+const PRIVATE = "a private (RFC 1918) address, reachable only inside its network or over a VPN";
+const DOCS = "a documentation-only address (RFC 5737): copied from an example?";
 const V4: Range[] = [
   { cidr: "198.18.0.0/15", kind: "fake-ip", note: "the fake-IP range of proxy tools (Clash/Mihomo, Surge, sing-box): a local proxy answered the DNS query" },
   { cidr: "127.0.0.0/8", kind: "loopback", note: "this machine itself" },
-  { cidr: "10.0.0.0/8", kind: "private", note: "a private (RFC 1918) address, reachable only inside its network or over a VPN" },
-  { cidr: "172.16.0.0/12", kind: "private", note: "a private (RFC 1918) address, reachable only inside its network or over a VPN" },
-  { cidr: "192.168.0.0/16", kind: "private", note: "a private (RFC 1918) address, reachable only inside its network or over a VPN" },
+  { cidr: "10.0.0.0/8", kind: "private", note: PRIVATE },
+  { cidr: "172.16.0.0/12", kind: "private", note: PRIVATE },
+  { cidr: "192.168.0.0/16", kind: "private", note: PRIVATE },
   { cidr: "100.64.0.0/10", kind: "cgnat", note: "a carrier-grade NAT / overlay address (RFC 6598; Tailscale uses it): reachable only through that overlay" },
   { cidr: "169.254.0.0/16", kind: "link-local", note: "a link-local address: only the same network segment reaches it" },
   { cidr: "224.0.0.0/4", kind: "multicast", note: "a multicast address: no ssh server lives there" },
   { cidr: "0.0.0.0/8", kind: "unspecified", note: "not a destination address" },
-  { cidr: "192.0.2.0/24", kind: "documentation", note: "a documentation-only address (RFC 5737): copied from an example?" },
-  { cidr: "198.51.100.0/24", kind: "documentation", note: "a documentation-only address (RFC 5737): copied from an example?" },
-  { cidr: "203.0.113.0/24", kind: "documentation", note: "a documentation-only address (RFC 5737): copied from an example?" },
+  { cidr: "192.0.2.0/24", kind: "documentation", note: DOCS },
+  { cidr: "198.51.100.0/24", kind: "documentation", note: DOCS },
+  { cidr: "203.0.113.0/24", kind: "documentation", note: DOCS },
 ];
 
 function v4ToInt(ip: string): number {

@@ -33,6 +33,12 @@ async function refusal(p: Promise<unknown>): Promise<Ref> {
   throw new Error("expected a refusal");
 }
 
+/** the refusal one exec on a fresh pool gets */
+async function refusalOf(host: string, timeoutMs?: number): Promise<Ref> {
+  const r = new SshRemote({ sshConfig: cfg });
+  try { return await refusal(r.exec(host, "true", timeoutMs ? { timeoutMs } : {})); } finally { await r.close(); }
+}
+
 const rung = (checks: Check[], name: string) => checks.find((c) => c.name === name);
 
 beforeAll(async () => {
@@ -62,50 +68,35 @@ afterAll(async () => {
 
 describe("refusals carry a diagnosis", () => {
   it("closed port: UNREACHABLE, nothing listens", async () => {
-    const r = new SshRemote({ sshConfig: cfg });
-    try {
-      const ref = await refusal(r.exec("closed", "true"));
-      expect(ref.code).toBe("UNREACHABLE");
-      expect(ref.diagnosis).toMatch(/nothing listens on port/);
-    } finally { await r.close(); }
+    const ref = await refusalOf("closed");
+    expect(ref.code).toBe("UNREACHABLE");
+    expect(ref.diagnosis).toMatch(/nothing listens on port/);
   });
 
   it("a port that accepts TCP but sends no banner: TIMEOUT at the banner stage, said so", async () => {
-    const r = new SshRemote({ sshConfig: cfg });
-    try {
-      const ref = await refusal(r.exec("silent", "true", { timeoutMs: 2500 }));
-      expect(ref.code).toBe("TIMEOUT");
-      expect(ref.reason).toMatch(/SSH banner/);
-      expect(ref.diagnosis).toMatch(/accepts TCP but sends no SSH banner/);
-    } finally { await r.close(); }
+    const ref = await refusalOf("silent", 2500);
+    expect(ref.code).toBe("TIMEOUT");
+    expect(ref.reason).toMatch(/SSH banner/);
+    expect(ref.diagnosis).toMatch(/accepts TCP but sends no SSH banner/);
   });
 
   it("a port that speaks HTTP: named as HTTP, not SSH", async () => {
-    const r = new SshRemote({ sshConfig: cfg });
-    try {
-      const ref = await refusal(r.exec("http", "true"));
-      expect(ref.code).toBe("UNREACHABLE");
-      expect(ref.diagnosis).toMatch(/answered with HTTP, not SSH/);
-    } finally { await r.close(); }
+    const ref = await refusalOf("http");
+    expect(ref.code).toBe("UNREACHABLE");
+    expect(ref.diagnosis).toMatch(/answered with HTTP, not SSH/);
   });
 
   it("a failing jump host: the route's failure, naming the hop, not the target's", async () => {
-    const r = new SshRemote({ sshConfig: cfg });
-    try {
-      const ref = await refusal(r.exec("via-closed", "true"));
-      expect(ref.code).toBe("UNREACHABLE");
-      expect(ref.reason).toMatch(/^jump host closed/);
-      expect(ref.diagnosis).toMatch(/^the route failed at jump host closed, before the target/);
-    } finally { await r.close(); }
+    const ref = await refusalOf("via-closed");
+    expect(ref.code).toBe("UNREACHABLE");
+    expect(ref.reason).toMatch(/^jump host closed/);
+    expect(ref.diagnosis).toMatch(/^the route failed at jump host closed, before the target/);
   });
 
   it("refused keys: AUTH_FAILED, and the diagnosis clears the path", async () => {
-    const r = new SshRemote({ sshConfig: cfg });
-    try {
-      const ref = await refusal(r.exec("wrongkey", "true"));
-      expect(ref.code).toBe("AUTH_FAILED");
-      expect(ref.diagnosis).toMatch(/path and the ssh server are fine \(SSH-2\.0-OpenSSH/);
-    } finally { await r.close(); }
+    const ref = await refusalOf("wrongkey");
+    expect(ref.code).toBe("AUTH_FAILED");
+    expect(ref.diagnosis).toMatch(/path and the ssh server are fine \(SSH-2\.0-OpenSSH/);
   });
 });
 
