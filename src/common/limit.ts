@@ -5,12 +5,11 @@
  * in flight soon enough while the handshakes do not trample one another.
  */
 
-/** fan-out width when none is configured (RGT_FANOUT) */
-export const DEFAULT_FANOUT = 16;
+import { setting } from "./config.js";
 
+/** fan-out width: RGT_FANOUT (default 16) */
 export function fanoutLimit(env: NodeJS.ProcessEnv = process.env): number {
-  const n = Number(env.RGT_FANOUT);
-  return Number.isInteger(n) && n >= 1 && n <= 256 ? n : DEFAULT_FANOUT;
+  return setting("RGT_FANOUT", env);
 }
 
 /** A gate: `run(fn)` waits for one of `limit` slots, runs fn, frees the slot. */

@@ -7,7 +7,8 @@
  * way as before. Big files move as ranges over the streams while the small ones go the usual way.
  */
 import type { Remote } from "../../remote/types.js";
-import { openFirstStream, openMoreStreams, type SftpStream } from "../../remote/streams.js";
+import { setting } from "../../common/config.js";
+import { openStreams, type SftpStream } from "../../remote/streams.js";
 import { chooseStreams } from "./plan.js";
 import { parallelPull, trace, type ParallelPullOptions, type ParallelPullResult, type RangedFile } from "./pull.js";
 
@@ -17,7 +18,6 @@ export const RANGED_MIN_FILE = 1024 * 1024;
 export const RANGED_MIN_TOTAL = 64 * 1024 * 1024;
 /** the rate worth aiming for: a 1 Gbit/s line */
 const TARGET_BPS = 125e6;
-const CAP = 8;
 
 /** Which files are worth ranging (none when there is too little to move). Pure. */
 export function splitForRanges<T extends RangedFile>(files: T[], minFile = RANGED_MIN_FILE, minTotal = RANGED_MIN_TOTAL): { ranged: T[]; rest: T[] } {
@@ -35,7 +35,6 @@ export const STREAM_WINDOW = 8 * 1024 * 1024;
 export interface ParallelSessionOptions { targetBps?: number; cap?: number; disabled?: boolean; windowBytes?: number }
 
 export class ParallelSession {
-  private first?: SftpStream;
   private rttMs = 0;
   private spare: SftpStream[] = [];
   private opening?: Promise<void>;
@@ -48,9 +47,9 @@ export class ParallelSession {
 
   private constructor(private readonly remote: Remote, private readonly host: string, o: ParallelSessionOptions) {
     this.targetBps = o.targetBps ?? TARGET_BPS;
-    this.cap = o.cap ?? CAP;
-    this.windowBytes = o.windowBytes ?? (Number(process.env.RGT_PARALLEL_WINDOW) || STREAM_WINDOW);
-    this.ready = o.disabled ? Promise.resolve(false) : this.probe().catch(() => false);
+    this.cap = o.cap ?? setting("RGT_PARALLEL_STREAMS");
+    this.windowBytes = o.windowBytes ?? STREAM_WINDOW;
+    this.ready = o.disabled || this.cap <= 1 ? Promise.resolve(false) : this.probe().catch(() => false);
   }
 
   /** Start probing host now (nothing is awaited; failures just mean single-stream). */
@@ -58,17 +57,29 @@ export class ParallelSession {
     return new ParallelSession(remote, host, o);
   }
 
+  /**
+   * The round trip, measured on the pooled connection (open already, or about to be for the manifest):
+   * three SFTP stats. Only when the link needs more than one window are streams of their own opened.
+   */
   private async probe(): Promise<boolean> {
-    const first = await openFirstStream(this.remote, this.host, this.windowBytes);
-    if (this.closed) { first.end(); return false; }
-    this.first = first;
-    this.rttMs = await first.measureRtt(".");
-    const c = chooseStreams({ rttMs: this.rttMs, windowBytes: first.windowBytes, remainingBytes: Infinity, targetBps: this.targetBps, cap: this.cap });
+    const s = await this.remote.sftp(this.host);
+    const t: number[] = [];
+    try {
+      for (let k = 0; k < 3; k++) {
+        const t0 = performance.now();
+        await s.stat(".");
+        t.push(performance.now() - t0);
+      }
+    } finally {
+      s.end();
+    }
+    this.rttMs = t.sort((a, b) => a - b)[1];
+    const c = chooseStreams({ rttMs: this.rttMs, windowBytes: this.windowBytes, remainingBytes: Infinity, targetBps: this.targetBps, cap: this.cap });
     trace(`probe ${this.host}: ${c.streams} streams by the bandwidth-delay product (${c.reason})`);
-    if (c.streams <= 1) return false;
-    this.opening = openMoreStreams(this.remote, this.host, c.streams - 1, 1, this.windowBytes).then((r) => {
-      trace(`probe ${this.host}: ${r.streams.length} spare streams open`);
-      if (this.closed) r.streams.forEach((s) => s.end());
+    if (c.streams <= 1 || this.closed) return false;
+    this.opening = openStreams(this.remote, this.host, c.streams, { windowBytes: this.windowBytes }).then((r) => {
+      trace(`probe ${this.host}: ${r.streams.length} streams open`);
+      if (this.closed) r.streams.forEach((x) => x.end());
       else this.spare.push(...r.streams);
     }, () => {});
     return true;
@@ -83,18 +94,19 @@ export class ParallelSession {
     const live = this.spare.filter((s) => s.alive);
     const got = live.slice(0, n);
     this.spare = live.slice(n);
-    if (got.length < n) got.push(...(await openMoreStreams(this.remote, this.host, n - got.length, 100, this.windowBytes)).streams);
+    if (got.length < n) got.push(...(await openStreams(this.remote, this.host, n - got.length, { firstId: 100, windowBytes: this.windowBytes })).streams);
     return { streams: got, shared: false };
   }
 
   /** Pull `files` (relative to root) into localDir over the session's streams; pulls run one at a time. */
   pull(root: string, localDir: string, files: RangedFile[], o: Omit<ParallelPullOptions, "openMore" | "rttMs" | "targetBps" | "cap"> = {}): Promise<ParallelPullResult> {
     const job = this.chain.then(async () => {
-      if (!(await this.ready) || !this.first) throw new Error("no parallel streams to this host");
-      if (!this.first.alive) this.first = await openFirstStream(this.remote, this.host, this.windowBytes);
-      const lent: SftpStream[] = [];
+      if (!(await this.ready)) throw new Error("no parallel streams to this host");
+      const [first] = (await this.take(1)).streams;
+      if (!first) throw new Error(`no SFTP stream to ${this.host}`);
+      const lent: SftpStream[] = [first];
       try {
-        return await parallelPull(this.first, root, localDir, files, {
+        return await parallelPull(first, root, localDir, files, {
           ...o, rttMs: this.rttMs, targetBps: this.targetBps, cap: this.cap,
           openMore: async (n) => { const r = await this.take(n); lent.push(...r.streams); return r; },
         });
@@ -112,7 +124,6 @@ export class ParallelSession {
     void this.opening?.then(() => { for (const s of this.spare) s.end(); this.spare = []; });
     for (const s of this.spare) s.end();
     this.spare = [];
-    this.first?.end();
   }
 }
 

@@ -12,8 +12,10 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { createHash, type Hash } from "node:crypto";
+import { setting } from "../../common/config.js";
 import { PARTIAL_DIR } from "../../remote/rsync.js";
-import type { RemoteHandle, SftpStream } from "../../remote/streams.js";
+import type { SftpStream } from "../../remote/streams.js";
+import type { SftpFile } from "../../remote/types.js";
 import { chooseStreams, coveredBytes, missingRanges, planPieces, type Piece, type Range, type StreamChoice } from "./plan.js";
 import { createSidecar, loadSidecar, recordRange, RANGED_SUFFIX, SIDECAR_SUFFIX } from "./sidecar.js";
 
@@ -55,7 +57,7 @@ export interface ParallelPullResult {
 export const CHANNEL_WINDOW = 2 * 1024 * 1024;
 const HASH_CHUNK = 1024 * 1024;
 /** RGT_PARALLEL_LOG=<file>: a line per decision and per stream (development aid) */
-export const trace = (msg: string): void => { const f = process.env.RGT_PARALLEL_LOG; if (f) fs.appendFileSync(f, `${new Date().toISOString()} ${msg}\n`); };
+export const trace = (msg: string): void => { const f = setting("RGT_PARALLEL_LOG"); if (f) fs.appendFileSync(f, `${new Date().toISOString()} ${msg}\n`); };
 
 interface FileState {
   f: RangedFile;
@@ -108,7 +110,7 @@ export async function parallelPull(first: SftpStream, remoteRoot: string, localD
 
   // 1. what each file needs: the box's mtime, any partial copy and its record
   // the box's mtime of every file, asked all at once (SFTP pipelines the requests on one channel)
-  const stats = await Promise.all(files.map((f) => first.stat(path.posix.join(remoteRoot, f.path))));
+  const stats = await Promise.all(files.map((f) => first.sftp.stat(path.posix.join(remoteRoot, f.path))));
   for (const [fi, f] of files.entries()) {
     const target = path.join(localDir, f.path);
     const pdir = path.join(path.dirname(target), PARTIAL_DIR);
@@ -173,7 +175,7 @@ export async function parallelPull(first: SftpStream, remoteRoot: string, localD
   let measured: ((bps: number) => void) | undefined;
   const firstRate = new Promise<number>((r) => { measured = r; });
   const worker = async (s: SftpStream, measure: boolean): Promise<void> => {
-    const handles = new Map<number, Promise<RemoteHandle>>();
+    const handles = new Map<number, Promise<SftpFile>>();
     const mine = new Set<Piece>();
     const outstanding = new Map<Piece, number>();
     let issuedIn: { piece: Piece; at: number } | undefined;
@@ -182,9 +184,9 @@ export async function parallelPull(first: SftpStream, remoteRoot: string, localD
     let t0 = 0;
     let got = 0;
     let wake: (() => void) | undefined;
-    const handle = (fi: number): Promise<RemoteHandle> => {
+    const handle = (fi: number): Promise<SftpFile> => {
       let h = handles.get(fi);
-      if (!h) { h = s.open(path.posix.join(remoteRoot, states[fi].f.path), "r"); handles.set(fi, h); h.catch(() => {}); }
+      if (!h) { h = s.sftp.open(path.posix.join(remoteRoot, states[fi].f.path), "r"); handles.set(fi, h); h.catch(() => {}); }
       return h;
     };
     const pieceLanded = (p: Piece) => {
@@ -200,7 +202,7 @@ export async function parallelPull(first: SftpStream, remoteRoot: string, localD
     const one = async (p: Piece, at: number, len: number): Promise<void> => {
       const st = states[p.file];
       const buf = Buffer.allocUnsafe(len);
-      const n = await s.read(await handle(p.file), buf, len, at);
+      const n = await (await handle(p.file)).read(buf, 0, len, at);
       if (n !== len) throw Object.assign(new Error(`short read at ${at}: ${n} of ${len} bytes (file changing on the box?)`), { fileFault: true });
       if (st.fd < 0 || st.failed) return;
       fs.writeSync(st.fd, buf, 0, n, at);
@@ -250,7 +252,7 @@ export async function parallelPull(first: SftpStream, remoteRoot: string, localD
       // what this stream did not finish goes back to the others, in offset order
       const back = [...mine].filter((p) => !states[p.file].failed).sort((a, b) => a.file - b.file || a.start - b.start);
       queue.unshift(...back);
-      for (const h of handles.values()) void h.then((x) => s.close(x)).catch(() => {});
+      for (const h of handles.values()) void h.then((x) => x.close()).catch(() => {});
       if (measure && measured) { measured(0); measured = undefined; }
       trace(`stream ${s.id}${s.dedicated ? " (own connection)" : ""}: ${(moved / 2 ** 20).toFixed(1)} MiB in ${((performance.now() - tStart) / 1000).toFixed(2)} s${lost ? `, lost: ${lost.message}` : ""}`);
     }
