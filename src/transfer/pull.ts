@@ -218,7 +218,7 @@ async function pullLocked(ctx: TransferContext, req: PullRequest, localRoot: str
 
     // 4. compare, load-check, receipt
     const out = await judgePull(ctx, { req, localRoot, trees, localHash, failedUnits, bytesTransferred, bytesReused, bytesTotal, warnings, t0 });
-    return parallelStreams > 1 ? { ...out, streams: parallelStreams } : out;
+    return parallelStreams > 0 ? { ...out, streams: parallelStreams } : out;
   }
 }
 

@@ -8,7 +8,7 @@
  */
 import type { Remote } from "../../remote/types.js";
 import { setting } from "../../common/config.js";
-import { openStreams, type SftpStream } from "../../remote/streams.js";
+import { openStreams, SSH2_WINDOW, type SftpStream } from "../../remote/streams.js";
 import { chooseStreams } from "./plan.js";
 import { parallelPull, trace, type ParallelPullOptions, type ParallelPullResult, type RangedFile } from "./pull.js";
 
@@ -65,7 +65,7 @@ export class ParallelSession {
     const s = await this.remote.sftp(this.host);
     const t: number[] = [];
     try {
-      for (let k = 0; k < 3; k++) {
+      for (let k = 0; k < 4; k++) {
         const t0 = performance.now();
         await s.stat(".");
         t.push(performance.now() - t0);
@@ -73,10 +73,14 @@ export class ParallelSession {
     } finally {
       s.end();
     }
-    this.rttMs = t.sort((a, b) => a - b)[1];
+    // the smallest sample: queueing on a busy machine only ever adds to a round trip
+    this.rttMs = Math.min(...t);
+    // worth it when the link needs more than the single-stream way's one 2 MiB window (rsync over
+    // OpenSSH, or ssh2's SFTP): then even one stream with a wider window beats it
+    const single = chooseStreams({ rttMs: this.rttMs, windowBytes: SSH2_WINDOW, remainingBytes: Infinity, targetBps: this.targetBps, cap: this.cap });
     const c = chooseStreams({ rttMs: this.rttMs, windowBytes: this.windowBytes, remainingBytes: Infinity, targetBps: this.targetBps, cap: this.cap });
-    trace(`probe ${this.host}: ${c.streams} streams by the bandwidth-delay product (${c.reason})`);
-    if (c.streams <= 1 || this.closed) return false;
+    trace(`probe ${this.host}: ${single.streams > 1 ? `${c.streams} stream(s) of ${this.windowBytes / 2 ** 20} MiB` : "single-stream way"} (${single.reason})`);
+    if (single.streams <= 1 || this.closed) return false;
     this.opening = openStreams(this.remote, this.host, c.streams, { windowBytes: this.windowBytes }).then((r) => {
       trace(`probe ${this.host}: ${r.streams.length} streams open`);
       if (this.closed) r.streams.forEach((x) => x.end());

@@ -111,6 +111,7 @@ export function chooseStreams(i: StreamChoiceInput): StreamChoice {
   let want = Math.ceil(bdp / i.windowBytes);
   let reason = `rtt ${i.rttMs.toFixed(1)} ms: bdp ${(bdp / 2 ** 20).toFixed(1)} MiB over a ${(i.windowBytes / 2 ** 20).toFixed(1)} MiB window`;
   if (want <= 1) return { streams: 1, reason: `${reason}: one window covers it` };
+  if (i.remainingBytes === 0) return { streams: 1, reason: `${reason}: nothing left to move` };
   // the first windows include the ramp, and a CPU-starved stream still gains from a second one (measured
   // on the lab relay): only a stream far below its bound (a slow line) says more streams would not help
   if (i.firstStreamBps !== undefined && i.firstStreamBps < 0.15 * windowBound) {

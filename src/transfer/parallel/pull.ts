@@ -16,7 +16,7 @@ import { setting } from "../../common/config.js";
 import { PARTIAL_DIR } from "../../remote/rsync.js";
 import type { SftpStream } from "../../remote/streams.js";
 import type { SftpFile } from "../../remote/types.js";
-import { chooseStreams, coveredBytes, missingRanges, planPieces, type Piece, type Range, type StreamChoice } from "./plan.js";
+import { chooseStreams, coveredBytes, mergeRanges, missingRanges, planPieces, type Piece, type Range, type StreamChoice } from "./plan.js";
 import { createSidecar, loadSidecar, recordRange, RANGED_SUFFIX, SIDECAR_SUFFIX } from "./sidecar.js";
 
 export interface RangedFile { path: string; bytes: number; sha256: string }
@@ -177,6 +177,8 @@ export async function parallelPull(first: SftpStream, remoteRoot: string, localD
   const worker = async (s: SftpStream, measure: boolean): Promise<void> => {
     const handles = new Map<number, Promise<SftpFile>>();
     const mine = new Set<Piece>();
+    /** the chunks of each unfinished piece that are already written locally */
+    const landed = new Map<Piece, Range[]>();
     const outstanding = new Map<Piece, number>();
     let issuedIn: { piece: Piece; at: number } | undefined;
     let inflight = 0;
@@ -189,15 +191,21 @@ export async function parallelPull(first: SftpStream, remoteRoot: string, localD
       if (!h) { h = s.sftp.open(path.posix.join(remoteRoot, states[fi].f.path), "r"); handles.set(fi, h); h.catch(() => {}); }
       return h;
     };
-    const pieceLanded = (p: Piece) => {
-      const st = states[p.file];
-      mine.delete(p);
-      if (st.failed) return;
-      st.done.push({ start: p.start, end: p.end });
-      try { recordRange(st.sidecar, { start: p.start, end: p.end }); } catch { /* the record is an optimisation; the hash still decides */ }
-      st.left -= p.end - p.start;
+    /** ranges of a file now on disk: recorded, counted, hashed as the prefix grows, finished when whole */
+    const have = (st: FileState, ranges: Range[]) => {
+      if (st.failed || !ranges.length) return;
+      for (const r of ranges) {
+        st.done.push(r);
+        try { recordRange(st.sidecar, r); } catch { /* the record is an optimisation; the hash still decides */ }
+        st.left -= r.end - r.start;
+      }
       void advanceHash(st).catch(() => {});
       if (st.left === 0) void finish(st);
+    };
+    const pieceLanded = (p: Piece) => {
+      mine.delete(p);
+      landed.delete(p);
+      have(states[p.file], [{ start: p.start, end: p.end }]);
     };
     const one = async (p: Piece, at: number, len: number): Promise<void> => {
       const st = states[p.file];
@@ -206,6 +214,7 @@ export async function parallelPull(first: SftpStream, remoteRoot: string, localD
       if (n !== len) throw Object.assign(new Error(`short read at ${at}: ${n} of ${len} bytes (file changing on the box?)`), { fileFault: true });
       if (st.fd < 0 || st.failed) return;
       fs.writeSync(st.fd, buf, 0, n, at);
+      landed.get(p)?.push({ start: at, end: at + n });
       res.bytesTransferred += n;
       moved += n;
       progress(n);
@@ -227,6 +236,7 @@ export async function parallelPull(first: SftpStream, remoteRoot: string, localD
           if (!p) { if (inflight === 0) break; await new Promise<void>((r) => { wake = r; }); continue; }
           if (states[p.file].failed) continue;
           mine.add(p);
+          landed.set(p, []);
           outstanding.set(p, 0);
           issuedIn = { piece: p, at: p.start };
         }
@@ -249,9 +259,17 @@ export async function parallelPull(first: SftpStream, remoteRoot: string, localD
       }
       while (inflight > 0) await new Promise<void>((r) => { wake = r; });
     } finally {
-      // what this stream did not finish goes back to the others, in offset order
-      const back = [...mine].filter((p) => !states[p.file].failed).sort((a, b) => a.file - b.file || a.start - b.start);
-      queue.unshift(...back);
+      // what this stream did not finish: the chunks that landed are kept (and recorded, so a re-run after
+      // a cut skips them too), the rest goes back to the others, in offset order
+      const back: Piece[] = [];
+      for (const p of mine) {
+        const st = states[p.file];
+        if (st.failed) continue;
+        const got = mergeRanges(landed.get(p) ?? []);
+        have(st, got);
+        for (const g of missingRanges(p.end, [{ start: 0, end: p.start }, ...got])) back.push({ file: p.file, start: g.start, end: g.end });
+      }
+      queue.unshift(...back.sort((a, b) => a.file - b.file || a.start - b.start));
       for (const h of handles.values()) void h.then((x) => x.close()).catch(() => {});
       if (measure && measured) { measured(0); measured = undefined; }
       trace(`stream ${s.id}${s.dedicated ? " (own connection)" : ""}: ${(moved / 2 ** 20).toFixed(1)} MiB in ${((performance.now() - tStart) / 1000).toFixed(2)} s${lost ? `, lost: ${lost.message}` : ""}`);
