@@ -180,6 +180,21 @@ function fit<T extends { cells: CellStatus[]; gpus: GpuStatus[]; disks: DiskStat
     () => { for (const c of r.cells) if (c.cause && c.cause.evidence.length > 90) c.cause.evidence = `${c.cause.evidence.slice(0, 89)}…`; },
     () => { r.gpus = r.gpus.slice(0, 2); r.disks = r.disks.slice(0, 2); },
     () => { for (const c of r.cells) { delete c.reason; if (c.new_text && c.new_text.length > 100) c.new_text = `…${c.new_text.slice(-99)}`; } },
+    () => {
+      // many cells (a run over 64 boxes): every cell counted by state, the ones that need a look listed
+      // first, the plain running / done / pending ones only as far as the budget allows
+      const counts: Record<string, number> = {};
+      for (const c of r.cells) counts[c.state] = (counts[c.state] ?? 0) + 1;
+      const plain = (c: CellStatus) => (c.state === "running" || c.state === "done" || c.state === "pending" ? 1 : 0);
+      const all = [...r.cells].sort((a, b) => plain(a) - plain(b));
+      const out = r as T & { cell_counts?: Record<string, number>; cells_omitted?: number };
+      out.cell_counts = counts;
+      for (let n = all.length; n >= 0; n = n > 16 ? Math.floor(n * 0.75) : n - 1) {
+        r.cells = all.slice(0, n);
+        out.cells_omitted = all.length - n;
+        if (size() <= STATUS_BUDGET_BYTES) break;
+      }
+    },
   ];
   for (const step of steps) {
     if (size() <= STATUS_BUDGET_BYTES) break;

@@ -13,6 +13,7 @@ import { defineTool } from "../server/tool.js";
 import { backendFor, chooseBackendName } from "../backends/index.js";
 import type { LaunchRequest } from "../backends/types.js";
 import { hostText, nameText, pathText } from "./fields.js";
+import { capped } from "../common/listing.js";
 
 const CELL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -61,6 +62,7 @@ export const launchQueue = defineTool({
     session: z.string().optional(),
     log_dir: z.string().optional(),
     started: z.array(z.string()).optional(),
+    placement_more: z.number().optional().describe("placements not listed (first 16 shown)"), started_more: z.number().optional().describe("started cells not listed (first 32 shown)"),
     skipped_done: z.array(z.string()).optional(),
     skipped_live: z.array(z.string()).optional(),
     first_log_line: z.string().optional(),
@@ -131,15 +133,16 @@ export const launchQueue = defineTool({
     await saveRun(ctx.ledger, out.record);
     await ctx.progress(2, 2, "launched");
 
+    const [placement, started] = [capped(out.placement, 16), capped(out.started, 32)];
     return {
       ok: true,
       summary: `Run ${runId}: ${out.started.length} cell(s) started, ${out.skipped_done.length} done before, ${out.skipped_live.length} already live; patrol with run_status.`,
       run_id: runId,
       backend: backendName,
-      placement: out.placement,
+      placement: placement.shown, ...(placement.more ? { placement_more: placement.more } : {}),
       session: out.session,
       log_dir: out.log_dir,
-      started: out.started,
+      started: started.shown, ...(started.more ? { started_more: started.more } : {}),
       skipped_done: out.skipped_done,
       skipped_live: out.skipped_live,
       ...(out.first_log_line ? { first_log_line: out.first_log_line } : {}),

@@ -50,6 +50,8 @@ export const runStatus = defineTool({
     run_name: z.string().optional(),
     state: z.enum(["running", "done", "failed", "stalled", "vanished", "unknown"]).optional(),
     cells: z.array(CellOut).optional(),
+    cell_counts: z.record(z.string(), z.number()).optional().describe("cells per state, when the listing is cut to fit"),
+    cells_omitted: z.number().optional().describe("cells not listed (plain running/done/pending ones) to stay within ~2 KB"),
     gpus: z.array(z.object({ host: z.string(), index: z.number(), memory_used_mib: z.number().optional(), memory_total_mib: z.number().optional(), utilization_pct: z.number().optional() })).optional(),
     disks: z.array(z.object({ host: z.string(), mount: z.string(), size_bytes: z.number().optional(), used_pct: z.number().optional(), inodes_used_pct: z.number().optional() })).optional(),
     vanished_cause: Cause.optional(),
