@@ -105,6 +105,8 @@ export interface CellStatus {
   log_bytes?: number;
   /** log text after log_offset (bounded) */
   new_text?: string;
+  /** DESTROY_BLOCKED_ON_BOX: the seatbelt's line when a shim stopped a destroy this cell reached at run time */
+  destroy_blocked?: string;
   /** one line on why the cell is in this state (exit signal, missing artifact, sync failure…) */
   reason?: string;
   /** cause + evidence when the cell died without finishing */

@@ -11,6 +11,7 @@ import * as z from "zod";
 import { defineTool } from "../server/tool.js";
 import { refuse, warning, RefusalError, type Warning } from "../common/result.js";
 import { hostInfo } from "../ledger/hostinfo.js";
+import { recordSecretFingerprints } from "../ledger/fingerprints.js";
 import { loadProfiles, getProfile } from "../knowledge/profiles.js";
 import { allMarkers, detectProfile } from "../knowledge/detect.js";
 import type { Profile } from "../knowledge/schema.js";
@@ -184,6 +185,8 @@ export const pushSecret = defineTool({
       refuse("BAD_INPUT", `remote_path: could not write ${target} on ${args.host} (step ${wr.exitCode === 41 ? "mkdir" : wr.exitCode === 42 ? "write" : "rename"} failed)`, "Pick a path the login user can write on the per-instance disk.");
     }
     const written = Number(wr.stdout.trim());
+    // exact-match redaction of this credential from now on (salted fingerprints, never the value)
+    recordSecretFingerprints(ctx.ledger, value);
     if (written !== value.length) {
       refuse("INTERNAL", `wrote ${written} bytes to ${target} but sent ${value.length}`, "Call push_secret again; the file is replaced atomically.");
     }
