@@ -16,6 +16,7 @@ import { refuse, warning, RefusalError, type Warning } from "../common/result.js
 import { runRsync, localRsyncAvailable, prepareRemoteDir, remotePathWord, rsyncShellArg, decodeRsyncName, SHELL_NOT_CLEAN_REMEDY } from "../remote/rsync.js";
 import { remoteHashTree } from "../remote/hashes.js";
 import { listRuns } from "../ledger/runs.js";
+import { recordPush } from "../ledger/pushes.js";
 import { liveRunsOn } from "../backends/index.js";
 import type { ToolContext } from "../server/tool.js";
 import { sftpPush } from "../remote/sftp.js";
@@ -115,6 +116,8 @@ export const pushCode = defineTool({
     // 3. never change a file under a live run (ARCHITECTURE principle 7); refused before a byte is sent
     const useRsync = prep.hasRsync && localRsyncAvailable();
     if (files.length) await guardLiveRuns(ctx, args.host, args.remote_dir, prep.dir, localDir, files, useRsync);
+    // the guard reads scripts run from this tree (remote_exec, launch_queue) from their local text
+    recordPush(ctx.ledger, args.host, prep.dir, localDir);
 
     await ctx.progress(0, bytesTotal, `pushing ${files.length} files`);
     const timeoutMs = 600_000 + Math.ceil(bytesTotal / 1000);
