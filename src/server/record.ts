@@ -10,7 +10,7 @@ import { idleWarnings, markClocksShown, meterView, touchHosts } from "../ledger/
 import type { Ledger } from "../ledger/store.js";
 import { hostInfo, ownSlurmJobIds, protectedPathsFor, runsOnHost } from "../ledger/hostinfo.js";
 import type { GuardInputContext } from "../guard/inputs.js";
-import { pushedFileLookup } from "../ledger/pushes.js";
+import { pushedFileLookup } from "../transfer/provenance.js";
 import type { HandlerResult, ToolContext, ToolDef } from "./tool.js";
 
 function named(args: Record<string, unknown>): string[] {
@@ -55,6 +55,7 @@ export async function recordMeter(def: ToolDef, args: Record<string, unknown>, r
   for (const host of hosts) {
     const m = meters[host];
     const info = hostInfo(ctx.ledger, host);
+    if (info.profile?.kind === "workstation") continue; // the user's own machine (profiles/local.md): no meter
     const view = meterView(host, m, info.registry);
     const clocks = (info.profile?.danger_clocks ?? []).map((c) => ({ id: c.id, message: c.message, hours: c.hours }));
     const { warnings, shownNow } = idleWarnings(view, clocks, m.clocks_shown ?? []);
