@@ -13,6 +13,7 @@ import { rsyncMover, sftpMover, type MoveFile } from "./mover.js";
 import { throttled, type TransferContext, type TransferResult } from "./context.js";
 import { cleanDebris } from "./debris.js";
 import { judgePull, type PulledSource } from "./judge.js";
+import { checkManifest, MANIFEST_NAME, readManifest } from "./manifest.js";
 
 export interface PullRequest {
   host: string;
@@ -83,6 +84,8 @@ export async function pull(ctx: TransferContext, req: PullRequest): Promise<Tran
     refuse("BAD_INPUT", `local_dir: cannot create ${req.localDir} (${(e as NodeJS.ErrnoException).code})`, "Pick a writable local directory.");
   }
   const sources = sourcesOf(ctx, req, localRoot);
+  const hostKey = await ctx.remote.resolve(req.host).then((h) => h.key, () => undefined);
+  const startedAt = new Date().toISOString();
   return withTransferLock([`pull:${fs.realpathSync(localRoot)}`], `pulling into ${localRoot}`, async (lock) => {
     // 1. the box lists and hashes its own files (one round trip per source)
     const trees: PulledSource[] = [];
@@ -91,9 +94,20 @@ export async function pull(ctx: TransferContext, req: PullRequest): Promise<Tran
       if (!tree.exists && src.fallbackRoot) tree = await remoteHashTree(ctx.remote, req.host, src.fallbackRoot, undefined, { signal: ctx.signal });
       const label = (p: string): string => (src.cell ? `${src.cell}/${p}` : p);
       refuseListing(req.host, tree, label);
-      trees.push({ src, tree, links: tree.links.filter((l) => linkInside(l.path, l.target)), outside: tree.links.filter((l) => !linkInside(l.path, l.target)) });
+      // an earlier pull of this same source left a manifest here: the box's files are checked against it
+      const prior = readManifest(path.join(src.localDir, MANIFEST_NAME));
+      const same = prior && prior.source.remote_dir === tree.root && (prior.source.host_key && hostKey ? prior.source.host_key === hostKey : prior.source.host === req.host);
+      trees.push({
+        src, tree, links: tree.links.filter((l) => linkInside(l.path, l.target)), outside: tree.links.filter((l) => !linkInside(l.path, l.target)),
+        ...(same ? { prior } : {}),
+      });
     }
     const prefix = (src: Source, p: string): string => (src.cell ? `${src.cell}/${p}` : p);
+    // what changed on the box since an earlier verified pull of this same source (a rewrite is allowed, never silent)
+    const changed = trees.flatMap((t) => (t.prior ? checkManifest(t.prior, t.tree.files.filter((f) => f.path !== MANIFEST_NAME)).differs.map((p) => prefix(t.src, p)) : []));
+    if (changed.length) {
+      warnings.push(warning("CHANGED_SINCE_LAST_PULL", "warn", `${changed.length} file(s) differ from what the last verified pull into local_dir recorded (rewritten on the box since): ${changed.slice(0, 5).join(", ")}`));
+    }
     const totalFiles = trees.reduce((a, t) => a + t.tree.files.length, 0);
     const bytesTotal = trees.reduce((a, t) => a + t.tree.files.reduce((b, f) => b + f.bytes, 0), 0);
     if (totalFiles === 0) {
@@ -186,7 +200,7 @@ export async function pull(ctx: TransferContext, req: PullRequest): Promise<Tran
     }
 
     // 4. compare, load-check, receipt
-    return judgePull(ctx, { req, localRoot, trees, localHash, failedUnits, bytesTransferred, bytesReused, bytesTotal, warnings, t0 });
+    return judgePull(ctx, { req, localRoot, trees, localHash, failedUnits, bytesTransferred, bytesReused, bytesTotal, warnings, t0, hostKey, startedAt });
   });
 }
 
