@@ -144,7 +144,7 @@ export async function pull(ctx: TransferContext, req: PullRequest): Promise<Tran
       if (!useRsync) usedSftp = true;
       const mover = useRsync ? rsyncMover(ctx.remote, req.host, t.tree.rsyncVersion) : sftpMover(ctx.remote, req.host);
       const items: (MoveFile & { isLink?: boolean })[] = [...t.tree.files, ...t.links.map((l) => ({ path: l.path, bytes: 0, link: l.target }))];
-      for (const unit of transferUnits(items)) {
+      for (const unit of transferUnits(items, { minFiles: 4000 })) {
         const label = prefix(t.src, unit.label);
         if (ctx.signal.aborted) { failedUnits.push({ label, error: "cancelled" }); continue; }
         const r = await mover.move({

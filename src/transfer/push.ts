@@ -87,7 +87,7 @@ export async function push(ctx: TransferContext, req: PushRequest): Promise<Tran
   // 1. scan: exactly the files that would go, evaluated before anything leaves this machine
   const scan = await scanPushTree(localDir, req.exclude ?? []);
   const flavour = localRsyncFlavour();
-  if (scan.via === "walk") warnings.push(warning("NO_LOCAL_RSYNC", "warn", `${flavour.why ?? "no usable local rsync"}: .gitignore/.rgtignore were not applied and SFTP is used.`));
+  if (scan.via === "walk") warnings.push(warning("NO_LOCAL_RSYNC", "warn", `${flavour.why ?? "no usable local rsync"}: SFTP is used; .gitignore applied through git where git is installed, .rgtignore and exclude patterns were not applied.`));
   refuseUnsafe(localDir, scan, req.allowSecretFiles ?? []);
   const files = scan.files;
   if (scan.outside.length) {

@@ -99,3 +99,27 @@ describe("the pull manifest", () => {
     expect(gone.missing).toContain("ckpt/w.dat");
   });
 });
+
+describe("a server whose local rsync is openrsync (macOS)", () => {
+  it("pushes and pulls over SFTP, says why, and the trees still verify", async () => {
+    const bin = fs.mkdtempSync(path.join(work, "fakebin-"));
+    fs.writeFileSync(path.join(bin, "rsync"), "#!/bin/sh\necho 'openrsync: protocol version 29'\necho 'rsync version 2.6.9 compatible'\nexit 1\n", { mode: 0o755 });
+    const mac = await connectServer({ ...lab.env, PATH: `${bin}:${lab.env.PATH}` });
+    try {
+      const src = path.join(work, "mac-src");
+      fs.mkdirSync(path.join(src, "lib"), { recursive: true });
+      fs.writeFileSync(path.join(src, "lib/m.py"), "x = 1\n");
+      fs.writeFileSync(path.join(src, "big.bin"), Buffer.alloc(200_000, 5));
+      const p = await mac.call("push_code", { host: "m1", local_dir: src, remote_dir: "/root/mac" });
+      expect(p.ok, JSON.stringify(p)).toBe(true);
+      expect(p.method).toBe("sftp");
+      expect(JSON.stringify(p.warnings)).toContain("openrsync");
+      const q = await mac.call("pull_verify", { host: "m1", remote_path: "/root/mac", local_dir: path.join(work, "mac-back") });
+      expect(q.ok, JSON.stringify(q).slice(0, 1000)).toBe(true);
+      expect(JSON.stringify(q.warnings)).toContain("openrsync");
+      expect(sha(path.join(work, "mac-back/big.bin"))).toBe(sha(path.join(src, "big.bin")));
+    } finally {
+      await mac.close();
+    }
+  });
+});
