@@ -131,7 +131,7 @@ for (const [box, method] of [["k1", "rsync"], ["k2", "sftp"]] as const) {
       expect(r.ok, JSON.stringify(r)).toBe(true);
       const got = localTree(dst);
       expect(Object.keys(got).filter((p) => DEBRIS.test(p))).toEqual([]);
-      delete got["rgt-manifest.json"];
+      delete got[".rgt-manifest.json"];
       expect(got).toEqual(await boxTree(box, dir));
     });
   });
@@ -153,7 +153,7 @@ describe("two servers racing on the same directories", () => {
     expect(rs.some((r) => r.ok)).toBe(true);
     const got = localTree(dst);
     expect(Object.keys(got).filter((p) => DEBRIS.test(p))).toEqual([]);
-    delete got["rgt-manifest.json"];
+    delete got[".rgt-manifest.json"];
     expect(got).toEqual(await boxTree("k2", dir));
   });
 
