@@ -91,7 +91,7 @@ export async function push(ctx: TransferContext, req: PushRequest): Promise<Tran
   refuseUnsafe(localDir, scan, req.allowSecretFiles ?? []);
   const files = scan.files;
   if (scan.outside.length) {
-    warnings.push(warning("LINK_OUTSIDE", "warn", `${scan.outside.length} symlink(s) lead out of local_dir and were not sent (never followed): ${scan.outside.slice(0, 5).map((l) => `${l.path} -> ${l.target}`).join(", ")}`));
+    warnings.push(warning("LINK_OUTSIDE", "warn", `${scan.outside.length} symlink(s) lead out of local_dir (or name an absolute target) and were not sent (never followed): ${scan.outside.slice(0, 5).map((l) => `${l.path} -> ${l.target}`).join(", ")}`));
   }
   const bytesTotal = files.reduce((a, f) => a + f.bytes, 0);
   warnings.push(...sizeWarnings(files, bytesTotal));
