@@ -12,7 +12,7 @@ import { matchRoster } from "../verify/roster.js";
 import { newReceiptId, saveReceipt, type Receipt } from "../ledger/receipts.js";
 import type { TransferContext, TransferResult } from "./context.js";
 import type { PullRequest, Source } from "./pull.js";
-import { buildManifest, checkManifest, MANIFEST_NAME, readManifest, sha256Text, writeManifest, type Manifest } from "./manifest.js";
+import { buildManifest, writeManifest, type Manifest } from "./manifest.js";
 
 const LIST_CAP = 20;
 
@@ -23,8 +23,11 @@ export interface PulledSource {
   links: RemoteLink[];
   /** links leading out of the root: reported, not followed */
   outside: RemoteLink[];
-  /** the manifest an earlier pull of this same source left in the local dir */
+  /** the manifest an earlier pull of this same source left beside the local tree */
   prior?: Manifest;
+  /** the manifest beside the tree on the box, and the sha256 of its text */
+  carried?: Manifest;
+  carriedSha?: string;
 }
 
 interface FileOut {
@@ -49,29 +52,6 @@ export interface PullState {
   t0: number;
   hostKey?: string;
   startedAt: string;
-}
-
-/**
- * Check each tree against the manifest it carried (pulled with it, verified equal to the box's copy;
- * the one an earlier pull left locally is checked before anything moves, in pull.ts). Returns the files that differ and those the
- * carried manifest lists but the box lacks, prefixed like every other path of the result.
- */
-function manifestFindings(trees: PulledSource[], matched: (p: string) => boolean, prefix: (src: Source, p: string) => string): { differs: string[]; gone: string[]; carried: Map<PulledSource, string> } {
-  const differs: string[] = [];
-  const gone: string[] = [];
-  const carried = new Map<PulledSource, string>();
-  for (const t of trees) {
-    const box = t.tree.files.filter((f) => f.path !== MANIFEST_NAME);
-    const own = t.tree.files.some((f) => f.path === MANIFEST_NAME) && matched(prefix(t.src, MANIFEST_NAME))
-      ? readManifest(path.join(t.src.localDir, MANIFEST_NAME)) : undefined;
-    if (own) {
-      carried.set(t, sha256Text(path.join(t.src.localDir, MANIFEST_NAME)) ?? "");
-      const c = checkManifest(own, box);
-      differs.push(...c.differs.map((p) => prefix(t.src, p)));
-      gone.push(...c.gone.map((p) => prefix(t.src, p)));
-    }
-  }
-  return { differs: [...new Set(differs)], gone: [...new Set(gone)], carried };
 }
 
 export async function judgePull(ctx: TransferContext, s: PullState): Promise<TransferResult> {
@@ -100,8 +80,6 @@ export async function judgePull(ctx: TransferContext, s: PullState): Promise<Tra
       files.push({ path: p, bytes: f.bytes, sha256: h?.sha256 ?? null, remote_sha256: f.sha256, match, load_check: null });
     }
   }
-  const man = manifestFindings(trees, (p) => files.some((f) => f.path === p && f.match), prefix);
-  missing.push(...man.gone);
   // torch.load costs seconds: only worth it when the pull is otherwise sound (structure checks always run)
   const sound = absent.length === 0 && mismatched.length === 0 && missing.length === 0 && s.failedUnits.length === 0;
   const shaOf = new Map(files.filter((f) => f.match).map((f) => [absPath.get(f.path)!, f.sha256!] as [string, string]));
@@ -148,14 +126,6 @@ export async function judgePull(ctx: TransferContext, s: PullState): Promise<Tra
       { ...base, receipt_id: null },
     );
   }
-  if (man.differs.length) {
-    refuse(
-      "HASH_MISMATCH",
-      `${man.differs.length} file(s) on the box differ from the manifest the tree carries: ${man.differs.slice(0, 5).join(", ")}`,
-      "Treat them as tampered or rewritten: find out why before trusting them. If the run legitimately rewrote them, pull into a fresh local_dir.",
-      { ...base, receipt_id: null, mismatched: man.differs.slice(0, 50) },
-    );
-  }
   if (missing.length) {
     refuse(
       "ROSTER_MISMATCH",
@@ -194,7 +164,7 @@ export async function judgePull(ctx: TransferContext, s: PullState): Promise<Tra
   await saveReceipt(ctx.ledger, receipt);
   const manifestPaths = trees.map((t) => writeManifest(t.src.localDir, buildManifest({
     ledger: ctx.ledger, receiptId: receipt.receipt_id, host: req.host, hostKey: s.hostKey, remoteDir: t.tree.root, runId: req.runId, cell: t.src.cell || undefined,
-    files: t.tree.files, links: t.links, startedAt: s.startedAt, carried: man.carried.get(t),
+    files: t.tree.files, links: t.links, startedAt: s.startedAt, carried: t.carriedSha,
   })));
   await ctx.progress(s.bytesTotal, s.bytesTotal, "verified");
   if (!rosterPaths.size && !(req.expect ?? []).length && !req.runId) {

@@ -1,10 +1,11 @@
 /**
- * Self-describing results: pull_verify writes `.rgt-manifest.json` at the root of every pulled tree (each
- * cell's dir for a run pull) saying which run, cell, command, spec, code (git commit + dirty state of the
- * pushed tree), host, profile and GPU the files came from, when, and every file's size and sha256, with
- * the receipt id. A tree that has a manifest — one carried in the box's tree, or one an earlier pull of
- * the same source left in local_dir — is checked against it: a file whose bytes differ is refused
- * (HASH_MISMATCH), a file the carried manifest lists but the box lacks is missing. Schema: docs/manifest.md.
+ * Self-describing results: pull_verify writes `<tree>.rgt-manifest.json` BESIDE every pulled tree (each
+ * cell's dir for a run pull; outside the tree, so the tree stays the box's export byte for byte) saying
+ * which run, cell, command, spec, code (git commit + dirty state of the pushed tree), host, profile and GPU
+ * the files came from, when, and every file's size and sha256, with the receipt id. A tree on the box
+ * that has a manifest beside it (a pulled tree copied to durable storage with its manifest) is checked
+ * against it before anything moves: a file whose bytes differ is refused (HASH_MISMATCH), a file the
+ * manifest lists but the box lacks is missing (ROSTER_MISMATCH). Schema: docs/manifest.md.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -17,7 +18,10 @@ import { hostInfo } from "../ledger/hostinfo.js";
 import { manifestSha256 } from "../verify/hash.js";
 import { pushFor } from "./provenance.js";
 
-export const MANIFEST_NAME = ".rgt-manifest.json";
+export const MANIFEST_SUFFIX = ".rgt-manifest.json";
+
+/** Where the manifest of a tree lives: beside it, `<tree>.rgt-manifest.json` (local or box path). */
+export const manifestPathFor = (treeDir: string): string => `${treeDir.replace(/\/+$/, "")}${MANIFEST_SUFFIX}`;
 export const MANIFEST_SCHEMA = "rgt-manifest/1";
 
 const FileEntry = z.object({ path: z.string(), bytes: z.number().int().nonnegative(), sha256: z.string().regex(/^[0-9a-f]{64}$/) });
@@ -41,10 +45,14 @@ export const ManifestSchema = z.object({
 });
 export type Manifest = z.infer<typeof ManifestSchema>;
 
-/** A manifest file, parsed and validated; undefined when absent or not one of ours. */
+/** A manifest file (or its text), parsed and validated; undefined when absent or not one of ours. */
 export function readManifest(file: string): Manifest | undefined {
   let raw: string;
   try { raw = fs.readFileSync(file, "utf8"); } catch { return undefined; }
+  return parseManifest(raw);
+}
+
+export function parseManifest(raw: string): Manifest | undefined {
   try {
     const r = ManifestSchema.safeParse(JSON.parse(raw));
     return r.success ? r.data : undefined;
@@ -58,7 +66,7 @@ export interface ManifestCheck {
   gone: string[];
 }
 
-/** The box's listing against a manifest (paths relative to the same root; the manifest file itself aside). */
+/** The box's listing against a manifest (paths relative to the same root). */
 export function checkManifest(m: Manifest, box: { path: string; bytes: number; sha256: string }[]): ManifestCheck {
   const have = new Map(box.map((f) => [f.path, f]));
   const differs: string[] = [];
@@ -93,7 +101,7 @@ export function buildManifest(i: ManifestInput): Manifest {
   let profile: string | undefined;
   try { profile = hostInfo(i.ledger, i.host).platform; } catch { /* unknown host */ }
   const seen = getHost(i.ledger, i.host);
-  const files = i.files.filter((f) => f.path !== MANIFEST_NAME);
+  const files = i.files;
   return {
     schema: MANIFEST_SCHEMA,
     receipt_id: i.receiptId,
@@ -119,15 +127,13 @@ export function buildManifest(i: ManifestInput): Manifest {
   };
 }
 
-/** Write a manifest atomically (temp + rename) at the root of a pulled tree; returns its path. */
+/** Write a manifest atomically (temp + rename) beside a pulled tree; returns its path. */
 export function writeManifest(dir: string, m: Manifest): string {
-  const file = path.join(dir, MANIFEST_NAME);
+  const file = manifestPathFor(path.resolve(dir));
   const tmp = `${file}.tmp-${process.pid}`;
   fs.writeFileSync(tmp, `${JSON.stringify(m, null, 1)}\n`, { mode: 0o644 });
   fs.renameSync(tmp, file);
   return file;
 }
 
-export const sha256Text = (file: string): string | undefined => {
-  try { return createHash("sha256").update(fs.readFileSync(file)).digest("hex"); } catch { return undefined; }
-};
+export const sha256Text = (text: string): string => createHash("sha256").update(text).digest("hex");

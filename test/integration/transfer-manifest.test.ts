@@ -1,5 +1,5 @@
 /**
- * Self-describing results: a pull writes .rgt-manifest.json beside the pulled files (run, cell, command,
+ * Self-describing results: a pull writes <tree>.rgt-manifest.json beside each pulled tree (run, cell, command,
  * spec hash, the pushed tree's git commit and dirty state, host, profile, times, every file's size and
  * sha256, the receipt id), and a later pull of a tree that carries a manifest is checked against it: a
  * tampered file is refused HASH_MISMATCH, a file the manifest lists but the box lost is missing.
@@ -61,7 +61,9 @@ describe("the pull manifest", () => {
     const r = await s.call("pull_verify", { host: "m1", run_id: "mr", local_dir: path.join(work, "pulled") });
     expect(r.ok, JSON.stringify(r).slice(0, 1500)).toBe(true);
     cellDir = path.join(work, "pulled", "c0");
-    expect(r.manifest_path).toBe(path.join(cellDir, ".rgt-manifest.json"));
+    expect(r.manifest_path).toBe(`${cellDir}.rgt-manifest.json`);
+    // beside the tree, not in it: the local tree is the box's tree, nothing added
+    expect(fs.readdirSync(cellDir).sort()).toEqual(["ckpt", "metrics.json"]);
     const m = ManifestSchema.parse(JSON.parse(fs.readFileSync(r.manifest_path, "utf8")));
     expect(m.receipt_id).toBe(r.receipt_id);
     expect(m.run).toMatchObject({ run_id: "mr", cell: "c0", command: "python train.py --lr 3e-4", spec_sha: "0123456789abcdef", gpu_indices: [1], backend: "tmux" });
@@ -78,13 +80,13 @@ describe("the pull manifest", () => {
   });
 
   it("a tree that carries its manifest is checked against it: a tampered file is refused, an intact copy verifies", async () => {
-    // the pulled tree, manifest included, goes to "durable storage" on the box and comes back
-    const up = await s.call("push_code", { host: "m1", local_dir: cellDir, remote_dir: "/root/durable/c0" });
+    // the pulled tree and the manifest beside it go to "durable storage" on the box and come back
+    const up = await s.call("push_code", { host: "m1", local_dir: path.join(work, "pulled"), remote_dir: "/root/durable" });
     expect(up.ok, JSON.stringify(up)).toBe(true);
     const ok = await s.call("pull_verify", { host: "m1", remote_path: "/root/durable/c0", local_dir: path.join(work, "back") });
     expect(ok.ok, JSON.stringify(ok).slice(0, 1500)).toBe(true);
-    const again = ManifestSchema.parse(JSON.parse(fs.readFileSync(path.join(work, "back/.rgt-manifest.json"), "utf8")));
-    expect(again.carried_manifest_sha256).toBe(sha(path.join(cellDir, ".rgt-manifest.json")));
+    const again = ManifestSchema.parse(JSON.parse(fs.readFileSync(path.join(work, "back.rgt-manifest.json"), "utf8")));
+    expect(again.carried_manifest_sha256).toBe(sha(`${cellDir}.rgt-manifest.json`));
     // same size, other bytes: only the manifest can tell
     await lab.boxes.m1.exec("cd /root/durable/c0 && head -c 5000 /dev/urandom > ckpt/w.dat");
     const bad = await s.call("pull_verify", { host: "m1", remote_path: "/root/durable/c0", local_dir: path.join(work, "back2") });
@@ -92,10 +94,12 @@ describe("the pull manifest", () => {
     expect(bad.refused.code).toBe("HASH_MISMATCH");
     expect(bad.refused.reason).toContain("ckpt/w.dat");
     expect(bad.receipt_id ?? null).toBeNull();
+    expect(fs.readdirSync(path.join(work, "back2"))).toEqual([]); // refused before anything moved
     // a file the manifest lists but the box lost
     await lab.boxes.m1.exec("cd /root/durable/c0 && rm ckpt/w.dat");
     const gone = await s.call("pull_verify", { host: "m1", remote_path: "/root/durable/c0", local_dir: path.join(work, "back3") });
     expect(gone.ok).toBe(false);
+    expect(gone.refused.code).toBe("ROSTER_MISMATCH");
     expect(gone.missing).toContain("ckpt/w.dat");
   });
 });
