@@ -150,6 +150,19 @@ describe("rgt doctor <host>: the ladder", () => {
     expect(rung(c, "fallback: jump host alone")?.detail).toMatch(/blocked at the jump host/);
   });
 
+  it("the CLI prints each rung with its fix and exits 1 when a rung failed", () => {
+    let out = "";
+    let code = 0;
+    try {
+      execFileSync(process.execPath, [path.join(__dirname, "..", "..", "dist", "cli", "main.js"), "doctor", "closed"], { env: { ...lab.env, RGT_SSH_CONFIG: cfg }, encoding: "utf8", timeout: 60_000 });
+    } catch (e) { out = (e as { stdout: string }).stdout; code = (e as { status: number }).status; }
+    expect(code).toBe(1);
+    expect(out).toMatch(/^ok +resolve +root@127\.0\.0\.1:/m);
+    expect(out).toMatch(/^FAIL +tcp +.*connection refused/m);
+    expect(out).toMatch(/fix: The box is stopped, sshd is down, or the port moved/);
+    expect(out).toMatch(/closed: \d+ rung\(s\) failed/);
+  });
+
   it("refused keys stop at auth, no fallback (no route change fixes a key)", async () => {
     const c = await connectionLadder("wrongkey", opts());
     expect(rung(c, "banner")?.status).toBe("ok");
