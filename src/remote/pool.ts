@@ -15,7 +15,8 @@ import { RefusalError, refuse } from "../common/result.js";
 import { forwardThrough, openConnection, withDiagnosis, type DialOptions } from "./connect.js";
 import { CHANNEL_OPEN_MS, ChannelTimeoutError, ConnectionLostError, execOn } from "./exec.js";
 import { parseHostSpec, resolveHost, sshBinary } from "./resolve.js";
-import type { ExecOptions, ExecResult, Remote, ResolvedHost } from "./types.js";
+import type { ExecOptions, ExecResult, Remote, ResolvedHost, SftpSession } from "./types.js";
+import { wrapSftp } from "./sftp.js";
 
 interface PoolEntry {
   host: ResolvedHost;
@@ -374,7 +375,7 @@ export class SshRemote implements Remote {
     return this.exec(host, cmd, { ...opts, stdin: script.endsWith(".py") ? body : prelude + body });
   }
 
-  async sftp(host: string): Promise<SFTPWrapper> {
+  async sftp(host: string): Promise<SftpSession> {
     const deadline = Date.now() + DEFAULT_CALL_MS;
     const s = await this.withClient(host, deadline, (c) => new Promise<SFTPWrapper>((resolve, reject) => {
       const ms = Math.max(1, Math.min(CHANNEL_OPEN_MS, deadline - Date.now()));
@@ -396,7 +397,7 @@ export class SshRemote implements Remote {
       s.once("close", done);
       s.once("end", done);
     }
-    return s;
+    return wrapSftp(s);
   }
 
   async sshTransport(host: string): Promise<{ argv: string[]; destination: string }> {
