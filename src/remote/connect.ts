@@ -53,6 +53,8 @@ export interface DialOptions {
   onStage?: (stage: DialStage) => void;
   /** a line of platform knowledge for the diagnosis (e.g. "ports move on restart"), passed in from above */
   hint?: string;
+  /** given a reader of what the dial has seen so far (address, first bytes): a caller that stops waiting can diagnose */
+  onFacts?: (facts: () => ConnectFacts) => void;
 }
 
 /** The bound of one dial: the config's ConnectTimeout, cut to what is left of the caller's bound. */
@@ -97,12 +99,9 @@ export async function openConnection(h: ResolvedHost, sockOrOpts?: Duplex | Dial
   const grab = (b: Buffer) => { if (firstLen < 256) { first.push(b); firstLen += b.length; } else sock!.off("data", grab); };
   sock.on("data", grab);
   const left = Math.max(1, boundMs - (Date.now() - t0));
-  return dial(h, sock, left, {
-    stage: () => stage,
-    enter,
-    facts: () => ({ ...facts, stage, ...(firstLen ? { firstBytes: Buffer.concat(first) } : {}) }),
-    bound,
-  });
+  const seen = (): ConnectFacts => ({ ...facts, stage, ...(firstLen ? { firstBytes: Buffer.concat(first) } : {}) });
+  o.onFacts?.(seen);
+  return dial(h, sock, left, { stage: () => stage, enter, facts: seen, bound });
 }
 
 function fmtS(ms: number): string {

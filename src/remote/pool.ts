@@ -13,6 +13,7 @@ import { quote } from "shell-quote";
 import { packageRoot, sshConfigFile } from "../common/config.js";
 import { RefusalError, refuse } from "../common/result.js";
 import { forwardThrough, openConnection, withDiagnosis, type DialOptions } from "./connect.js";
+import type { ConnectFacts } from "./diagnose.js";
 import { CHANNEL_OPEN_MS, ChannelTimeoutError, ConnectionLostError, execOn } from "./exec.js";
 import { parseHostSpec, resolveHost, sshBinary } from "./resolve.js";
 import type { ExecOptions, ExecResult, Remote, ResolvedHost, SftpSession } from "./types.js";
@@ -30,6 +31,8 @@ interface PoolEntry {
   via?: string;
   /** the stage the dial in progress is in (named when a caller's bound ends during it) */
   stage?: string;
+  /** what the dial in progress has seen (address, first bytes), for the diagnosis of a caller that stops waiting */
+  dialFacts?: () => ConnectFacts;
   /** the host stopped answering on an open connection (a channel open or a kill that hung): when and how */
   stalled?: { at: number; what: string };
 }
@@ -147,6 +150,7 @@ export class SshRemote implements Remote {
     if (!entry.connecting) {
       const e = entry;
       e.stage = undefined;
+      e.dialFacts = undefined;
       const gen = this.generation;
       e.connecting = this.dial(h, e).then(
         (c) => {
@@ -175,7 +179,7 @@ export class SshRemote implements Remote {
       const stalled = e.stalled ? ` (it stopped answering ${secs(Date.now() - e.stalled.at)} ago: ${e.stalled.what})` : "";
       return withDiagnosis(new RefusalError("TIMEOUT", `${spec}: no answer within the call's bound (${secs(deadline - t0)}); the connection was still in the ${stage} stage${stalled}`,
         "The box's sshd is not answering (frozen or overloaded box, or something on the path holds the connection). Retry later; check the box in its console; `rgt doctor <host>` walks the path."),
-      { hostname: h.hostname, port: h.port, stage, outcome: "timeout", ...(this.hintFor(spec) ? { hint: this.hintFor(spec) } : {}) });
+      { ...(e.dialFacts?.() ?? { hostname: h.hostname, port: h.port }), stage, outcome: "timeout", ...(this.hintFor(spec) ? { hint: this.hintFor(spec) } : {}) });
     });
     this.startReaper();
     return { client, entry };
@@ -183,8 +187,9 @@ export class SshRemote implements Remote {
 
   private async dial(h: ResolvedHost, entry: PoolEntry): Promise<Client> {
     const onStage = (s: string) => { entry.stage = s; };
+    const onFacts = (f: () => ConnectFacts) => { entry.dialFacts = f; };
     const hint = this.hintFor(h.spec);
-    const opts = { onStage, ...(hint ? { hint } : {}) };
+    const opts = { onStage, onFacts, ...(hint ? { hint } : {}) };
     if (h.proxyCommand) return this.dialViaCommand(h, opts);
     if (!h.proxyJump) return (await openConnection(h, opts)).client;
     // ProxyJump a,b,c: a is dialled (pooled, with its own config), each later hop rides on the previous one.
