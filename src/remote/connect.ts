@@ -78,7 +78,6 @@ export async function openConnection(h: ResolvedHost, sockOrOpts?: Duplex | Dial
   const o: DialOptions = sockOrOpts && typeof (sockOrOpts as Duplex).pipe === "function" ? { sock: sockOrOpts as Duplex } : (sockOrOpts as DialOptions) ?? {};
   const boundMs = dialBoundMs(h, o.deadline);
   const t0 = Date.now();
-  const where = `${h.hostname}:${h.port}`;
   const facts: ConnectFacts = { hostname: h.hostname, port: h.port, ...(o.hint ? { hint: o.hint } : {}) };
   const bound = () => (o.deadline !== undefined && o.deadline - t0 < h.connectTimeoutMs ? `the call's bound (${fmtS(boundMs)})` : `ConnectTimeout (${fmtS(boundMs)})`);
   let stage: DialStage = o.sock ? "SSH banner" : "DNS lookup";
