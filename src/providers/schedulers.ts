@@ -1,6 +1,6 @@
 /**
  * Schedulers: Slurm (scancel of OUR runs' job ids only, run on the login box over the pooled ssh
- * connection) and Kubernetes (`kubectl delete job` from this machine, then the reminder that deleting a
+ * connection by scripts/slurm_jobs.sh) and Kubernetes (`kubectl delete job` from this machine, then the reminder that deleting a
  * Job does not shrink the node pool that bills).
  */
 import { warning } from "../common/result.js";
@@ -23,7 +23,7 @@ export const slurm: ProviderAdapter = {
     const ids = t.slurm_job_ids.filter((j) => JOB_ID.test(j));
     if (ids.length === 0) return { status: "done", performed: "none", detail: "no Slurm job of ours recorded for this host", warnings: [] };
     const queued = async (): Promise<string[]> => {
-      const q = await deps.remote.exec(t.host, `squeue -h -o %i -j ${ids.join(",")} 2>/dev/null || true`, { timeoutMs: deps.timeoutMs, maxOutputBytes: 65_536 });
+      const q = await deps.remote.runScript(t.host, "slurm_jobs.sh", ["queued", ...ids], { timeoutMs: deps.timeoutMs, maxOutputBytes: 65_536 });
       return q.stdout.split(/\s+/).filter(Boolean);
     };
     // only what is still queued or running needs cancelling; finished jobs are left alone
@@ -32,7 +32,7 @@ export const slurm: ProviderAdapter = {
       return { status: "done", performed: "none", detail: `none of our jobs (${ids.join(" ")}) is still queued or running`, recheck: { gone: true, detail: "squeue lists none of them" }, warnings: [] };
     }
     const cmd = `scancel ${ids.join(" ")}`;
-    const r = await deps.remote.exec(t.host, cmd, { timeoutMs: deps.timeoutMs, maxOutputBytes: 16_384 });
+    const r = await deps.remote.runScript(t.host, "slurm_jobs.sh", ["cancel", ...ids], { timeoutMs: deps.timeoutMs, maxOutputBytes: 16_384 });
     if (r.exitCode !== 0) return { status: "failed", performed: cmd, detail: `exit ${r.exitCode}: ${r.stderr.slice(-300)}`, warnings: [] };
     const look = async (): Promise<GoneCheck> => {
       const left = await queued();
