@@ -5,10 +5,11 @@
  */
 import { warning } from "../common/result.js";
 import { runCli } from "./cli.js";
-import { pollSettings, pollUntilGone, type GoneCheck } from "./poll.js";
+import { pollSettings, pollUntilGone, timedOutOutcome, type GoneCheck } from "./poll.js";
 import type { MeterStopOutcome, MeterStopTarget, ProviderAdapter, ProviderDeps } from "./types.js";
 
 const JOB_ID = /^\d+(_\d+)?$/;
+
 
 export const slurm: ProviderAdapter = {
   name: "slurm",
@@ -33,12 +34,14 @@ export const slurm: ProviderAdapter = {
     }
     const cmd = `scancel ${ids.join(" ")}`;
     const r = await deps.remote.runScript(t.host, "slurm_jobs.sh", ["cancel", ...ids], { timeoutMs: deps.timeoutMs, maxOutputBytes: 16_384 });
-    if (r.exitCode !== 0) return { status: "failed", performed: cmd, detail: `exit ${r.exitCode}: ${r.stderr.slice(-300)}`, warnings: [] };
+    if (!r.timedOut && r.exitCode !== 0) return { status: "failed", performed: cmd, detail: `exit ${r.exitCode}: ${r.stderr.slice(-300)}`, warnings: [] };
     const look = async (): Promise<GoneCheck> => {
       const left = await queued();
       return { gone: left.length === 0, detail: left.length ? `still queued: ${left.slice(0, 8).join(" ")}` : "squeue lists none of them" };
     };
     const recheck = await pollUntilGone(look, deps.poll ?? { ...pollSettings(deps.env), baseMs: 500 });
+    // a scancel that hung is judged by squeue, not retried
+    if (r.timedOut) return timedOutOutcome(cmd, recheck, "scancel");
     return {
       status: "done",
       performed: cmd,
@@ -62,8 +65,8 @@ export const kubernetes: ProviderAdapter = {
     const argv = ["kubectl", "delete", "job", name, "-n", namespace];
     const r = await runCli(argv, deps.env, deps.timeoutMs);
     const pool = warning("K8S_NODE_POOL", "warn", "Deleting the Job frees its pods, but the GPU node pool does not scale down by itself unless an autoscaler does it; scale the pool to zero (or delete it) in the cloud console to stop that bill.");
-    if (r.notFound || r.timedOut || r.code !== 0) {
-      return { status: "failed", performed: argv.join(" "), detail: r.notFound ? "kubectl is not installed on this machine" : r.timedOut ? "kubectl timed out" : `exit ${r.code}: ${r.out}`, warnings: [pool] };
+    if (r.notFound || (!r.timedOut && r.code !== 0)) {
+      return { status: "failed", performed: argv.join(" "), detail: r.notFound ? "kubectl is not installed on this machine" : `exit ${r.code}: ${r.out}`, warnings: [pool] };
     }
     // only NotFound proves it gone; an unreachable API server proves nothing
     const look = async (budgetMs: number): Promise<GoneCheck> => {
@@ -72,12 +75,8 @@ export const kubernetes: ProviderAdapter = {
       if (/NotFound|not found/.test(g.out)) return { gone: true, detail: "kubectl get job: NotFound" };
       return { gone: null, detail: `kubectl get job: ${g.timedOut ? "timed out" : `exit ${g.code}: ${g.out.slice(0, 160)}`}` };
     };
-    return {
-      status: "done",
-      performed: argv.join(" "),
-      detail: r.out,
-      recheck: await pollUntilGone(look, deps.poll ?? pollSettings(deps.env)),
-      warnings: [pool],
-    };
+    const recheck = await pollUntilGone(look, deps.poll ?? pollSettings(deps.env));
+    if (r.timedOut) return timedOutOutcome(argv.join(" "), recheck, "kubectl delete", { warnings: [pool] });
+    return { status: "done", performed: argv.join(" "), detail: r.out, recheck, warnings: [pool] };
   },
 };
