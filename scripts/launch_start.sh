@@ -49,7 +49,7 @@ cells_of "$SD"
 for c in "${RUN_CELLS[@]}"; do cell_alive "$SD/cells/$c" && livecell[$c]=1; done
 
 # move the run-wide files and the cell specs into place (never the files of a live cell)
-for f in run.env0 expect; do [ -e "$IN/$f" ] && mv -f "$IN/$f" "$SD/$f"; done
+for f in run.env0 expect watch.env0; do [ -e "$IN/$f" ] && mv -f "$IN/$f" "$SD/$f"; done
 cells_of "$IN"
 for c in "${RUN_CELLS[@]}"; do
   d="$IN/cells/$c/"
@@ -60,6 +60,15 @@ for c in "${RUN_CELLS[@]}"; do
   [ "$(cat "$SD/cells/$c/state" 2>/dev/null)" = done ] || printf 'pending\n' >"$SD/cells/$c/state"
 done
 rm -f "$SD/stop_requested"
+
+# the box's own tools pointed at the profile's mirrors (idempotent; one line per thing it looked at)
+if [ -r "$IN/mirrors.args0" ]; then
+  margs=()
+  while IFS= read -r -d '' a; do margs+=("$a"); done <"$IN/mirrors.args0"
+  if [ "${#margs[@]}" -gt 0 ] && [ -r "${margs[0]}" ]; then
+    while IFS= read -r line; do [ -n "$line" ] && printf 'MIRROR\t%s\n' "$line"; done < <(timeout 20 bash "${margs[@]}" 2>&1 | head -n 20)
+  fi
+fi
 
 start_lane() { # lane -> starts it detached
   local l=$1 cmd
@@ -114,6 +123,28 @@ if [ "$MODE" = tmux ] && [ "${#started[@]}" -gt 0 ]; then
       start_lane "$l" && wait_pids "$l"
     fi
   done
+fi
+# the watcher (time cap, park) of a run that started lanes now: the cap counts from this launch
+if [ "${#started[@]}" -gt 0 ] && [ -r "$SD/watch.env0" ]; then
+  mh="" ms="" ws="" pk=""
+  while IFS= read -r -d '' kv; do
+    case ${kv%%=*} in RGT_MAX_HOURS) mh=${kv#*=} ;; RGT_MAX_S) ms=${kv#*=} ;; RGT_WATCH_SCRIPT) ws=${kv#*=} ;; RGT_PARK) pk=${kv#*=} ;; esac
+  done <"$SD/watch.env0"
+  rm -f "$SD/stop_reason"
+  if [[ $ms =~ ^[0-9]+$ ]] && [ "$ms" -gt 0 ]; then
+    printf '%s\n' "$(($(date +%s) + ms))" >"$SD/deadline"
+    printf '%s\n' "$mh" >"$SD/max_hours"
+  else
+    rm -f "$SD/deadline" "$SD/max_hours"
+  fi
+  if { [ -e "$SD/deadline" ] || [ "$pk" = 1 ]; } && [ -n "$ws" ] && [ -r "$ws" ] && ! alive_in "$SD/watch.pid"; then
+    if command -v setsid >/dev/null 2>&1; then
+      setsid nohup bash "$ws" "$SD" </dev/null >>"$SD/watch.out" 2>&1 &
+    else
+      nohup bash "$ws" "$SD" </dev/null >>"$SD/watch.out" 2>&1 &
+    fi
+    tab WATCH "$([ -e "$SD/deadline" ] && cat "$SD/deadline")" "$pk"
+  fi
 fi
 rmdir "$LOCK" 2>/dev/null
 trap - EXIT
