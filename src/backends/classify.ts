@@ -5,6 +5,7 @@
 import type { RunCell } from "../ledger/runs.js";
 import type { CellStatus, DiskStatus, GpuStatus, StatusOptions, VanishCause } from "./types.js";
 import { num, tsv } from "./scripts.js";
+import { parseGate, parseWatch, type GateRow, type WatchRow } from "./while_run.js";
 
 export interface BoxCellRow {
   name: string; state: string; exit_code?: number; alive: boolean; log_bytes: number; log_mtime: number; beat_mtime: number;
@@ -18,6 +19,9 @@ export interface BoxStatus {
   cells: Map<string, BoxCellRow>;
   lanes: { id: string; alive: boolean; signal: string; cells: string[]; ended: boolean }[];
   gpus: GpuStatus[]; disks: DiskStatus[]; dmesg: string[];
+  /** the disk gate's record per cell, and the run watcher's (time cap, park) */
+  gates?: Map<string, GateRow>;
+  watch?: WatchRow;
 }
 
 export function parseStatus(host: string, stdout: string): BoxStatus {
@@ -45,6 +49,8 @@ export function parseStatus(host: string, stdout: string): BoxStatus {
       case "GPU": b.gpus.push({ host, index: Number(r[1]), memory_used_mib: num(r[2]), memory_total_mib: num(r[3]), utilization_pct: num(r[4]) }); break;
       case "DISK": b.disks.push({ host, mount: r[1], size_bytes: num(r[2]), used_pct: num(r[3]), inodes_used_pct: num(r[4]) }); break;
       case "DMESG": b.dmesg.push(r.slice(1).join(" ")); break;
+      case "GATE": (b.gates ??= new Map()).set(r[1], parseGate(r[2] ?? "", r[3] ?? "")); break;
+      case "WATCH": b.watch = parseWatch(r); break;
     }
   }
   return b;
@@ -131,6 +137,17 @@ export function classifyCell(b: BoxStatus, row: BoxCellRow | undefined, cell: Ru
     case "stopped":
       out.state = "stopped";
       return out;
+    case "blocked": {
+      // the disk gate kept it from starting; while its runner lives it is still re-checking (on_disk_low: wait)
+      out.state = "blocked";
+      delete out.tail;
+      const g = b.gates?.get(cell.name)?.blocked;
+      if (g) {
+        const { waiting_until, ...rest } = g;
+        out.blocked = waiting_until && row.runner_alive ? g : rest;
+      }
+      return out;
+    }
     case "failed": {
       out.state = "failed";
       if (row.cause === "oom" || oomGrew || dmesgHit) out.cause = { cause: "oom", evidence: `${row.reason || `exit ${row.exit_code}`}; ${oomEvidence() || "recorded by the runner"}` };

@@ -14,6 +14,8 @@ import { k8sBackend } from "./k8s.js";
 import { slurmBackend } from "./slurm.js";
 import { statusOfHost } from "./status.js";
 import { classifyCell } from "./classify.js";
+import { whileRunView } from "./while_run.js";
+import { whileRunWarnings } from "./park.js";
 import type { Backend, BackendContext, CellStatus, DiskStatus, GpuStatus, RunState, StatusOptions, VanishCause } from "./types.js";
 
 export const DEFAULT_STALL_S = 900;
@@ -43,18 +45,23 @@ export interface RunStatusResult {
   gpus: GpuStatus[];
   disks: DiskStatus[];
   vanished_cause?: { cause: VanishCause; evidence: string };
+  /** disk budgets, time cap, stop reason and park, as the box recorded them */
+  while_run?: Record<string, unknown>;
   next_action: string;
   warnings: Warning[];
 }
 
 /** Run-level state from cell states. Never `vanished`/`failed` because a host did not answer. */
-export function summarize(cells: CellStatus[]): { state: RunState; vanished_cause?: { cause: VanishCause; evidence: string } } {
+export function summarize(cells: CellStatus[], stopReason?: string): { state: RunState; vanished_cause?: { cause: VanishCause; evidence: string } } {
   const has = (s: string) => cells.some((c) => c.state === s);
+  const waiting = cells.some((c) => c.state === "blocked" && c.blocked?.waiting_until);
   const firstCause = (s: string) => cells.find((c) => c.state === s && c.cause)?.cause;
   if (has("vanished")) return { state: "vanished", vanished_cause: firstCause("vanished") ?? { cause: "unknown", evidence: "no evidence recorded" } };
   if (has("stalled")) return { state: "stalled" };
   if (has("unknown")) return { state: "unknown" };
-  if (has("running") || has("pending")) return { state: "running" };
+  if (has("running") || has("pending") || waiting) return { state: "running" };
+  if (stopReason && has("stopped") && !has("failed")) return { state: "stopped" };
+  if (has("blocked") && !has("failed")) return { state: "blocked" };
   if (has("failed") || has("stopped")) {
     const c = firstCause("failed");
     return { state: "failed", ...(c ? { vanished_cause: c } : {}) };
@@ -85,6 +92,12 @@ export function nextAction(run: RunRecord, state: RunState, cells: CellStatus[],
         case "killed": return `Something outside rgt killed the run; find out what, then ${relaunch}.`;
         default: return `The run's processes are gone without a recorded cause; check the box (probe_env), then ${relaunch}.`;
       }
+    case "stopped":
+      return `The box's own time cap stopped the run (${cells.find((c) => c.state === "stopped")?.reason ?? "max_hours"}); files and checkpoints are kept. Pull what is there, or ${relaunch} with a new max_hours.`;
+    case "blocked": {
+      const b = cells.filter((c) => c.state === "blocked");
+      return `${b.map((c) => c.name).join(", ")} not started: DISK_LOW (free space or inodes below the cell's budget; numbers in cells[].blocked). Free space on that mount (or lower min_free_gb / min_free_inodes), then ${relaunch}.`;
+    }
     case "failed": {
       const f = names("failed");
       const s = names("stopped");
@@ -118,8 +131,10 @@ export async function runStatusOf(
   const full: StatusOptions = { stall_after_s: opts.stall_after_s ?? DEFAULT_STALL_S, tail_lines: opts.tail_lines ?? 5, ...(opts.log_offset !== undefined ? { log_offset: opts.log_offset } : {}) };
   const ctx: BackendContext = { remote, ledger };
   const s = await backend.status(ctx, run, full);
-  const { state, vanished_cause } = summarize(s.cells);
-  const warnings = [...s.warnings];
+  const stopReason = [...(s.watch?.values() ?? [])].find((w) => w.stop_reason)?.stop_reason;
+  const { state, vanished_cause } = summarize(s.cells, stopReason);
+  const warnings = [...s.warnings, ...(await whileRunWarnings(ledger, run, s.cells, s.watch))];
+  const whileRun = s.watch || s.gates ? whileRunView(s.watch ?? new Map(), s.gates ?? []) : undefined;
   for (const d of s.disks) {
     if ((d.inodes_used_pct ?? 0) >= 90) warnings.push(warning("INODE_HIGH", (d.inodes_used_pct ?? 0) >= 97 ? "danger" : "warn", `${d.host}:${d.mount} inodes ${d.inodes_used_pct}% used (writes fail at 100% even with free bytes)`));
     if ((d.used_pct ?? 0) >= 90) warnings.push(warning("DISK_HIGH", (d.used_pct ?? 0) >= 97 ? "danger" : "warn", `${d.host}:${d.mount} ${d.used_pct}% full`));
@@ -142,6 +157,7 @@ export async function runStatusOf(
     ...(s.gpus.length > gpus.length ? { gpus_omitted: s.gpus.length - gpus.length } : {}),
     ...(s.disks.length > disks.length ? { disks_omitted: s.disks.length - disks.length } : {}),
     ...(vanished_cause ? { vanished_cause } : {}),
+    ...(whileRun ? { while_run: whileRun } : {}),
     next_action: nextAction(run, state, s.cells, vanished_cause),
     warnings,
   };
@@ -165,7 +181,8 @@ export async function liveRunsOn(remote: Remote, ledger: Ledger, host: string): 
     }
     const opts: StatusOptions = { stall_after_s: DEFAULT_STALL_S, tail_lines: 0 };
     const b = await statusOfHost(remote, host, run.host_dirs?.[host]?.state_dir ?? run.state_dir, cells.map((c) => c.name), opts, run.host_dirs?.[host]?.scripts_dir);
-    const live = cells.map((c) => classifyCell(b, b.cells.get(c.name), c, opts)).filter((c) => ["running", "pending", "stalled"].includes(c.state)).map((c) => c.name);
+    const live = cells.map((c) => classifyCell(b, b.cells.get(c.name), c, opts))
+      .filter((c) => ["running", "pending", "stalled"].includes(c.state) || (c.state === "blocked" && !!c.blocked?.waiting_until)).map((c) => c.name);
     if (live.length) out.push({ run_id: run.run_id, cells_running: live });
   }
   return out;

@@ -11,6 +11,7 @@ import type { RunCell, RunRecord } from "../ledger/runs.js";
 import type { BackendContext, LaunchCellSpec, LaunchOutcome, LaunchRequest, Placement } from "./types.js";
 import { bundle, installAndRun, isConnectionError, num, settle, tsv } from "./scripts.js";
 import { assignCells, lanesFor, type HostGpuFacts, type Lane } from "./placement.js";
+import { cellEnvAdditions, launchExtras, mirrorSetupArgs, runEnvAdditions, watchEnv } from "./while_run.js";
 
 const START_TIMEOUT_MS = 45_000;
 
@@ -98,7 +99,7 @@ export async function sshLaunch(mode: "tmux" | "nohup", ctx: BackendContext, req
   const prior = new Map<string, RunCell>((existing?.cells ?? []).map((c) => [c.name, c]));
   const hosts = [...new Set([...req.hosts, ...req.cells.map((c) => prior.get(c.name)?.host).filter((h): h is string => !!h)])];
   const checkPaths = [...new Set(req.cells.flatMap((c) => scriptPathsIn(c.command)))];
-  const SCRIPTS = ["run_one.sh", "run_queue.sh", "launch_prep.sh", "launch_start.sh", "run_status.sh", "stop_run.sh"];
+  const SCRIPTS = ["run_one.sh", "run_queue.sh", "launch_prep.sh", "launch_start.sh", "run_status.sh", "stop_run.sh", "run_watch.sh", "china_mirrors.sh"];
 
   // round trip 1: install scripts + facts
   const prepped = await settle(hosts, async (h) => {
@@ -177,6 +178,7 @@ export async function sshLaunch(mode: "tmux" | "nohup", ctx: BackendContext, req
   const modeOf = new Map<string, "tmux" | "nohup">();
   const outputDirOf = new Map<string, string>();
   const firstLines: { cell: string; line: string }[] = [];
+  const mirrorSetup: string[] = [];
   const startHosts = [...facts.values()].filter((f) => allLanes.some((l) => l.host === f.host && l.cells.length));
   const results = await settle(startHosts.map((f) => f.host), async (h) => {
     const f = facts.get(h)!;
@@ -195,17 +197,21 @@ export async function sshLaunch(mode: "tmux" | "nohup", ctx: BackendContext, req
       RGT_CRED_FILE: p?.cred_file ?? "",
       RGT_PYTHON: p?.python_path ?? "",
       ...(p?.hf_home ? { HF_HOME: p.hf_home } : {}),
+      ...runEnvAdditions(req.while_run, p),
     };
     const files: { path: string; data: string }[] = [
       { path: "run.env0", data: env0(runEnv) },
       { path: "expect", data: req.expect.map((e) => `${e}\n`).join("") },
+      { path: "watch.env0", data: env0(watchEnv(req.while_run, { watch: f.scripts["run_watch.sh"], stop: f.scripts["stop_run.sh"] })) },
     ];
+    const margs = mirrorSetupArgs(p);
+    if (margs) files.push({ path: "mirrors.args0", data: [f.scripts["china_mirrors.sh"], ...margs].map((a) => `${a}\0`).join("") });
     for (const l of lanes) {
       for (const name of l.cells) {
         const spec = req.cells.find((c) => c.name === name)!;
         const out = `${outRoot(f)}/${name}`;
         outputDirOf.set(name, out);
-        const cenv = { ...spec.env, RGT_CELL: name, RGT_OUTPUT_DIR: out, CUDA_VISIBLE_DEVICES: l.gpus.join(",") };
+        const cenv = { ...cellEnvAdditions(spec), ...spec.env, RGT_CELL: name, RGT_OUTPUT_DIR: out, CUDA_VISIBLE_DEVICES: l.gpus.join(",") };
         files.push({ path: `cells/${name}/env0`, data: env0(cenv) });
         files.push({ path: `cells/${name}/cmd`, data: spec.command.endsWith("\n") ? spec.command : `${spec.command}\n` });
         files.push({ path: `cells/${name}/spec_sha`, data: `${specSha(spec)}\n` });
@@ -222,6 +228,7 @@ export async function sshLaunch(mode: "tmux" | "nohup", ctx: BackendContext, req
       if (r[0] === "STARTED") started.push(...(r[3] ?? "").split(" ").filter(Boolean));
       if (r[0] === "SKIPLIVE") skippedLive.push(r[1]);
       if (r[0] === "FIRST") firstLines.push({ cell: r[1], line: r[2] ?? "" });
+      if (r[0] === "MIRROR") mirrorSetup.push(`${h}: ${r.slice(1).join(" ")}`.slice(0, 160));
     }
     if (res.exitCode !== 0 && !rows.some((r) => r[0] === "STARTED")) throw new RefusalError("INTERNAL", `launch_start on ${h} exited ${res.exitCode}: ${(res.stderr || res.stdout).slice(-300)}`, "Check the box (probe_env), then launch again; done cells are kept.");
   });
@@ -283,5 +290,6 @@ export async function sshLaunch(mode: "tmux" | "nohup", ctx: BackendContext, req
     skipped_live: [...new Set(skippedLive)],
     ...(first ? { first_log_line: `${first.cell}: ${first.line}`.slice(0, 300) } : {}),
     warnings,
+    ...launchExtras(req, mirrorSetup),
   };
 }

@@ -26,11 +26,13 @@ import type { Ledger } from "../ledger/store.js";
 import type { Remote } from "../remote/types.js";
 import type { Profile } from "../knowledge/schema.js";
 import type { RunRecord, BackendName } from "../ledger/runs.js";
+import type { BlockedNumbers, GateRow, WatchRow, WhileRunOptions } from "./while_run.js";
 
 export type { RunRecord, BackendName };
 
-export type CellState = "pending" | "running" | "done" | "failed" | "stopped" | "stalled" | "vanished" | "unknown";
-export type RunState = "running" | "done" | "failed" | "stalled" | "vanished" | "unknown";
+export type CellState = "pending" | "running" | "done" | "failed" | "stopped" | "blocked" | "stalled" | "vanished" | "unknown";
+/** `stopped`: the box's own time cap (max_hours) stopped the run; `blocked`: cells the disk gate kept from starting */
+export type RunState = "running" | "done" | "failed" | "stopped" | "blocked" | "stalled" | "vanished" | "unknown";
 export type VanishCause = "reboot" | "oom" | "hangup" | "killed" | "walltime" | "preempted" | "unknown";
 
 export interface BackendContext {
@@ -47,6 +49,9 @@ export interface LaunchCellSpec {
   env: Record<string, string>;
   /** GPUs this cell needs (default 1 where the host has GPUs, 0 on a CPU-only host) */
   gpus?: number;
+  /** this cell's disk budget (the disk gate in run_one.sh); the run's otherwise */
+  min_free_gb?: number;
+  min_free_inodes?: number;
 }
 
 export interface LaunchRequest {
@@ -65,6 +70,8 @@ export interface LaunchRequest {
   data_dir?: string;
   /** the run as recorded by an earlier launch with the same run_name, if any */
   existing?: RunRecord;
+  /** disk gate, time cap and park: what the box does on its own (src/backends/while_run.ts) */
+  while_run?: WhileRunOptions;
 }
 
 export interface Placement {
@@ -109,6 +116,8 @@ export interface CellStatus {
   reason?: string;
   /** cause + evidence when the cell died without finishing */
   cause?: { cause: VanishCause; evidence: string };
+  /** the disk gate kept the cell from starting: the numbers it saw */
+  blocked?: BlockedNumbers;
   gpu_indices?: number[];
 }
 
@@ -131,6 +140,10 @@ export interface StatusOutcome {
   /** hosts that could not be reached even after a re-check: their cells are `unknown`, never dead */
   unreachable: string[];
   warnings: Warning[];
+  /** per host: the watcher's record (time cap, stop reason, park) */
+  watch?: Map<string, WatchRow>;
+  /** the disk gate's budget per cell */
+  gates?: { cell: string; gate: GateRow }[];
 }
 
 export interface StopOutcome {

@@ -10,6 +10,8 @@ import { getRun } from "../ledger/runs.js";
 import { idleWarnings, markClocksShown, meterView, touchHosts } from "../ledger/meter.js";
 import type { Ledger } from "../ledger/store.js";
 import { hostInfo } from "../ledger/hostinfo.js";
+import { clearParkReady, parkReadyHosts } from "../ledger/parks.js";
+import { parkReadyWarning } from "../backends/park.js";
 
 const SKIP_CODES = new Set(["BAD_INPUT"]);
 
@@ -35,6 +37,18 @@ export const meterHook: ResultHook = async (tool, args, result, ctx) => {
     return { host, firstSeen };
   });
   const meters = await touchHosts(ctx.ledger, seen, { activity });
+  // a box that is safe to park but that nobody parked (PARK_READY) carries its idle cost until work or a
+  // teardown takes it over
+  const ready = parkReadyHosts(ctx.ledger);
+  for (const host of hosts) {
+    if (!ready[host]) continue;
+    if ((tool === "launch_queue" || tool === "request_teardown") && result.ok) { await clearParkReady(ctx.ledger, host); continue; }
+    if (!Array.isArray(result.warnings)) result.warnings = [];
+    if (result.warnings.some((w) => (w as { code?: string }).code === "PARK_READY")) continue;
+    const m = meters[host];
+    const cost = m ? meterView(host, m, hostInfo(ctx.ledger, host).registry).cost_text : "unknown";
+    result.warnings.push(parkReadyWarning(host, ready[host].verb, cost));
+  }
   if (tool === "request_teardown") return; // it reports the meter itself
   for (const host of hosts) {
     const m = meters[host];
