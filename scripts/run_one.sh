@@ -76,12 +76,12 @@ export RGT_CELL_ENV0="$CD/env0"
 # (RGT_ON_DISK_LOW=skip) or re-checks every RGT_DISK_RECHECK_S until RGT_DISK_WAIT_S have passed (wait).
 existing_dir() { local p=$1; while [ -n "$p" ] && [ ! -e "$p" ]; do p=${p%/*}; done; printf '%s' "${p:-/}"; }
 free_on() { # DIR -> FREE_B, FREE_I ("" where df cannot tell; no inode count on filesystems without a cap)
-  local a
+  local a d=$1
   FREE_B="" FREE_I=""
-  a=$(df -P -k "$1" 2>/dev/null | tail -n 1)
+  a=$(df -P -k "$d" 2>/dev/null | tail -n 1)
   set -- $a
   [ $# -ge 4 ] && [[ $4 =~ ^[0-9]+$ ]] && FREE_B=$(($4 * 1024))
-  a=$(df -P -i "$1" 2>/dev/null | tail -n 1)
+  a=$(df -P -i "$d" 2>/dev/null | tail -n 1)
   set -- $a
   [ $# -ge 4 ] && [[ $2 =~ ^[1-9][0-9]*$ ]] && [[ $4 =~ ^[0-9]+$ ]] && FREE_I=$4
   return 0

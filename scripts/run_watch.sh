@@ -49,18 +49,10 @@ while :; do
     rd mh "$SD/max_hours"
     put "$SD/stop_reason" "max_hours ${mh:-?} reached at $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     if [ -n "$RGT_STOP_SCRIPT" ] && [ -r "$RGT_STOP_SCRIPT" ]; then
-      bash "$RGT_STOP_SCRIPT" "$SD" "${RGT_STOP_GRACE_S:-30}" >>"$SD/watch.log" 2>&1
+      RGT_STOP_REASON="stopped: max_hours ${mh:-?} reached (files and checkpoints kept)" bash "$RGT_STOP_SCRIPT" "$SD" "${RGT_STOP_GRACE_S:-30}" >>"$SD/watch.log" 2>&1
     else
       echo "rgt watch: no stop script recorded; cannot enforce max_hours" >>"$SD/watch.log"
     fi
-    cells_of "$SD"
-    for c in "${RUN_CELLS[@]}"; do
-      rd st "$SD/cells/$c/state"
-      rd re "$SD/cells/$c/reason"
-      if [ "$st" = stopped ] && { [ -z "$re" ] || [ "$re" = "stopped by stop_run" ]; }; then
-        put "$SD/cells/$c/reason" "stopped: max_hours ${mh:-?} reached (files and checkpoints kept)"
-      fi
-    done
   fi
   any_lane_alive || break
   sleep "${RGT_WATCH_TICK_S:-15}"
