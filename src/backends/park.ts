@@ -13,7 +13,7 @@ import type { Profile } from "../knowledge/schema.js";
 import { consumeApproval, decideApproval, findApproval, issueApproval, looksLikeApprovalId, parkBinding } from "../ledger/approvals.js";
 import { hostInfo } from "../ledger/hostinfo.js";
 import { meterView, readMeters } from "../ledger/meter.js";
-import { clearParkReady, markParkReady } from "../ledger/parks.js";
+import { clearParkReady, markParkReady, parkReadyWarning } from "../ledger/parks.js";
 import type { RunRecord } from "../ledger/runs.js";
 import type { Ledger } from "../ledger/store.js";
 import type { CellStatus } from "./types.js";
@@ -136,8 +136,4 @@ export async function whileRunWarnings(ledger: Ledger, run: RunRecord, cells: Ce
     }
   }
   return out;
-}
-
-export function parkReadyWarning(host: string, verb: string, cost: string): Warning {
-  return warning("PARK_READY", "warn", `${host}: the sweep is safe to park (every roster hashed on a kept mount) but no on-box way to ${verb} is documented; it bills idle until a human does it in the console. Cost so far ${cost}.`.slice(0, 400));
 }

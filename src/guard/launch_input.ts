@@ -1,10 +1,9 @@
 /**
  * launch_queue's input checks, before anything reaches a box: cell names, commands, env names, the roster,
- * the workdir and the while-run fields; then no credential in any of them (SECRET_INLINE). Pure: throws
- * refusals (BAD_INPUT with the field, CRLF_SCRIPT).
+ * the workdir (credentials and destroys are the input guard's, src/guard/inputs.ts). Pure: throws refusals
+ * (BAD_INPUT with the field, CRLF_SCRIPT).
  */
 import { refuse } from "../common/result.js";
-import { assertNoInlineSecrets } from "./secrets.js";
 
 const CELL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -35,10 +34,4 @@ export function checkLaunchInput(args: LaunchInput): void {
     if (e.startsWith("/") || e.split("/").includes("..") || /[\n\r\0]/.test(e)) refuse("BAD_INPUT", `expect[${i}]: "${e.slice(0, 60)}" must be a path relative to the cell's output dir`, "Use e.g. \"best.pth\" or \"ckpt/last.pt\".");
   });
   if (!/^(\/|~)/.test(args.workdir) || /[\n\r\0]/.test(args.workdir)) refuse("BAD_INPUT", `workdir: "${args.workdir.slice(0, 80)}" must be an absolute path (or start with ~/)`, "Pass the directory push_code wrote to.");
-  const fields: Record<string, string | undefined> = { run_name: args.run_name, workdir: args.workdir };
-  args.cells.forEach((c, i) => {
-    fields[`cells[${i}].command`] = c.command;
-    for (const [k, v] of Object.entries(c.env ?? {})) fields[`cells[${i}].env.${k}`] = v;
-  });
-  assertNoInlineSecrets(fields);
 }

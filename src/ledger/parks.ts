@@ -5,6 +5,7 @@
  * (src/providers/meter_hook.ts) and `rgt status` lists it, until a launch puts the host to work again or
  * request_teardown acts on it.
  */
+import { warning, type Warning } from "../common/result.js";
 import type { Ledger } from "./store.js";
 
 const DOC = "parks";
@@ -36,4 +37,8 @@ export async function clearParkReady(ledger: Ledger, host: string): Promise<void
     const { [host]: _gone, ...rest } = doc.hosts;
     return { hosts: rest };
   });
+}
+
+export function parkReadyWarning(host: string, verb: string, cost: string): Warning {
+  return warning("PARK_READY", "warn", `${host}: the sweep is safe to park (every roster hashed on a kept mount) but no on-box way to ${verb} is documented; it bills idle until a human does it in the console. Cost so far ${cost}.`.slice(0, 400));
 }

@@ -7,6 +7,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { spawn } from "node:child_process";
+import { trackChild } from "../common/children.js";
 import { RefusalError } from "../common/result.js";
 import type { Remote } from "./types.js";
 import { versionAtLeast } from "../common/text.js";
@@ -148,7 +149,7 @@ export async function runRsync(job: RsyncJob): Promise<RsyncResult> {
   if (job.direction === "pull") fs.mkdirSync(job.localDir, { recursive: true });
   try {
     return await new Promise<RsyncResult>((resolve) => {
-      const child = spawn("rsync", rsyncArgs(job, listFile), { stdio: ["ignore", "pipe", "pipe"] });
+      const child = trackChild(spawn("rsync", rsyncArgs(job, listFile), { stdio: ["ignore", "pipe", "pipe"] }));
       let statsText = "";
       let inStats = false;
       let carry = "";

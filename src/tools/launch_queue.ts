@@ -15,13 +15,14 @@ import { backendFor, chooseBackendName } from "../backends/index.js";
 import { armPark } from "../backends/park.js";
 import { pick } from "../backends/while_run.js";
 import type { LaunchRequest } from "../backends/types.js";
+import { hostText, nameText, pathText } from "./fields.js";
 
 const CellInput = z.object({
-  name: z.string().min(1).describe("unique within the run: letters, digits, . _ - (it names the output dir)"),
-  command: z.string().min(1).describe("shell command run with bash in workdir; reads $RGT_OUTPUT_DIR, $CUDA_VISIBLE_DEVICES"),
-  env: z.record(z.string(), z.string()).optional().describe("extra environment (no credentials: use push_secret)"),
-  gpus: z.number().int().min(0).max(16).optional().describe("GPUs per cell (default 1; 0 = CPU)"),
-  min_free_gb: z.number().min(0).max(1e6).optional().describe("this cell's disk budget (overrides the run's)"),
+  name: nameText(64),
+  command: z.string().min(1).max(65_536),
+  env: z.record(z.string().max(128), z.string().max(16_384)).optional(),
+  gpus: z.number().int().min(0).max(16).optional().describe("default 1"),
+  min_free_gb: z.number().min(0).max(1e6).optional().describe("this cell's disk budget"),
   min_free_inodes: z.number().int().min(0).optional(),
 });
 const Obj = z.record(z.string(), z.unknown()).optional();
@@ -30,38 +31,38 @@ export const launchQueue = defineTool({
   name: "launch_queue",
   title: "Launch a detached, resumable queue",
   description:
-    "Start cells (one command each) detached on one or more SSH boxes — tmux when present, else setsid nohup; Slurm arrays or a Kubernetes indexed Job with detach — spread one lane per free GPU (CUDA_VISIBLE_DEVICES pinned, GPUs held by other processes skipped), each cell with its own output dir ($RGT_OUTPUT_DIR) and log. Returns in seconds with run_id, placement and the first log line. Idempotent: the same run_name skips done cells, never double-starts live ones, and resumes the rest. After success each cell's roster (`expect`) is copied to the durable dir and checked; a failed copy fails the cell. Refuses credentials in commands/env (SECRET_INLINE) and CRLF scripts.",
+    "Start cells (one command each) detached on boxes (tmux, nohup, Slurm, k8s), one lane per free GPU, each with its own $RGT_OUTPUT_DIR. Same run_name resumes.",
   input: {
-    host: z.string().min(1).optional().describe("one ssh alias or user@host[:port]"),
-    hosts: z.array(z.string().min(1)).max(64).optional().describe("several hosts to fan the cells out over"),
-    run_name: z.string().min(1).max(100).describe("names the run; the same name again resumes it"),
-    workdir: z.string().min(1).describe("directory on the box the commands run in (absolute, or ~/…)"),
+    host: hostText().optional(),
+    hosts: z.array(hostText()).max(64).optional(),
+    run_name: z.string().min(1).max(100),
+    workdir: pathText("workdir"),
     cells: z.array(CellInput).min(1).max(512),
-    expect: z.array(z.string().min(1)).max(64).optional().describe("artifacts every cell must leave, relative to its output dir, e.g. [\"best.pth\"]"),
+    expect: z.array(pathText("expect")).max(64).optional().describe("roster per cell"),
     detach: z.enum(["tmux", "nohup", "slurm", "k8s"]).optional(),
-    profile: z.string().optional().describe("platform profile (default: the one probe_env detected for the host)"),
-    durable_dir: z.string().optional().describe("override the profile's durable dir (\"\" = no durable copy)"),
-    data_dir: z.string().optional().describe("override the profile's data dir (where rgt-out/ goes)"),
+    profile: nameText(64).optional(),
+    durable_dir: z.string().max(4096).optional(),
+    data_dir: z.string().max(4096).optional(),
     scheduler: z
       .object({
-        lanes: z.number().int().min(1).optional(),
-        walltime: z.union([z.string(), z.number()]).optional(),
-        partition: z.string().optional(),
-        signal_lead_s: z.number().int().min(0).optional(),
-        image: z.string().optional(),
-        namespace: z.string().optional(),
-        pvc: z.string().optional(),
+        lanes: z.number().int().min(1).max(4096).optional(),
+        walltime: z.union([z.string().max(64), z.number()]).optional(),
+        partition: z.string().max(128).optional(),
+        signal_lead_s: z.number().int().min(0).max(86_400).optional(),
+        image: z.string().max(512).optional(),
+        namespace: z.string().max(253).optional(),
+        pvc: z.string().max(253).optional(),
       })
       .passthrough()
       .optional()
-      .describe("Slurm / Kubernetes knobs (lanes, walltime, partition, image, namespace…)"),
-    min_free_gb: z.number().min(0).max(1e6).optional().describe("disk gate: free GB (10^9 bytes) each cell needs on its output and durable dir before it starts; default the profile's, else what the last finished cell left"),
-    min_free_inodes: z.number().int().min(0).optional().describe("disk gate: free inodes each cell needs there"),
-    on_disk_low: z.enum(["skip", "wait"]).optional().describe("below budget: skip the cell (blocked, DISK_LOW; default) or wait, re-checking, up to disk_wait_s"),
+      .describe("Slurm/Kubernetes knobs"),
+    min_free_gb: z.number().min(0).max(1e6).optional().describe("free GB (1e9) each cell needs on its output+durable dir before it starts"),
+    min_free_inodes: z.number().int().min(0).optional(),
+    on_disk_low: z.enum(["skip", "wait"]).optional().describe("below budget: skip (DISK_LOW) or wait up to disk_wait_s"),
     disk_wait_s: z.number().int().min(0).max(86_400).optional(),
-    max_hours: z.number().positive().max(24 * 60).optional().describe("time cap enforced on the box: live cells then get stop_run's stop (checkpoints kept), the run is `stopped` (max_hours)"),
-    on_done: z.enum(["nothing", "park"]).optional().describe("park: once every cell is done and each roster is hashed on a mount the park keeps, the box runs the profile's reversible meter-stop (a human approves it)"),
-    park_approval_id: z.string().min(1).max(128).optional().describe("the approval id of an earlier park request, after `rgt approve <id>`"),
+    max_hours: z.number().positive().max(24 * 60).optional().describe("time cap enforced on the box"),
+    on_done: z.enum(["nothing", "park"]).optional().describe("park: the box runs the profile's reversible meter-stop once every roster is durable (human-approved)"),
+    park_approval_id: z.string().min(1).max(128).optional(),
   },
   output: {
     run_id: z.string().optional(),
@@ -79,7 +80,8 @@ export const launchQueue = defineTool({
     park: Obj,
     elapsed_ms: z.number().optional(),
   },
-  annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true },
+  effect: "write",
+  meter: { activity: (r) => r.ok },
   async handler(args, ctx) {
     const t0 = Date.now();
     const warnings: Warning[] = [];
@@ -88,6 +90,7 @@ export const launchQueue = defineTool({
 
     // --- validate before anything reaches a box ---
     checkLaunchInput(args);
+    // credentials and destroys in commands/env were refused by the input guard (src/guard/inputs.ts)
 
     // --- profile: explicit, else the host registry's, else what probe_env detected for the first host ---
     let profile: Profile | undefined;
@@ -129,6 +132,7 @@ export const launchQueue = defineTool({
 
     return {
       ok: true,
+      summary: `Run ${runId}: ${out.started.length} cell(s) started, ${out.skipped_done.length} done before, ${out.skipped_live.length} already live; patrol with run_status.`,
       run_id: runId,
       backend: backendName,
       placement: out.placement,

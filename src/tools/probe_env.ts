@@ -11,6 +11,7 @@ import { hostInfo } from "../ledger/hostinfo.js";
 import { recordProbe } from "../ledger/hosts.js";
 import { defineTool } from "../server/tool.js";
 import { versionAtLeast } from "../common/text.js";
+import { hostText, nameText, pathText } from "./fields.js";
 
 /** Env vars that carry a rental's instance id when a platform sets them (teardown needs the id). */
 export const INSTANCE_ID_ENVS = ["CONTAINER_ID", "VAST_CONTAINERLABEL", "RUNPOD_POD_ID"];
@@ -42,12 +43,12 @@ export const probeEnv = defineTool({
   name: "probe_env",
   title: "Probe a GPU box",
   description:
-    "Audit a rented GPU box in ONE ssh round trip: GPUs (memory, utilisation, other processes holding them), driver/CUDA, every relevant disk with bytes AND inode usage, cgroup memory limit, python/torch (fast metadata check; deep:true imports torch and asks CUDA), tools (tmux, rsync, sbatch, kubectl), and the platform auto-detected from markers (AutoDL, vast.ai, RunPod, …) with its traps as warnings. Read-only. Call it first for every new box.",
+    "Audit a GPU box in one round trip: GPUs, driver/CUDA, disks (bytes and inodes), memory, python/torch, tools, platform and its traps. Call first on a new box.",
   input: {
-    host: z.string().min(1).describe("ssh alias (resolved like OpenSSH: ssh -G) or user@hostname[:port]"),
-    profile: z.string().optional().describe("platform profile name to use instead of auto-detection (e.g. autodl, vastai, generic-ssh)"),
-    mounts: z.array(z.string().regex(/^(\/|~)/, "must be an absolute path")).max(20).optional().describe("extra mount points to measure (bytes + inodes)"),
-    deep: z.boolean().optional().describe("import torch for real and check torch.cuda.is_available() (takes seconds)"),
+    host: hostText(),
+    profile: nameText(64).optional(),
+    mounts: z.array(pathText("mounts").regex(/^(\/|~)/, "must be an absolute path")).max(20).optional(),
+    deep: z.boolean().optional().describe("import torch, ask CUDA"),
   },
   output: {
     host: z.string(),
@@ -65,7 +66,7 @@ export const probeEnv = defineTool({
     surface_to_user: z.array(z.string()),
     elapsed_ms: z.number(),
   },
-  annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true },
+  effect: "read",
   async handler(args, ctx) {
     const t0 = Date.now();
     const profiles = loadProfiles();
@@ -228,6 +229,7 @@ export const probeEnv = defineTool({
 
     return {
       ok: true,
+      summary: `${detection.name}, ${gpus.length} GPU(s)${surface_to_user.length ? "; tell the user surface_to_user" : ""}.`,
       host: args.host,
       profile: detection,
       gpus,

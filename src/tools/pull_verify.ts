@@ -21,7 +21,7 @@ import { loadCheckFiles, type LoadCheck } from "../verify/checkpoint.js";
 import { matchRoster, transferUnits } from "../verify/roster.js";
 import { getRun, artifactRoot } from "../ledger/runs.js";
 import { newReceiptId, saveReceipt, type Receipt } from "../ledger/receipts.js";
-import { pathText } from "./fields.js";
+import { hostText, nameText, pathText } from "./fields.js";
 
 const LIST_CAP = 20;
 
@@ -49,16 +49,13 @@ export const pullVerify = defineTool({
   name: "pull_verify",
   title: "Pull artifacts and verify them (hash both ends, load-check)",
   description:
-    "Copy a directory (remote_path) or a run's per-cell outputs (run_id) from a box to local_dir, resumably (rsync --partial per directory; SFTP when the box has no rsync). " +
-    "The box hashes its own files (sha256) in one round trip and every local copy is compared; checkpoints are load-checked (safetensors header, torch zip, torch.load(weights_only=True) when torch is installed locally). " +
-    "`expect` is the roster of artifacts that must exist (paths or globs relative to remote_path / each cell's output dir). " +
-    "ok:false with EMPTY_ARTIFACT_SET, ROSTER_MISMATCH, HASH_MISMATCH, LOAD_CHECK_FAILED or TRANSFER_INTERRUPTED (re-run resumes). A full match writes a receipt request_teardown needs.",
+    "Pull a dir or a run's outputs, resumably; hash both ends, load-check checkpoints, check the expect roster. A full match writes the receipt teardown needs.",
   input: {
-    host: z.string().min(1).max(300).describe("ssh alias or user@host[:port]"),
-    run_id: z.string().min(1).max(200).optional().describe("pull every cell of this run that lives on host"),
-    remote_path: pathText("remote_path").optional().describe("directory on the box to pull (~/ = remote home)"),
-    local_dir: pathText("local_dir").describe("local destination directory (created if absent)"),
-    expect: z.array(z.string().min(1).max(1024)).max(500).optional().describe("roster: files that must be there, e.g. [\"best.pth\", \"logs/*.json\"]"),
+    host: hostText(),
+    run_id: nameText().optional(),
+    remote_path: pathText("remote_path").optional(),
+    local_dir: pathText("local_dir"),
+    expect: z.array(z.string().min(1).max(1024)).max(500).optional().describe("roster (globs ok)"),
   },
   output: {
     receipt_id: z.string().nullable().optional(),
@@ -69,9 +66,14 @@ export const pullVerify = defineTool({
     mismatched: z.array(z.string()).optional(),
     bytes_transferred: z.number().optional(),
     bytes_total: z.number().optional(),
+    bytes_reused: z.number().optional(),
+    manifest_sha256: z.string().optional(),
+    local_dir: z.string().optional(),
+    failed_units: z.array(z.string()).optional(),
     elapsed_ms: z.number().optional(),
   },
-  annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true },
+  // write: it adds local copies and a receipt; nothing on the box changes
+  effect: "write",
   async handler(args, ctx) {
     const t0 = Date.now();
     const warnings: Warning[] = [];

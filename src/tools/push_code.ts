@@ -21,7 +21,7 @@ import type { ToolContext } from "../server/tool.js";
 import { sftpPush } from "../remote/sftp.js";
 import { sha256FileSync } from "../verify/hash.js";
 import { crlfScripts, scanPushTree, secretFiles, PROJECT_IGNORE } from "../verify/tree.js";
-import { pathText } from "./fields.js";
+import { hostText, pathText } from "./fields.js";
 
 const HUGE_FILES = 20_000;
 const HUGE_BYTES = 5 * 1024 ** 3;
@@ -31,19 +31,14 @@ export const pushCode = defineTool({
   name: "push_code",
   title: "Push a code tree to a box (resumable)",
   description:
-    "Copy a local project directory to a directory on the box with rsync --partial (SFTP with per-file resume when the box has no rsync). " +
-    "Honours .gitignore, .git/info/exclude and .rgtignore plus `exclude`. Refuses, before sending anything, credential files " +
-    "(SECRET_FILE: .env, *.pem, id_* keys, .netrc, cloud credentials — use push_secret, or list them in allow_secret_files) and shell scripts " +
-    "with CRLF line endings (CRLF_SCRIPT). Re-running sends only what changed; an interrupted push resumes. dry_run scans and reports without sending.",
+    "Copy a local project dir to the box, resumably, honouring .gitignore/.rgtignore; refuses credential files and CRLF scripts. A re-run sends only what changed.",
   input: {
-    host: z.string().min(1).max(300).describe("ssh alias or user@host[:port]"),
-    local_dir: pathText("local_dir").describe("local project directory"),
-    remote_dir: pathText("remote_dir").describe("destination directory on the box (created if absent; ~/ and relative paths are under the remote home)"),
-    exclude: z.array(z.string().min(1).max(1024).refine((s) => !/[\0\n\r]/.test(s), "exclude patterns are single lines")).max(200).optional()
-      .describe("extra rsync-style exclude patterns, e.g. [\"data/\", \"*.ckpt\"]"),
-    allow_secret_files: z.array(z.string().min(1).max(4096)).max(100).optional()
-      .describe("relative paths (or base names) of credential-looking files the user explicitly wants pushed"),
-    dry_run: z.boolean().optional().describe("scan and report only; nothing is sent"),
+    host: hostText(),
+    local_dir: pathText("local_dir"),
+    remote_dir: pathText("remote_dir"),
+    exclude: z.array(z.string().min(1).max(1024).refine((s) => !/[\0\n\r]/.test(s), "exclude patterns are single lines")).max(200).optional(),
+    allow_secret_files: z.array(z.string().min(1).max(4096)).max(100).optional(),
+    dry_run: z.boolean().optional(),
   },
   output: {
     method: z.enum(["rsync", "sftp", "dry_run"]).optional(),
@@ -53,10 +48,16 @@ export const pushCode = defineTool({
     files_total: z.number().optional(),
     remote_dir: z.string().optional(),
     resumed_files: z.number().optional(),
+    bytes_reused: z.number().optional(),
     elapsed_ms: z.number().optional(),
+    secret_files: z.array(z.string()).optional(),
+    crlf_scripts: z.array(z.string()).optional(),
+    failed_files: z.array(z.string()).optional(),
+    live_runs: z.array(z.unknown()).optional(),
   },
-  // destructive: it overwrites or kills what is there (files on the box / the run's processes), though it deletes nothing
-  annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true },
+  // destroy: it overwrites files already on the box, though it deletes nothing
+  effect: "destroy",
+  idempotent: true,
   async handler(args, ctx) {
     const t0 = Date.now();
     const warnings: Warning[] = [];

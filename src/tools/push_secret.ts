@@ -15,6 +15,7 @@ import { loadProfiles, getProfile } from "../knowledge/profiles.js";
 import { allMarkers, detectProfile } from "../knowledge/detect.js";
 import type { Profile } from "../knowledge/schema.js";
 import { remotePathWord } from "../remote/rsync.js";
+import { hostText, pathText } from "./fields.js";
 
 const MAX_SECRET_BYTES = 1024 * 1024;
 
@@ -67,25 +68,23 @@ export const pushSecret = defineTool({
   name: "push_secret",
   title: "Put one credential on a box (stdin → 0600 file)",
   description:
-    "Copy ONE credential to a file on the box without it appearing in any command, log or result: the value comes from an environment variable " +
-    "of this server ({env: NAME}) or a local file ({file, block?} — block picks one `machine NAME` netrc stanza or one [NAME] INI section), travels " +
-    "over stdin and lands in a 0600 file written under umask 077. Refuses destinations on the platform's shared/durable mounts (e.g. AutoDL's " +
-    "/root/autodl-fs) — credentials belong on the per-instance disk. Returns the path and byte count, never the value or a hash of it.",
+    "Put one credential (an env var of this server, or a local file) into a 0600 file on the box via stdin; it never shows in a command, log or result.",
   input: {
-    host: z.string().min(1).max(300).describe("ssh alias or user@host[:port]"),
+    host: hostText(),
     source: z.union([
-      z.object({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "source.env must be an environment variable name") }).strict(),
+      z.object({ env: z.string().max(128).regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "source.env must be an environment variable name") }).strict(),
       z.object({ file: z.string().min(1).max(4096), block: z.string().min(1).max(512).optional() }).strict(),
-    ]).describe("{ env: NAME } or { file: path, block?: netrc machine / INI section name }"),
-    remote_path: z.string().min(1).max(4096).describe("file to write on the box, e.g. ~/.netrc or /root/.wandb_key"),
+    ]).describe("{env: NAME} or {file, block?}"),
+    remote_path: pathText("remote_path"),
   },
   output: {
     remote_path: z.string().optional(),
     bytes: z.number().optional(),
     profile: z.string().optional(),
   },
-  // destructive: it overwrites or kills what is there (files on the box / the run's processes), though it deletes nothing
-  annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true },
+  // destroy: it replaces the file at remote_path, though it deletes nothing else
+  effect: "destroy",
+  idempotent: true,
   async handler(args, ctx) {
     const warnings: Warning[] = [];
     const rp = args.remote_path;

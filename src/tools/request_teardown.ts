@@ -23,6 +23,7 @@ import { billingFactsStale } from "../knowledge/staleness.js";
 import { getProfile } from "../knowledge/profiles.js";
 import { hostInfo, ownSlurmJobIds, runsOnHost, type HostInfo } from "../ledger/hostinfo.js";
 import { adapterFor, describeAction, manualSteps, type MeterStopSpec, type MeterStopTarget } from "../providers/index.js";
+import { hostText } from "./fields.js";
 
 const PROVIDER_TIMEOUT_MS = 60_000;
 
@@ -80,11 +81,11 @@ export const requestTeardown = defineTool({
   name: "request_teardown",
   title: "Stop a host's meter, behind the Iron Law gate",
   description:
-    "Stop the billing of a rented host (destroy/terminate/release/scancel/delete job) only when no run is live, a pull receipt covers every run's roster and still matches the box, and a human approved this exact host+instance+action+evidence. Without approval_id it returns APPROVAL_REQUIRED with an approval_id after asking the human (elicitation) if the client can; the human may also run `rgt approve <id>` in a terminal. Call again with approval_id to act.",
+    "Stop a host's billing, only with no live run, verified pull receipts and a human's approval: the first call returns APPROVAL_REQUIRED and an approval_id.",
   input: {
-    host: z.string().min(1).max(300).describe("ssh alias or user@host[:port]"),
-    action: z.string().min(1).max(64).optional().describe("the platform's meter-stop verb (default) or another action the profile lists"),
-    approval_id: z.string().min(1).max(128).optional().describe("the id from an earlier APPROVAL_REQUIRED, after the human approved it"),
+    host: hostText(),
+    action: z.string().min(1).max(64).optional(),
+    approval_id: z.string().min(1).max(128).optional(),
   },
   output: {
     status: z.enum(["done", "manual_steps"]).optional(),
@@ -95,10 +96,11 @@ export const requestTeardown = defineTool({
     performed: z.string().optional(),
     recheck: z.object({ gone: z.boolean().nullable(), detail: z.string() }).optional(),
     approval_id: z.string().optional(),
-    summary: z.record(z.string(), z.unknown()).optional(),
+    approval: z.record(z.string(), z.unknown()).optional().describe("what the human is asked to approve"),
     how_to_approve: z.string().optional(),
   },
-  annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
+  effect: "destroy",
+  meter: { reportsItself: true },
   async handler(args, ctx) {
     const { host } = args;
     const now = Date.now();
@@ -230,7 +232,7 @@ export const requestTeardown = defineTool({
       }
       if (verdict === "denied") {
         await decideApproval(ctx.ledger, id, "denied", "elicitation").catch(() => undefined);
-        refuse(RefusalCode.APPROVAL_DENIED, `The human did not confirm by typing ${host}; nothing was stopped.`, "Ask the user before requesting teardown again.", { summary: summaryOut, warnings });
+        refuse(RefusalCode.APPROVAL_DENIED, `The human did not confirm by typing ${host}; nothing was stopped.`, "Ask the user before requesting teardown again.", { approval: summaryOut, warnings });
       }
     }
 
@@ -238,7 +240,7 @@ export const requestTeardown = defineTool({
       RefusalCode.APPROVAL_REQUIRED,
       `Teardown of ${host} needs a human's approval (gates passed: no live run, ${ev.receipt_ids.length} receipt(s) still match the box).`,
       `Ask the user to run \`rgt approve ${id}\` in their own terminal (it shows this summary and asks them to type the host name), then call request_teardown again with this approval_id before ${summaryOut.expires_at}.`,
-      { approval_id: id, summary: summaryOut, how_to_approve: `rgt approve ${id}`, warnings },
+      { approval_id: id, approval: summaryOut, how_to_approve: `rgt approve ${id}`, warnings },
     );
   },
 });
