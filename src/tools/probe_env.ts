@@ -30,6 +30,7 @@ interface RawProbe {
   tools: Record<string, boolean>;
   python: { path: string; version: string | null; torch: { version: string | null; cuda_build: string | null; cuda_available?: boolean; device_count?: number; method: string } | null; torch_error?: string } | null;
   markers: { paths: string[]; env: string[]; commands: string[]; env_values: Record<string, string> };
+  pip_index?: boolean;
 }
 
 const pct = (used?: number | null, total?: number | null) => (used != null && total ? Math.round((used / total) * 1000) / 10 : null);
@@ -171,6 +172,7 @@ export const probeEnv = defineTool({
     // ---- tools, python ----
     const tools = { tmux: !!raw.tools.tmux, rsync: !!raw.tools.rsync, python: !!raw.tools.python3 || !!raw.python, sbatch: !!raw.tools.sbatch, kubectl: !!raw.tools.kubectl };
     if (!tools.tmux) warnings.push(warning("NO_TMUX", "info", "tmux is not installed: launch_queue will detach with setsid nohup instead (runs survive the connection either way)."));
+    if (profile?.china_mirror_needed && profile.china_mirrors?.pip_index_url && raw.pip_index === false) warnings.push(warning("MIRRORS_MISSING", "info", "no pip config on the box names an index, so pip goes to PyPI directly (slow or blocked here); launch_queue gives its cells the profile's mirrors and writes the box's pip/conda config (scripts/china_mirrors.sh).", "rgt://references/china-network"));
     if (!tools.rsync) warnings.push(warning("NO_RSYNC", "info", "rsync is not installed on the box: push_code and pull_verify fall back to SFTP (slower, still resumable per file)."));
     let python: { path: string; version: string | null; torch?: { version: string | null; cuda_available: boolean | null; basis: "metadata" | "import"; cuda_build?: string } | null } | null = null;
     if (!raw.python) {

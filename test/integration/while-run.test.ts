@@ -51,7 +51,7 @@ beforeAll(async () => {
     { name: "vast", profile: "vastai", gpus: 1 },
   ]);
   for (const b of Object.values(lab.boxes)) {
-    await b.exec(`mkdir -p ${W}`);
+    for (const [f, body] of Object.entries(SCRIPTS)) await b.writeFile(`${W}/${f}`, body);
     fs.writeFileSync(path.join(b.dir, "bin", "park-standin"), STANDIN, { mode: 0o755 });
   }
   // the lab's AutoDL profile: the package's, plus an on-box park command that resolves to the stand-in
@@ -68,7 +68,21 @@ beforeAll(async () => {
 }, 180_000);
 afterAll(async () => { await plain?.close(); await human?.close(); await lab?.stop(); });
 
-const mb = (n: number, f = "best.pth") => `dd if=/dev/zero of="$RGT_OUTPUT_DIR/${f}" bs=1M count=${n} status=none && echo wrote`;
+// cells run small scripts in the workdir, the way a real trainer writes its own outputs
+const mb = (n: number, f = "best.pth") => `bash mk.sh ${n} ${f}`;
+const SCRIPTS: Record<string, string> = {
+  "mk.sh": 'dd if=/dev/zero of="$RGT_OUTPUT_DIR/$2" bs=1M count="$1" status=none && echo wrote\n',
+  "loop.sh": 'for i in $(seq 1 300); do echo "step $i" > "$RGT_OUTPUT_DIR/ckpt.txt"; echo "step $i"; sleep 0.2; done\n',
+  "dump.sh": 'env | grep -E "^(HF_ENDPOINT|PIP_INDEX_URL|CONDA_CHANNELS|HF_HUB_ENABLE_HF_TRANSFER|no_proxy|NO_PROXY|http_proxy|RGT_LAB_NETWORK_TURBO)=" | sort > "$RGT_OUTPUT_DIR/env.txt"\n',
+};
+
+describe("probe_env on a fresh AutoDL box", () => {
+  it("reports the box's own pip pointing nowhere as MIRRORS_MISSING", async () => {
+    const r = (await plain.call("probe_env", { host: "adl" })) as R;
+    expect(r.profile.name).toBe("autodl");
+    expect(r.warnings.find((w: R) => w.code === "MIRRORS_MISSING")?.message).toMatch(/pip/);
+  }, 60_000);
+});
 
 describe("disk gate", () => {
   it("an 8 MB data disk: the cell that would not fit is blocked with the numbers, nothing crashes mid-save, the other cells run", async () => {
@@ -143,7 +157,7 @@ describe("disk gate", () => {
 describe("max_hours", () => {
   it("the box stops the live cells at the cap like stop_run: checkpoints kept, the run stopped with the reason", async () => {
     const box = lab.boxes.dg;
-    const loop = 'for i in $(seq 1 300); do echo "step $i" > "$RGT_OUTPUT_DIR/ckpt.txt"; echo "step $i"; sleep 0.2; done';
+    const loop = "bash loop.sh";
     const r = (await plain.call("launch_queue", {
       host: "dg", run_name: "capped", workdir: W, durable_dir: "/durable", max_hours: 0.0015,
       cells: [{ name: "long", command: loop }, { name: "next", command: "echo never" }],
@@ -251,7 +265,7 @@ describe("park", () => {
 });
 
 describe("China network", () => {
-  const dump = 'env | grep -E "^(HF_ENDPOINT|PIP_INDEX_URL|CONDA_CHANNELS|HF_HUB_ENABLE_HF_TRANSFER|no_proxy|NO_PROXY|http_proxy|RGT_LAB_NETWORK_TURBO)=" | sort > "$RGT_OUTPUT_DIR/env.txt"';
+  const dump = "bash dump.sh";
   it("an AutoDL cell sees HF_ENDPOINT, the mirrors, no_proxy and the proxy hook; its own env wins; the box's pip points at the mirror", async () => {
     const r = (await plain.call("launch_queue", {
       host: "adl", profile: "autodl", run_name: "net-adl", workdir: W,
@@ -278,6 +292,7 @@ describe("China network", () => {
     const again = (await plain.call("launch_queue", { host: "adl", profile: "autodl", run_name: "net-adl-2", workdir: W, cells: [{ name: "n1", command: "true" }] })) as R;
     expect(again.network.box_setup.join(" ")).toMatch(/pip ok/);
     expect((await lab.boxes.adl.exec("grep -c index-url ~/.config/pip/pip.conf")).stdout.trim()).toBe("1");
+    expect(((await plain.call("probe_env", { host: "adl" })) as R).warnings.map((w: R) => w.code)).not.toContain("MIRRORS_MISSING");
   }, 90_000);
 
   it("a generic-ssh cell sees none of them", async () => {
