@@ -16,8 +16,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startLab, type Lab } from "../../src/lab/box.js";
 import { connectServer } from "../../src/lab/client.js";
 import { packageRoot } from "../../src/common/config.js";
+import { until, type R } from "../helpers/until.js";
 
-type R = Record<string, any>;
 type Srv = Awaited<ReturnType<typeof connectServer>>;
 let lab: Lab;
 let plain: Srv; // no elicitation, the package's own profiles
@@ -26,16 +26,6 @@ let asked: string[] = [];
 let profDir: string;
 const W = "/root/proj";
 
-async function until(what: string, fn: () => Promise<R>, ok: (r: R) => boolean, timeoutMs = 90_000): Promise<R> {
-  const t0 = Date.now();
-  let last: R = {};
-  while (Date.now() - t0 < timeoutMs) {
-    last = await fn();
-    if (ok(last)) return last;
-    await new Promise((r) => setTimeout(r, 700));
-  }
-  throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last).slice(0, 1500)}`);
-}
 const settled = (srv: Srv, run_id: string) => until(`${run_id} settled`, () => srv.call("run_status", { run_id }), (s) => s.state !== "running");
 
 /** A stand-in for the platform's on-box park: records its argv, when, and which rosters were durable then. */
