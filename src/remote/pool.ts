@@ -15,7 +15,8 @@ import { RefusalError, refuse } from "../common/result.js";
 import { forwardThrough, openConnection } from "./connect.js";
 import { ConnectionLostError, execOn } from "./exec.js";
 import { parseHostSpec, resolveHost } from "./resolve.js";
-import type { ExecOptions, ExecResult, Remote, ResolvedHost } from "./types.js";
+import type { ExecOptions, ExecResult, Remote, ResolvedHost, SftpSession } from "./types.js";
+import { wrapSftp } from "./sftp.js";
 
 interface PoolEntry {
   host: ResolvedHost;
@@ -261,7 +262,7 @@ export class SshRemote implements Remote {
     return this.exec(host, cmd, { ...opts, stdin: script.endsWith(".py") ? body : prelude + body });
   }
 
-  async sftp(host: string): Promise<SFTPWrapper> {
+  async sftp(host: string): Promise<SftpSession> {
     const s = await this.withClient(host, (c) => new Promise<SFTPWrapper>((resolve, reject) => c.sftp((err, x) => (err ? reject(err) : resolve(x)))));
     // An SFTP session holds its channel until the caller ends it: count it against the connection's
     // channel budget for that long, so parallel execs beside it never ask sshd for one too many.
@@ -273,7 +274,7 @@ export class SshRemote implements Remote {
       s.once("close", done);
       s.once("end", done);
     }
-    return s;
+    return wrapSftp(s);
   }
 
   async sshTransport(host: string): Promise<{ argv: string[]; destination: string }> {
