@@ -178,7 +178,6 @@ export const probeEnv = defineTool({
     // ---- tools, python ----
     const tools = { tmux: !!raw.tools.tmux, rsync: !!raw.tools.rsync, python: !!raw.tools.python3 || !!raw.python, sbatch: !!raw.tools.sbatch, kubectl: !!raw.tools.kubectl };
     if (!tools.tmux) warnings.push(warning("NO_TMUX", "info", "tmux is not installed: launch_queue will detach with setsid nohup instead (runs survive the connection either way)."));
-    if (profile?.china_mirror_needed && profile.china_mirrors?.pip_index_url && raw.pip_index === false) warnings.push(warning("MIRRORS_MISSING", "info", "no pip config on the box names an index, so pip goes to PyPI directly (slow or blocked here); launch_queue gives its cells the profile's mirrors and writes the box's pip/conda config (scripts/china_mirrors.sh).", "rgt://references/china-network"));
     if (!tools.rsync) warnings.push(warning("NO_RSYNC", "info", "rsync is not installed on the box: push_code and pull_verify fall back to SFTP (slower, still resumable per file)."));
     let python: { path: string; version: string | null; torch?: { version: string | null; cuda_available: boolean | null; basis: "metadata" | "import"; cuda_build?: string } | null } | null = null;
     if (!raw.python) {
@@ -226,6 +225,11 @@ export const probeEnv = defineTool({
       gpu_name: gpus[0]?.name,
       ...(Object.keys(instance_ids).length ? { instance_ids } : {}),
     });
+    // the box's own pip without the profile's mirror: said on first contact and on a deep probe (the
+    // steady-state answer stays small; launch_queue sets the mirrors for its cells either way)
+    if ((first || args.deep) && profile?.china_mirror_needed && profile.china_mirrors?.pip_index_url && raw.pip_index === false) {
+      warnings.push(warning("MIRRORS_MISSING", "info", "the box's pip has no index set (PyPI direct: slow here); launch_queue sets the profile's mirrors", "rgt://references/china-network"));
+    }
     // First sight of a host: the profile's conveniences and danger clocks, once. The clocks' full text is in
     // the profile resource; here they are named with their stamps so the agent can tell the user and cite them.
     const surface_to_user = first && profile

@@ -284,7 +284,7 @@ describe("China network", () => {
     const again = (await plain.call("launch_queue", { host: "adl", profile: "autodl", run_name: "net-adl-2", workdir: W, cells: [{ name: "n1", command: "true" }] })) as R;
     expect(again.network.box_setup.join(" ")).toMatch(/pip ok/);
     expect((await lab.boxes.adl.exec("grep -c index-url ~/.config/pip/pip.conf")).stdout.trim()).toBe("1");
-    expect(((await plain.call("probe_env", { host: "adl" })) as R).warnings.map((w: R) => w.code)).not.toContain("MIRRORS_MISSING");
+    expect(((await plain.call("probe_env", { host: "adl", deep: true })) as R).warnings.map((w: R) => w.code)).not.toContain("MIRRORS_MISSING");
   }, 90_000);
 
   it("a generic-ssh cell sees none of them", async () => {
