@@ -41,6 +41,8 @@ export const RefusalSchema = z.object({
   code: z.string(),
   reason: z.string(),
   remedy: z.string(),
+  /** connection refusals (UNREACHABLE / TIMEOUT / AUTH_FAILED): one line on the likely cause, from what this machine can see */
+  diagnosis: z.string().optional(),
 });
 export type Refusal = z.infer<typeof RefusalSchema>;
 

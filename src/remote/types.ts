@@ -13,6 +13,8 @@ export interface ResolvedHost {
   /** OpenSSH ProxyCommand with its %-tokens already expanded: run locally, its stdio is the connection */
   proxyCommand?: string;
   userKnownHostsFiles: string[];
+  /** GlobalKnownHostsFile (/etc/ssh/ssh_known_hosts; C:\ProgramData\ssh\ssh_known_hosts on Windows): read, never written */
+  globalKnownHostsFiles?: string[];
   strictHostKeyChecking: "yes" | "no" | "accept-new" | "ask";
   connectTimeoutMs: number;
   /** OpenSSH HostKeyAlias: the name looked up in known_hosts instead of hostname/port */
@@ -31,6 +33,11 @@ export interface ExecOptions {
   /** called with each stdout chunk as it arrives */
   onStdout?: (chunk: Buffer) => void;
   signal?: AbortSignal;
+  /**
+   * epoch ms where the whole call must have answered (connect, channel open, command, kill); when set it wins
+   * over timeoutMs. Lets a caller share one bound across attempts.
+   */
+  deadline?: number;
 }
 
 export interface ExecResult {
@@ -43,6 +50,8 @@ export interface ExecResult {
   /** true when the command was killed on the box for running past timeoutMs */
   timedOut: boolean;
   elapsedMs: number;
+  /** true when the box stopped answering after the bound: the kill was not confirmed (the pool drops that connection) */
+  unresponsive?: boolean;
 }
 
 /**
