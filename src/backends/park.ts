@@ -19,6 +19,8 @@ import type { Ledger } from "../ledger/store.js";
 import type { CellStatus } from "./types.js";
 import type { ArmedPark, WatchRow } from "./while_run.js";
 
+export { pick } from "./while_run.js";
+
 export interface ParkAsk {
   hosts: string[];
   run_id: string;

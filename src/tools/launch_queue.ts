@@ -12,8 +12,7 @@ import { hostInfo } from "../ledger/hostinfo.js";
 import { getRun, runIdFor, saveRun } from "../ledger/runs.js";
 import { defineTool } from "../server/tool.js";
 import { backendFor, chooseBackendName } from "../backends/index.js";
-import { armPark } from "../backends/park.js";
-import { pick } from "../backends/while_run.js";
+import { armPark, pick } from "../backends/park.js";
 import type { LaunchRequest } from "../backends/types.js";
 import { hostText, nameText, pathText } from "./fields.js";
 

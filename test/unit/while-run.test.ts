@@ -173,3 +173,25 @@ describe("run_watch.sh park decision (bash, hand-made state dirs)", () => {
     expect(r.reason).toMatch(/no on-box way/);
   });
 });
+
+describe("china_mirrors.sh (bash, a temp HOME)", () => {
+  const script = path.resolve(__dirname, "..", "..", "scripts", "china_mirrors.sh");
+  const run = (home: string, ...args: string[]) => {
+    const r = spawnSync("bash", [script, ...args], { encoding: "utf8", env: { PATH: process.env.PATH, HOME: home } });
+    expect(r.status, r.stderr).toBe(0);
+    return r.stdout;
+  };
+  it("sets pip, conda and the HF cache once, then reports them ok; --check writes nothing; a user's own index is kept", () => {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), "rgt-mirrors-"));
+    try {
+      const args = ["https://pypi.example.cn/simple", "~/hf", "https://conda.example.cn/main"];
+      expect(run(home, "--check", ...args)).toMatch(/^pip missing.*\nconda missing.*\nhf_home missing/);
+      expect(fs.existsSync(path.join(home, ".config"))).toBe(false);
+      expect(run(home, ...args)).toMatch(/^pip set .*\nconda set .*\nhf_home created /);
+      expect(run(home, ...args)).toMatch(/^pip ok .*\nconda ok .*\nhf_home ok /);
+      expect(fs.readFileSync(path.join(home, ".config", "pip", "pip.conf"), "utf8")).toBe("[global]\nindex-url = https://pypi.example.cn/simple\n");
+      expect(fs.readFileSync(path.join(home, ".condarc"), "utf8").match(/conda\.example\.cn/g)).toHaveLength(1);
+      expect(run(home, "https://other.example/simple", "")).toMatch(/^pip kept .*names its own index/);
+    } finally { fs.rmSync(home, { recursive: true, force: true }); }
+  });
+});
