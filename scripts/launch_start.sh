@@ -124,26 +124,37 @@ if [ "$MODE" = tmux ] && [ "${#started[@]}" -gt 0 ]; then
     fi
   done
 fi
-# the watcher (time cap, park) of a run that started lanes now: the cap counts from this launch
-if [ "${#started[@]}" -gt 0 ] && [ -r "$SD/watch.env0" ]; then
+# the watcher (time cap, park): the cap counts from a launch that started lanes; a launch that only brings a
+# new watch.env0 (a park approved after the start) arms it over the lanes already running, or over none
+live=0
+lanes_of "$SD"
+for l in "${RUN_LANES[@]}"; do lane_alive "$SD" "$l" && { live=1; break; }; done
+if [ -r "$SD/watch.env0" ]; then
   mh="" ms="" ws="" pk=""
   while IFS= read -r -d '' kv; do
     case ${kv%%=*} in RGT_MAX_HOURS) mh=${kv#*=} ;; RGT_MAX_S) ms=${kv#*=} ;; RGT_WATCH_SCRIPT) ws=${kv#*=} ;; RGT_PARK) pk=${kv#*=} ;; esac
   done <"$SD/watch.env0"
-  rm -f "$SD/stop_reason"
-  if [[ $ms =~ ^[0-9]+$ ]] && [ "$ms" -gt 0 ]; then
-    printf '%s\n' "$(($(date +%s) + ms))" >"$SD/deadline"
-    printf '%s\n' "$mh" >"$SD/max_hours"
-  else
-    rm -f "$SD/deadline" "$SD/max_hours"
+  if [ "${#started[@]}" -gt 0 ]; then
+    rm -f "$SD/stop_reason"
+    if [[ $ms =~ ^[0-9]+$ ]] && [ "$ms" -gt 0 ]; then
+      printf '%s\n' "$(($(date +%s) + ms))" >"$SD/deadline"
+      printf '%s\n' "$mh" >"$SD/max_hours"
+    else
+      rm -f "$SD/deadline" "$SD/max_hours"
+    fi
   fi
-  if { [ -e "$SD/deadline" ] || [ "$pk" = 1 ]; } && [ -n "$ws" ] && [ -r "$ws" ] && ! alive_in "$SD/watch.pid"; then
-    if command -v setsid >/dev/null 2>&1; then
+  # a cap needs lanes to stop; a park is decided as soon as no lane of the run is left (at once, when the
+  # sweep already ended before the park was approved)
+  if { { [ -e "$SD/deadline" ] && { [ "${#started[@]}" -gt 0 ] || [ "$live" = 1 ]; }; } || [ "$pk" = 1 ]; } && [ -n "$ws" ] && [ -r "$ws" ]; then
+    if alive_in "$SD/watch.pid"; then
+      tab WATCH "$([ -e "$SD/deadline" ] && cat "$SD/deadline")" "$pk" alive
+    elif command -v setsid >/dev/null 2>&1; then
       setsid nohup bash "$ws" "$SD" </dev/null >>"$SD/watch.out" 2>&1 &
+      tab WATCH "$([ -e "$SD/deadline" ] && cat "$SD/deadline")" "$pk" started
     else
       nohup bash "$ws" "$SD" </dev/null >>"$SD/watch.out" 2>&1 &
+      tab WATCH "$([ -e "$SD/deadline" ] && cat "$SD/deadline")" "$pk" started
     fi
-    tab WATCH "$([ -e "$SD/deadline" ] && cat "$SD/deadline")" "$pk"
   fi
 fi
 rmdir "$LOCK" 2>/dev/null

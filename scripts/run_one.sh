@@ -135,16 +135,18 @@ if ! gate; then
       gate && break
     done
     waited_until=$until_t
-    rm -f "$CD/runner"
   fi
   if [ -n "$LOW" ]; then
     put blocked "$LOWROW - $LOWDIR"
     put reason "DISK_LOW: $LOW${waited_until:+ (still short after waiting)}"
     note "blocked: DISK_LOW: $LOW; the cell was not started"
     put state blocked
+    rm -f "$CD/runner"
     exit 0
   fi
-  rm -f "$CD/blocked"
+  # passed after waiting: pending (with this runner alive) until it starts below, never blocked without numbers
+  put state pending
+  rm -f "$CD/blocked" "$CD/reason"
   note "disk gate passed after waiting"
 fi
 

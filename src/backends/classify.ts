@@ -193,6 +193,7 @@ export function classifyCell(b: BoxStatus, row: BoxCellRow | undefined, cell: Ru
         out.reason = `process ${row.pid ?? "?"} has ended; its runner is recording the outcome`;
         return out;
       }
+      if (capStop(b, out)) return out;
       out.state = "vanished";
       out.cause = vanishCause(b, row, lane, oomGrew || !!dmesgHit, oomEvidence(), failure);
       out.reason = `process ${row.pid ?? "?"} is gone and the runner wrote no exit code`;
@@ -201,6 +202,7 @@ export function classifyCell(b: BoxStatus, row: BoxCellRow | undefined, cell: Ru
     default: {
       // pending: fine while its lane lives; otherwise nothing will ever start it
       if (lane?.alive) { out.state = "pending"; return out; }
+      if (capStop(b, out)) return out;
       out.state = "vanished";
       out.reason = lane ? `its lane ${lane.id} is gone before the cell started` : "no lane holds this cell";
       out.cause = vanishCause(b, { ...row, signal: lane?.signal || row.signal }, lane, false, "", undefined);
@@ -216,6 +218,16 @@ function gpuFaultLines(b: BoxStatus, since?: number): string[] {
     const m = /^\[\s*(\d+(?:\.\d+)?)\]/.exec(d);
     return !m || !since || !b.boot || b.boot + Number(m[1]) >= since - 5;
   });
+}
+
+/** The box's own time cap is stopping the run (stop_reason recorded, stop_run under way): gone = stopped. */
+function capStop(b: BoxStatus, out: CellStatus): boolean {
+  const why = b.watch?.stop_reason;
+  if (!why) return false;
+  out.state = "stopped";
+  out.reason = `stopping: ${why}`;
+  out.cause = { cause: "stopped", evidence: why, ref: refFor("stopped") };
+  return true;
 }
 
 function vanishCause(

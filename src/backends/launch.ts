@@ -180,6 +180,8 @@ export async function sshLaunch(mode: "tmux" | "nohup", ctx: BackendContext, req
   const firstLines: { cell: string; line: string }[] = [];
   const mirrorSetup: string[] = [];
   const startHosts = [...facts.values()].filter((f) => allLanes.some((l) => l.host === f.host && l.cells.length));
+  // a park approved after the start reaches a host whose cells run or ran already: its watch.env0 alone
+  const watchOnly = req.while_run?.park ? [...facts.values()].filter((f) => !startHosts.includes(f) && Object.keys(f.cells).length > 0) : [];
   const results = await settle(startHosts.map((f) => f.host), async (h) => {
     const f = facts.get(h)!;
     const lanes = allLanes.filter((l) => l.host === h && l.cells.length);
@@ -238,6 +240,13 @@ export async function sshLaunch(mode: "tmux" | "nohup", ctx: BackendContext, req
       warnings.push(warning("START_FAILED", "warn", `${h}: ${r.message.slice(0, 200)}`));
     }
   }
+  await settle(watchOnly.map((f) => f.host), async (h) => {
+    const f = facts.get(h)!;
+    const files = [{ path: "watch.env0", data: env0(watchEnv(req.while_run, { watch: f.scripts["run_watch.sh"], stop: f.scripts["stop_run.sh"] })) }];
+    const args = [f.state_dir, mode, session, f.scripts["run_queue.sh"], f.scripts["run_one.sh"], "0"];
+    const res = await ctx.remote.exec(h, `bash ${shq(f.scripts["launch_start.sh"])} ${args.map(shq).join(" ")}`, { stdin: bundle(files), timeoutMs: START_TIMEOUT_MS });
+    if (!tsv(res.stdout).some((r) => r[0] === "WATCH")) warnings.push(warning("START_ERROR", "warn", `${h}: the park could not be armed on the running lanes (${(res.stderr || res.stdout).slice(-160)})`));
+  });
 
   // the record: earlier cells keep their place unless they moved
   const now = new Date().toISOString();

@@ -9,7 +9,7 @@
  * cell sees HF_ENDPOINT, the mirrors, no_proxy and the proxy hook; its own env wins; a generic-ssh cell
  * sees none of them).
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -26,6 +26,20 @@ let asked: string[] = [];
 let profDir: string;
 const W = "/root/proj";
 
+const MAIN = () => path.join(packageRoot(), "dist", "cli", "main.js");
+/** `rgt approve <id>` typed into a real pseudo-terminal (script(1)), the way a human runs it */
+function approveOnTty(id: string, typed: string): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn("script", ["-qec", `${process.execPath} ${MAIN()} approve ${id}`, "/dev/null"], { env: { ...process.env, ...lab.env, TERM: "dumb" }, stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    let sent = false;
+    const timer = setTimeout(() => { p.kill("SIGKILL"); reject(new Error(`approve timed out: ${out}`)); }, 20_000);
+    const onData = (d: Buffer) => { out += d.toString(); if (!sent && out.includes("Type the host name")) { sent = true; p.stdin.write(`${typed}\r`); } };
+    p.stdout.on("data", onData);
+    p.stderr.on("data", onData);
+    p.on("exit", (code) => { clearTimeout(timer); resolve({ code, out }); });
+  });
+}
 const settled = (srv: Srv, run_id: string) => until(`${run_id} settled`, () => srv.call("run_status", { run_id }), (s) => s.state !== "running");
 
 /** A stand-in for the platform's on-box park: records its argv, when, and which rosters were durable then. */
@@ -201,6 +215,31 @@ describe("park", () => {
     expect((await lab.boxes.adl.readFile("/root/park-standin.log")).toString().split("\n").filter((l) => l.startsWith("CALL"))).toHaveLength(1);
   }, 90_000);
 
+  it("approved afterwards with `rgt approve` on a TTY: the relaunch with park_approval_id parks the finished sweep once; reuse is refused", async () => {
+    const p = await connectServer({ ...lab.env, RGT_PROFILES_DIR: profDir, RGT_WATCH_TICK_S: "1" });
+    const calls = async () => (await lab.boxes.adl.readFile("/root/park-standin.log")).toString().split("\n").filter((l) => l.startsWith("CALL"));
+    try {
+      const args = { host: "adl", profile: "autodl", run_name: "park-cli", workdir: W, cells, expect: ["best.pth"], on_done: "park" };
+      const r = (await p.call("launch_queue", args)) as R;
+      expect(r.park.refused.code, JSON.stringify(r.park)).toBe("APPROVAL_REQUIRED");
+      expect((await settled(p, "park-cli")).state).toBe("done");
+      expect(await calls()).toHaveLength(1); // the earlier approved run's park only
+      const ok = await approveOnTty(r.park.approval_id, "adl");
+      expect(ok.out).toContain("Park request");
+      expect(ok.out).toMatch(/still ticking\s+data-disk storage/);
+      expect(ok.code, ok.out).toBe(0);
+      const again = (await p.call("launch_queue", { ...args, park_approval_id: r.park.approval_id })) as R;
+      expect(again.park).toMatchObject({ armed: true, approved_via: "approval_id" });
+      expect(again.skipped_done.sort()).toEqual(["p1", "p2"]);
+      await until("parked", () => p.call("run_status", { run_id: "park-cli" }), (x) => x.while_run?.hosts?.[0]?.park === "done", 30_000);
+      expect(await calls()).toHaveLength(2);
+      const reuse = (await p.call("launch_queue", { ...args, park_approval_id: r.park.approval_id })) as R;
+      expect(reuse.park.refused.code).toBe("APPROVAL_INVALID");
+      await new Promise((res) => setTimeout(res, 2000));
+      expect(await calls()).toHaveLength(2);
+    } finally { await p.close(); }
+  }, 90_000);
+
   it("unapproved: no park, the result says why and how a human approves it", async () => {
     const p = await connectServer({ ...lab.env, RGT_PROFILES_DIR: profDir, RGT_WATCH_TICK_S: "1" });
     try {
@@ -225,7 +264,7 @@ describe("park", () => {
       cells: [{ name: "ok", command: mb(1) }, { name: "forgot", command: "echo trained but saved nothing" }],
     })) as R;
     expect(r.park.armed, JSON.stringify(r.park)).toBe(true);
-    const s = await until("decided", () => human.call("run_status", { run_id: "park-missing" }), (x) => !!x.while_run?.hosts?.[0]?.park_reason, 60_000);
+    const s = await until("decided", () => human.call("run_status", { run_id: "park-missing" }), (x) => !["armed", "off", undefined].includes(x.while_run?.hosts?.[0]?.park), 60_000);
     expect(s.while_run.hosts[0].park).toBe("not_parked");
     expect(s.while_run.hosts[0].park_reason).toMatch(/cell forgot is failed/);
     expect((await lab.boxes.adl2.exec("cat /root/park-standin.log 2>/dev/null | grep -c CALL")).stdout.trim()).toBe("0");

@@ -15,7 +15,7 @@ import { ProfileFrontmatterSchema, type Profile } from "../../src/knowledge/sche
 import { keptByPark, planPark } from "../../src/backends/park.js";
 import { cellEnvAdditions, mirrorEnv, networkView, parseGate, parseWatch, runEnvAdditions, watchEnv, whileRunView } from "../../src/backends/while_run.js";
 import { summarize } from "../../src/backends/index.js";
-import { parseStatus } from "../../src/backends/classify.js";
+import { classifyCell, parseStatus } from "../../src/backends/classify.js";
 import { inlineIncludes } from "../../src/remote/pool.js";
 import type { CellStatus } from "../../src/backends/types.js";
 
@@ -112,6 +112,13 @@ describe("reading back", () => {
     expect(v.disk_budget).toHaveLength(2);
     expect(parseWatch(["WATCH", "", "", "", "0", "0", "", "", ""])).toEqual({ deadline: undefined, max_hours: undefined, park_armed: false, watcher_alive: false });
     expect(parseGate("1 2 set", "- 1 - 2 99 /d").blocked).toMatchObject({ free_bytes: undefined, waiting_until: 99 });
+  });
+  it("a cell gone while the box's time cap is stopping the run reads stopped, not vanished", () => {
+    const rows = (watch: string) => parseStatus("h", ["NOW\t100\t50\t1", "CELL\tc\trunning\t\t0\t10\t90\t0\t0\t80\t\tTERM 99\t\t\t\t4242\t\t\t0", "LANE\tL1\t0\tTERM 99\tc,\t", watch].join("\n"));
+    const cell = { name: "c", host: "h", gpu_indices: [], output_dir: "/o" };
+    const stopping = classifyCell(rows("WATCH\t90\t0.01\tmax_hours 0.01 reached at X\t0\t1\t\t\t"), rows("").cells.get("c"), cell, { stall_after_s: 600, tail_lines: 3 });
+    expect(stopping).toMatchObject({ state: "stopped", cause: { cause: "stopped", evidence: "max_hours 0.01 reached at X" } });
+    expect(classifyCell(rows(""), rows("").cells.get("c"), cell, { stall_after_s: 600, tail_lines: 3 }).state).toBe("vanished");
   });
   it("run state: blocked, waiting counts as running, stopped only with the box's stop reason", () => {
     const C = (state: CellStatus["state"], extra: Partial<CellStatus> = {}): CellStatus => ({ name: state, host: "h", state, log_age_s: 0, ...extra });
