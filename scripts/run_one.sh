@@ -7,6 +7,7 @@
 # checked byte for byte; a failed copy fails the cell even when the command exited 0.
 set -u
 # rgt: include lib/common.sh
+# rgt: include lib/seatbelt.sh
 
 SD=${1:?state dir}
 CELL=${2:?cell name}
@@ -61,6 +62,12 @@ if [ -n "${RGT_CRED_FILE:-}" ] && [ -r "$RGT_CRED_FILE" ]; then
   unset line k v
 fi
 if [ -n "${RGT_PYTHON:-}" ] && [[ $RGT_PYTHON == */* ]]; then PATH="${RGT_PYTHON%/*}:$PATH"; export PATH; fi
+# the seatbelt: provider CLIs and power verbs resolve to the shim first (scripts/rgt_shim.sh)
+if [ -n "${RGT_SHIM:-}" ]; then
+  RGT_SHIM=$(expand "$RGT_SHIM")
+  if sb=$(seatbelt_dir "$RGT_SHIM"); then PATH="$sb:$PATH"; export PATH; fi
+  unset sb
+fi
 [ -n "${HF_HOME:-}" ] && mkdir -p "$HF_HOME" 2>/dev/null
 
 : "${RGT_OUTPUT_DIR:?RGT_OUTPUT_DIR missing from the cell spec}"

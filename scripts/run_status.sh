@@ -123,6 +123,13 @@ for c in "${cells[@]}"; do
   [ -n "$bu$bl" ] && tab GATE "$c" "$bu" "$bl"
 done
 
+# the seatbelt: a shim that stopped a destroy a cell reached at run time left its line here
+for c in "${cells[@]}"; do
+  f="$SD/cells/$c/seatbelt"
+  [ -s "$f" ] && tab SEATBELT "$c" "$(tail -n 1 -- "$f" | cut -c1-300)"
+done
+
+
 # the last few KB of every log in one tail (16 KB of a failing one); a progress bar's CR-separated
 # updates keep their last one
 tails() {

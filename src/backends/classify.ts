@@ -2,6 +2,7 @@
  * Decide a cell's state (and cause, when it died) from its on-box record as run_status.sh reports it.
  * Pure: unit-tested against hand-made rows.
  */
+import { redactCutLines, redactCutText } from "../guard/redact.js";
 import type { RunCell } from "../ledger/runs.js";
 import type { CellCause, CellStatus, DiskStatus, GpuStatus, StatusOptions } from "./types.js";
 import { classifyFailure, cleanLine, refFor, type FailureClass } from "../knowledge/failures.js";
@@ -14,6 +15,8 @@ export interface BoxCellRow {
   /** the cell's runner (run_one.sh) is alive; undefined when the box recorded no runner pid (older runs) */
   runner_alive?: boolean;
   tail: string[]; new_text?: string; new_from?: number; missing?: boolean;
+  /** the seatbelt's refusal line, when a shim stopped a destroy this cell reached at run time */
+  seatbelt?: string;
   /** a failed cell's command start and batch/precision env entries (for the OOM ladder) */
   knobs?: string;
 }
@@ -54,8 +57,14 @@ export function parseStatus(host: string, stdout: string): BoxStatus {
       case "DMESG": b.dmesg.push(r.slice(1).join(" ")); break;
       case "GATE": (b.gates ??= new Map()).set(r[1], parseGate(r[2] ?? "", r[3] ?? "")); break;
       case "WATCH": b.watch = parseWatch(r); break;
+      case "SEATBELT": { const c = b.cells.get(r[1]); if (c) c.seatbelt = r.slice(2).join(" ").slice(0, 300); break; }
       case "KNOB": { const c = b.cells.get(r[1]); if (c) c.knobs = r.slice(2).join(" "); break; }
     }
+  }
+  // what the box cut (a log's last 3 KB, lines at 300 chars, new text at 32 KB) is made safe, then redacted
+  for (const c of b.cells.values()) {
+    if (c.tail.length) c.tail = redactCutLines(c.tail, { firstPartial: c.log_bytes > 3072, cap: 300 });
+    if (c.new_text !== undefined) c.new_text = redactCutText(c.new_text, (c.new_from ?? 0) + Buffer.byteLength(c.new_text) < c.log_bytes);
   }
   return b;
 }
@@ -124,6 +133,7 @@ export function classifyCell(b: BoxStatus, row: BoxCellRow | undefined, cell: Ru
   }
   if (row.new_text !== undefined) out.new_text = row.new_text;
   if (row.reason) out.reason = row.reason;
+  if (row.seatbelt) out.destroy_blocked = row.seatbelt;
   // a relaunch gives the cell a new lane beside the dead one of the earlier attempt: the live lane speaks
   // for it, else the newest (lane ids sort by creation time)
   const holding = b.lanes.filter((l) => l.cells.includes(cell.name));

@@ -212,6 +212,9 @@ export async function runStatusOf(
   const { state, vanished_cause } = summarize(s.cells, stopReason);
   const warnings = [...s.warnings, ...(await whileRunWarnings(ledger, run, s.cells, s.watch))];
   const whileRun = s.watch || s.gates ? whileRunView(s.watch ?? new Map(), s.gates ?? []) : undefined;
+  // the seatbelt stopped a destroy that a cell reached at run time (nothing was destroyed)
+  const blocked = s.cells.filter((c) => c.destroy_blocked);
+  if (blocked.length) warnings.push(warning("DESTROY_BLOCKED_ON_BOX", "danger", `the seatbelt stopped a destroy in ${blocked.map((c) => c.name).slice(0, 5).join(", ")}: ${blocked[0]!.destroy_blocked!.slice(0, 200)}; ending a machine goes through request_teardown`));
   for (const d of s.disks) {
     if ((d.inodes_used_pct ?? 0) >= 90) warnings.push(warning("INODE_HIGH", (d.inodes_used_pct ?? 0) >= 97 ? "danger" : "warn", `${d.host}:${d.mount} inodes ${d.inodes_used_pct}% used (writes fail at 100% even with free bytes)`));
     if ((d.used_pct ?? 0) >= 90) warnings.push(warning("DISK_HIGH", (d.used_pct ?? 0) >= 97 ? "danger" : "warn", `${d.host}:${d.mount} ${d.used_pct}% full`));

@@ -10,6 +10,7 @@ import type { Profile } from "../knowledge/schema.js";
 import type { RunCell, RunRecord } from "../ledger/runs.js";
 import type { BackendContext, LaunchCellSpec, LaunchOutcome, LaunchRequest, Placement } from "./types.js";
 import { bundle, installAndRun, isConnectionError, num, settle, tsv } from "./scripts.js";
+import { SHIM_SCRIPT } from "./seatbelt.js";
 import { assignCells, lanesFor, type HostGpuFacts, type Lane } from "./placement.js";
 import { cellEnvAdditions, launchExtras, mirrorSetupArgs, runEnvAdditions, watchEnv } from "./while_run.js";
 
@@ -99,7 +100,7 @@ export async function sshLaunch(mode: "tmux" | "nohup", ctx: BackendContext, req
   const prior = new Map<string, RunCell>((existing?.cells ?? []).map((c) => [c.name, c]));
   const hosts = [...new Set([...req.hosts, ...req.cells.map((c) => prior.get(c.name)?.host).filter((h): h is string => !!h)])];
   const checkPaths = [...new Set(req.cells.flatMap((c) => scriptPathsIn(c.command)))];
-  const SCRIPTS = ["run_one.sh", "run_queue.sh", "launch_prep.sh", "launch_start.sh", "run_status.sh", "stop_run.sh", "run_watch.sh", "china_mirrors.sh"];
+  const SCRIPTS = ["run_one.sh", "run_queue.sh", "launch_prep.sh", "launch_start.sh", "run_status.sh", "stop_run.sh", SHIM_SCRIPT, "run_watch.sh", "china_mirrors.sh"];
 
   // round trip 1: install scripts + facts
   const prepped = await settle(hosts, async (h) => {
@@ -198,6 +199,8 @@ export async function sshLaunch(mode: "tmux" | "nohup", ctx: BackendContext, req
       RGT_PROXY_HOOK: p?.proxy_hook ?? "",
       RGT_CRED_FILE: p?.cred_file ?? "",
       RGT_PYTHON: p?.python_path ?? "",
+      // the seatbelt: run_one.sh links this shim under the provider/power names first on the cell's PATH
+      RGT_SHIM: f.scripts[SHIM_SCRIPT] ?? "",
       ...(p?.hf_home ? { HF_HOME: p.hf_home } : {}),
       ...runEnvAdditions(req.while_run, p),
     };
@@ -254,9 +257,9 @@ export async function sshLaunch(mode: "tmux" | "nohup", ctx: BackendContext, req
   for (const c of req.cells) {
     const lane = placed.get(c.name);
     if (lane && started.includes(c.name)) {
-      cellMap.set(c.name, { name: c.name, host: lane.host, gpu_indices: lane.gpus, output_dir: outputDirOf.get(c.name)!, spec_sha: specSha(c) });
+      cellMap.set(c.name, { name: c.name, host: lane.host, gpu_indices: lane.gpus, output_dir: outputDirOf.get(c.name)!, spec_sha: specSha(c), command: c.command.slice(0, 2000) });
     } else if (!cellMap.has(c.name) && lane) {
-      cellMap.set(c.name, { name: c.name, host: lane.host, gpu_indices: lane.gpus, output_dir: `${outRoot(facts.get(lane.host)!)}/${c.name}`, spec_sha: specSha(c) });
+      cellMap.set(c.name, { name: c.name, host: lane.host, gpu_indices: lane.gpus, output_dir: `${outRoot(facts.get(lane.host)!)}/${c.name}`, spec_sha: specSha(c), command: c.command.slice(0, 2000) });
     }
   }
   const hostDirs: NonNullable<RunRecord["host_dirs"]> = { ...(existing?.host_dirs ?? {}) };

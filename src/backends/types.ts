@@ -116,6 +116,8 @@ export interface CellStatus {
   log_bytes?: number;
   /** log text after log_offset (its newest part; the whole of it in new_text_file) */
   new_text?: string;
+  /** DESTROY_BLOCKED_ON_BOX: the seatbelt's line when a shim stopped a destroy this cell reached at run time */
+  destroy_blocked?: string;
   /** local file holding all the new text fetched, when new_text is only its end */
   new_text_file?: string;
   /** one line on why the cell is in this state (exit signal, missing artifact, sync failure…) */

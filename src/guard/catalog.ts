@@ -375,7 +375,7 @@ export const SECRET_RULES: SecretRule[] = [
     // NAME=V, NAME: V, "name": "V", name = 'V', --name=V, os.environ["NAME"] = "V", setdefault("NAME", "V").
     // Found keyword-first (fast), then the whole name is read backwards from the keyword. A credential
     // name (credentialName) makes any real value a secret; a weaker one needs a generated-looking value.
-    re: /(?:password|passwd|passphrase|pwd|sshpass|pgpass|token|secret|key|auth|credentials?|bearer)(?:["']\s*\]|["'])?[ \t]*(?::=|=|:|["']?\s*,)[ \t]*(["']?)([^\s"'`,;&|(){}<>\\]{1,512})/gi,
+    re: /(?:password|passwd|passphrase|pwd|token|secret|key|auth|credentials?)(?:["']\s*\]|["'])?[ \t]*(?::=|=|:|["']?\s*,)[ \t]*(["']?)([^\s"'`,;&|(){}<>\\]{8,512})/gi,
     group: 2,
     accept: (v, m, text) => {
       if (v.length < 8 && !/^(pass|pwd|sshp|pgp|tok|sec)/i.test(m[0]) && !/(api|secret|access|private|kaggle)_?$/i.test(text.slice(Math.max(0, m.index - 8), m.index))) return false;
@@ -391,6 +391,19 @@ export const SECRET_RULES: SecretRule[] = [
       if (v.length < 8) return false;
       const strength = secretNameStrength(bare);
       return strength !== null && looksGenerated(v, strength);
+    },
+  },
+  {
+    id: "short-credential",
+    label: "short value under a credential name (PGPASSWORD=…, MYSQL_PWD=…, SSHPASS=…, *_TOKEN=…)",
+    // values of 1-7 characters: only a strict credential name makes them a secret
+    re: /(?:PASSWORD|PASSWD|PASSPHRASE|PWD|SSHPASS|TOKEN|SECRET|KEY|password|passwd|passphrase|pwd|sshpass|token|secret|_key|Key|Password|Token|Secret)(?:["']\s*\]|["'])?[ \t]*(?:=|:|["']?\s*,)[ \t]*(["']?)([^\s"'`,;&|(){}<>\\]{1,7})(?![^\s"'`,;&|(){}<>\\])/g,
+    group: 2,
+    accept: (v, m, text) => {
+      const name = nameBefore(text, m.index, m[0].replace(/^(?:SSHPASS|sshpass)/, "PASS"));
+      if (name === null || name.startsWith("-")) return false;
+      const cred = credentialName(name);
+      return cred !== null && cred !== "named-weak" && isCredentialValue(v, cred);
     },
   },
   {

@@ -31,7 +31,9 @@ function newState(ctx: DestroyContext): State {
     cwd,
     home,
     ctx,
-    protectedNorm: (ctx.protectedPaths ?? []).map((p) => normAbs(expandTildeText(p, home))).filter((p): p is string => !!p && p !== "/"),
+    // the home dir (and what holds it) is protected by the home rule — itself and ~/* — not at any depth:
+    // caches and builds under it may go. Data/durable dirs under home stay protected at any depth.
+    protectedNorm: (ctx.protectedPaths ?? []).map((p) => normAbs(expandTildeText(p, home))).filter((p): p is string => !!p && p !== "/" && p !== home && !home.startsWith(p + "/")),
     out: [],
     readScripts: new Set(),
     subs: [],

@@ -11,6 +11,7 @@ import type { Ledger } from "../ledger/store.js";
 import { hostInfo, ownSlurmJobIds, protectedPathsFor, runsOnHost } from "../ledger/hostinfo.js";
 import type { GuardInputContext } from "../guard/inputs.js";
 import { clearParkReady, parkReadyHosts, parkReadyWarning } from "../ledger/parks.js";
+import { pushedFileLookup } from "../transfer/provenance.js";
 import type { HandlerResult, ToolContext, ToolDef } from "./tool.js";
 
 function named(args: Record<string, unknown>): string[] {
@@ -34,7 +35,8 @@ export function guardContextFor(ledger: Ledger, args: Record<string, unknown>): 
   if (!host) return undefined;
   try {
     const runs = runsOnHost(ledger, host);
-    return { protectedPaths: protectedPathsFor(hostInfo(ledger, host), runs), ownJobIds: ownSlurmJobIds(runs) };
+    const pushedFile = pushedFileLookup(ledger, host);
+    return { protectedPaths: protectedPathsFor(hostInfo(ledger, host), runs), ownJobIds: ownSlurmJobIds(runs), ...(pushedFile ? { pushedFile } : {}) };
   } catch {
     return undefined;
   }

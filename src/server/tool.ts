@@ -12,7 +12,8 @@
 import * as z from "zod";
 import type { ToolAnnotations } from "@modelcontextprotocol/sdk/types.js";
 import { RefusalError, type Warning, type Refusal } from "../common/result.js";
-import { redactDeep } from "../guard/redact.js";
+import { redactDeep, type Fingerprints } from "../guard/redact.js";
+import { loadFingerprints } from "../ledger/fingerprints.js";
 import { guardInputs } from "../guard/inputs.js";
 import type { Remote } from "../remote/types.js";
 import type { Ledger } from "../ledger/store.js";
@@ -153,6 +154,11 @@ async function act(def: ToolDef, args: Record<string, unknown>, ctx: ToolContext
   }
 }
 
+/** what push_secret delivered, as salted fingerprints, for exact-match redaction */
+function fingerprintsOf(ctx: ToolContext): Fingerprints | undefined {
+  try { return loadFingerprints(ctx.ledger); } catch { return undefined; }
+}
+
 /** The pipeline. Every tool call — from the MCP server, the CLI or a test — goes through here. */
 export async function runTool(def: ToolDef, rawArgs: unknown, ctx: ToolContext): Promise<McpToolResult> {
   // 1. check inputs
@@ -168,7 +174,7 @@ export async function runTool(def: ToolDef, rawArgs: unknown, ctx: ToolContext):
     result = refusal ? refusalResult(refusal) : await act(def, args, ctx);
   }
   // 3. redact, and bound what comes back of the inputs
-  result = redactDeep(result) as HandlerResult;
+  result = redactDeep(result, fingerprintsOf(ctx)) as HandlerResult;
   if (!result.ok) result = boundEchoes(result, rawArgs);
   // 4. record
   if (parsed.success && result.refused?.code !== "BAD_INPUT") {

@@ -22,7 +22,8 @@ export interface GuardItem {
   how: string;
 }
 
-export const PROTECTED = ["/root/autodl-tmp", "/root/autodl-fs"];
+/** as the AutoDL profile gives them: the home (/root) is protected by the home rule, the data/durable dirs at any depth */
+export const PROTECTED = ["/root", "/root/autodl-tmp", "/root/autodl-fs"];
 export const OWN_JOBS = ["4242"];
 /** the pushed tree as the guard context sees it: remote path → local text */
 export const PUSHED: Record<string, string> = {
