@@ -17,6 +17,8 @@ import { k8sBackend } from "./k8s.js";
 import { slurmBackend } from "./slurm.js";
 import { statusOfHost } from "./status.js";
 import { classifyCell } from "./classify.js";
+import { whileRunView } from "./while_run.js";
+import { whileRunWarnings } from "./park.js";
 import type { Backend, BackendContext, CellCause, CellStatus, DiskStatus, GpuStatus, RunState, StatusOptions, VanishCause } from "./types.js";
 
 export const DEFAULT_STALL_S = 900;
@@ -46,18 +48,23 @@ export interface RunStatusResult {
   gpus: GpuStatus[];
   disks: DiskStatus[];
   vanished_cause?: CellCause;
+  /** disk budgets, time cap, stop reason and park, as the box recorded them */
+  while_run?: Record<string, unknown>;
   next_action: string;
   warnings: Warning[];
 }
 
 /** Run-level state from cell states. Never `vanished`/`failed` because a host did not answer. */
-export function summarize(cells: CellStatus[]): { state: RunState; vanished_cause?: CellCause } {
+export function summarize(cells: CellStatus[], stopReason?: string): { state: RunState; vanished_cause?: CellCause } {
   const has = (s: string) => cells.some((c) => c.state === s);
+  const waiting = cells.some((c) => c.state === "blocked" && c.blocked?.waiting_until);
   const firstCause = (s: string) => cells.find((c) => c.state === s && c.cause)?.cause;
   if (has("vanished")) return { state: "vanished", vanished_cause: firstCause("vanished") ?? { cause: "unknown", evidence: "no evidence recorded" } };
   if (has("stalled")) return { state: "stalled" };
   if (has("unknown")) return { state: "unknown" };
-  if (has("running") || has("pending")) return { state: "running" };
+  if (has("running") || has("pending") || waiting) return { state: "running" };
+  if (stopReason && has("stopped") && !has("failed")) return { state: "stopped" };
+  if (has("blocked") && !has("failed")) return { state: "blocked" };
   if (has("failed") || has("stopped")) {
     const c = firstCause("failed");
     return { state: "failed", ...(c ? { vanished_cause: c } : {}) };
@@ -104,6 +111,10 @@ export function nextAction(run: RunRecord, state: RunState, cells: CellStatus[],
       return `${names("stalled").join(", ")} alive but silent past the threshold: look at it (remote_exec nvidia-smi / py-spy dump), or stop_run those cells and ${relaunch}.`;
     case "vanished":
       return remedies(cells, relaunch, cause ?? { cause: "unknown" })!;
+    case "stopped":
+      return `The box's own time cap stopped the run (${cells.find((c) => c.state === "stopped")?.reason ?? "max_hours"}); files and checkpoints are kept. Pull what is there, or ${relaunch} with a new max_hours.`;
+    case "blocked":
+      return `${names("blocked").join(", ")} not started: DISK_LOW (free space or inodes below the cell's budget; numbers in cells[].blocked). Free space on that mount (or lower min_free_gb / min_free_inodes), then ${relaunch}.`;
     case "failed": {
       const f = names("failed");
       const s = names("stopped");
@@ -197,8 +208,10 @@ export async function runStatusOf(
   const full: StatusOptions = { stall_after_s: opts.stall_after_s ?? DEFAULT_STALL_S, tail_lines: opts.tail_lines ?? 5, ...(opts.log_offset !== undefined ? { log_offset: opts.log_offset } : {}) };
   const ctx: BackendContext = { remote, ledger };
   const s = await backend.status(ctx, run, full);
-  const { state, vanished_cause } = summarize(s.cells);
-  const warnings = [...s.warnings];
+  const stopReason = [...(s.watch?.values() ?? [])].find((w) => w.stop_reason)?.stop_reason;
+  const { state, vanished_cause } = summarize(s.cells, stopReason);
+  const warnings = [...s.warnings, ...(await whileRunWarnings(ledger, run, s.cells, s.watch))];
+  const whileRun = s.watch || s.gates ? whileRunView(s.watch ?? new Map(), s.gates ?? []) : undefined;
   // the seatbelt stopped a destroy that a cell reached at run time (nothing was destroyed)
   const blocked = s.cells.filter((c) => c.destroy_blocked);
   if (blocked.length) warnings.push(warning("DESTROY_BLOCKED_ON_BOX", "danger", `the seatbelt stopped a destroy in ${blocked.map((c) => c.name).slice(0, 5).join(", ")}: ${blocked[0]!.destroy_blocked!.slice(0, 200)}; ending a machine goes through request_teardown`));
@@ -226,6 +239,7 @@ export async function runStatusOf(
     ...(s.gpus.length > gpus.length ? { gpus_omitted: s.gpus.length - gpus.length } : {}),
     ...(s.disks.length > disks.length ? { disks_omitted: s.disks.length - disks.length } : {}),
     ...(vanished_cause ? { vanished_cause: { ...vanished_cause, ref: vanished_cause.ref || refFor(vanished_cause.cause) } } : {}),
+    ...(whileRun ? { while_run: whileRun } : {}),
     next_action,
     warnings,
   });
@@ -249,7 +263,7 @@ export async function liveRunsOn(remote: Remote, ledger: Ledger, host: string): 
     }
     const opts: StatusOptions = { stall_after_s: DEFAULT_STALL_S, tail_lines: 0 };
     const b = await statusOfHost(remote, host, run.host_dirs?.[host]?.state_dir ?? run.state_dir, cells.map((c) => c.name), opts, run.host_dirs?.[host]?.scripts_dir);
-    const live = cells.map((c) => classifyCell(b, b.cells.get(c.name), c, opts)).filter((c) => ["running", "pending", "stalled"].includes(c.state)).map((c) => c.name);
+    const live = cells.map((c) => classifyCell(b, b.cells.get(c.name), c, opts)).filter((c) => ["running", "pending", "stalled"].includes(c.state) || (c.state === "blocked" && !!c.blocked?.waiting_until)).map((c) => c.name);
     if (live.length) out.push({ run_id: run.run_id, cells_running: live });
   }
   return out;

@@ -27,6 +27,7 @@ const CellOut = z.object({
   new_text_file: z.string().optional(),
   reason: z.string().optional(),
   cause: Cause.optional(),
+  blocked: z.object({ code: z.string(), dir: z.string(), free_bytes: z.number().optional(), need_bytes: z.number().optional(), free_inodes: z.number().optional(), need_inodes: z.number().optional(), waiting_until: z.number().optional() }).optional(),
 });
 
 /** the longest a call may hold its answer (many clients time a tool call out after a few minutes) */
@@ -48,11 +49,12 @@ export const runStatus = defineTool({
   output: {
     run_id: z.string().optional(),
     run_name: z.string().optional(),
-    state: z.enum(["running", "done", "failed", "stalled", "vanished", "unknown"]).optional(),
+    state: z.enum(["running", "done", "failed", "stopped", "blocked", "stalled", "vanished", "unknown"]).optional(),
     cells: z.array(CellOut).optional(),
     gpus: z.array(z.object({ host: z.string(), index: z.number(), memory_used_mib: z.number().optional(), memory_total_mib: z.number().optional(), utilization_pct: z.number().optional() })).optional(),
     disks: z.array(z.object({ host: z.string(), mount: z.string(), size_bytes: z.number().optional(), used_pct: z.number().optional(), inodes_used_pct: z.number().optional() })).optional(),
     vanished_cause: Cause.optional(),
+    while_run: z.record(z.string(), z.unknown()).optional().describe("disk budgets, time cap, stop reason, park"),
     next_action: z.string().optional(),
     elapsed_ms: z.number().optional(),
   },
