@@ -7,6 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { RefusalError, warning, type Warning } from "../common/result.js";
 import { cleanLine, refFor, remedyFor, type FailureClass } from "../knowledge/failures.js";
+import { redactText } from "../guard/redact.js";
 import type { Ledger } from "../ledger/store.js";
 import { getRun, listRuns, type BackendName, type RunRecord } from "../ledger/runs.js";
 import type { Remote } from "../remote/types.js";
@@ -137,7 +138,8 @@ function keepNewText(ledgerDir: string, runId: string, cells: CellStatus[]): str
     let saved = false;
     try {
       fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-      fs.writeFileSync(file, text, { mode: 0o600 });
+      // the agent reads this file too: the same redaction as the reply
+      fs.writeFileSync(file, redactText(text), { mode: 0o600 });
       saved = true;
     } catch { /* the short end below is still returned */ }
     const clean = text.split("\n").map(cleanLine).join("\n");

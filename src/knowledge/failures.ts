@@ -126,7 +126,8 @@ function scan(lines: string[]): Hit[] {
     const raw = lines[i];
     if (raw.startsWith("[rgt]")) continue;
     // a traceback's echo of the source line is code, not a message (`raise OutOfMemoryError(...)`)
-    if (i > 0 && /^\s*File ".*", line \d+/.test(cleanLine(lines[i - 1]))) continue;
+    // (indented under its `File "…", line N`; a `python -c` traceback has none, the exception follows)
+    if (i > 0 && /^\s/.test(raw) && /^\s*File ".*", line \d+/.test(cleanLine(lines[i - 1]))) continue;
     const l = norm(raw);
     if (!l || NEUTRAL.test(l)) continue;
     const cue = CUES.find(([t]) => (typeof t === "function" ? t(l) : t.test(l)));
