@@ -1,18 +1,40 @@
 #!/usr/bin/env node
 /** The `rgt` / `remote-gpu-trainer` command. `serve` (stdio MCP) is the default. */
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
-import { VERSION } from "../common/config.js";
-import { createServer } from "../server/createServer.js";
+import { VERSION, setting } from "../common/config.js";
+import { killChildren } from "../common/children.js";
 
+/**
+ * stdio MCP. Ends quietly and at once when the client closes stdin or sends SIGTERM/SIGINT: the pool's
+ * connections and any rsync child are ended, and the exit code is 0. Nothing goes to stderr unless RGT_DEBUG.
+ */
 async function serve(): Promise<void> {
+  const debug = !!setting("RGT_DEBUG");
+  // signals are answered from the first moment: before the server exists there is nothing to clean up
+  let stop: (why: string) => void = () => process.exit(0);
+  process.once("SIGINT", () => stop("SIGINT"));
+  process.once("SIGTERM", () => stop("SIGTERM"));
+  const { createServer } = await import("../server/createServer.js");
   const created = createServer();
   const transport = new StdioServerTransport();
-  const shutdown = async () => { await created.close(); process.exit(0); };
-  process.on("SIGINT", shutdown);
-  process.on("SIGTERM", shutdown);
-  transport.onclose = () => { void shutdown(); };
+  let done = false;
+  const shutdown = async (why: string): Promise<void> => {
+    if (done) return;
+    done = true;
+    if (debug) process.stderr.write(`remote-gpu-trainer: shutting down (${why})\n`);
+    // a close that hangs (a half-open TCP connection) must not hold the exit
+    const hard = setTimeout(() => process.exit(0), 500);
+    hard.unref();
+    killChildren();
+    await created.close().catch(() => {});
+    process.exit(0);
+  };
+  stop = (why) => void shutdown(why);
+  process.stdin.once("end", () => void shutdown("stdin closed"));
+  process.stdin.once("close", () => void shutdown("stdin closed"));
+  transport.onclose = () => { void shutdown("transport closed"); };
   await created.server.connect(transport);
-  process.stderr.write(`remote-gpu-trainer ${VERSION} serving MCP on stdio\n`);
+  if (debug) process.stderr.write(`remote-gpu-trainer ${VERSION} serving MCP on stdio\n`);
 }
 
 type Command = (argv: string[]) => Promise<number | void>;

@@ -1,18 +1,79 @@
-/** Process-wide configuration read from the environment (never from argv of a tool call). */
+/**
+ * Every RGT_* setting, declared once: name, zod type, default and meaning. The code reads settings only
+ * through `setting()`; the README's settings table and `rgt doctor`'s listing are generated from SETTINGS.
+ * Settings come from the server's environment (the MCP client's "env"), never from a tool call.
+ */
 import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
+import * as z from "zod";
+
+const seconds = (dflt: number) => z.coerce.number().finite().min(0).default(dflt);
+const text = () => z.string().min(1).optional();
+
+/** group: "server" (what users set), "providers" (cloud adapters), "lab" (tests and the demo only) */
+interface Setting<S extends z.ZodType = z.ZodType> { schema: S; meaning: string; group: "server" | "providers" | "lab"; secret?: boolean }
+const def = <S extends z.ZodType>(schema: S, meaning: string, group: Setting["group"] = "server"): Setting<S> => ({ schema, meaning, group });
+
+export const SETTINGS = {
+  RGT_HOME: def(text(), "local state directory (ledger, receipts, approvals, exec logs); default $XDG_STATE_HOME/remote-gpu-trainer or ~/.local/state/remote-gpu-trainer"),
+  RGT_SSH_CONFIG: def(text(), "ssh config file to resolve hosts with instead of ~/.ssh/config (ssh -G -F)"),
+  RGT_TOOLS: def(z.string().default("all"), "which tools are served: all, read-only (only tools that change nothing on a box and spend nothing), or a comma list of tool names"),
+  RGT_DEBUG: def(z.string().optional(), "when set, diagnostics also go to stderr (normally only through MCP logging)"),
+  RGT_IDLE_METER_S: def(seconds(1800), "seconds a host may sit with no live run before results carry an IDLE_METER warning with the cost so far"),
+  RGT_ELICIT_TIMEOUT_S: def(seconds(120), "seconds request_teardown waits for the human to answer an approval prompt"),
+  RGT_APPROVAL_TTL_S: def(seconds(900), "seconds an approval id stays valid"),
+  RGT_PYTHON: def(text(), "local python used to load-check pulled checkpoints (default /usr/bin/python3, then python3)"),
+  RGT_SLURM_FORWARD_SIGNAL: def(text(), "signal the Slurm backend forwards to a cell before its walltime ends (e.g. USR1)"),
+  RGT_K8S_IMAGE: def(text(), "container image for Kubernetes cells when launch_queue's scheduler.image is absent"),
+  RGT_K8S_NAMESPACE: def(z.string().default("default"), "Kubernetes namespace when scheduler.namespace is absent"),
+  RGT_LAMBDA_API_BASE: def(z.string().default("https://cloud.lambdalabs.com/api/v1"), "Lambda Cloud API base URL", "providers"),
+  RGT_DEMO_PROVIDER_LOG: def(text(), "file where the demo's stub provider CLIs record their argv", "lab"),
+} satisfies Record<string, Setting>;
+
+export type SettingName = keyof typeof SETTINGS;
+export type SettingValue<K extends SettingName> = z.output<(typeof SETTINGS)[K]["schema"]>;
+
+/** One setting, parsed; an empty or malformed value falls back to the default (doctor lists the problem). */
+export function setting<K extends SettingName>(name: K, env: NodeJS.ProcessEnv = process.env): SettingValue<K> {
+  const raw = env[name];
+  const schema = SETTINGS[name].schema as z.ZodType;
+  const parsed = schema.safeParse(raw === "" ? undefined : raw);
+  if (parsed.success) return parsed.data as SettingValue<K>;
+  return schema.parse(undefined) as SettingValue<K>;
+}
+
+/** Every setting with its current value and whether that value was usable (for `rgt doctor`). */
+export function settingsReport(env: NodeJS.ProcessEnv = process.env): { name: SettingName; value: unknown; set: boolean; valid: boolean; meaning: string }[] {
+  return (Object.keys(SETTINGS) as SettingName[]).map((name) => {
+    const raw = env[name];
+    const set = raw !== undefined && raw !== "";
+    const valid = !set || (SETTINGS[name].schema as z.ZodType).safeParse(raw).success;
+    return { name, value: setting(name, env), set, valid, meaning: SETTINGS[name].meaning };
+  });
+}
+
+/** The README's settings table (markdown), generated from SETTINGS. */
+export function settingsTable(): string {
+  const rows = (Object.keys(SETTINGS) as SettingName[]).map((name) => {
+    const d = setting(name, {});
+    return `| \`${name}\` | ${d === undefined ? "—" : `\`${String(d)}\``} | ${SETTINGS[name].meaning} |`;
+  });
+  return ["| setting | default | meaning |", "|---|---|---|", ...rows].join("\n");
+}
 
 /** Local state directory: $RGT_HOME, else $XDG_STATE_HOME/remote-gpu-trainer, else ~/.local/state/remote-gpu-trainer. */
 export function rgtHome(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.RGT_HOME) return path.resolve(env.RGT_HOME);
+  const home = setting("RGT_HOME", env);
+  if (home) return path.resolve(home);
   const xdg = env.XDG_STATE_HOME || path.join(os.homedir(), ".local", "state");
   return path.join(xdg, "remote-gpu-trainer");
 }
 
 /** An ssh config file to use instead of ~/.ssh/config (passed to `ssh -G -F`). */
 export function sshConfigFile(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  return env.RGT_SSH_CONFIG ? path.resolve(env.RGT_SSH_CONFIG) : undefined;
+  const f = setting("RGT_SSH_CONFIG", env);
+  return f ? path.resolve(f) : undefined;
 }
 
 /** Root of the installed package (holds profiles/, references/, scripts/, skill/). Works from src/ and dist/. */

@@ -1,122 +1,127 @@
-/** Builds the MCP server: tools, resources, prompts, logging. No business logic lives here. */
+/**
+ * Builds the MCP server: tools, resources, prompts, logging. No business logic lives here.
+ *
+ * Tools are served by this file's own tools/list and tools/call handlers rather than McpServer.registerTool:
+ * the SDK would validate arguments before any handler runs and answer a bad one with bare text (-32602/-32603),
+ * and it would publish closed output schemas. Here every call goes through the pipeline (src/server/tool.ts),
+ * so malformed arguments come back as a BAD_INPUT result naming the field, and the output schemas are open.
+ */
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { ErrorCode, ListToolsRequestSchema, McpError, type Tool as McpTool } from "@modelcontextprotocol/sdk/types.js";
 import * as z from "zod";
-import { VERSION } from "../common/config.js";
-import { baseResultShape } from "../common/result.js";
+import { VERSION, setting } from "../common/config.js";
 import { Ledger } from "../ledger/store.js";
 import { SshRemote } from "../remote/pool.js";
 import type { Remote } from "../remote/types.js";
-import { allTools } from "../tools/index.js";
+import { selectTools } from "../tools/index.js";
 import { registerKnowledge } from "./resources.js";
-import { runTool, toMcpResult, type ToolContext, type ToolDef } from "./tool.js";
-import { installMeterHook } from "../providers/meter_hook.js";
+import { runTool, type Tool, type ToolContext } from "./tool.js";
+import { inputJsonSchema, outputJsonSchema } from "./schemas.js";
+import { portMoveHint } from "../knowledge/connectHints.js";
+import { hostInfo } from "../ledger/hostinfo.js";
 
 export interface ServerDeps {
   remote?: Remote;
   ledger?: Ledger;
   /** default timeout for elicitation requests (ms) */
   elicitTimeoutMs?: number;
+  /** which tools to serve (default: RGT_TOOLS) */
+  tools?: string;
 }
 
 export interface CreatedServer {
   server: McpServer;
   remote: Remote;
   ledger: Ledger;
+  tools: Tool[];
   close(): Promise<void>;
 }
 
-const INPUT_ERROR = /^(?:MCP error -?\d+: )?Input validation error: Invalid arguments for tool (\S+): ([\s\S]*)$/;
+/** tools/call as the protocol has it, but with `arguments` left unchecked: the pipeline checks them. */
+const CallToolRequest = z.object({
+  method: z.literal("tools/call"),
+  params: z.looseObject({
+    name: z.string(),
+    arguments: z.unknown().optional(),
+    _meta: z.looseObject({ progressToken: z.union([z.string(), z.number()]).optional() }).optional(),
+  }),
+});
+
+export function listing(tools: Tool[]): McpTool[] {
+  return tools.map((t) => ({
+    name: t.name,
+    title: t.title,
+    description: t.description,
+    inputSchema: inputJsonSchema(t) as McpTool["inputSchema"],
+    outputSchema: outputJsonSchema(t) as McpTool["outputSchema"],
+    annotations: t.annotations,
+  }));
+}
 
 export function createServer(deps: ServerDeps = {}): CreatedServer {
-  const remote = deps.remote ?? new SshRemote();
   const ledger = deps.ledger ?? new Ledger();
+  // a refused connection's diagnosis may name what the host's platform does to ports (knowledge, passed in)
+  const remote = deps.remote ?? new SshRemote({ connectionHint: (host) => portMoveHint(hostInfo(ledger, host).platform) });
+  const tools = selectTools(deps.tools ?? setting("RGT_TOOLS"));
   const server = new McpServer(
     { name: "remote-gpu-trainer", version: VERSION },
     {
-      capabilities: { logging: {}, tools: {}, resources: {}, prompts: {} },
+      capabilities: { logging: {}, resources: {}, prompts: {} },
       instructions:
-        "Runs long GPU jobs on rented boxes. Lifecycle: probe_env -> push_code/push_secret -> launch_queue -> run_status -> pull_verify -> request_teardown. Read rgt://skill for the playbook.",
+        "Runs long GPU jobs on rented boxes. Lifecycle: probe_env -> push_code/push_secret -> launch_queue -> run_status -> pull_verify -> request_teardown. " +
+        "Read rgt://skill for the playbook. Every result has ok and a one-line summary; a refusal names its code and remedy.",
     },
   );
+  const low = server.server;
+  low.registerCapabilities({ tools: {} });
+  const listed = listing(tools);
+  const byName = new Map(tools.map((t) => [t.name, t]));
 
-  for (const def of allTools) register(server, def as ToolDef, remote, ledger, deps);
+  low.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: listed }));
+  low.setRequestHandler(CallToolRequest, async (req, extra) => {
+    const def = byName.get(req.params.name);
+    if (!def) throw new McpError(ErrorCode.InvalidParams, `Tool ${req.params.name.slice(0, 64)} not found`);
+    const token = req.params._meta?.progressToken;
+    const ctx: ToolContext = {
+      remote,
+      ledger,
+      signal: extra.signal,
+      async progress(progress, total, message) {
+        if (token === undefined) return;
+        await extra
+          .sendNotification({ method: "notifications/progress", params: { progressToken: token, progress, total, message } })
+          .catch(() => {});
+      },
+      async log(level, data) {
+        await server.sendLoggingMessage({ level, logger: def.name, data }).catch(() => {});
+      },
+      elicit: async (message, requestedSchema, timeoutMs) => {
+        const caps = low.getClientCapabilities();
+        if (!caps?.elicitation) return undefined;
+        const r = await low.elicitInput(
+          { message, requestedSchema: requestedSchema as never },
+          { timeout: timeoutMs ?? deps.elicitTimeoutMs ?? 120_000 },
+        );
+        return { action: r.action, content: r.content as Record<string, unknown> | undefined };
+      },
+    };
+    return runTool(def, req.params.arguments, ctx);
+  });
   registerKnowledge(server);
-  installMeterHook();
-  structureInputErrors(server);
 
+  let closing: Promise<void> | undefined;
   return {
     server,
     remote,
     ledger,
-    async close() {
-      await server.close().catch(() => {});
-      await remote.close();
+    tools,
+    close() {
+      // once: server.close() fires transport.onclose, which may call close() again
+      closing ??= (async () => {
+        await server.close().catch(() => {});
+        await remote.close().catch(() => {});
+      })();
+      return closing;
     },
   };
-}
-
-function register(server: McpServer, def: ToolDef, remote: Remote, ledger: Ledger, deps: ServerDeps): void {
-  const outputShape = { ...def.output, ...baseResultShape };
-  server.registerTool(
-    def.name,
-    {
-      title: def.title,
-      description: def.description,
-      inputSchema: def.input,
-      outputSchema: z.looseObject(outputShape).shape,
-      annotations: def.annotations,
-    },
-    async (args: Record<string, unknown>, extra) => {
-      const token = extra._meta?.progressToken;
-      const ctx: ToolContext = {
-        remote,
-        ledger,
-        signal: extra.signal,
-        async progress(progress, total, message) {
-          if (token === undefined) return;
-          await extra
-            .sendNotification({ method: "notifications/progress", params: { progressToken: token, progress, total, message } })
-            .catch(() => {});
-        },
-        async log(level, data) {
-          await server.sendLoggingMessage({ level, logger: def.name, data }).catch(() => {});
-        },
-        elicit: async (message, requestedSchema, timeoutMs) => {
-          const caps = server.server.getClientCapabilities();
-          if (!caps?.elicitation) return undefined;
-          const r = await server.server.elicitInput(
-            { message, requestedSchema: requestedSchema as never },
-            { timeout: timeoutMs ?? deps.elicitTimeoutMs ?? 120_000 },
-          );
-          return { action: r.action, content: r.content as Record<string, unknown> | undefined };
-        },
-      };
-      return runTool(def, args as never, ctx);
-    },
-  );
-}
-
-/**
- * The SDK answers schema violations with a bare text error. Agents need the same structured refusal
- * every other failure gets, so wrap the tools/call handler and restate those as BAD_INPUT.
- */
-function structureInputErrors(server: McpServer): void {
-  const handlers = (server.server as unknown as { _requestHandlers: Map<string, (req: unknown, extra: unknown) => Promise<unknown>> })._requestHandlers;
-  const original = handlers.get("tools/call");
-  if (!original) return;
-  handlers.set("tools/call", async (req, extra) => {
-    const res = (await original(req, extra)) as { isError?: boolean; content?: { type: string; text?: string }[]; structuredContent?: unknown };
-    const text = res?.isError && !res.structuredContent ? res.content?.[0]?.text ?? "" : "";
-    const m = INPUT_ERROR.exec(text);
-    if (!m) return res;
-    return toMcpResult({
-      ok: false,
-      warnings: [],
-      refused: {
-        code: "BAD_INPUT",
-        reason: `${m[1]}: ${m[2].trim()}`.slice(0, 1500),
-        remedy: "Fix the named field(s) and call again; nothing was sent to any host.",
-      },
-    });
-  });
 }

@@ -1,14 +1,23 @@
 /**
- * How a tool is declared (one file per tool in src/tools/) and how its handler's return value
- * becomes an MCP result: structuredContent + the same JSON as text, refusals as ok:false/isError,
- * every string redacted, result hooks (meter clocks, etc.) applied.
+ * How a tool is declared (one file per tool in src/tools/) and the one pipeline every call goes through:
+ *
+ *   check inputs (zod → BAD_INPUT naming the field; guardInputs → SECRET_INLINE / DESTROY_UNAPPROVED)
+ *   → act (the handler; RefusalError → refusal, anything else → INTERNAL)
+ *   → redact (every string, and no input echoed past ECHO_MAX characters)
+ *   → record (meter clocks, IDLE_METER warnings)
+ *   → the result contract: ok, summary, warnings, refused?, tool fields; structuredContent + the same JSON as text.
+ *
+ * There are no result hooks: a tool declares what the stages need (effect, meter) and cannot skip one.
  */
 import * as z from "zod";
 import type { ToolAnnotations } from "@modelcontextprotocol/sdk/types.js";
 import { RefusalError, type Warning, type Refusal } from "../common/result.js";
 import { redactDeep } from "../guard/redact.js";
+import { guardInputs } from "../guard/inputs.js";
 import type { Remote } from "../remote/types.js";
 import type { Ledger } from "../ledger/store.js";
+import { guardContextFor, recordMeter } from "./record.js";
+import { boundEchoes, summarize } from "./summary.js";
 
 export interface ElicitResult {
   action: "accept" | "decline" | "cancel";
@@ -20,7 +29,7 @@ export interface ToolContext {
   ledger: Ledger;
   /** report progress on long calls (no-op when the client sent no progressToken) */
   progress(progress: number, total?: number, message?: string): Promise<void>;
-  /** MCP logging (notifications/message); diagnostics never go to stdout */
+  /** MCP logging (notifications/message); diagnostics never go to stdout or stderr */
   log(level: "debug" | "info" | "warning" | "error", data: unknown): Promise<void>;
   /**
    * Ask the human through the client, if (and only if) the client declared elicitation.
@@ -30,31 +39,51 @@ export interface ToolContext {
   signal: AbortSignal;
 }
 
-/** What a handler returns: anything with ok + warnings; the wrapper adds nothing else. */
-export type HandlerResult = { ok: boolean; warnings: Warning[]; refused?: Refusal } & Record<string, unknown>;
+/** What a handler returns: ok + warnings (+ summary, refused) and the tool's declared fields. */
+export type HandlerResult = { ok: boolean; warnings: Warning[]; summary?: string; refused?: Refusal } & Record<string, unknown>;
+
+/**
+ * What a tool does to the world, declared once. It gives the four annotation hints and the toolsets:
+ * read    — changes nothing on a box and spends nothing (served under RGT_TOOLS=read-only)
+ * write   — creates or adds (files, runs, local copies), never overwrites or kills
+ * destroy — may overwrite, kill or delete something that was there
+ */
+export type Effect = "read" | "write" | "destroy";
 
 export interface ToolDef<In extends z.ZodRawShape = z.ZodRawShape, Out extends z.ZodRawShape = z.ZodRawShape> {
   name: string;
   title: string;
+  /** what the tool does and when to call it; the how-to lives in skill/SKILL.md */
   description: string;
   input: In;
+  /** the tool's own result fields; the pipeline makes them optional and adds the common ones */
   output: Out;
-  annotations: ToolAnnotations;
+  effect: Effect;
+  /** the same call again changes nothing more (default: true for read/write, false for destroy) */
+  idempotent?: boolean;
+  /** touches no host and no network (openWorldHint false) */
+  local?: boolean;
+  /** how results move the host meter: `activity` marks live work; `reportsItself` skips IDLE_METER warnings */
+  meter?: { activity?: (result: HandlerResult) => boolean; reportsItself?: boolean };
   handler: (args: z.infer<z.ZodObject<In>>, ctx: ToolContext) => Promise<HandlerResult>;
 }
 
-export function defineTool<In extends z.ZodRawShape, Out extends z.ZodRawShape>(def: ToolDef<In, Out>): ToolDef<In, Out> {
-  return def;
+export type Tool<In extends z.ZodRawShape = z.ZodRawShape, Out extends z.ZodRawShape = z.ZodRawShape> = ToolDef<In, Out> & {
+  readonly annotations: ToolAnnotations;
+};
+
+export function annotationsFor(def: Pick<ToolDef, "effect" | "idempotent" | "local" | "title">): ToolAnnotations {
+  return {
+    title: def.title,
+    readOnlyHint: def.effect === "read",
+    destructiveHint: def.effect === "destroy",
+    idempotentHint: def.idempotent ?? def.effect !== "destroy",
+    openWorldHint: !def.local,
+  };
 }
 
-/**
- * Post-processors run on every tool result before redaction (e.g. IDLE_METER warnings).
- * They receive the tool name, the validated arguments and the result; they may add warnings/fields.
- */
-export type ResultHook = (tool: string, args: Record<string, unknown>, result: HandlerResult, ctx: ToolContext) => Promise<void> | void;
-const hooks: ResultHook[] = [];
-export function addResultHook(h: ResultHook): void {
-  if (!hooks.includes(h)) hooks.push(h);
+export function defineTool<In extends z.ZodRawShape, Out extends z.ZodRawShape>(def: ToolDef<In, Out>): Tool<In, Out> {
+  return { ...def, annotations: annotationsFor(def) };
 }
 
 export interface McpToolResult {
@@ -64,39 +93,86 @@ export interface McpToolResult {
   isError?: boolean;
 }
 
+/** The common envelope in a fixed key order: ok, summary, warnings, refused?, then the tool's fields. */
+function envelope(r: HandlerResult, summary: string): HandlerResult {
+  const { ok, warnings, refused, summary: _s, ...rest } = r;
+  return { ok, summary, warnings: Array.isArray(warnings) ? warnings : [], ...(refused ? { refused } : {}), ...rest };
+}
+
 export function toMcpResult(result: HandlerResult): McpToolResult {
-  const clean = redactDeep(result) as HandlerResult;
   return {
-    content: [{ type: "text", text: JSON.stringify(clean) }],
-    structuredContent: clean,
-    ...(clean.ok ? {} : { isError: true }),
+    content: [{ type: "text", text: JSON.stringify(result) }],
+    structuredContent: result,
+    ...(result.ok ? {} : { isError: true }),
   };
 }
 
-export function refusalResult(e: RefusalError): HandlerResult {
-  return { ok: false, warnings: [], ...e.extra, refused: e.refusal };
+function refusalResult(r: Refusal & { extra?: Record<string, unknown> }): HandlerResult {
+  const { extra, ...refused } = r;
+  return { ok: false, warnings: [], ...(extra ?? {}), refused: { code: refused.code, reason: refused.reason, remedy: refused.remedy, ...(refused.diagnosis ? { diagnosis: refused.diagnosis } : {}) } };
 }
 
-/** Run a handler with refusal conversion and hooks. Unexpected errors become an INTERNAL refusal. */
-export async function runTool<In extends z.ZodRawShape, Out extends z.ZodRawShape>(
-  def: ToolDef<In, Out>,
-  args: z.infer<z.ZodObject<In>>,
-  ctx: ToolContext,
-): Promise<McpToolResult> {
-  let result: HandlerResult;
+/** "cells[0].name" from a zod issue path. */
+export function fieldPath(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const p of path) out += typeof p === "number" ? `[${p}]` : out ? `.${String(p)}` : String(p);
+  return out || "arguments";
+}
+
+/** Malformed arguments → BAD_INPUT naming the field(s); the input itself is never echoed. */
+export function badInput(error: z.ZodError): HandlerResult {
+  const issues = error.issues.slice(0, 3).map((i) => `${fieldPath(i.path)}: ${i.message.slice(0, 160)}`);
+  const more = error.issues.length > 3 ? ` (+${error.issues.length - 3} more)` : "";
+  return refusalResult({
+    code: "BAD_INPUT",
+    reason: `${issues.join("; ")}${more}`,
+    remedy: "Fix the named field and call again; nothing was sent to any host.",
+    extra: { field: fieldPath(error.issues[0]?.path ?? []) },
+  });
+}
+
+const inputSchemas = new WeakMap<object, z.ZodObject>();
+function inputSchemaOf(def: ToolDef): z.ZodObject {
+  let s = inputSchemas.get(def);
+  if (!s) { s = z.object(def.input); inputSchemas.set(def, s); }
+  return s;
+}
+
+async function act(def: ToolDef, args: Record<string, unknown>, ctx: ToolContext): Promise<HandlerResult> {
   try {
-    result = await def.handler(args, ctx);
+    return await def.handler(args as never, ctx);
   } catch (e) {
-    if (e instanceof RefusalError) {
-      result = refusalResult(e);
-    } else {
-      const msg = e instanceof Error ? e.message : String(e);
-      await ctx.log("error", { tool: def.name, error: msg }).catch(() => {});
-      result = { ok: false, warnings: [], refused: { code: "INTERNAL", reason: msg, remedy: "This is a bug in remote-gpu-trainer; the call changed nothing it did not report. Retry, or run `rgt doctor`." } };
-    }
+    if (e instanceof RefusalError) return refusalResult({ ...e.refusal, extra: e.extra });
+    const msg = e instanceof Error ? e.message : String(e);
+    await ctx.log("error", { tool: def.name, error: msg.slice(0, 2000) }).catch(() => {});
+    return refusalResult({
+      code: "INTERNAL",
+      reason: msg,
+      remedy: "This is a bug in remote-gpu-trainer; the call changed nothing it did not report. Retry, or run `rgt doctor`.",
+    });
   }
-  for (const h of hooks) {
-    try { await h(def.name, args as Record<string, unknown>, result, ctx); } catch { /* a hook never breaks a result */ }
+}
+
+/** The pipeline. Every tool call — from the MCP server, the CLI or a test — goes through here. */
+export async function runTool(def: ToolDef, rawArgs: unknown, ctx: ToolContext): Promise<McpToolResult> {
+  // 1. check inputs
+  const parsed = inputSchemaOf(def).safeParse(rawArgs ?? {});
+  let result: HandlerResult;
+  let args: Record<string, unknown> = {};
+  if (!parsed.success) {
+    result = badInput(parsed.error);
+  } else {
+    args = parsed.data as Record<string, unknown>;
+    const refusal = guardInputs(def.name, args, guardContextFor(ctx.ledger, args));
+    // 2. act
+    result = refusal ? refusalResult(refusal) : await act(def, args, ctx);
   }
-  return toMcpResult(result);
+  // 3. redact, and bound what comes back of the inputs
+  result = redactDeep(result) as HandlerResult;
+  if (!result.ok) result = boundEchoes(result, rawArgs);
+  // 4. record
+  if (parsed.success && result.refused?.code !== "BAD_INPUT") {
+    try { await recordMeter(def, args, result, ctx); } catch { /* the meter never breaks a result */ }
+  }
+  return toMcpResult(envelope(result, summarize(def.title, result)));
 }

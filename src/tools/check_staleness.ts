@@ -1,6 +1,7 @@
 /** check_staleness — which platform facts carry a `verified YYYY-MM` stamp older than the threshold. Read-only, local. */
 import * as z from "zod";
 import { defineTool } from "../server/tool.js";
+import { nameText } from "./fields.js";
 import { refuse, warning, type Warning } from "../common/result.js";
 import { loadProfiles } from "../knowledge/profiles.js";
 import { scanStaleness, isMonthStamp, DEFAULT_MAX_AGE_MONTHS } from "../knowledge/staleness.js";
@@ -21,11 +22,11 @@ export const checkStaleness = defineTool({
   name: "check_staleness",
   title: "Check how old the platform facts are",
   description:
-    "Lists platform facts (billing verbs, danger clocks, storage survival, prose claims) whose `verified YYYY-MM` stamp is more than max_age_months (default 6) before today. Billing/teardown facts come first. Read-only; touches no host.",
+    "List platform facts whose `verified YYYY-MM` stamp is older than max_age_months, billing facts first. Touches no host.",
   input: {
-    platform: z.string().optional().describe("one profile name (autodl, vastai, runpod, …); all when omitted"),
-    max_age_months: z.number().optional().describe("a fact older than this many months is stale (default 6)"),
-    today: z.string().optional().describe("YYYY-MM to measure from (default: the current month)"),
+    platform: nameText(64).optional(),
+    max_age_months: z.number().optional().describe("default 6"),
+    today: z.string().max(7).optional().describe("YYYY-MM"),
   },
   output: {
     stamps_scanned: z.number(),
@@ -35,7 +36,8 @@ export const checkStaleness = defineTool({
     stale: z.array(StaleEntry),
     stale_total: z.number(),
   },
-  annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+  effect: "read",
+  local: true,
   async handler(args) {
     const { platform, max_age_months, today } = args;
     if (today !== undefined && !isMonthStamp(today)) {

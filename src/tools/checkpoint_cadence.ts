@@ -28,12 +28,12 @@ export const checkpointCadence = defineTool({
   name: "checkpoint_cadence",
   title: "Checkpoint interval for a preemptible run",
   description:
-    "Given the mean time between preemptions (mtbf_s), the time one checkpoint takes to write (checkpoint_write_s) and seconds per iteration, returns the Young/Daly interval sqrt(2·write·MTBF) in seconds and as a whole number of iterations (rounded down, at least 1). formula: \"young\" (first order, default) or \"daly\" (higher order). Pure arithmetic; touches no host.",
+    "Young/Daly checkpoint interval, in seconds and in whole iterations, from MTBF, checkpoint write time and seconds per iteration. Pure arithmetic.",
   input: {
-    mtbf_s: z.number().describe("mean time between preemptions, seconds (> 0)"),
-    checkpoint_write_s: z.number().describe("time to write one checkpoint to durable storage, seconds (> 0)"),
-    seconds_per_iter: z.number().describe("wall-clock seconds per training iteration (> 0)"),
-    formula: z.enum(["young", "daly"]).optional().describe("young (default) or daly"),
+    mtbf_s: z.number().describe("mean time between preemptions, s"),
+    checkpoint_write_s: z.number(),
+    seconds_per_iter: z.number(),
+    formula: z.enum(["young", "daly"]).optional(),
   },
   output: {
     formula: z.string(),
@@ -44,7 +44,8 @@ export const checkpointCadence = defineTool({
     checkpoint_overhead_pct: z.number(),
     explanation: z.string(),
   },
-  annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+  effect: "read",
+  local: true,
   async handler(args) {
     for (const f of POSITIVE) {
       const v = (args as Record<string, unknown>)[f];

@@ -5,7 +5,6 @@
  */
 import * as z from "zod";
 import { refuse, warning, type Warning } from "../common/result.js";
-import { assertNoInlineSecrets } from "../guard/secrets.js";
 import { getProfile } from "../knowledge/profiles.js";
 import type { Profile } from "../knowledge/schema.js";
 import { hostInfo } from "../ledger/hostinfo.js";
@@ -13,47 +12,48 @@ import { getRun, runIdFor, saveRun } from "../ledger/runs.js";
 import { defineTool } from "../server/tool.js";
 import { backendFor, chooseBackendName } from "../backends/index.js";
 import type { LaunchRequest } from "../backends/types.js";
+import { hostText, nameText, pathText } from "./fields.js";
 
 const CELL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const RESERVED_ENV = new Set(["RGT_RUN_ID", "RGT_CELL", "RGT_OUTPUT_DIR", "RGT_STATE_DIR", "RGT_WORKDIR", "RGT_DURABLE_ROOT", "CUDA_VISIBLE_DEVICES"]);
 
 const CellInput = z.object({
-  name: z.string().min(1).describe("unique within the run: letters, digits, . _ - (it names the output dir)"),
-  command: z.string().min(1).describe("shell command run with bash in workdir; reads $RGT_OUTPUT_DIR, $CUDA_VISIBLE_DEVICES"),
-  env: z.record(z.string(), z.string()).optional().describe("extra environment (no credentials: use push_secret)"),
-  gpus: z.number().int().min(0).max(16).optional().describe("GPUs per cell (default 1; 0 = CPU)"),
+  name: nameText(64),
+  command: z.string().min(1).max(65_536),
+  env: z.record(z.string().max(128), z.string().max(16_384)).optional(),
+  gpus: z.number().int().min(0).max(16).optional().describe("default 1"),
 });
 
 export const launchQueue = defineTool({
   name: "launch_queue",
   title: "Launch a detached, resumable queue",
   description:
-    "Start cells (one command each) detached on one or more SSH boxes — tmux when present, else setsid nohup; Slurm arrays or a Kubernetes indexed Job with detach — spread one lane per free GPU (CUDA_VISIBLE_DEVICES pinned, GPUs held by other processes skipped), each cell with its own output dir ($RGT_OUTPUT_DIR) and log. Returns in seconds with run_id, placement and the first log line. Idempotent: the same run_name skips done cells, never double-starts live ones, and resumes the rest. After success each cell's roster (`expect`) is copied to the durable dir and checked; a failed copy fails the cell. Refuses credentials in commands/env (SECRET_INLINE) and CRLF scripts.",
+    "Start cells (one command each) detached on boxes (tmux, nohup, Slurm, k8s), one lane per free GPU, each with its own $RGT_OUTPUT_DIR. Same run_name resumes.",
   input: {
-    host: z.string().min(1).optional().describe("one ssh alias or user@host[:port]"),
-    hosts: z.array(z.string().min(1)).max(64).optional().describe("several hosts to fan the cells out over"),
-    run_name: z.string().min(1).max(100).describe("names the run; the same name again resumes it"),
-    workdir: z.string().min(1).describe("directory on the box the commands run in (absolute, or ~/…)"),
+    host: hostText().optional(),
+    hosts: z.array(hostText()).max(64).optional(),
+    run_name: z.string().min(1).max(100),
+    workdir: pathText("workdir"),
     cells: z.array(CellInput).min(1).max(512),
-    expect: z.array(z.string().min(1)).max(64).optional().describe("artifacts every cell must leave, relative to its output dir, e.g. [\"best.pth\"]"),
+    expect: z.array(pathText("expect")).max(64).optional().describe("roster per cell"),
     detach: z.enum(["tmux", "nohup", "slurm", "k8s"]).optional(),
-    profile: z.string().optional().describe("platform profile (default: the one probe_env detected for the host)"),
-    durable_dir: z.string().optional().describe("override the profile's durable dir (\"\" = no durable copy)"),
-    data_dir: z.string().optional().describe("override the profile's data dir (where rgt-out/ goes)"),
+    profile: nameText(64).optional(),
+    durable_dir: z.string().max(4096).optional(),
+    data_dir: z.string().max(4096).optional(),
     scheduler: z
       .object({
-        lanes: z.number().int().min(1).optional(),
-        walltime: z.union([z.string(), z.number()]).optional(),
-        partition: z.string().optional(),
-        signal_lead_s: z.number().int().min(0).optional(),
-        image: z.string().optional(),
-        namespace: z.string().optional(),
-        pvc: z.string().optional(),
+        lanes: z.number().int().min(1).max(4096).optional(),
+        walltime: z.union([z.string().max(64), z.number()]).optional(),
+        partition: z.string().max(128).optional(),
+        signal_lead_s: z.number().int().min(0).max(86_400).optional(),
+        image: z.string().max(512).optional(),
+        namespace: z.string().max(253).optional(),
+        pvc: z.string().max(253).optional(),
       })
       .passthrough()
       .optional()
-      .describe("Slurm / Kubernetes knobs (lanes, walltime, partition, image, namespace…)"),
+      .describe("Slurm/Kubernetes knobs"),
   },
   output: {
     run_id: z.string().optional(),
@@ -67,7 +67,8 @@ export const launchQueue = defineTool({
     backend: z.string().optional(),
     elapsed_ms: z.number().optional(),
   },
-  annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true },
+  effect: "write",
+  meter: { activity: (r) => r.ok },
   async handler(args, ctx) {
     const t0 = Date.now();
     const warnings: Warning[] = [];
@@ -92,12 +93,7 @@ export const launchQueue = defineTool({
       if (e.startsWith("/") || e.split("/").includes("..") || /[\n\r\0]/.test(e)) refuse("BAD_INPUT", `expect[${i}]: "${e.slice(0, 60)}" must be a path relative to the cell's output dir`, "Use e.g. \"best.pth\" or \"ckpt/last.pt\".");
     });
     if (!/^(\/|~)/.test(args.workdir) || /[\n\r\0]/.test(args.workdir)) refuse("BAD_INPUT", `workdir: "${args.workdir.slice(0, 80)}" must be an absolute path (or start with ~/)`, "Pass the directory push_code wrote to.");
-    const fields: Record<string, string | undefined> = { run_name: args.run_name, workdir: args.workdir };
-    args.cells.forEach((c, i) => {
-      fields[`cells[${i}].command`] = c.command;
-      for (const [k, v] of Object.entries(c.env ?? {})) fields[`cells[${i}].env.${k}`] = v;
-    });
-    assertNoInlineSecrets(fields);
+    // credentials and destroys in commands/env were refused by the input guard (src/guard/inputs.ts)
 
     // --- profile: explicit, else the host registry's, else what probe_env detected for the first host ---
     let profile: Profile | undefined;
@@ -137,6 +133,7 @@ export const launchQueue = defineTool({
 
     return {
       ok: true,
+      summary: `Run ${runId}: ${out.started.length} cell(s) started, ${out.skipped_done.length} done before, ${out.skipped_live.length} already live; patrol with run_status.`,
       run_id: runId,
       backend: backendName,
       placement: out.placement,

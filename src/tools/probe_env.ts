@@ -11,6 +11,7 @@ import { hostInfo } from "../ledger/hostinfo.js";
 import { recordProbe } from "../ledger/hosts.js";
 import { defineTool } from "../server/tool.js";
 import { versionAtLeast } from "../common/text.js";
+import { hostText, nameText, pathText } from "./fields.js";
 
 /** Env vars that carry a rental's instance id when a platform sets them (teardown needs the id). */
 export const INSTANCE_ID_ENVS = ["CONTAINER_ID", "VAST_CONTAINERLABEL", "RUNPOD_POD_ID"];
@@ -28,7 +29,7 @@ interface RawProbe {
   memory: { cgroup_limit_bytes: number | "max" | null; host_total_bytes: number | null };
   tools: Record<string, boolean>;
   python: { path: string; version: string | null; torch: { version: string | null; cuda_build: string | null; cuda_available?: boolean; device_count?: number; method: string } | null; torch_error?: string } | null;
-  markers: { paths: string[]; env: string[]; commands: string[]; env_values: Record<string, string> };
+  markers: { paths: string[]; env: string[]; commands: string[]; env_values: Record<string, string>; evidence?: Record<string, boolean | null> };
 }
 
 const pct = (used?: number | null, total?: number | null) => (used != null && total ? Math.round((used / total) * 1000) / 10 : null);
@@ -42,12 +43,12 @@ export const probeEnv = defineTool({
   name: "probe_env",
   title: "Probe a GPU box",
   description:
-    "Audit a rented GPU box in ONE ssh round trip: GPUs (memory, utilisation, other processes holding them), driver/CUDA, every relevant disk with bytes AND inode usage, cgroup memory limit, python/torch (fast metadata check; deep:true imports torch and asks CUDA), tools (tmux, rsync, sbatch, kubectl), and the platform auto-detected from markers (AutoDL, vast.ai, RunPod, …) with its traps as warnings. Read-only. Call it first for every new box.",
+    "Audit a GPU box in one round trip: GPUs, driver/CUDA, disks (bytes and inodes), memory, python/torch, tools, platform and its traps. Call first on a new box.",
   input: {
-    host: z.string().min(1).describe("ssh alias (resolved like OpenSSH: ssh -G) or user@hostname[:port]"),
-    profile: z.string().optional().describe("platform profile name to use instead of auto-detection (e.g. autodl, vastai, generic-ssh)"),
-    mounts: z.array(z.string().regex(/^(\/|~)/, "must be an absolute path")).max(20).optional().describe("extra mount points to measure (bytes + inodes)"),
-    deep: z.boolean().optional().describe("import torch for real and check torch.cuda.is_available() (takes seconds)"),
+    host: hostText(),
+    profile: nameText(64).optional(),
+    mounts: z.array(pathText("mounts").regex(/^(\/|~)/, "must be an absolute path")).max(20).optional(),
+    deep: z.boolean().optional().describe("import torch, ask CUDA"),
   },
   output: {
     host: z.string(),
@@ -65,7 +66,7 @@ export const probeEnv = defineTool({
     surface_to_user: z.array(z.string()),
     elapsed_ms: z.number(),
   },
-  annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true },
+  effect: "read",
   async handler(args, ctx) {
     const t0 = Date.now();
     const profiles = loadProfiles();
@@ -103,7 +104,7 @@ export const probeEnv = defineTool({
       throw new RefusalError("INTERNAL", `probe output from ${args.host} was not JSON (exit ${res.exitCode}): ${res.stderr.slice(-300)}`, "Check that the login shell is bash-compatible and prints nothing on non-interactive logins.");
     }
 
-    const detected = detectProfile({ paths_present: raw.markers.paths, env_present: raw.markers.env, hostname: raw.hostname, commands: raw.markers.commands }, profiles);
+    const detected = detectProfile({ paths_present: raw.markers.paths, env_present: raw.markers.env, hostname: raw.hostname, commands: raw.markers.commands, evidence: raw.markers.evidence }, profiles);
     const detection = forced
       ? {
           name: forced.name,
@@ -111,13 +112,19 @@ export const probeEnv = defineTool({
           detected_by: `${forcedBy}; ${detected.name === forced.name ? `markers agree: ${detected.detected_by}` : `markers suggest ${detected.name}`}`,
           ...(forced.variant ? { variant: forced.variant } : {}),
         }
-      : detected;
+      : { name: detected.name, detected_by: detected.detected_by, ...(detected.variant ? { variant: detected.variant } : {}) };
     const profile = forced ?? getProfile(detection.name, (detection as { variant?: string }).variant);
     const boxEnv = { HOME: raw.home, USER: raw.user };
     const ref = `rgt://profiles/${detection.name}`;
     const warnings: Warning[] = [];
     // Anything printed before the probe's document came from the login shell's start-up files: it would
     // corrupt rsync and SFTP streams the same way.
+    // markers seen without the evidence they need (e.g. the Slurm client but no controller): say so
+    for (const n of forced ? [] : detected.notes ?? []) warnings.push(warning("DETECTION_NOTE", "info", n.slice(0, 240)));
+    // declared the user's own machine, but the box shows a rental's markers: its meter may be running
+    if (forced?.kind === "workstation" && !["generic-ssh", forced.name].includes(detected.name)) {
+      warnings.push(warning("LOCAL_LOOKS_RENTED", "danger", `declared ${forced.name} (your own machine, no meter), but the box shows ${detected.name} markers (${detected.detected_by}); if it is a rental, its meter runs — set its real profile in registry.yaml.`));
+    }
     const noise = outLines.filter((l) => l.trim());
     if (noise.length) {
       warnings.push(warning("SHELL_NOISE", "danger", `the login shell prints on non-interactive ssh sessions ("${noise[0].slice(0, 60)}"${noise.length > 1 ? ` +${noise.length - 1} line(s)` : ""}): rsync and SFTP will fail until ~/.bashrc returns early for non-interactive shells`));
@@ -228,6 +235,7 @@ export const probeEnv = defineTool({
 
     return {
       ok: true,
+      summary: `${detection.name}, ${gpus.length} GPU(s)${surface_to_user.length ? "; tell the user surface_to_user" : ""}.`,
       host: args.host,
       profile: detection,
       gpus,

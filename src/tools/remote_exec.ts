@@ -1,7 +1,7 @@
 /**
  * remote_exec — the guarded escape hatch for one ad-hoc command on a box.
- * Before anything is sent: inline credentials are refused (SECRET_INLINE → push_secret) and destructive
- * commands are refused (DESTROY_UNAPPROVED → request_teardown / delete by hand after pull_verify).
+ * Before anything is sent, the pipeline's input guard (src/guard/inputs.ts) refuses inline credentials
+ * (SECRET_INLINE → push_secret) and destructive commands (DESTROY_UNAPPROVED → request_teardown).
  * The command is bounded in time (killed on the box past timeout_s) and its output is cut to short
  * tails; the full text, redacted, stays in a local file whose path is returned.
  */
@@ -12,10 +12,8 @@ import * as z from "zod";
 import { quote } from "shell-quote";
 import { defineTool } from "../server/tool.js";
 import { refuse, warning, type Warning } from "../common/result.js";
-import { assertNoInlineSecrets } from "../guard/secrets.js";
-import { assertNotDestructive } from "../guard/destroy.js";
 import { redactText } from "../guard/redact.js";
-import { hostInfo, ownSlurmJobIds, protectedPathsFor, runsOnHost } from "../ledger/hostinfo.js";
+import { hostText, pathText } from "./fields.js";
 
 const STDOUT_TAIL = 1200;
 const STDERR_TAIL = 500;
@@ -32,12 +30,12 @@ export const remoteExec = defineTool({
   name: "remote_exec",
   title: "Run one guarded command on a box",
   description:
-    "Run one short shell command on a host and get its exit code and output tails. Refuses inline credentials (use push_secret) and destructive commands such as instance destroy, rm -rf of data/checkpoint dirs, shutdown, scancel of others' jobs (use request_teardown). Killed on the box after timeout_s (default 60). For long work use launch_queue.",
+    "Run one short command on a box: exit code and output tails. Refuses credentials and destructive commands; long work belongs in launch_queue.",
   input: {
-    host: z.string().min(1).max(300).describe("ssh alias or user@host[:port]"),
-    command: z.string().min(1).max(65_536).describe("shell command line, run by the login shell"),
-    timeout_s: z.number().int().min(1).max(3600).optional().describe("wall-clock limit, default 60"),
-    cwd: z.string().min(1).max(4096).optional().describe("directory to run in (must already exist)"),
+    host: hostText(),
+    command: z.string().min(1).max(65_536),
+    timeout_s: z.number().int().min(1).max(3600).optional().describe("default 60"),
+    cwd: pathText("cwd").optional(),
   },
   output: {
     exit_code: z.number().nullable().optional(),
@@ -48,25 +46,14 @@ export const remoteExec = defineTool({
     elapsed_ms: z.number().optional(),
     full_output: z.string().optional(),
   },
-  annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
+  effect: "destroy",
   async handler(args, ctx) {
     const { host, command } = args;
     const timeoutS = args.timeout_s ?? 60;
-    if (/[\0\n\r]/.test(args.cwd ?? "")) refuse("BAD_INPUT", "cwd: must be one path without newlines or NUL", "Pass a single directory path as cwd.");
     if (command.includes("\0")) refuse("BAD_INPUT", "command: contains a NUL byte", "Remove the NUL byte from command.");
-
-    // 1. credentials never travel in command text
-    assertNoInlineSecrets({ command, cwd: args.cwd });
-
-    // 2. destroys go through request_teardown, never through here
-    const info = hostInfo(ctx.ledger, host);
-    const runs = runsOnHost(ctx.ledger, host);
-    const guardCtx = { protectedPaths: protectedPathsFor(info, runs), ownJobIds: ownSlurmJobIds(runs) };
-    assertNotDestructive(command, guardCtx);
     const full = args.cwd ? `cd ${quote([args.cwd])} && ${command}` : command;
-    if (args.cwd) assertNotDestructive(full, guardCtx);
 
-    // 3. run, bounded
+    // run, bounded (secrets and destroys were refused by the input guard before this point)
     const r = await ctx.remote.exec(host, full, { timeoutMs: timeoutS * 1000, maxOutputBytes: CAPTURE_BYTES, signal: ctx.signal });
     const out = tailOf(r.stdout, STDOUT_TAIL);
     const err = tailOf(r.stderr, STDERR_TAIL);
@@ -88,6 +75,7 @@ export const remoteExec = defineTool({
     }
     return {
       ok: !r.timedOut && r.exitCode === 0,
+      summary: r.timedOut ? `Killed after ${timeoutS}s on ${host}; use launch_queue for long work.` : `Exit ${r.exitCode} on ${host}${truncated ? "; output cut, full text in full_output" : ""}.`,
       exit_code: r.exitCode,
       stdout_tail: out.text,
       stderr_tail: err.text,

@@ -9,6 +9,7 @@ import { refuse } from "../common/result.js";
 import { listRuns } from "../ledger/runs.js";
 import { defineTool } from "../server/tool.js";
 import { DEFAULT_STALL_S, runStatusOf } from "../backends/index.js";
+import { hostText, nameText } from "./fields.js";
 
 /** a failure class (src/knowledge/failures.ts), the line or counter that decided it, the section explaining it */
 const Cause = z.object({ cause: z.string(), evidence: z.string(), ref: z.string().optional() });
@@ -36,13 +37,13 @@ export const runStatus = defineTool({
   name: "run_status",
   title: "Status of a launched run",
   description:
-    "Patrol a run launched with launch_queue in one round trip per host: run state (running|done|failed|stalled|vanished|unknown), per cell state, exit code, progress parsed from the log (step/epoch), log age, a short redacted tail, GPU memory, disk+inode pressure; for a dead run the cause (reboot, oom, hangup, killed) with evidence, and a one-line next_action. `stalled` = alive but the log stopped growing past stall_after_s. Pass log_offset (a cell's previous log_bytes) to get only new log text. A dropped connection is re-checked and reported unknown, never as a dead run. Read-only.",
+    "Patrol a run in one round trip per host: run and cell state, progress, log tail, GPU and disk pressure, cause of a death, next_action.",
   input: {
-    run_id: z.string().min(1).optional().describe("the run_id launch_queue returned (default: the latest run, on `host` if given)"),
-    host: z.string().min(1).optional().describe("pick the latest run on this host when run_id is absent"),
-    log_offset: z.number().int().min(0).optional().describe("return log text after this byte offset (new_text)"),
-    stall_after_s: z.number().int().min(1).max(7 * 24 * 3600).optional().describe(`seconds of log silence before a live cell counts as stalled (default ${DEFAULT_STALL_S})`),
-    wait_s: z.number().int().min(0).max(MAX_WAIT_S).optional().describe(`hold the answer up to this many seconds until the run is no longer running (one patrol every ${WAIT_TICK_S} s, progress sent meanwhile); saves the agent a polling loop`),
+    run_id: nameText().optional().describe("default: the latest run"),
+    host: hostText().optional(),
+    log_offset: z.number().int().min(0).max(2 ** 50).optional().describe("a cell's last log_bytes"),
+    stall_after_s: z.number().int().min(1).max(7 * 24 * 3600).optional().describe(`default ${DEFAULT_STALL_S}`),
+    wait_s: z.number().int().min(0).max(MAX_WAIT_S).optional().describe("long-poll while running"),
   },
   output: {
     run_id: z.string().optional(),
@@ -58,7 +59,8 @@ export const runStatus = defineTool({
     next_action: z.string().optional(),
     elapsed_ms: z.number().optional(),
   },
-  annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true },
+  effect: "read",
+  meter: { activity: (r) => r.state === "running" || r.state === "stalled" },
   async handler(args, ctx) {
     const t0 = Date.now();
     let runId = args.run_id;

@@ -8,15 +8,16 @@ import { refuse, warning } from "../common/result.js";
 import { getRun } from "../ledger/runs.js";
 import { defineTool } from "../server/tool.js";
 import { backendFor } from "../backends/index.js";
+import { nameText } from "./fields.js";
 
 export const stopRun = defineTool({
   name: "stop_run",
   title: "Stop a run",
   description:
-    "Stop a run launched with launch_queue — all of it, or only `cells` — by killing exactly the process groups recorded for it on the box (never by a name pattern), then confirm they are gone and no longer hold GPU memory. Every file (logs, checkpoints, outputs) is kept; relaunching the same run_name resumes.",
+    "Stop a run (or some cells) by killing exactly its recorded process groups; confirms they left the GPU. Keeps every file.",
   input: {
-    run_id: z.string().min(1),
-    cells: z.array(z.string().min(1)).max(512).optional().describe("only these cells (default: the whole run)"),
+    run_id: nameText(),
+    cells: z.array(nameText(64)).max(512).optional(),
   },
   output: {
     run_id: z.string().optional(),
@@ -27,8 +28,9 @@ export const stopRun = defineTool({
     evidence: z.array(z.string()).optional(),
     elapsed_ms: z.number().optional(),
   },
-  // destructive: it overwrites or kills what is there (files on the box / the run's processes), though it deletes nothing
-  annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true },
+  // destroy: it kills the run's processes, though it deletes no file
+  effect: "destroy",
+  idempotent: true,
   async handler(args, ctx) {
     const t0 = Date.now();
     const run = getRun(ctx.ledger, args.run_id);

@@ -139,8 +139,8 @@ describe("teardown gate", () => {
     A1 = r.approval_id;
     expect(A1).toMatch(/^apv_[A-Za-z0-9_-]{22}$/);
     expect(r.how_to_approve).toBe(`rgt approve ${A1}`);
-    expect(r.summary).toMatchObject({ host: "v1", action: "destroy", irreversible: true, instance_id: "111", receipts: [v1Receipt] });
-    expect(r.summary.will_do).toBe("vastai destroy instance 111");
+    expect(r.approval).toMatchObject({ host: "v1", action: "destroy", irreversible: true, instance_id: "111", receipts: [v1Receipt] });
+    expect(r.approval.will_do).toBe("vastai destroy instance 111");
     expect(JSON.stringify(r).length).toBeLessThan(2600);
     // the id is not stored in clear
     expect(fs.readFileSync(path.join(env.RGT_HOME, "approvals.json"), "utf8")).not.toContain(A1.slice(4));
@@ -210,7 +210,7 @@ describe("teardown gate", () => {
     servers.push(short);
     const a = await td({ host: "v2" }, short);
     expect(a.refused.code).toBe("APPROVAL_REQUIRED");
-    await new Promise((r) => setTimeout(r, Date.parse(a.summary.expires_at) - Date.now() + 300));
+    await new Promise((r) => setTimeout(r, Date.parse(a.approval.expires_at) - Date.now() + 300));
     const late = await approveOnTty(a.approval_id, "v2");
     expect(late.code).toBe(1);
     expect(late.out).toMatch(/expired/);
@@ -221,7 +221,7 @@ describe("teardown gate", () => {
     const b = await td({ host: "v2" }, short);
     const ok = await approveOnTty(b.approval_id, "v2");
     expect(ok.code, ok.out).toBe(0);
-    await new Promise((res) => setTimeout(res, Date.parse(b.summary.expires_at) - Date.now() + 300));
+    await new Promise((res) => setTimeout(res, Date.parse(b.approval.expires_at) - Date.now() + 300));
     const used = await td({ host: "v2", approval_id: b.approval_id }, short);
     expect(used.refused.code).toBe("APPROVAL_INVALID");
     expect(destroys()).toHaveLength(1);

@@ -355,7 +355,7 @@ describe("chaining steps: placeholders, until, leak checks", () => {
         if (name === "launch_queue") return { ok: true, warnings: [], run_id: "run-42" };
         if (name === "run_status") return { ok: true, warnings: [], run_id: args.run_id, state: ++statusCalls >= 2 ? "done" : "running" };
         if (name === "pull_verify") return { ok: true, warnings: [], receipt_id: `rc-for-${String(args.run_id)}` };
-        return { ok: false, warnings: [], refused: { code: "APPROVAL_REQUIRED", reason: "human", remedy: "ask" }, summary: { receipts: ["rc-for-run-42"] } };
+        return { ok: false, warnings: [], refused: { code: "APPROVAL_REQUIRED", reason: "human", remedy: "ask" }, approval: { receipts: ["rc-for-run-42"] } };
       },
       async close() {},
     };
@@ -370,7 +370,7 @@ describe("chaining steps: placeholders, until, leak checks", () => {
           { tool: "launch_queue", args: { host: "{box}" }, expect: { ok: true } },
           { tool: "run_status", args: { run_id: "{prev.run_id}" }, until: { fields: ['state == "done"'], timeout_s: 5, interval_ms: 100 }, expect: { ok: true } },
           { tool: "pull_verify", args: { host: "{box}", run_id: "{step1.run_id}", local_dir: "{tmp}/p" }, expect: { ok: true } },
-          { tool: "request_teardown", args: { host: "{box}" }, expect: { code: "APPROVAL_REQUIRED", fields: ["summary.receipts contains {prev.receipt_id}"] } },
+          { tool: "request_teardown", args: { host: "{box}" }, expect: { code: "APPROVAL_REQUIRED", fields: ["approval.receipts contains {prev.receipt_id}"] } },
         ],
       },
     }));
@@ -382,10 +382,10 @@ describe("chaining steps: placeholders, until, leak checks", () => {
 
     // the same chain fails when the teardown's evidence is not the receipt the pull produced
     const wrong = JSON.parse(JSON.stringify(cases));
-    wrong[0].replay.steps[3].expect.fields = ["summary.receipts contains {step1.run_id}-other"];
+    wrong[0].replay.steps[3].expect.fields = ["approval.receipts contains {step1.run_id}-other"];
     statusCalls = 0;
     const res2 = await runReplays(wrong, { lab, tmp: "/scratch" });
-    expect(res2[0].failures[0]).toMatch(/step 4 request_teardown: summary.receipts contains run-42-other/);
+    expect(res2[0].failures[0]).toMatch(/step 4 request_teardown: approval.receipts contains run-42-other/);
   });
 });
 
