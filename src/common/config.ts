@@ -30,6 +30,8 @@ export const SETTINGS = {
   RGT_FANOUT: def(z.coerce.number().int().min(1).max(256).default(16), "hosts asked at once when a tool fans out over many boxes (run_status, launch_queue, stop_run)"),
   RGT_PARALLEL_STREAMS: def(z.coerce.number().int().min(1).max(8).default(8), "most SFTP streams (each its own connection) a pull of big files over a long link may use; 1 = always one stream"),
   RGT_PARALLEL_LOG: def(text(), "file that gets a line per parallel-stream decision and per stream (development aid)", "lab"),
+  RGT_TEARDOWN_POLL_S: def(z.coerce.number().finite().min(0).max(600).default(120), "seconds request_teardown's post-stop check may poll the provider until the instance reads as gone (a destroy is eventually consistent)", "providers"),
+  RGT_TEARDOWN_POLL_BASE_MS: def(z.coerce.number().finite().min(10).max(60_000).default(2000), "first wait between those polls in ms; doubled after each, capped at 20 s", "providers"),
   RGT_LAMBDA_API_BASE: def(z.string().default("https://cloud.lambdalabs.com/api/v1"), "Lambda Cloud API base URL", "providers"),
   RGT_DEMO_PROVIDER_LOG: def(text(), "file where the demo's stub provider CLIs record their argv", "lab"),
 } satisfies Record<string, Setting>;

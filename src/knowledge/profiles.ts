@@ -15,8 +15,9 @@ export class ProfileError extends Error {
   }
 }
 
-export function defaultProfilesDir(): string {
-  return path.join(packageRoot(), "profiles");
+/** profiles/ of the package, or $RGT_PROFILES_DIR (a site's own copies; the test lab's stand-ins) */
+export function defaultProfilesDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.RGT_PROFILES_DIR ? path.resolve(env.RGT_PROFILES_DIR) : path.join(packageRoot(), "profiles");
 }
 
 /** Split `---\n<yaml>\n---\n<body>`; returns undefined when the file has no frontmatter. */

@@ -58,8 +58,15 @@ describe("knowledge half of the evals", () => {
     }
     const known = new Set(allTools.map((t) => t.name));
     for (const st of steps) expect(known.has(st.tool), `replay names unknown tool ${st.tool}`).toBe(true);
-    for (const st of steps.filter((x) => x.tool === "request_teardown")) {
-      expect(st.expect.ok, "an eval must never expect a teardown to go through").not.toBe(true);
+    // a teardown goes through only against a stand-in provider the case plants, approved by the case's own
+    // human; everywhere else the tripwire CLIs stay in place and nothing approves (issue 15.6)
+    for (const c of cases) {
+      for (const st of (c.replay?.steps ?? []).filter((x) => x.tool === "request_teardown")) {
+        if (st.expect.ok === true) {
+          expect(c.replay!.provider_stub, `${c.id}: a teardown that goes through needs a provider_stub`).toBeDefined();
+          expect(c.replay!.human, `${c.id}`).toBe("approve");
+        }
+      }
     }
     // the lifecycle chain is there: launch → poll until done → pull with a receipt → the human gate
     const life = cases.find((c) => c.id === "replay-lifecycle-two-cells")!;
@@ -162,16 +169,18 @@ describe("knowledge half of the evals", () => {
 });
 
 describe("the knowledge files themselves", () => {
-  const REFS = ["ssh-transport", "spot-resilience", "china-network", "gotchas-universal", "monitoring-patterns", "lifecycle-checklist", "principles", "parallel-ablation"];
+  const REFS = ["ssh-transport", "spot-resilience", "china-network", "gotchas-universal", "monitoring-patterns", "lifecycle-checklist", "principles", "parallel-ablation", "artifact-layout", "training-failures"];
+  // most references are a short read; the training-failures handbook is allowed more (issue 14: <= 25 KB)
+  const MAX_KB: Record<string, number> = { "training-failures": 25, "gotchas-universal": 12 };
 
-  it("has exactly the eight references, each compact, with unique heading ids", () => {
+  it("has exactly the ten references, each compact, with unique heading ids", () => {
     const names = fs.readdirSync(path.join(ROOT, "references")).filter((f) => f.endsWith(".md")).map((f) => f.slice(0, -3)).sort();
     expect(names).toEqual([...REFS].sort());
     for (const n of REFS) {
       const text = fs.readFileSync(path.join(ROOT, "references", `${n}.md`), "utf8");
       const bytes = Buffer.byteLength(text);
-      expect(bytes, n).toBeGreaterThanOrEqual(4 * 1024);
-      expect(bytes, n).toBeLessThanOrEqual(10 * 1024);
+      expect(bytes, n).toBeGreaterThanOrEqual(3 * 1024);
+      expect(bytes, n).toBeLessThanOrEqual((MAX_KB[n] ?? 10) * 1024);
       expect(text.includes("\r"), `${n} has CR characters`).toBe(false);
       const ids = [...text.matchAll(/^###[ \t]+([A-Z][A-Z0-9_-]*)\b/gm)].map((m) => m[1]);
       expect(new Set(ids).size, `${n} repeats a heading id`).toBe(ids.length);
