@@ -179,6 +179,7 @@ export async function parallelPull(first: SftpStream, remoteRoot: string, localD
     const mine = new Set<Piece>();
     /** the chunks of each unfinished piece that are already written locally */
     const landed = new Map<Piece, Range[]>();
+    const spare: Buffer[] = [];
     const outstanding = new Map<Piece, number>();
     let issuedIn: { piece: Piece; at: number } | undefined;
     let inflight = 0;
@@ -209,7 +210,15 @@ export async function parallelPull(first: SftpStream, remoteRoot: string, localD
     };
     const one = async (p: Piece, at: number, len: number): Promise<void> => {
       const st = states[p.file];
-      const buf = Buffer.allocUnsafe(len);
+      // one buffer per request slot, reused: memory stays at a window per stream whatever is moved
+      const buf = spare.pop() ?? Buffer.allocUnsafe(chunk);
+      try {
+        await readInto(buf, p, st, at, len);
+      } finally {
+        spare.push(buf);
+      }
+    };
+    const readInto = async (buf: Buffer, p: Piece, st: FileState, at: number, len: number): Promise<void> => {
       const n = await (await handle(p.file)).read(buf, 0, len, at);
       if (n !== len) throw Object.assign(new Error(`short read at ${at}: ${n} of ${len} bytes (file changing on the box?)`), { fileFault: true });
       if (st.fd < 0 || st.failed) return;
