@@ -8,6 +8,7 @@ import * as path from "node:path";
 import { RefusalError, warning, type Warning } from "../common/result.js";
 import { cleanLine, refFor, remedyFor, type FailureClass } from "../knowledge/failures.js";
 import { redactText } from "../guard/redact.js";
+import { patrolSentinels } from "./sentinels.js";
 import type { Ledger } from "../ledger/store.js";
 import { getRun, listRuns, type BackendName, type RunRecord } from "../ledger/runs.js";
 import type { Remote } from "../remote/types.js";
@@ -98,6 +99,10 @@ export function nextAction(run: RunRecord, state: RunState, cells: CellStatus[],
     case "done":
       return `All ${cells.length} cell(s) done. Pull and verify: pull_verify { host: "${host}", run_id: "${run.run_id}", local_dir: … }, then request_teardown.`;
     case "running": {
+      const idle = cells.filter((c) => c.stall?.kind === "gpu_idle");
+      if (idle.length && !byCause(cells).length) {
+        return `${idle.map((c) => c.name).join(", ")}: alive but the GPU sits near 0 % (${idle[0].stall!.evidence}) — starved input (more DataLoader workers, data off the network mount) or a wait in a collective; look with remote_exec py-spy dump before stopping. See rgt://references/training-failures#nccl.`;
+      }
       const f = remedies(cells, relaunch);
       return f
         ? `Still running. ${f}`
@@ -263,8 +268,8 @@ export async function runStatusOf(
   const full: StatusOptions = { stall_after_s: opts.stall_after_s ?? DEFAULT_STALL_S, tail_lines: opts.tail_lines ?? 5, ...(opts.log_offset !== undefined ? { log_offset: opts.log_offset } : {}) };
   const ctx: BackendContext = { remote, ledger };
   const s = await backend.status(ctx, run, full);
+  const warnings = [...s.warnings, ...patrolSentinels(ledger, run.run_id, s.cells, s.disks)];
   const { state, vanished_cause } = summarize(s.cells);
-  const warnings = [...s.warnings];
   for (const d of s.disks) {
     if ((d.inodes_used_pct ?? 0) >= 90) warnings.push(warning("INODE_HIGH", (d.inodes_used_pct ?? 0) >= 97 ? "danger" : "warn", `${d.host}:${d.mount} inodes ${d.inodes_used_pct}% used (writes fail at 100% even with free bytes)`));
     if ((d.used_pct ?? 0) >= 90) warnings.push(warning("DISK_HIGH", (d.used_pct ?? 0) >= 97 ? "danger" : "warn", `${d.host}:${d.mount} ${d.used_pct}% full`));
@@ -275,6 +280,7 @@ export async function runStatusOf(
   const gpus = s.gpus.length > 8 ? [...s.gpus].sort((a, b) => (b.memory_used_mib ?? 0) - (a.memory_used_mib ?? 0)).slice(0, manyHosts ? 4 : 8) : s.gpus;
   const pressure = (d: DiskStatus) => Math.max(d.used_pct ?? 0, d.inodes_used_pct ?? 0);
   const byPressure = [...s.disks].sort((a, b) => pressure(b) - pressure(a));
+  for (const d of s.disks) delete d.avail_bytes;
   const disks = manyHosts ? byPressure.filter((d) => pressure(d) >= 80).slice(0, 6) : s.disks.length > 6 ? byPressure.slice(0, 6) : s.disks;
   const newTextDir = keepNewText(ledger.dir, run.run_id, s.cells);
   const next_action = nextAction(run, state, s.cells, vanished_cause);

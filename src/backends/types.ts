@@ -116,12 +116,14 @@ export interface CellStatus {
   /** cause + evidence (+ the reference section) when the cell died without finishing */
   cause?: CellCause;
   gpu_indices?: number[];
+  /** a sentinel on a live cell: GPU idle (starved input / hung collective) or log silent while the GPU works */
+  stall?: { kind: "gpu_idle" | "hang"; evidence: string; since_s?: number };
   /** internal, never returned: the command/env knobs the OOM ladder reads */
   knobs?: string;
 }
 
 export interface GpuStatus { host: string; index: number; memory_used_mib?: number; memory_total_mib?: number; utilization_pct?: number }
-export interface DiskStatus { host: string; mount: string; size_bytes?: number; used_pct?: number; inodes_used_pct?: number }
+export interface DiskStatus { host: string; mount: string; size_bytes?: number; used_pct?: number; inodes_used_pct?: number; avail_bytes?: number }
 
 export interface StatusOptions {
   log_offset?: number;

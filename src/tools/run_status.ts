@@ -27,6 +27,7 @@ const CellOut = z.object({
   new_text_file: z.string().optional(),
   reason: z.string().optional(),
   cause: Cause.optional(),
+  stall: z.object({ kind: z.enum(["gpu_idle", "hang"]), evidence: z.string(), since_s: z.number().optional() }).optional(),
 });
 
 /** the longest a call may hold its answer (many clients time a tool call out after a few minutes) */
