@@ -117,6 +117,12 @@ for c in "${cells[@]}"; do
   fi
   envv "$d/env0" RGT_OUTPUT_DIR
   [ -n "$ENVV" ] && roots[${ENVV%/*}]=1
+  # a live cell's newest checkpoint (by name, three levels deep at most): its age is checked against the
+  # cadence checkpoint_cadence gave
+  if [ "$a" = 1 ] && [ -n "$ENVV" ] && [ -d "$ENVV" ]; then
+    ck=$(find "$ENVV" -maxdepth 3 -type f \( -name '*.pt' -o -name '*.pth' -o -name '*.ckpt' -o -name '*.safetensors' -o -name '*.bin' -o -path '*checkpoint*' \) -printf '%T@\n' 2>/dev/null | sort -n | tail -n 1)
+    tab CKPT "$c" "${ck%.*}"
+  fi
 done
 
 # the last few KB of every log in one tail (16 KB of a failing one); a progress bar's CR-separated

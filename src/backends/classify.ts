@@ -15,6 +15,8 @@ export interface BoxCellRow {
   tail: string[]; new_text?: string; new_from?: number; missing?: boolean;
   /** a failed cell's command start and batch/precision env entries (for the OOM ladder) */
   knobs?: string;
+  /** a live cell's newest checkpoint mtime (0 = none yet) */
+  ckpt_mtime?: number;
 }
 export interface BoxStatus {
   host: string; now: number; uptime_s: number; boot: number; nostate: boolean;
@@ -48,6 +50,7 @@ export function parseStatus(host: string, stdout: string): BoxStatus {
       case "GPU": b.gpus.push({ host, index: Number(r[1]), memory_used_mib: num(r[2]), memory_total_mib: num(r[3]), utilization_pct: num(r[4]) }); break;
       case "DISK": { const a = num(r[5]); b.disks.push({ host, mount: r[1], size_bytes: num(r[2]), used_pct: num(r[3]), inodes_used_pct: num(r[4]), ...(a !== undefined ? { avail_bytes: a } : {}) }); break; }
       case "DMESG": b.dmesg.push(r.slice(1).join(" ")); break;
+      case "CKPT": { const c = b.cells.get(r[1]); if (c) c.ckpt_mtime = num(r[2]) ?? 0; break; }
       case "KNOB": { const c = b.cells.get(r[1]); if (c) c.knobs = r.slice(2).join(" "); break; }
     }
   }
@@ -132,6 +135,7 @@ export function classifyCell(b: BoxStatus, row: BoxCellRow | undefined, cell: Ru
     disks: b.disks,
   });
   if (row.knobs) out.knobs = row.knobs;
+  if (row.ckpt_mtime !== undefined) out.ckpt_age_s = row.ckpt_mtime ? Math.max(0, b.now - row.ckpt_mtime) : -(b.now - (row.started_at ?? b.now));
 
   // the runner writes exit_code a moment before state: a finished process with an exit code is not "vanished"
   let st = row.state;

@@ -165,7 +165,7 @@ function compact(cells: CellStatus[], tailBudget: number): CellStatus[] {
   const interesting = cells.filter((c) => c.state !== "done" && c.state !== "pending");
   const per = interesting.length ? Math.max(1, Math.min(5, Math.floor(tailBudget / interesting.length))) : 0;
   return cells.map((c) => {
-    const { gpu_indices: _g, knobs: _k, ...rest } = c;
+    const { gpu_indices: _g, knobs: _k, ckpt_age_s: _c, ...rest } = c;
     if (rest.cause && !rest.cause.ref) rest.cause = { ...rest.cause, ref: refFor(rest.cause.cause) };
     const known = rest.cause && rest.cause.cause !== "unknown";
     if (c.state === "done" || c.state === "pending" || (c.state === "running" && interesting.length > 4) || (known && interesting.length > 2)) delete rest.tail;
@@ -179,7 +179,8 @@ function fit<T extends {
   cells: CellStatus[]; gpus: GpuStatus[]; disks: DiskStatus[]; vanished_cause?: CellCause; gpus_omitted?: number; disks_omitted?: number;
   next_action: string; new_text_dir?: string;
 }>(r: T, newTextDir?: string): T {
-  const size = () => Buffer.byteLength(JSON.stringify(r)) + 24; // + what the tool adds (elapsed_ms)
+  // + what the tool and the pipeline add after (elapsed_ms, a one-line summary)
+  const size = () => Buffer.byteLength(JSON.stringify(r)) + 24 + 80;
   const clipEvidence = (n: number) => {
     for (const c of r.cells) {
       if (!c.cause || c.cause.evidence.length <= n) continue;
@@ -265,10 +266,14 @@ export async function runStatusOf(
   const run = getRun(ledger, runId);
   if (!run) throw new RefusalError("NOT_FOUND", `no run ${runId} in the ledger`, "List runs with `rgt status`, or pass the run_id launch_queue returned.");
   const backend = await backendFor(run.backend);
-  const full: StatusOptions = { stall_after_s: opts.stall_after_s ?? DEFAULT_STALL_S, tail_lines: opts.tail_lines ?? 5, ...(opts.log_offset !== undefined ? { log_offset: opts.log_offset } : {}) };
+  const full: StatusOptions = {
+    stall_after_s: opts.stall_after_s ?? DEFAULT_STALL_S, tail_lines: opts.tail_lines ?? 5,
+    ...(opts.log_offset !== undefined ? { log_offset: opts.log_offset } : {}),
+    ...(opts.checkpoint_every_s !== undefined ? { checkpoint_every_s: opts.checkpoint_every_s } : {}),
+  };
   const ctx: BackendContext = { remote, ledger };
   const s = await backend.status(ctx, run, full);
-  const warnings = [...s.warnings, ...patrolSentinels(ledger, run.run_id, s.cells, s.disks)];
+  const warnings = [...s.warnings, ...patrolSentinels(ledger, run.run_id, s.cells, s.disks, full.checkpoint_every_s)];
   const { state, vanished_cause } = summarize(s.cells);
   for (const d of s.disks) {
     if ((d.inodes_used_pct ?? 0) >= 90) warnings.push(warning("INODE_HIGH", (d.inodes_used_pct ?? 0) >= 97 ? "danger" : "warn", `${d.host}:${d.mount} inodes ${d.inodes_used_pct}% used (writes fail at 100% even with free bytes)`));

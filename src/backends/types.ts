@@ -118,6 +118,8 @@ export interface CellStatus {
   gpu_indices?: number[];
   /** a sentinel on a live cell: GPU idle (starved input / hung collective) or log silent while the GPU works */
   stall?: { kind: "gpu_idle" | "hang"; evidence: string; since_s?: number };
+  /** internal, never returned: seconds since the newest checkpoint; negative = none yet, running that long */
+  ckpt_age_s?: number;
   /** internal, never returned: the command/env knobs the OOM ladder reads */
   knobs?: string;
 }
@@ -131,6 +133,8 @@ export interface StatusOptions {
   stall_after_s: number;
   /** max tail lines per cell */
   tail_lines: number;
+  /** the checkpoint interval checkpoint_cadence gave: a live cell's newest checkpoint older than 2× is flagged */
+  checkpoint_every_s?: number;
 }
 
 /** What a backend reports; index.ts derives the run-level state and next_action from it. */

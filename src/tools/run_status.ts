@@ -44,6 +44,7 @@ export const runStatus = defineTool({
     host: hostText().optional(),
     log_offset: z.number().int().min(0).max(2 ** 50).optional().describe("a cell's last log_bytes"),
     stall_after_s: z.number().int().min(1).max(7 * 24 * 3600).optional().describe(`default ${DEFAULT_STALL_S}`),
+    checkpoint_every_s: z.number().int().min(1).max(7 * 24 * 3600).optional().describe("checkpoint_cadence's interval_s: flag a live cell whose newest checkpoint is older than twice it"),
     wait_s: z.number().int().min(0).max(MAX_WAIT_S).optional().describe("long-poll while running"),
   },
   output: {
@@ -73,6 +74,7 @@ export const runStatus = defineTool({
     const opts = {
       ...(args.log_offset !== undefined ? { log_offset: args.log_offset } : {}),
       ...(args.stall_after_s !== undefined ? { stall_after_s: args.stall_after_s } : {}),
+      ...(args.checkpoint_every_s !== undefined ? { checkpoint_every_s: args.checkpoint_every_s } : {}),
     };
     // wait_s: a bounded long-poll. Only `running` is worth waiting on; every other state (done, failed,
     // stalled, vanished, unknown) is news the agent must act on now.

@@ -38,4 +38,11 @@ describe("sentinels", () => {
     const b = parseStatus("h", out(0, 5));
     expect(classifyCell(b, b.cells.get("a"), cell, opts)).toMatchObject({ state: "running", stall: { kind: "gpu_idle" } });
   });
+
+  it("a live cell's newest checkpoint older than twice the cadence (or none after that long) is flagged", () => {
+    const c = (age: number): CellStatus => ({ name: "a", host: "h", state: "running", log_age_s: 1, ckpt_age_s: age });
+    expect(judge(undefined, 0, [c(500)], [], 600).warnings).toEqual([]);
+    expect(judge(undefined, 0, [c(1500)], [], 600).warnings).toEqual([expect.objectContaining({ code: "CHECKPOINT_STALE", message: expect.stringMatching(/newest checkpoint 25 min old, cadence 10 min/) })]);
+    expect(judge(undefined, 0, [c(-1800)], [], 600).warnings[0].message).toMatch(/no checkpoint after 30 min/);
+  });
 });
