@@ -29,6 +29,8 @@ for a in "$@"; do
   esac
 done
 p0=${pos[0]:-}
+for a in "$@"; do case $a in --help | -h) p0=--help ;; esac; done
+[ "$p0" = --help ] && n="help:$n"
 case $n in
   vastai | vast | vast.py)
     if has destroy "${pos[@]}"; then blocked "destroys a vast.ai instance (its disk is lost)" "$@"; fi
@@ -67,6 +69,7 @@ case $n in
         for w in "${pos[@]}"; do case $w in poweroff.target | reboot.target | halt.target | kexec.target | shutdown.target) blocked "switches to a power-off/reboot target" "$@" ;; esac; done ;;
     esac ;;
 esac
+n=${n#help:}
 # let everything else through to the real program: the first of that name on PATH outside the shim dirs
 IFS=: read -r -a dirs <<<"$PATH"
 for d in "${dirs[@]}"; do

@@ -7,6 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { RefusalError, warning, type Warning } from "../common/result.js";
 import { cleanLine, refFor, remedyFor, type FailureClass } from "../knowledge/failures.js";
+import { redactText } from "../guard/redact.js";
 import type { Ledger } from "../ledger/store.js";
 import { getRun, listRuns, type BackendName, type RunRecord } from "../ledger/runs.js";
 import type { Remote } from "../remote/types.js";
@@ -51,6 +52,8 @@ export interface RunStatusResult {
   /** disk budgets, time cap, stop reason and park, as the box recorded them */
   while_run?: Record<string, unknown>;
   next_action: string;
+  /** where every cell's new log text lies in full (<cell>.new.log), when the reply had to drop it */
+  new_text_dir?: string;
   warnings: Warning[];
 }
 
@@ -91,7 +94,7 @@ function remedies(cells: CellStatus[], relaunch: string, fallback?: { cause: Van
   const who = names.length > 4 ? [`${names.length} cells (${names.slice(0, 3).join(", ")}…)`] : names;
   const main = remedyFor(g.cls, { cells: who, knobs: g.cells.find((c) => c.knobs)?.knobs, relaunch });
   const more = rest.map((r) => `${r.cls}: ${r.cells.slice(0, 3).map((c) => c.name).join(", ")}${r.cells.length > 3 ? "…" : ""}`);
-  return more.length ? `${main} Also ${more.join("; ")} (see each cell's cause.ref).` : main;
+  return more.length ? `${main} Also ${more.join("; ")} (each cell's cause.ref).` : main;
 }
 
 export function nextAction(run: RunRecord, state: RunState, cells: CellStatus[], cause?: { cause: VanishCause }): string {
@@ -127,33 +130,39 @@ export function nextAction(run: RunRecord, state: RunState, cells: CellStatus[],
 }
 
 /** agent-sized answers: the whole run_status reply stays under this */
-export const STATUS_BUDGET_BYTES = 2000;
+export const STATUS_BUDGET_BYTES = 2040;
 const NEW_TEXT_BUDGET = 700;
 
 /**
  * New log text after log_offset: the whole of it goes to a local file (returned as new_text_file), the
  * answer carries only its newest lines, cleaned of escape codes and progress-bar frames.
  */
-function keepNewText(ledgerDir: string, runId: string, cells: CellStatus[]): void {
+function keepNewText(ledgerDir: string, runId: string, cells: CellStatus[]): string | undefined {
   const withNew = cells.filter((c) => c.new_text !== undefined && c.new_text !== "");
-  const per = withNew.length ? Math.max(120, Math.floor(NEW_TEXT_BUDGET / withNew.length)) : 0;
-  for (const c of cells) {
-    if (c.new_text === undefined) continue;
-    const clean = c.new_text.split("\n").map(cleanLine).join("\n");
+  if (!withNew.length) return undefined;
+  const per = Math.max(120, Math.floor(NEW_TEXT_BUDGET / withNew.length));
+  const dir = path.join(ledgerDir, "logs", runId.replace(/[^\w.-]/g, "_"));
+  for (const c of withNew) {
+    const text = c.new_text!;
+    // every cell's new text goes to <dir>/<cell>.new.log, so a reply cut to size loses nothing
+    const file = path.join(dir, `${c.name.replace(/[^\w.-]/g, "_")}.new.log`);
+    let saved = false;
+    try {
+      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      // the agent reads this file too: the same redaction as the reply
+      fs.writeFileSync(file, redactText(text), { mode: 0o600 });
+      saved = true;
+    } catch { /* the short end below is still returned */ }
+    const clean = text.split("\n").map(cleanLine).join("\n");
     if (Buffer.byteLength(clean) > per) {
-      const dir = path.join(ledgerDir, "logs", runId.replace(/[^\w.-]/g, "_"));
-      const file = path.join(dir, `${c.name.replace(/[^\w.-]/g, "_")}.new.log`);
-      try {
-        fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-        fs.writeFileSync(file, c.new_text, { mode: 0o600 });
-        c.new_text_file = file;
-      } catch { /* the short end below is still returned */ }
+      if (saved) c.new_text_file = file;
       let end = clean.slice(-per);
       const nl = end.indexOf("\n");
       if (nl >= 0 && nl < end.length - 1) end = end.slice(nl + 1);
       c.new_text = `…${end}`;
     } else c.new_text = clean;
   }
+  return dir;
 }
 
 function compact(cells: CellStatus[], tailBudget: number): CellStatus[] {
@@ -171,11 +180,24 @@ function compact(cells: CellStatus[], tailBudget: number): CellStatus[] {
   });
 }
 
-/** Cut a reply to the budget: shorter evidence, then no tails, then fewer GPUs/disks, then shorter reasons. */
-function fit<T extends { cells: CellStatus[]; gpus: GpuStatus[]; disks: DiskStatus[] }>(r: T): T {
-  const size = () => Buffer.byteLength(JSON.stringify(r));
+/** Cut a reply to the budget: shorter evidence, no tails, one host name, fewer GPUs/disks, shorter text. */
+function fit<T extends {
+  cells: CellStatus[]; gpus: GpuStatus[]; disks: DiskStatus[]; vanished_cause?: CellCause; gpus_omitted?: number; disks_omitted?: number;
+  next_action: string; new_text_dir?: string;
+}>(r: T, newTextDir?: string): T {
+  const size = () => Buffer.byteLength(JSON.stringify(r)) + 24; // + what the tool adds (elapsed_ms)
+  const clipEvidence = (n: number) => {
+    for (const c of r.cells) {
+      if (!c.cause || c.cause.evidence.length <= n) continue;
+      // short of room, the exception's type goes first: its message is the evidence
+      const e = n <= 60 ? c.cause.evidence.replace(/^[\w.]*(?:Error|Exception):\s*/, "") : c.cause.evidence;
+      c.cause.evidence = e.length > n ? `${e.slice(0, n - 1)}…` : e;
+    }
+    if (r.vanished_cause && r.vanished_cause.evidence.length > 2 * n) r.vanished_cause.evidence = `${r.vanished_cause.evidence.slice(0, 2 * n - 1)}…`;
+  };
+  const dead = (c: CellStatus) => c.state === "failed" || c.state === "vanished" || c.state === "stopped";
   const steps: (() => void)[] = [
-    () => { for (const c of r.cells) if (c.cause && c.cause.evidence.length > 140) c.cause.evidence = `${c.cause.evidence.slice(0, 139)}…`; },
+    () => clipEvidence(140),
     () => { for (const c of r.cells) delete c.tail; },
     () => { for (const c of r.cells) if (c.reason && c.reason.length > 80) c.reason = `${c.reason.slice(0, 79)}…`; },
     () => {
@@ -184,13 +206,57 @@ function fit<T extends { cells: CellStatus[]; gpus: GpuStatus[]; disks: DiskStat
       for (const c of r.cells) {
         if (!c.cause) continue;
         const k = `${c.cause.cause}|${c.cause.evidence}`;
-        if (seen.has(k)) c.cause = { cause: c.cause.cause, evidence: `as ${seen.get(k)}` };
+        if (seen.has(k)) c.cause = { ...c.cause, evidence: `as ${seen.get(k)}` };
         else seen.set(k, c.name);
       }
     },
-    () => { for (const c of r.cells) if (c.cause && c.cause.evidence.length > 90) c.cause.evidence = `${c.cause.evidence.slice(0, 89)}…`; },
-    () => { r.gpus = r.gpus.slice(0, 2); r.disks = r.disks.slice(0, 2); },
+    () => {
+      // one host for every cell: it is the run's host, no need to repeat it per cell
+      if (new Set(r.cells.map((c) => c.host)).size === 1) for (const c of r.cells) delete (c as Partial<CellStatus>).host;
+      for (const c of r.cells) if (dead(c) && c.cause) { delete c.progress; if (c.reason && /^exit \d+$/.test(c.reason)) delete c.reason; }
+    },
+    () => clipEvidence(90),
+    () => {
+      r.gpus_omitted = (r.gpus_omitted ?? 0) + Math.max(0, r.gpus.length - 1);
+      r.disks_omitted = (r.disks_omitted ?? 0) + Math.max(0, r.disks.length - 1);
+      r.gpus = r.gpus.slice(0, 1);
+      r.disks = [...r.disks].sort((a, b) => (b.used_pct ?? 0) - (a.used_pct ?? 0)).slice(0, 1);
+      if (!r.gpus_omitted) delete r.gpus_omitted;
+      if (!r.disks_omitted) delete r.disks_omitted;
+    },
     () => { for (const c of r.cells) { delete c.reason; if (c.new_text && c.new_text.length > 100) c.new_text = `…${c.new_text.slice(-99)}`; } },
+    () => clipEvidence(60),
+    () => {
+      // the worst case (many cells dead of many different causes): the cause is what matters on a dead
+      // cell; its log size and age can be asked again with log_offset
+      for (const c of r.cells) if (dead(c) && c.cause) { delete (c as Partial<CellStatus>).log_age_s; delete c.log_bytes; }
+      if (r.vanished_cause) {
+        const same = r.cells.find((c) => c.cause?.cause === r.vanished_cause!.cause);
+        if (same) r.vanished_cause = { ...r.vanished_cause, evidence: `as ${same.name}` };
+      }
+      if (r.gpus.length) r.gpus_omitted = (r.gpus_omitted ?? 0) + r.gpus.length;
+      if (r.disks.length) r.disks_omitted = (r.disks_omitted ?? 0) + r.disks.length;
+      r.gpus = [];
+      r.disks = [];
+    },
+    () => {
+      // the other classes are on their cells already
+      r.next_action = r.next_action
+        .replace(/ Also (.*) \(each cell's cause\.ref\)\.$/, (_m, list: string) => ` Also ${list.split("; ").length} other class(es): see each cell's cause.ref.`)
+        .replace(" (done cells are skipped, the rest resume from their checkpoints)", "")
+        .replace(" The same config fails the same way again.", "");
+      for (const c of r.cells) if (c.cause) c.cause.evidence = c.cause.evidence.replace(/\s{2,}/g, " ");
+    },
+    () => {
+      // new text: all of it is in <new_text_dir>/<cell>.new.log; a dead cell's cause says more than its end
+      if (!newTextDir) return;
+      r.new_text_dir = newTextDir;
+      for (const c of r.cells) { delete c.new_text_file; if (dead(c) && c.cause) delete c.new_text; }
+    },
+    () => clipEvidence(48),
+    () => { for (const c of r.cells) delete c.new_text; },
+    // the run's cause repeats a cell's: the cell keeps it
+    () => { if (r.vanished_cause?.evidence.startsWith("as ")) delete r.vanished_cause; },
   ];
   for (const step of steps) {
     if (size() <= STATUS_BUDGET_BYTES) break;
@@ -226,7 +292,7 @@ export async function runStatusOf(
   const pressure = (d: DiskStatus) => Math.max(d.used_pct ?? 0, d.inodes_used_pct ?? 0);
   const byPressure = [...s.disks].sort((a, b) => pressure(b) - pressure(a));
   const disks = manyHosts ? byPressure.filter((d) => pressure(d) >= 80).slice(0, 6) : s.disks.length > 6 ? byPressure.slice(0, 6) : s.disks;
-  keepNewText(ledger.dir, run.run_id, s.cells);
+  const newTextDir = keepNewText(ledger.dir, run.run_id, s.cells);
   const next_action = nextAction(run, state, s.cells, vanished_cause);
   return fit({
     ok: true,
@@ -242,7 +308,7 @@ export async function runStatusOf(
     ...(whileRun ? { while_run: whileRun } : {}),
     next_action,
     warnings,
-  });
+  }, newTextDir);
 }
 
 /**

@@ -29,6 +29,8 @@ export const SETTINGS = {
   RGT_SLURM_FORWARD_SIGNAL: def(text(), "signal the Slurm backend forwards to a cell before its walltime ends (e.g. USR1)"),
   RGT_K8S_IMAGE: def(text(), "container image for Kubernetes cells when launch_queue's scheduler.image is absent"),
   RGT_K8S_NAMESPACE: def(z.string().default("default"), "Kubernetes namespace when scheduler.namespace is absent"),
+  RGT_TEARDOWN_POLL_S: def(z.coerce.number().finite().min(0).max(600).default(120), "seconds request_teardown's post-stop check may poll the provider until the instance reads as gone (a destroy is eventually consistent)", "providers"),
+  RGT_TEARDOWN_POLL_BASE_MS: def(z.coerce.number().finite().min(10).max(60_000).default(2000), "first wait between those polls in ms; doubled after each, capped at 20 s", "providers"),
   RGT_LAMBDA_API_BASE: def(z.string().default("https://cloud.lambdalabs.com/api/v1"), "Lambda Cloud API base URL", "providers"),
   RGT_DEMO_PROVIDER_LOG: def(text(), "file where the demo's stub provider CLIs record their argv", "lab"),
 } satisfies Record<string, Setting>;

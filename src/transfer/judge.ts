@@ -102,6 +102,7 @@ export async function judgePull(ctx: TransferContext, s: PullState): Promise<Tra
     files: listed,
     files_total: files.length,
     ...(links ? { links_total: links } : {}),
+    ...(trees.some((t) => t.outside.length) ? { links_outside: trees.flatMap((t) => t.outside.map((l) => `${prefix(t.src, l.path)} -> ${l.target}`)).slice(0, 20) } : {}),
     missing: [...missing, ...absent].slice(0, 50),
     mismatched: mismatched.slice(0, 50),
     bytes_transferred: s.bytesTransferred,

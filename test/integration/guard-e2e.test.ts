@@ -79,3 +79,31 @@ describe("guard end to end over stdio", () => {
     expect(r.refused?.remedy).toContain("never rewritten");
   });
 });
+
+describe("opaque remote_exec with a human to ask (elicitation)", () => {
+  it("shows the exact command, runs it once on yes (it then meets the unreachable host), refuses on no; never asks about a readable destroy", async () => {
+    const asked: string[] = [];
+    let answer = true;
+    const h = fs.mkdtempSync(path.join(os.tmpdir(), "rgt-guard-elicit-"));
+    const c = await connectServer({ RGT_HOME: h, HOME: h }, {
+      elicitation: (p) => { asked.push(String(p.message)); return { action: "accept", content: { run_once: answer } }; },
+    });
+    try {
+      await c.client.listTools();
+      const cmd = "$(cat /tmp/which-tool) --version";
+      const yes = await c.call("remote_exec", { host: HOST, command: cmd, timeout_s: 5 });
+      expect(asked.length).toBe(1);
+      expect(asked[0]).toContain(cmd);
+      expect(yes.refused?.code).not.toBe("DESTROY_UNAPPROVED");
+      answer = false;
+      const no = await c.call("remote_exec", { host: HOST, command: cmd, timeout_s: 5 });
+      expect(no.refused?.code).toBe("DESTROY_UNAPPROVED");
+      const plain = await c.call("remote_exec", { host: HOST, command: "vastai destroy instance 1", timeout_s: 5 });
+      expect(plain.refused?.code).toBe("DESTROY_UNAPPROVED");
+      expect(asked.length).toBe(2);
+    } finally {
+      await c.close();
+      fs.rmSync(h, { recursive: true, force: true });
+    }
+  }, 60_000);
+});

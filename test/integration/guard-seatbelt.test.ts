@@ -31,10 +31,10 @@ afterAll(async () => {
 
 describe("seatbelt", () => {
   it("remote_exec: a destroy written into a script on the box is stopped and reported; other subcommands pass", async () => {
-    const r = await s.call("remote_exec", {
-      host: "sb1",
-      command: "printf '#!/bin/bash\\nvastai destroy instance 4242\\n' > /tmp/d.sh; bash /tmp/d.sh; echo rc=$?; vastai show instances",
-    });
+    // writing the script is harmless, and is allowed; running it later is what no static reading of that call can see
+    const w = await s.call("remote_exec", { host: "sb1", command: "printf '#!/bin/bash\\nvastai destroy instance 4242\\n' > /tmp/d.sh" });
+    expect(w.ok, JSON.stringify(w.refused)).toBe(true);
+    const r = await s.call("remote_exec", { host: "sb1", command: "bash /tmp/d.sh; echo rc=$?; vastai show instances" });
     expect(r.refused?.code).toBe("DESTROY_BLOCKED_ON_BOX");
     expect(r.stdout_tail).toContain("rc=126");
     expect(r.stdout_tail).toContain("ID  Machine");
@@ -45,7 +45,8 @@ describe("seatbelt", () => {
   it("launch_queue: a cell that reaches the CLI at run time is stopped; run_status reports DESTROY_BLOCKED_ON_BOX", async () => {
     const l = await s.call("launch_queue", {
       host: "sb1", run_name: "seatbelt", workdir: "/tmp",
-      cells: [{ name: "c1", gpus: 0, command: "printf '#!/bin/bash\\nvastai --raw destroy instance 777\\n' > /tmp/e.sh; chmod +x /tmp/e.sh; /tmp/e.sh; vastai show instances; true" }],
+      // python writes the script (no process call in it), the shell runs it: invisible to the static layer
+      cells: [{ name: "c1", gpus: 0, command: "python3 -c \"open('/tmp/e.sh','w').write('#!/bin/bash\\nvastai --raw destroy instance 777\\n')\"; chmod +x /tmp/e.sh; /tmp/e.sh; vastai show instances; true" }],
     });
     expect(l.ok, JSON.stringify(l.refused)).toBe(true);
     let st: any;

@@ -105,6 +105,8 @@ for (const [box, method] of [["p1", "rsync"], ["p2", "sftp"]] as const) {
       expect(r.ok, JSON.stringify(r)).toBe(true);
       expect(r.files_total).toBe(NAMES.length);
       expect(r.warnings.find((w: { code: string }) => w.code === "LINK_OUTSIDE")?.message).toContain("box-out -> /etc/hostname");
+      expect(r.links_outside).toEqual(["box-out -> /etc/hostname"]);
+      expect(fs.existsSync(path.join(dst, "box-out"))).toBe(false);
       const want = await boxSnap(box, "/root/hostile");
       delete want["box-out"];
       const got = localSnap(dst);
