@@ -19,6 +19,8 @@ import { k8sBackend } from "./k8s.js";
 import { slurmBackend } from "./slurm.js";
 import { statusOfHost } from "./status.js";
 import { classifyCell } from "./classify.js";
+import { whileRunView } from "./while_run.js";
+import { whileRunWarnings } from "./park.js";
 import type { Backend, BackendContext, CellCause, CellStatus, DiskStatus, GpuStatus, RunState, StatusOptions, VanishCause } from "./types.js";
 
 export const DEFAULT_STALL_S = 900;
@@ -48,6 +50,8 @@ export interface RunStatusResult {
   gpus: GpuStatus[];
   disks: DiskStatus[];
   vanished_cause?: CellCause;
+  /** disk budgets, time cap, stop reason and park, as the box recorded them */
+  while_run?: Record<string, unknown>;
   next_action: string;
   /** where every cell's new log text lies in full (<cell>.new.log), when the reply had to drop it */
   new_text_dir?: string;
@@ -55,13 +59,16 @@ export interface RunStatusResult {
 }
 
 /** Run-level state from cell states. Never `vanished`/`failed` because a host did not answer. */
-export function summarize(cells: CellStatus[]): { state: RunState; vanished_cause?: CellCause } {
+export function summarize(cells: CellStatus[], stopReason?: string): { state: RunState; vanished_cause?: CellCause } {
   const has = (s: string) => cells.some((c) => c.state === s);
+  const waiting = cells.some((c) => c.state === "blocked" && c.blocked?.waiting_until);
   const firstCause = (s: string) => cells.find((c) => c.state === s && c.cause)?.cause;
   if (has("vanished")) return { state: "vanished", vanished_cause: firstCause("vanished") ?? { cause: "unknown", evidence: "no evidence recorded" } };
   if (has("stalled")) return { state: "stalled" };
   if (has("unknown")) return { state: "unknown" };
-  if (has("running") || has("pending")) return { state: "running" };
+  if (has("running") || has("pending") || waiting) return { state: "running" };
+  if (stopReason && has("stopped") && !has("failed")) return { state: "stopped" };
+  if (has("blocked") && !has("failed")) return { state: "blocked" };
   if (has("failed") || has("stopped")) {
     const c = firstCause("failed");
     return { state: "failed", ...(c ? { vanished_cause: c } : {}) };
@@ -112,6 +119,10 @@ export function nextAction(run: RunRecord, state: RunState, cells: CellStatus[],
       return `${names("stalled").join(", ")} alive but silent past the threshold: look at it (remote_exec nvidia-smi / py-spy dump), or stop_run those cells and ${relaunch}.`;
     case "vanished":
       return remedies(cells, relaunch, cause ?? { cause: "unknown" })!;
+    case "stopped":
+      return `The box's own time cap stopped the run (${cells.find((c) => c.state === "stopped")?.reason ?? "max_hours"}); files and checkpoints are kept. Pull what is there, or ${relaunch} with a new max_hours.`;
+    case "blocked":
+      return `${names("blocked").join(", ")} not started: DISK_LOW (free space or inodes below the cell's budget; numbers in cells[].blocked). Free space on that mount (or lower min_free_gb / min_free_inodes), then ${relaunch}.`;
     case "failed": {
       const f = names("failed");
       const s = names("stopped");
@@ -273,8 +284,13 @@ export async function runStatusOf(
   };
   const ctx: BackendContext = { remote, ledger };
   const s = await backend.status(ctx, run, full);
-  const warnings = [...s.warnings, ...patrolSentinels(ledger, run.run_id, s.cells, s.disks, full.checkpoint_every_s)];
-  const { state, vanished_cause } = summarize(s.cells);
+  const stopReason = [...(s.watch?.values() ?? [])].find((w) => w.stop_reason)?.stop_reason;
+  const { state, vanished_cause } = summarize(s.cells, stopReason);
+  const warnings = [...s.warnings, ...(await whileRunWarnings(ledger, run, s.cells, s.watch)), ...patrolSentinels(ledger, run.run_id, s.cells, s.disks, full.checkpoint_every_s)];
+  const whileRun = s.watch || s.gates ? whileRunView(s.watch ?? new Map(), s.gates ?? []) : undefined;
+  // the seatbelt stopped a destroy that a cell reached at run time (nothing was destroyed)
+  const blocked = s.cells.filter((c) => c.destroy_blocked);
+  if (blocked.length) warnings.push(warning("DESTROY_BLOCKED_ON_BOX", "danger", `the seatbelt stopped a destroy in ${blocked.map((c) => c.name).slice(0, 5).join(", ")}: ${blocked[0]!.destroy_blocked!.slice(0, 200)}; ending a machine goes through request_teardown`));
   for (const d of s.disks) {
     if ((d.inodes_used_pct ?? 0) >= 90) warnings.push(warning("INODE_HIGH", (d.inodes_used_pct ?? 0) >= 97 ? "danger" : "warn", `${d.host}:${d.mount} inodes ${d.inodes_used_pct}% used (writes fail at 100% even with free bytes)`));
     if ((d.used_pct ?? 0) >= 90) warnings.push(warning("DISK_HIGH", (d.used_pct ?? 0) >= 97 ? "danger" : "warn", `${d.host}:${d.mount} ${d.used_pct}% full`));
@@ -300,6 +316,7 @@ export async function runStatusOf(
     ...(s.gpus.length > gpus.length ? { gpus_omitted: s.gpus.length - gpus.length } : {}),
     ...(s.disks.length > disks.length ? { disks_omitted: s.disks.length - disks.length } : {}),
     ...(vanished_cause ? { vanished_cause: { ...vanished_cause, ref: vanished_cause.ref || refFor(vanished_cause.cause) } } : {}),
+    ...(whileRun ? { while_run: whileRun } : {}),
     next_action,
     warnings,
   }, newTextDir);
@@ -323,7 +340,7 @@ export async function liveRunsOn(remote: Remote, ledger: Ledger, host: string): 
     }
     const opts: StatusOptions = { stall_after_s: DEFAULT_STALL_S, tail_lines: 0 };
     const b = await statusOfHost(remote, host, run.host_dirs?.[host]?.state_dir ?? run.state_dir, cells.map((c) => c.name), opts, run.host_dirs?.[host]?.scripts_dir);
-    const live = cells.map((c) => classifyCell(b, b.cells.get(c.name), c, opts)).filter((c) => ["running", "pending", "stalled"].includes(c.state)).map((c) => c.name);
+    const live = cells.map((c) => classifyCell(b, b.cells.get(c.name), c, opts)).filter((c) => ["running", "pending", "stalled"].includes(c.state) || (c.state === "blocked" && !!c.blocked?.waiting_until)).map((c) => c.name);
     if (live.length) out.push({ run_id: run.run_id, cells_running: live });
   }
   return out;

@@ -28,6 +28,7 @@ export interface RawProbe {
   tools: Record<string, boolean>;
   python: { path: string; version: string | null; torch: { version: string | null; cuda_build: string | null; cuda_available?: boolean; device_count?: number; method: string } | null; torch_error?: string } | null;
   markers: { paths: string[]; env: string[]; commands: string[]; env_values: Record<string, string>; evidence?: Record<string, boolean | null> };
+  pip_index?: boolean;
 }
 
 type Torch = { version: string | null; cuda_available: boolean | null; basis: "metadata" | "import"; cuda_build?: string };

@@ -3,7 +3,7 @@
  * memory limits, python/torch, tools, platform (auto-detected from markers), and the traps that apply.
  */
 import * as z from "zod";
-import { RefusalError, refuse } from "../common/result.js";
+import { RefusalError, refuse, warning } from "../common/result.js";
 import { getProfile, loadProfiles, profileNames } from "../knowledge/profiles.js";
 import type { Profile } from "../knowledge/schema.js";
 import { hostInfo } from "../ledger/hostinfo.js";
@@ -102,6 +102,11 @@ export const probeEnv = defineTool({
       ...(Object.keys(instance_ids).length ? { instance_ids } : {}),
     });
     const surface_to_user = first && profile ? firstSightLines(profile, ref) : [];
+    // the box's own pip without the profile's mirror: said on first contact and on a deep probe (the
+    // steady-state answer stays small; launch_queue sets the mirrors for its cells either way)
+    if ((first || args.deep) && profile?.china_mirror_needed && profile.china_mirrors?.pip_index_url && raw.pip_index === false) {
+      warnings.push(warning("MIRRORS_MISSING", "info", "the box's pip has no index set (PyPI direct: slow here); launch_queue sets the profile's mirrors", "rgt://references/china-network"));
+    }
 
     return {
       ok: true,

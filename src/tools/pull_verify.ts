@@ -35,6 +35,7 @@ export const pullVerify = defineTool({
     local_dir: z.string().optional(),
     failed_units: z.array(z.string()).optional(),
     links_total: z.number().optional(),
+    links_outside: z.array(z.string()).optional(),
     manifest_path: z.string().optional(),
     elapsed_ms: z.number().optional(),
   },

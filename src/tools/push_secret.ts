@@ -9,6 +9,7 @@ import * as z from "zod";
 import { defineTool } from "../server/tool.js";
 import { refuse, warning, type Warning } from "../common/result.js";
 import { hostInfo } from "../ledger/hostinfo.js";
+import { recordSecretFingerprints } from "../ledger/fingerprints.js";
 import { readSecret, resolveDestination, writeSecret } from "../secret/push.js";
 import { hostText, pathText } from "./fields.js";
 
@@ -60,6 +61,8 @@ export const pushSecret = defineTool({
 
     // 3. the write: value only on stdin; temp file + rename so a reader never sees half a credential
     const written = await writeSecret(ctx.remote, args.host, dest.target, value);
+    // exact-match redaction of this credential from now on (salted fingerprints, never the value)
+    recordSecretFingerprints(ctx.ledger, value);
     if (written !== value.length) {
       refuse("INTERNAL", `wrote ${written} bytes to ${dest.target} but sent ${value.length}`, "Call push_secret again; the file is replaced atomically.");
     }

@@ -28,6 +28,7 @@ const CellOut = z.object({
   reason: z.string().optional(),
   cause: Cause.optional(),
   stall: z.object({ kind: z.enum(["gpu_idle", "hang"]), evidence: z.string(), since_s: z.number().optional() }).optional(),
+  blocked: z.object({ code: z.string(), dir: z.string(), free_bytes: z.number().optional(), need_bytes: z.number().optional(), free_inodes: z.number().optional(), need_inodes: z.number().optional(), waiting_until: z.number().optional() }).optional(),
 });
 
 /** the longest a call may hold its answer (many clients time a tool call out after a few minutes) */
@@ -50,7 +51,7 @@ export const runStatus = defineTool({
   output: {
     run_id: z.string().optional(),
     run_name: z.string().optional(),
-    state: z.enum(["running", "done", "failed", "stalled", "vanished", "unknown"]).optional(),
+    state: z.enum(["running", "done", "failed", "stopped", "blocked", "stalled", "vanished", "unknown"]).optional(),
     cells: z.array(CellOut).optional(),
     gpus: z.array(z.object({ host: z.string(), index: z.number(), memory_used_mib: z.number().optional(), memory_total_mib: z.number().optional(), utilization_pct: z.number().optional() })).optional(),
     disks: z.array(z.object({ host: z.string(), mount: z.string(), size_bytes: z.number().optional(), used_pct: z.number().optional(), inodes_used_pct: z.number().optional() })).optional(),
@@ -58,6 +59,7 @@ export const runStatus = defineTool({
     new_text_dir: z.string().optional(),
     disks_omitted: z.number().optional(),
     vanished_cause: Cause.optional(),
+    while_run: z.record(z.string(), z.unknown()).optional().describe("disk budgets, time cap, stop reason, park"),
     next_action: z.string().optional(),
     elapsed_ms: z.number().optional(),
   },
