@@ -263,6 +263,8 @@ function fit<T extends {
     () => { for (const c of r.cells) delete c.new_text; },
     // the run's cause repeats a cell's: the cell keeps it
     () => { if (r.vanished_cause?.evidence.startsWith("as ")) delete r.vanished_cause; },
+    // last: the while-run view, when no cell is held by it (dead cells' causes matter more)
+    () => { if (!r.cells.some((c) => (c as { blocked?: unknown }).blocked)) delete (r as { while_run?: unknown }).while_run; },
   ];
   for (const step of steps) {
     if (size() <= STATUS_BUDGET_BYTES) break;
