@@ -45,4 +45,12 @@ describe("sentinels", () => {
     expect(judge(undefined, 0, [c(1500)], [], 600).warnings).toEqual([expect.objectContaining({ code: "CHECKPOINT_STALE", message: expect.stringMatching(/newest checkpoint 25 min old, cadence 10 min/) })]);
     expect(judge(undefined, 0, [c(-1800)], [], 600).warnings[0].message).toMatch(/no checkpoint after 30 min/);
   });
+
+  it("probe.sh asks nvidia-smi for exactly the health fields the parser reads", async () => {
+    const fs = await import("node:fs");
+    const path = await import("node:path");
+    const { HEALTH_QUERY } = await import("../../src/knowledge/gpu-health.js");
+    const text = fs.readFileSync(path.join(__dirname, "..", "..", "scripts", "probe.sh"), "utf8");
+    expect(text).toContain(`--query-gpu=${HEALTH_QUERY} `);
+  });
 });
