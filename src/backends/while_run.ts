@@ -12,6 +12,7 @@
  *   watch.env0                  RGT_MAX_S, RGT_PARK, RGT_PARK_TOKEN, RGT_PARK_VERB, RGT_PARK_CMD, RGT_PARK_MOUNTS …
  *   deadline, max_hours, stop_reason, watch.pid, park/{state,reason,at,roster.sha256,exit_code,log,used.<token>}
  */
+import { setting } from "../common/config.js";
 import type { Profile } from "../knowledge/schema.js";
 import type { LaunchCellSpec } from "./types.js";
 
@@ -114,7 +115,7 @@ export function watchEnv(w: WhileRunOptions | undefined, scripts: { watch: strin
     RGT_PARK_VERB: park?.verb ?? "",
     RGT_PARK_CMD: park?.command ?? "",
     RGT_PARK_MOUNTS: (park?.mounts ?? []).map((m) => `${m.keeps ? 1 : 0} ${m.path}`).join("\n"),
-    ...(process.env.RGT_WATCH_TICK_S ? { RGT_WATCH_TICK_S: process.env.RGT_WATCH_TICK_S } : {}),
+    RGT_WATCH_TICK_S: String(Math.max(1, Math.round(setting("RGT_WATCH_TICK_S")))),
   };
 }
 

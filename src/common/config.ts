@@ -23,6 +23,8 @@ export const SETTINGS = {
   RGT_IDLE_METER_S: def(seconds(1800), "seconds a host may sit with no live run before results carry an IDLE_METER warning with the cost so far"),
   RGT_ELICIT_TIMEOUT_S: def(seconds(120), "seconds request_teardown waits for the human to answer an approval prompt"),
   RGT_APPROVAL_TTL_S: def(seconds(900), "seconds an approval id stays valid"),
+  RGT_WATCH_TICK_S: def(seconds(15), "seconds between the checks of a run's watcher on the box (max_hours, park); sent to the box at launch"),
+  RGT_PROFILES_DIR: def(text(), "a directory of platform profiles used instead of the package's profiles/ (a site's own copies; the lab's stand-ins)"),
   RGT_PYTHON: def(text(), "local python used to load-check pulled checkpoints (default /usr/bin/python3, then python3)"),
   RGT_SLURM_FORWARD_SIGNAL: def(text(), "signal the Slurm backend forwards to a cell before its walltime ends (e.g. USR1)"),
   RGT_K8S_IMAGE: def(text(), "container image for Kubernetes cells when launch_queue's scheduler.image is absent"),
