@@ -459,7 +459,8 @@ export async function sshLaunch(mode: "tmux" | "nohup", ctx: BackendContext, req
 
 export interface BoxCellRow {
   name: string; state: string; exit_code?: number; alive: boolean; log_bytes: number; log_mtime: number; beat_mtime: number;
-  hb_mtime: number; started_at?: number; ended_at?: number; signal: string; reason: string; cause: string; oom_before?: number; pid?: number; oom_now?: number; oom_file?: string;
+  hb_mtime: number; started_at?: number; ended_at?: number; signal: string; reason: string; cause: string; oom_before?: number; pid?: number;
+    oom_now?: number; oom_file?: string;
   /** the cell's runner (run_one.sh) is alive; undefined when the box recorded no runner pid (older runs) */
   runner_alive?: boolean;
   tail: string[]; new_text?: string; new_from?: number; missing?: boolean;
@@ -641,7 +642,8 @@ function iso(epoch: number): string {
  * Run one of our scripts on a box: the copy installed at launch under its content-hashed name when it is
  * there (a file read is far cheaper for bash than a script streamed over stdin), else streamed.
  */
-export async function runInstalled(remote: Remote, host: string, scriptsDir: string | undefined, name: string, args: string[], timeoutMs: number): Promise<ExecResult> {
+export async function runInstalled(remote: Remote, host: string, scriptsDir: string | undefined, name: string, args: string[],
+    timeoutMs: number): Promise<ExecResult> {
   if (scriptsDir) {
     const f = `${scriptsDir}/${hashedScript(name).hashed}`;
     // sourced by the wrapper's own bash (ours, started --norc) rather than run by yet another bash
@@ -652,7 +654,8 @@ export async function runInstalled(remote: Remote, host: string, scriptsDir: str
 }
 
 /** One status round trip for one host, re-asked once when the connection drops. */
-export async function statusOfHost(remote: Remote, host: string, stateDir: string, cells: string[], opts: StatusOptions, scriptsDir?: string): Promise<BoxStatus> {
+export async function statusOfHost(remote: Remote, host: string, stateDir: string, cells: string[], opts: StatusOptions,
+    scriptsDir?: string): Promise<BoxStatus> {
   const args = [stateDir, "40", String(opts.log_offset ?? -1), ...cells];
   let lastErr: unknown;
   for (let attempt = 0; attempt < 2; attempt++) {

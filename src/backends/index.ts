@@ -114,7 +114,8 @@ export async function runStatusOf(
   const run = getRun(ledger, runId);
   if (!run) throw new RefusalError("NOT_FOUND", `no run ${runId} in the ledger`, "List runs with `rgt status`, or pass the run_id launch_queue returned.");
   const backend = await backendFor(run.backend);
-  const full: StatusOptions = { stall_after_s: opts.stall_after_s ?? DEFAULT_STALL_S, tail_lines: opts.tail_lines ?? 5, ...(opts.log_offset !== undefined ? { log_offset: opts.log_offset } : {}) };
+  const full: StatusOptions = { stall_after_s: opts.stall_after_s ?? DEFAULT_STALL_S, tail_lines: opts.tail_lines ?? 5,
+      ...(opts.log_offset !== undefined ? { log_offset: opts.log_offset } : {}) };
   const ctx: BackendContext = { remote, ledger };
   const s = await backend.status(ctx, run, full);
   const { state, vanished_cause } = summarize(s.cells);
@@ -163,7 +164,8 @@ export async function liveRunsOn(remote: Remote, ledger: Ledger, host: string): 
       continue;
     }
     const opts: StatusOptions = { stall_after_s: DEFAULT_STALL_S, tail_lines: 0 };
-    const b = await statusOfHost(remote, host, run.host_dirs?.[host]?.state_dir ?? run.state_dir, cells.map((c) => c.name), opts, run.host_dirs?.[host]?.scripts_dir);
+    const b = await statusOfHost(remote, host, run.host_dirs?.[host]?.state_dir ?? run.state_dir, cells.map((c) => c.name), opts,
+        run.host_dirs?.[host]?.scripts_dir);
     const live = cells.map((c) => classifyCell(b, b.cells.get(c.name), c, opts)).filter((c) => ["running", "pending", "stalled"].includes(c.state)).map((c) => c.name);
     if (live.length) out.push({ run_id: run.run_id, cells_running: live });
   }

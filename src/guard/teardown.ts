@@ -80,7 +80,8 @@ function absOf(receipt: TeardownReceipt, file: string): string {
 }
 
 /** Does `receipt` contain the roster entry `entry` of `cell` of `run`? */
-export function receiptCovers(receipt: TeardownReceipt, run: TeardownRun, cell: { name: string; output_dir: string }, entry: string, extraRoots: string[] = []): boolean {
+export function receiptCovers(receipt: TeardownReceipt, run: TeardownRun, cell: { name: string; output_dir: string }, entry: string,
+    extraRoots: string[] = []): boolean {
   const wanted = new Set([cell.output_dir, ...extraRoots].filter(Boolean).map((r) => norm(path.posix.join(r, entry))));
   const cellsOfRun = run.cells.length;
   for (const f of receipt.files) {

@@ -73,7 +73,8 @@ function sameKey(a: string, b: string): boolean {
 }
 
 /** Issue a pending approval; returns the id (the only time it exists in clear). */
-export async function issueApproval(ledger: Ledger, binding: ApprovalBinding, summary: ApprovalSummary, now = Date.now()): Promise<{ id: string; record: ApprovalRecord }> {
+export async function issueApproval(ledger: Ledger, binding: ApprovalBinding, summary: ApprovalSummary,
+    now = Date.now()): Promise<{ id: string; record: ApprovalRecord }> {
   const id = `apv_${randomBytes(16).toString("base64url")}`;
   const record: ApprovalRecord = {
     ...binding,

@@ -17,7 +17,8 @@ function keyEnv(t: MeterStopTarget): string {
   return t.meter_stop.api_key_env || "LAMBDA_API_KEY";
 }
 
-async function call(url: string, key: string, timeoutMs: number, init: { method: string; body?: unknown }): Promise<{ status: number; json: unknown; text: string }> {
+async function call(url: string, key: string, timeoutMs: number,
+    init: { method: string; body?: unknown }): Promise<{ status: number; json: unknown; text: string }> {
   const res = await fetch(url, {
     method: init.method,
     headers: {

@@ -103,7 +103,8 @@ export function execOn(client: Client, command: string, opts: ExecOptions = {}):
       const finish = async () => {
         cleanup();
         if (killing) await killing.catch(() => {});
-        resolve({ exitCode: timedOut ? null : exitCode, signal, stdout: out.toString(), stderr: err.toString(), truncated: out.truncated || err.truncated, timedOut, elapsedMs: Date.now() - t0 });
+        resolve({ exitCode: timedOut ? null : exitCode, signal, stdout: out.toString(), stderr: err.toString(),
+            truncated: out.truncated || err.truncated, timedOut, elapsedMs: Date.now() - t0 });
       };
       const stop = () => {
         if (killing) return;

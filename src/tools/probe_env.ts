@@ -19,16 +19,19 @@ export const INSTANCE_ID_ENVS = ["CONTAINER_ID", "VAST_CONTAINERLABEL", "RUNPOD_
 const INODE_WARN_PCT = 90;
 const DISK_WARN_PCT = 90;
 
-interface RawDisk { path: string; exists: boolean; mountpoint?: string; filesystem?: string; size_kb?: number | null; used_kb?: number | null; inodes_total?: number | null; inodes_used?: number | null }
+interface RawDisk { path: string; exists: boolean; mountpoint?: string; filesystem?: string; size_kb?: number | null; used_kb?: number | null;
+  inodes_total?: number | null; inodes_used?: number | null }
 interface RawProbe {
   hostname: string; uptime_s: number | null; home: string; user: string;
-  gpus: { index: number; name: string; memory_total_mib: number | null; memory_used_mib: number | null; utilization_pct: number | null; temperature_c: number | null; uuid: string }[];
+  gpus: { index: number; name: string; memory_total_mib: number | null; memory_used_mib: number | null; utilization_pct: number | null;
+    temperature_c: number | null; uuid: string }[];
   gpu_processes: { gpu_uuid: string; pid: number; used_memory_mib: number | null; user: string; command: string }[];
   driver_version: string | null; cuda_version: string | null; gpu_error: string | null;
   disks: RawDisk[];
   memory: { cgroup_limit_bytes: number | "max" | null; host_total_bytes: number | null };
   tools: Record<string, boolean>;
-  python: { path: string; version: string | null; torch: { version: string | null; cuda_build: string | null; cuda_available?: boolean; device_count?: number; method: string } | null; torch_error?: string } | null;
+  python: { path: string; version: string | null; torch: { version: string | null; cuda_build: string | null; cuda_available?: boolean;
+    device_count?: number; method: string } | null; torch_error?: string } | null;
   markers: { paths: string[]; env: string[]; commands: string[]; env_values: Record<string, string> };
 }
 
@@ -53,7 +56,8 @@ export const probeEnv = defineTool({
   output: {
     host: z.string(),
     profile: z.object({ name: z.string(), detected_by: z.string(), variant: z.string().optional() }),
-    gpus: z.array(z.object({ index: z.number(), name: z.string(), memory_total_mib: z.number().nullable(), memory_used_mib: z.number().nullable(), utilization_pct: z.number().nullable(), temperature_c: z.number().nullable() })),
+    gpus: z.array(z.object({ index: z.number(), name: z.string(), memory_total_mib: z.number().nullable(), memory_used_mib: z.number().nullable(),
+        utilization_pct: z.number().nullable(), temperature_c: z.number().nullable() })),
     driver_version: z.string().nullable(),
     cuda_version: z.string().nullable(),
     disks: z.array(z.object({ mount: z.string(), role: z.enum(["data", "durable", "system", "other"]), size_bytes: z.number().nullable(), used_pct: z.number().nullable(), inodes_used_pct: z.number().nullable() })),
@@ -104,7 +108,8 @@ export const probeEnv = defineTool({
       throw new RefusalError("INTERNAL", `probe output from ${args.host} was not JSON (exit ${res.exitCode}): ${res.stderr.slice(-300)}`, "Check that the login shell is bash-compatible and prints nothing on non-interactive logins.");
     }
 
-    const detected = detectProfile({ paths_present: raw.markers.paths, env_present: raw.markers.env, hostname: raw.hostname, commands: raw.markers.commands }, profiles);
+    const detected = detectProfile({ paths_present: raw.markers.paths, env_present: raw.markers.env, hostname: raw.hostname,
+        commands: raw.markers.commands }, profiles);
     const detection = forced
       ? {
           name: forced.name,
@@ -162,14 +167,16 @@ export const probeEnv = defineTool({
         warnings.push(warning("NO_GPU", "danger", `no GPU visible${raw.gpu_error ? ` (${raw.gpu_error.slice(0, 120)})` : ""}. On a rental this is usually a container started without GPUs or a failed driver; do not launch GPU work here.`));
       }
     }
-    const running = raw.gpu_processes.map((p) => ({ pid: p.pid, gpu: uuidToIndex.get(p.gpu_uuid) ?? null, used_memory_mib: p.used_memory_mib, user: p.user, command: p.command.slice(0, 100) }));
+    const running = raw.gpu_processes.map((p) => ({ pid: p.pid, gpu: uuidToIndex.get(p.gpu_uuid) ?? null, used_memory_mib: p.used_memory_mib,
+        user: p.user, command: p.command.slice(0, 100) }));
     if (running.length) {
       const idx = [...new Set(running.map((r) => r.gpu))].filter((x) => x !== null).sort();
       warnings.push(warning("GPU_BUSY", "warn", `GPU ${idx.join(",")} already hold${idx.length === 1 ? "s" : ""} memory of another process (${running.map((r) => r.pid).join(", ")}); launch_queue will skip those lanes.`));
     }
 
     // ---- tools, python ----
-    const tools = { tmux: !!raw.tools.tmux, rsync: !!raw.tools.rsync, python: !!raw.tools.python3 || !!raw.python, sbatch: !!raw.tools.sbatch, kubectl: !!raw.tools.kubectl };
+    const tools = { tmux: !!raw.tools.tmux, rsync: !!raw.tools.rsync, python: !!raw.tools.python3 || !!raw.python, sbatch: !!raw.tools.sbatch,
+        kubectl: !!raw.tools.kubectl };
     if (!tools.tmux) warnings.push(warning("NO_TMUX", "info", "tmux is not installed: launch_queue will detach with setsid nohup instead (runs survive the connection either way)."));
     if (!tools.rsync) warnings.push(warning("NO_RSYNC", "info", "rsync is not installed on the box: push_code and pull_verify fall back to SFTP (slower, still resumable per file)."));
     let python: { path: string; version: string | null; torch?: { version: string | null; cuda_available: boolean | null; basis: "metadata" | "import"; cuda_build?: string } | null } | null = null;

@@ -4,17 +4,15 @@
  * streamed through the ssh channel's stdin into `cat`, written under umask 077 to a temp name and renamed
  * into place (0600). Destinations on a shared or durable mount of the host's profile are refused first.
  */
-import * as fs from "node:fs";
-import * as os from "node:os";
-import * as path from "node:path";
 import * as z from "zod";
 import { defineTool } from "../server/tool.js";
-import { refuse, warning, RefusalError, type Warning } from "../common/result.js";
+import { refuse, warning, type Warning } from "../common/result.js";
 import { hostInfo } from "../ledger/hostinfo.js";
 import { loadProfiles, getProfile } from "../knowledge/profiles.js";
 import { allMarkers, detectProfile } from "../knowledge/detect.js";
 import type { Profile } from "../knowledge/schema.js";
 import { remotePathWord } from "../remote/rsync.js";
+import { readCredentialFile } from "../verify/secret_file.js";
 import { hostText, pathText } from "./fields.js";
 
 const MAX_SECRET_BYTES = 1024 * 1024;
@@ -101,17 +99,7 @@ export const pushSecret = defineTool({
       }
       value = Buffer.from(v.endsWith("\n") ? v : `${v}\n`, "utf8");
     } else {
-      const f = src.file!.startsWith("~/") ? path.join(os.homedir(), src.file!.slice(2)) : path.resolve(src.file!);
-      let text: Buffer;
-      try {
-        const st = fs.statSync(f);
-        if (!st.isFile()) refuse("BAD_INPUT", `source.file: ${src.file} is not a regular file`, "Name the credential file itself.");
-        if (st.size > MAX_SECRET_BYTES) refuse("BAD_INPUT", `source.file: ${src.file} is over 1 MiB; that is not a credential`, "Push data with push_code.");
-        text = fs.readFileSync(f);
-      } catch (e) {
-        if (e instanceof RefusalError) throw e;
-        return refuse("BAD_INPUT", `source.file: cannot read ${src.file} (${(e as NodeJS.ErrnoException).code ?? "error"})`, "Check the path and its permissions on the machine running the server.");
-      }
+      const text = readCredentialFile(src.file!, MAX_SECRET_BYTES);
       if (src.block !== undefined) {
         const b = extractBlock(text.toString("utf8"), src.block);
         if (b === undefined) refuse("BAD_INPUT", `source.block: no "machine ${src.block}" stanza or [${src.block}] section in ${src.file}`, "Name a netrc machine or an INI section that exists in the file.");

@@ -5,14 +5,11 @@
  * The command is bounded in time (killed on the box past timeout_s) and its output is cut to short
  * tails; the full text, redacted, stays in a local file whose path is returned.
  */
-import * as fs from "node:fs";
-import * as path from "node:path";
-import { randomBytes } from "node:crypto";
 import * as z from "zod";
 import { quote } from "shell-quote";
 import { defineTool } from "../server/tool.js";
 import { refuse, warning, type Warning } from "../common/result.js";
-import { redactText } from "../guard/redact.js";
+import { saveExecOutput } from "../ledger/execlog.js";
 import { hostText, pathText } from "./fields.js";
 
 const STDOUT_TAIL = 1200;
@@ -59,17 +56,7 @@ export const remoteExec = defineTool({
     const err = tailOf(r.stderr, STDERR_TAIL);
     const truncated = r.truncated || out.cut || err.cut;
     const warnings: Warning[] = [];
-    let fullOutput: string | undefined;
-    if (truncated) {
-      try {
-        const dir = path.join(ctx.ledger.dir, "exec");
-        fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-        fullOutput = path.join(dir, `${new Date().toISOString().replace(/[:.]/g, "-")}-${randomBytes(3).toString("hex")}.log`);
-        fs.writeFileSync(fullOutput, redactText(`$ ${command}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}\n`), { mode: 0o600 });
-      } catch {
-        fullOutput = undefined;
-      }
-    }
+    const fullOutput = truncated ? saveExecOutput(ctx.ledger, command, r.stdout, r.stderr) : undefined;
     if (r.timedOut) {
       warnings.push(warning("TIMEOUT", "warn", `The command ran past ${timeoutS}s and was killed on the box with its process group. For long work use launch_queue.`));
     }
