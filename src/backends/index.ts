@@ -12,7 +12,8 @@ import { tmuxBackend } from "./tmux.js";
 import { nohupBackend } from "./nohup.js";
 import { k8sBackend } from "./k8s.js";
 import { slurmBackend } from "./slurm.js";
-import { statusOfHost, classifyCell } from "./common.js";
+import { statusOfHost } from "./status.js";
+import { classifyCell } from "./classify.js";
 import type { Backend, BackendContext, CellStatus, DiskStatus, GpuStatus, RunState, StatusOptions, VanishCause } from "./types.js";
 
 export const DEFAULT_STALL_S = 900;

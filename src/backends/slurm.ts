@@ -19,7 +19,8 @@ import type {
   Backend, BackendContext, CellState, CellStatus, LaunchOutcome, LaunchRequest, RunRecord, StatusOptions, StatusOutcome, StopOutcome, VanishCause,
 } from "./types.js";
 import { walltimeSeconds, type SchedulerLaunchRequest, type SchedulerOptions } from "./k8s.js";
-import { hashedScript, parseProgress } from "./common.js";
+import { hashedScript } from "./scripts.js";
+import { parseProgress } from "./classify.js";
 
 export type { SchedulerOptions, SchedulerLaunchRequest };
 

@@ -1,9 +1,9 @@
 /** Pure parts of launch / status: placement, cell classification, progress parsing, run summary, ids. */
 import { describe, expect, it } from "vitest";
-import {
-  assignCells, bundle, classifyCell, hashedScript, lanesFor, parsePrep, parseProgress, parseStatus, scriptPathsIn, specSha, tmuxSessionName,
-  type BoxStatus, type Lane,
-} from "../../src/backends/common.js";
+import { bundle, hashedScript } from "../../src/backends/scripts.js";
+import { assignCells, lanesFor, type Lane } from "../../src/backends/placement.js";
+import { parsePrep, scriptPathsIn, specSha, tmuxSessionName } from "../../src/backends/launch.js";
+import { classifyCell, parseProgress, parseStatus, type BoxStatus } from "../../src/backends/classify.js";
 import { nextAction, summarize } from "../../src/backends/index.js";
 import { artifactRoot, runIdFor, type RunRecord } from "../../src/ledger/runs.js";
 import type { StatusOptions } from "../../src/backends/types.js";

@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { classifyCell, parseStatus } from "../../src/backends/common.js";
+import { classifyCell, parseStatus } from "../../src/backends/classify.js";
 import { inlineIncludes } from "../../src/remote/pool.js";
 
 const scripts = path.resolve(__dirname, "..", "..", "scripts");

@@ -1,0 +1,54 @@
+/** Status over SSH: one run_status.sh round trip per host (hosts in parallel), classified per cell. */
+import { RefusalError, warning, type Warning } from "../common/result.js";
+import type { RunCell, RunRecord } from "../ledger/runs.js";
+import type { Remote } from "../remote/types.js";
+import type { BackendContext, CellStatus, DiskStatus, GpuStatus, StatusOptions, StatusOutcome } from "./types.js";
+import { isConnectionError, runInstalled, settle } from "./scripts.js";
+import { classifyCell, parseStatus, type BoxStatus } from "./classify.js";
+
+const STATUS_TIMEOUT_MS = 25_000;
+
+/** One status round trip for one host, re-asked once when the connection drops. */
+export async function statusOfHost(remote: Remote, host: string, stateDir: string, cells: string[], opts: StatusOptions, scriptsDir?: string): Promise<BoxStatus> {
+  const args = [stateDir, "40", String(opts.log_offset ?? -1), ...cells];
+  let lastErr: unknown;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const res = await runInstalled(remote, host, scriptsDir, "run_status.sh", args, STATUS_TIMEOUT_MS);
+      if (res.exitCode === 0 && /^NOW\t/m.test(res.stdout)) return parseStatus(host, res.stdout);
+      lastErr = new RefusalError("UNREACHABLE", `status script on ${host} exited ${res.exitCode}${res.timedOut ? " (timed out)" : ""}`, "Retry.");
+    } catch (e) {
+      if (!isConnectionError(e)) throw e;
+      lastErr = e;
+    }
+    if (attempt === 0) await new Promise((r) => setTimeout(r, 1500));
+  }
+  throw lastErr;
+}
+
+export async function sshStatus(ctx: BackendContext, run: RunRecord, opts: StatusOptions): Promise<StatusOutcome> {
+  const warnings: Warning[] = [];
+  const byHost = new Map<string, RunCell[]>();
+  for (const c of run.cells) byHost.set(c.host, [...(byHost.get(c.host) ?? []), c]);
+  const res = await settle([...byHost.keys()], (h) =>
+    statusOfHost(ctx.remote, h, run.host_dirs?.[h]?.state_dir ?? run.state_dir, byHost.get(h)!.map((c) => c.name), opts, run.host_dirs?.[h]?.scripts_dir));
+  const cells: CellStatus[] = [];
+  const gpus: GpuStatus[] = [];
+  const disks: DiskStatus[] = [];
+  const unreachable: string[] = [];
+  for (const [h, r] of res) {
+    if (r instanceof Error) {
+      if (!isConnectionError(r)) throw r;
+      unreachable.push(h);
+      warnings.push(warning("HOST_UNREACHABLE", "warn", `${h} did not answer twice (${r.message.slice(0, 160)}); its cells are unknown, not dead`));
+      for (const c of byHost.get(h)!) cells.push({ name: c.name, host: h, state: "unknown", log_age_s: -1, reason: "host did not answer; re-check later" });
+      continue;
+    }
+    for (const c of byHost.get(h)!) cells.push(classifyCell(r, r.cells.get(c.name), c, opts));
+    gpus.push(...r.gpus);
+    disks.push(...r.disks);
+  }
+  const order = new Map(run.cells.map((c, i) => [c.name, i]));
+  cells.sort((a, b) => (order.get(a.name) ?? 0) - (order.get(b.name) ?? 0));
+  return { cells, gpus, disks, unreachable, warnings };
+}
