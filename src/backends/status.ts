@@ -9,7 +9,8 @@ import { classifyCell, parseStatus, type BoxStatus } from "./classify.js";
 const STATUS_TIMEOUT_MS = 25_000;
 
 /** One status round trip for one host, re-asked once when the connection drops. */
-export async function statusOfHost(remote: Remote, host: string, stateDir: string, cells: string[], opts: StatusOptions, scriptsDir?: string): Promise<BoxStatus> {
+export async function statusOfHost(remote: Remote, host: string, stateDir: string, cells: string[], opts: StatusOptions,
+  scriptsDir?: string): Promise<BoxStatus> {
   const args = [stateDir, "40", String(opts.log_offset ?? -1), ...cells];
   let lastErr: unknown;
   for (let attempt = 0; attempt < 2; attempt++) {
