@@ -12,6 +12,7 @@ import { listHosts } from "../ledger/hosts.js";
 import { Ledger } from "../ledger/store.js";
 import { knownHostsName, loadKnownKeys } from "../remote/knownHosts.js";
 import { resolveHost } from "../remote/resolve.js";
+import { settingsListing } from "./settings.js";
 
 export interface Check { name: string; status: "ok" | "warn" | "fail"; detail: string; fix?: string }
 
@@ -92,6 +93,7 @@ export async function run(_argv: string[]): Promise<number> {
     process.stdout.write(`${mark}  ${c.name.padEnd(w)}  ${c.detail}\n`);
     if (c.fix && c.status !== "ok") process.stdout.write(`      ${" ".repeat(w)}  fix: ${c.fix}\n`);
   }
+  process.stdout.write(settingsListing(process.env));
   const fails = checks.filter((c) => c.status === "fail").length;
   process.stdout.write(fails ? `\n${fails} problem(s) to fix.\n` : "\nlocal side looks fine.\n");
   return fails ? 1 : 0;

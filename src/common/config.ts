@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import * as z from "zod";
 
 const seconds = (dflt: number) => z.coerce.number().finite().min(0).default(dflt);
+const positiveSeconds = (dflt: number) => z.coerce.number().finite().positive().default(dflt);
 const text = () => z.string().min(1).optional();
 
 /** group: "server" (what users set), "providers" (cloud adapters), "lab" (tests and the demo only) */
@@ -21,8 +22,8 @@ export const SETTINGS = {
   RGT_TOOLS: def(z.string().default("all"), "which tools are served: all, read-only (only tools that change nothing on a box and spend nothing), or a comma list of tool names"),
   RGT_DEBUG: def(z.string().optional(), "when set, diagnostics also go to stderr (normally only through MCP logging)"),
   RGT_IDLE_METER_S: def(seconds(1800), "seconds a host may sit with no live run before results carry an IDLE_METER warning with the cost so far"),
-  RGT_ELICIT_TIMEOUT_S: def(seconds(120), "seconds request_teardown waits for the human to answer an approval prompt"),
-  RGT_APPROVAL_TTL_S: def(seconds(900), "seconds an approval id stays valid"),
+  RGT_ELICIT_TIMEOUT_S: def(positiveSeconds(120), "seconds request_teardown waits for the human to answer an approval prompt"),
+  RGT_APPROVAL_TTL_S: def(positiveSeconds(900), "seconds an approval id stays valid"),
   RGT_PYTHON: def(text(), "local python used to load-check pulled checkpoints (default /usr/bin/python3, then python3)"),
   RGT_SLURM_FORWARD_SIGNAL: def(text(), "signal the Slurm backend forwards to a cell before its walltime ends (e.g. USR1)"),
   RGT_K8S_IMAGE: def(text(), "container image for Kubernetes cells when launch_queue's scheduler.image is absent"),

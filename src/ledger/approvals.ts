@@ -9,9 +9,9 @@ import * as path from "node:path";
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import type { Ledger } from "./store.js";
 import type { ApprovalBinding, ApprovalState, ApprovalView } from "../guard/teardown.js";
+import { setting } from "../common/config.js";
 
 const DOC = "approvals";
-const DEFAULT_TTL_S = 15 * 60;
 
 export interface ApprovalSummary {
   platform: string;
@@ -36,8 +36,7 @@ export interface ApprovalRecord extends ApprovalView {
 interface ApprovalDoc { records: ApprovalRecord[] }
 
 export function approvalTtlMs(env: NodeJS.ProcessEnv = process.env): number {
-  const v = Number(env.RGT_APPROVAL_TTL_S);
-  return (Number.isFinite(v) && v > 0 ? v : DEFAULT_TTL_S) * 1000;
+  return setting("RGT_APPROVAL_TTL_S", env) * 1000;
 }
 
 function secretKey(ledger: Ledger): Buffer {

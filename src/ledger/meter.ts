@@ -6,6 +6,7 @@
  */
 import { warning, type Warning } from "../common/result.js";
 import type { Ledger } from "./store.js";
+import { setting } from "../common/config.js";
 
 const DOC = "meter";
 
@@ -20,8 +21,7 @@ export interface HostMeter {
 interface MeterDoc { hosts: Record<string, HostMeter> }
 
 export function idleThresholdMs(env: NodeJS.ProcessEnv = process.env): number {
-  const v = Number(env.RGT_IDLE_METER_S);
-  return (Number.isFinite(v) && v >= 0 && env.RGT_IDLE_METER_S !== "" && env.RGT_IDLE_METER_S !== undefined ? v : 1800) * 1000;
+  return setting("RGT_IDLE_METER_S", env) * 1000;
 }
 
 export function readMeters(ledger: Ledger): Record<string, HostMeter> {

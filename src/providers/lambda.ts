@@ -7,11 +7,12 @@
 import { warning } from "../common/result.js";
 import { safeId } from "./cli.js";
 import type { MeterStopOutcome, MeterStopTarget, ProviderAdapter, ProviderDeps } from "./types.js";
+import { setting } from "../common/config.js";
 
 export const LAMBDA_DEFAULT_BASE = "https://cloud.lambdalabs.com/api/v1";
 
 function base(env: NodeJS.ProcessEnv): string {
-  return (env.RGT_LAMBDA_API_BASE || LAMBDA_DEFAULT_BASE).replace(/\/+$/, "");
+  return setting("RGT_LAMBDA_API_BASE", env).replace(/\/+$/, "");
 }
 function keyEnv(t: MeterStopTarget): string {
   return t.meter_stop.api_key_env || "LAMBDA_API_KEY";

@@ -24,6 +24,7 @@ import { getProfile } from "../knowledge/profiles.js";
 import { hostInfo, ownSlurmJobIds, runsOnHost, type HostInfo } from "../ledger/hostinfo.js";
 import { adapterFor, describeAction, manualSteps, type MeterStopSpec, type MeterStopTarget } from "../providers/index.js";
 import { hostText } from "./fields.js";
+import { setting } from "../common/config.js";
 
 const PROVIDER_TIMEOUT_MS = 60_000;
 
@@ -32,8 +33,7 @@ function fail(r: Refusal): never {
 }
 
 function elicitTimeoutMs(): number {
-  const v = Number(process.env.RGT_ELICIT_TIMEOUT_S);
-  return (Number.isFinite(v) && v > 0 ? v : 120) * 1000;
+  return setting("RGT_ELICIT_TIMEOUT_S") * 1000;
 }
 
 /** Re-hash every receipt's files on the box (one round trip per receipt root). */
