@@ -13,7 +13,9 @@
  */
 import { RefusalError, type Refusal } from "../common/result.js";
 import { shq } from "../common/text.js";
-import { assertNotDestructive } from "./destroy.js";
+import { assertNotDestructive, findDestroys, type DestroyKind } from "./destroy.js";
+
+const MACHINE_KINDS = new Set<DestroyKind>(["instance", "power", "k8s", "scancel"]);
 import { assertNoInlineSecrets } from "./secrets.js";
 
 export interface GuardInputContext {
@@ -49,8 +51,12 @@ function launchQueue(args: Args, ctx: Required<GuardInputContext>): void {
     }
   });
   assertNoInlineSecrets(fields);
-  // a queued command is a command on the box: the same destroy policy as remote_exec
-  cells.forEach((c) => { if (typeof c.command === "string") assertNotDestructive(c.command, ctx); });
+  // a queued cell may write (and overwrite) its own outputs, so only machine-level destroys are refused
+  // here: instance destroy/release, power-off, cluster deletes, scancel of others' jobs
+  for (const c of cells) {
+    if (typeof c.command !== "string") continue;
+    if (findDestroys(c.command, ctx).some((f) => MACHINE_KINDS.has(f.kind))) assertNotDestructive(c.command, ctx);
+  }
 }
 
 const CHECKS: Record<string, (args: Args, ctx: Required<GuardInputContext>) => void> = {
