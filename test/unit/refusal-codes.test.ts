@@ -86,3 +86,13 @@ describe("settings", () => {
     expect(r).toMatchObject({ set: true, valid: false, value: 1800 });
   });
 });
+
+describe("README settings table", () => {
+  it("is the table the config schema generates", async () => {
+    const { settingsTable } = await import("../../src/common/config.js");
+    const readme = fs.readFileSync(path.join(root, "README.md"), "utf8");
+    const m = /<!-- settings:begin -->\n([\s\S]*?)\n<!-- settings:end -->/.exec(readme);
+    expect(m, "README has the settings markers").toBeTruthy();
+    expect(m![1].trim()).toBe(settingsTable());
+  });
+});
