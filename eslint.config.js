@@ -25,6 +25,7 @@ export default tseslint.config(
   {
     files: ["src/**/*.ts", "test/**/*.ts"],
     languageOptions: { parser: tseslint.parser, ecmaVersion: 2022, sourceType: "module" },
+    linterOptions: { reportUnusedDisableDirectives: "off" },
     plugins: { "@typescript-eslint": tseslint.plugin },
     rules: {
       "max-len": ["error", { code: 160, ignoreStrings: true, ignoreTemplateLiterals: true, ignoreUrls: true, ignoreRegExpLiterals: true, ignoreComments: false }],

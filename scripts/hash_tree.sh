@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# hash_tree.sh ROOT — the box hashes its own files (sha256) and prints one JSON object per line:
-#   {"root":"/abs/root","exists":true,"rsync":true}     rsync: whether the box has rsync (for the caller's transport)
-#   {"path":"rel/file","bytes":123,"sha256":"..."}      one per regular file
-#   {"path":"rel/file","missing":true}                  a requested path that is not a regular file
-#   {"done":true,"files":N}                             last line; absent = output was cut short
-# Env: RGT_HASH_PATHS  newline-separated paths relative to ROOT (default: every file under ROOT)
+# hash_tree.sh ROOT — the box lists and hashes its own files. Output is a stream of records, every field
+# NUL-terminated, so that no file name (any byte but "/" and NUL) can break it:
+#   RGT-HASH-1                                       the start mark (a chatty login shell may print before it)
+#   R exists(0|1) rsync(0|1) rsync_version root     first record: the root as resolved here
+#   F bytes sha256 path                              a regular file
+#   L path target                                    a symbolic link (never followed)
+#   O type path                                      something else (fifo, socket, device): not carried
+#   E path                                           listed but could not be read/hashed
+#   M path                                           a requested path that is not a regular file
+#   D count                                          last record; absent = the output was cut short
+# Env: RGT_HASH_PATHS  paths relative to ROOT, one a line, "\" and newline escaped as \\ and \n
+#                      (default: every file under ROOT)
 #      RGT_HASH_JOBS   parallel sha256sum workers (default: CPU count, at most 8)
-# Needs bash 4 + coreutils (+ find/xargs). Symlinks are not followed; .rgt-partial/ is skipped.
+# Needs bash 4 + coreutils + findutils. .rgt-partial/ dirs are skipped.
 set -u
 export LC_ALL=C
 
@@ -16,33 +22,21 @@ case "$root" in
   "~/"*) root=$HOME/${root#"~/"} ;;
 esac
 
-JS=
-jesc() {
-  local s=$1
-  s=${s//\\/\\\\}
-  s=${s//\"/\\\"}
-  s=${s//$'\n'/\\n}
-  s=${s//$'\t'/\\t}
-  s=${s//$'\r'/\\r}
-  JS=$s
-}
-
-has_rsync=false rv=''
+has_rsync=0 rv=''
 if command -v rsync >/dev/null 2>&1; then
-  has_rsync=true
+  has_rsync=1
   rv=$(rsync --version 2>/dev/null | head -n 1); rv=${rv#*version }; rv=${rv%% *}
   case $rv in *[!0-9.]*|'') rv='' ;; esac
 fi
 
+printf 'RGT-HASH-1\0'
 if [ -z "$root" ] || [ ! -d "$root" ]; then
-  jesc "$root"
-  printf '{"root":"%s","exists":false,"rsync":%s,"rsync_version":"%s"}\n' "$JS" "$has_rsync" "$rv"
-  printf '{"done":true,"files":0}\n'
+  printf 'R\0000\000%s\000%s\000%s\000' "$has_rsync" "$rv" "$root"
+  printf 'D\0000\000'
   exit 0
 fi
 cd -- "$root" || exit 3
-jesc "$(pwd -P)"
-printf '{"root":"%s","exists":true,"rsync":%s,"rsync_version":"%s"}\n' "$JS" "$has_rsync" "$rv"
+printf 'R\0001\000%s\000%s\000%s\000' "$has_rsync" "$rv" "$(pwd -P)"
 
 jobs=${RGT_HASH_JOBS:-}
 if [ -z "$jobs" ]; then
@@ -57,44 +51,51 @@ trap 'rm -f -- "$list"' EXIT
 if [ -n "${RGT_HASH_PATHS:-}" ]; then
   while IFS= read -r p; do
     [ -z "$p" ] && continue
+    printf -v p '%b' "$p"
     p=${p#./}
     if [ -f "$p" ] && [ ! -L "$p" ]; then
       printf '%s\0' "$p" >>"$list"
     else
-      jesc "$p"
-      printf '{"path":"%s","missing":true}\n' "$JS"
+      printf 'M\000%s\000' "$p"
     fi
   done <<<"$RGT_HASH_PATHS"
-  while IFS=$'\t' read -r -d '' s n; do
-    size[$n]=$s
-  done < <(xargs -0 -r stat --printf '%s\t%n\0' -- <"$list" 2>/dev/null)
+  while IFS= read -r -d '' rec; do
+    size[${rec#* }]=${rec%% *}
+  done < <(xargs -0 -r stat --printf '%s %n\0' -- <"$list" 2>/dev/null)
 else
-  while IFS=$'\t' read -r -d '' s n; do
-    size[$n]=$s
+  while IFS= read -r -d '' rec; do
+    n=${rec#* }
+    size[$n]=${rec%% *}
     printf '%s\0' "$n" >>"$list"
-  done < <(find . -path ./.rgt-partial -prune -o -type f -printf '%s\t%P\0' 2>/dev/null)
+  done < <(find . -name .rgt-partial -prune -o -type f -printf '%s %P\0' 2>/dev/null)
+  find . -name .rgt-partial -prune -o -type l -printf 'L\0%P\0%l\0' 2>/dev/null
+  find . -name .rgt-partial -prune -o ! -type f ! -type l ! -type d -printf 'O\0%y\0%P\0' 2>/dev/null
 fi
 
+declare -A hashed=()
 count=0
+emit() { # hash name
+  [ -n "${size[$2]+x}" ] || return 0
+  printf 'F\000%s\000%s\000%s\000' "${size[$2]}" "$1" "$2"
+  hashed[$2]=1
+  count=$((count + 1))
+}
 if sha256sum -z /dev/null >/dev/null 2>&1; then
   while IFS= read -r -d '' rec; do
-    h=${rec%%  *}
-    n=${rec#*  }
-    jesc "$n"
-    printf '{"path":"%s","bytes":%s,"sha256":"%s"}\n' "$JS" "${size[$n]:-0}" "$h"
-    count=$((count + 1))
+    emit "${rec%%  *}" "${rec#*  }"
   done < <(xargs -0 -r -P "$jobs" -n 32 sha256sum -z -- <"$list" 2>/dev/null)
 else
   # old coreutils: names holding a backslash or newline come back escaped behind a leading "\"
   while IFS= read -r rec; do
     esc=0
     case "$rec" in "\\"*) esc=1; rec=${rec#\\} ;; esac
-    h=${rec%%  *}
     n=${rec#*  }
     if [ "$esc" = 1 ]; then n=${n//\\n/$'\n'}; n=${n//\\\\/\\}; fi
-    jesc "$n"
-    printf '{"path":"%s","bytes":%s,"sha256":"%s"}\n' "$JS" "${size[$n]:-0}" "$h"
-    count=$((count + 1))
+    emit "${rec%%  *}" "$n"
   done < <(xargs -0 -r -P "$jobs" -n 32 sha256sum -- <"$list" 2>/dev/null)
 fi
-printf '{"done":true,"files":%d}\n' "$count"
+# every listed file is accounted for: one that could not be hashed is said so, never left out
+for n in "${!size[@]}"; do
+  [ -n "${hashed[$n]+x}" ] || printf 'E\000%s\000' "$n"
+done
+printf 'D\000%d\000' "$count"

@@ -124,7 +124,17 @@ for e in "${envs[@]}"; do
 done
 mk+='],"commands":[' first=1
 for c in "${cmds[@]}"; do have "$c" || continue; [ $first -eq 1 ] || mk+=','; first=0; J "$c"; mk+=$R; done
-mk+="],\"env_values\":$ev}}"
+# evidence (detection needs it, not just a marker a package can bring): does a Slurm controller answer?
+# true = scontrol ping / sinfo got a controller's answer within 5 s, false = the client is here but no
+# controller answered, null = no Slurm client on this box
+slurm_ev=null
+if have scontrol || have sinfo; then
+  slurm_ev=false
+  if have scontrol && timeout 5 scontrol ping 2>/dev/null | grep -q 'is UP'; then slurm_ev=true
+  elif have sinfo && timeout 5 sinfo -h -o %P >/dev/null 2>&1; then slurm_ev=true
+  fi
+fi
+mk+="],\"env_values\":$ev},\"evidence\":{\"slurm_controller\":$slurm_ev}}"
 
 # python: find the interpreter and read torch's version.py without importing anything. This mirrors the
 # interpreter's own sys.path order (venv, user site, prefix site-packages, Debian dist-packages) and only

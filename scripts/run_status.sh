@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # rgt: one patrol tick for one run on one box, as tab-separated lines: the box clock and boot time,
 # every cell's recorded state with liveness, log size/age and a short tail, the lanes, GPU memory,
-# disk and inode use of the run's mounts, and OOM-kill evidence. Read-only.
+# disk and inode use of the run's mounts, and the evidence a failure class is decided on: the last 16 KB
+# of a failed or vanished cell's log, the knobs its command/env show (batch size, precision), the cgroup
+# OOM counter and the kernel's OOM/Xid lines. Read-only.
 # Written to fork as little as possible (a box may be asked about many runs, many boxes at once):
 # small files are read with bash builtins; one find, one tail, one df and one nvidia-smi per tick.
 #   usage: bash run_status.sh <state_dir> <tail_lines> <log_offset|-1> [cell...]
@@ -60,7 +62,9 @@ fi
 
 declare -A roots=()
 logs=()
+flogs=()
 dead=0
+failing=0
 for c in "${cells[@]}"; do
   d="$SD/cells/$c"
   if [ ! -d "$d" ]; then tab CELL "$c" missing; continue; fi
@@ -86,19 +90,39 @@ for c in "${cells[@]}"; do
   lb=${SZ[$d/log]:--1}
   tab CELL "$c" "${st:-pending}" "$ex" "$a" "$lb" "${MT[$d/log]:-0}" "${MT[$d/beat]:-0}" "${MT[$d/heartbeat]:-0}" \
     "$sa" "$ea" "$sg" "$re" "$ca" "$ob" "$pid" "$OOMV" "$of" "$rl"
-  [ "$lb" -gt 0 ] 2>/dev/null && logs+=("$d/log")
+  # a failed or vanished cell: more of its log (the whole failure message), and the knobs the OOM
+  # ladder reads (the command's start, env entries about batch, accumulation, precision, checkpointing)
+  f=0
+  if [ "${st:-pending}" = failed ] || { [ "${st:-pending}" = running ] && [ "$a" = 0 ] && [ -z "$ex" ]; }; then f=1; failing=1; fi
+  if [ "$lb" -gt 0 ] 2>/dev/null; then
+    if [ "$f" = 1 ]; then flogs+=("$d/log"); else logs+=("$d/log"); fi
+  fi
+  if [ "$f" = 1 ] && [ -r "$d/cmd" ]; then
+    kn=""
+    { IFS= read -r -n 300 kn <"$d/cmd"; } 2>/dev/null
+    if [ -r "$d/env0" ]; then
+      while IFS= read -r -d '' kv; do
+        case ${kv%%=*} in *[Bb][Aa][Tt][Cc][Hh]* | *[Aa][Cc][Cc][Uu][Mm]* | *16* | *[Pp][Rr][Ee][Cc]* | *[Cc][Kk][Pp][Tt]* | *[Cc][Hh][Ee][Cc][Kk][Pp]*) kn="$kn ${kv:0:80}" ;; esac
+      done <"$d/env0"
+    fi
+    kn=${kn//$'\t'/ }
+    tab KNOB "$c" "${kn//$'\n'/ }"
+  fi
+  # new text after the caller's offset: up to 32 KB (the newest part); the server keeps it in a local
+  # file and returns only a short end of it
   if [ "$OFFSET" -ge 0 ] 2>/dev/null && [ "$lb" -gt "$OFFSET" ] 2>/dev/null; then
     from=$OFFSET
-    [ $((lb - from)) -gt 1500 ] && from=$((lb - 1500))
-    tab NEW "$c" "$from" "$(tail -c +$((from + 1)) "$d/log" | head -c 1500 | base64 -w0 2>/dev/null)"
+    [ $((lb - from)) -gt 32768 ] && from=$((lb - 32768))
+    tab NEW "$c" "$from" "$(tail -c +$((from + 1)) "$d/log" | head -c 32768 | base64 -w0 2>/dev/null)"
   fi
   envv "$d/env0" RGT_OUTPUT_DIR
   [ -n "$ENVV" ] && roots[${ENVV%/*}]=1
 done
 
-# the last few KB of every log in one tail; a progress bar's CR-separated updates keep their last one
-if [ "${#logs[@]}" -gt 0 ]; then
-  cur=""
+# the last few KB of every log in one tail (16 KB of a failing one); a progress bar's CR-separated
+# updates keep their last one
+tails() {
+  local cur="" line
   while IFS= read -r line || [ -n "$line" ]; do
     if [[ $line == "==> "*" <==" ]]; then
       cur=${line#==> }
@@ -112,9 +136,11 @@ if [ "${#logs[@]}" -gt 0 ]; then
     line=${line##*$'\r'}
     [ -n "$line" ] || continue
     line=${line//$'\t'/ }
-    tab TAIL "$cur" "${line:0:300}"
-  done < <(tail -v -c 3072 -- "${logs[@]}" 2>/dev/null)
-fi
+    tab TAIL "$cur" "${line:0:$1}"
+  done
+}
+[ "${#logs[@]}" -gt 0 ] && tails 300 < <(tail -v -c 3072 -- "${logs[@]}" 2>/dev/null)
+[ "${#flogs[@]}" -gt 0 ] && tails 500 < <(tail -v -c 16384 -- "${flogs[@]}" 2>/dev/null)
 
 lanes_of "$SD"
 for l in "${RUN_LANES[@]}"; do
@@ -153,8 +179,9 @@ if ! { read -r _ && while read -r size pct ipct m; do disk "$size" "$pct" "$ipct
   while read -r _ size _ _ pct m; do disk "$size" "$pct" "${inode[$m]:-}" "$m"; done < <(df -P -B1 "${paths[@]}" 2>/dev/null | tail -n +2)
 fi
 
-# the kernel's OOM-killer messages, read only when a cell that should be running is gone
-if [ "$dead" = 1 ]; then
-  while IFS= read -r line; do tab DMESG "${line:0:300}"; done < <(dmesg 2>/dev/null | grep -i -E 'oom-kill|oom_reaper|killed process' | tail -n 3)
+# the kernel's OOM-killer and GPU-fault (NVIDIA Xid, ECC, fallen off the bus) messages, read only when a
+# cell failed or is gone; bounded (dmesg can be slow or restricted)
+if [ "$dead" = 1 ] || [ "$failing" = 1 ]; then
+  while IFS= read -r line; do tab DMESG "${line:0:300}"; done < <(timeout 5 dmesg 2>/dev/null | grep -i -E 'oom-kill|oom_reaper|killed process|out of memory|xid|fallen off the bus|uncorrectable ecc|double bit ecc' | tail -n 6)
 fi
 exit 0

@@ -3,7 +3,8 @@
  * Pure: unit-tested against hand-made rows.
  */
 import type { RunCell } from "../ledger/runs.js";
-import type { CellStatus, DiskStatus, GpuStatus, StatusOptions, VanishCause } from "./types.js";
+import type { CellCause, CellStatus, DiskStatus, GpuStatus, StatusOptions } from "./types.js";
+import { classifyFailure, cleanLine, refFor, type FailureClass } from "../knowledge/failures.js";
 import { num, tsv } from "./scripts.js";
 
 export interface BoxCellRow {
@@ -13,6 +14,8 @@ export interface BoxCellRow {
   /** the cell's runner (run_one.sh) is alive; undefined when the box recorded no runner pid (older runs) */
   runner_alive?: boolean;
   tail: string[]; new_text?: string; new_from?: number; missing?: boolean;
+  /** a failed cell's command start and batch/precision env entries (for the OOM ladder) */
+  knobs?: string;
 }
 export interface BoxStatus {
   host: string; now: number; uptime_s: number; boot: number; nostate: boolean;
@@ -46,6 +49,7 @@ export function parseStatus(host: string, stdout: string): BoxStatus {
       case "GPU": b.gpus.push({ host, index: Number(r[1]), memory_used_mib: num(r[2]), memory_total_mib: num(r[3]), utilization_pct: num(r[4]) }); break;
       case "DISK": b.disks.push({ host, mount: r[1], size_bytes: num(r[2]), used_pct: num(r[3]), inodes_used_pct: num(r[4]) }); break;
       case "DMESG": b.dmesg.push(r.slice(1).join(" ")); break;
+      case "KNOB": { const c = b.cells.get(r[1]); if (c) c.knobs = r.slice(2).join(" "); break; }
     }
   }
   return b;
@@ -58,20 +62,27 @@ const STEP_RES = [
 const EPOCH_RE = /\bepoch['"]?\s*[=:]?\s*(\d+)(?:\s*(?:\/|of)\s*(\d+))?/i;
 const PCT_RE = /(\d{1,3})%\|/;
 
-/** The last step/epoch a training log mentions (tqdm, HF Trainer, Lightning and plain prints). */
+/**
+ * Progress from the newest line that carries any (tqdm, HF Trainer, Lightning and plain prints), read
+ * after escape codes and a progress bar's earlier frames are dropped; only the epoch may come from an
+ * older line (it is printed less often).
+ */
 export function parseProgress(lines: string[]): CellStatus["progress"] | undefined {
   const p: NonNullable<CellStatus["progress"]> = {};
-  for (let i = lines.length - 1; i >= 0; i--) {
-    const l = lines[i];
-    if (l.startsWith("[rgt]")) continue;
-    if (p.step === undefined) {
+  let found = false;
+  for (let i = lines.length - 1, n = 0; i >= 0 && n < 200; i--, n++) {
+    if (lines[i].startsWith("[rgt]")) continue;
+    const l = cleanLine(lines[i]);
+    if (!found) {
       const m = STEP_RES[0].exec(l);
       if (m) { p.step = Number(m[1]); p.total_steps = Number(m[2]); }
       else { const m2 = STEP_RES[1].exec(l); if (m2) p.step = Number(m2[1]); }
+      const pm = PCT_RE.exec(l);
+      if (pm) p.pct = Number(pm[1]);
     }
     if (p.epoch === undefined) { const m = EPOCH_RE.exec(l); if (m) { p.epoch = Number(m[1]); if (m[2]) p.total_epochs = Number(m[2]); } }
-    if (p.pct === undefined) { const m = PCT_RE.exec(l); if (m) p.pct = Number(m[1]); }
-    if (p.step !== undefined && p.epoch !== undefined) break;
+    found ||= p.step !== undefined || p.pct !== undefined || p.epoch !== undefined;
+    if (found && p.epoch !== undefined) break;
   }
   if (p.pct === undefined && p.step !== undefined && p.total_steps) p.pct = Math.min(100, Math.round((100 * p.step) / p.total_steps));
   return Object.keys(p).length ? p : undefined;
@@ -95,7 +106,7 @@ export function classifyCell(b: BoxStatus, row: BoxCellRow | undefined, cell: Ru
   const base: CellStatus = { name: cell.name, host: cell.host, state: "unknown", log_age_s: -1, gpu_indices: cell.gpu_indices };
   if (!row || row.missing || b.nostate) {
     const why = b.nostate ? "the run's state dir is gone from the box" : "no record of this cell on the box";
-    return { ...base, state: "vanished", reason: why, cause: { cause: "unknown", evidence: `${why} (box re-created or disk wiped?)` } };
+    return { ...base, state: "vanished", reason: why, cause: { cause: "unknown", evidence: `${why} (box re-created or disk wiped?)`, ref: refFor("unknown") } };
   }
   const lastChange = Math.max(row.log_mtime, row.beat_mtime, row.started_at ?? 0);
   const out: CellStatus = { ...base, log_age_s: row.log_bytes >= 0 && lastChange ? Math.max(0, b.now - lastChange) : -1 };
@@ -103,7 +114,9 @@ export function classifyCell(b: BoxStatus, row: BoxCellRow | undefined, cell: Ru
   if (row.log_bytes >= 0) out.log_bytes = row.log_bytes;
   const prog = parseProgress(row.tail);
   if (prog) out.progress = prog;
-  if (row.tail.length && opts.tail_lines > 0) out.tail = row.tail.slice(-opts.tail_lines).map((l) => (l.length > 160 ? `${l.slice(0, 160)}…` : l));
+  if (row.tail.length && opts.tail_lines > 0) {
+    out.tail = row.tail.slice(-opts.tail_lines).map(cleanLine).map((l) => (l.length > 160 ? `${l.slice(0, 160)}…` : l));
+  }
   if (row.new_text !== undefined) out.new_text = row.new_text;
   if (row.reason) out.reason = row.reason;
   // a relaunch gives the cell a new lane beside the dead one of the earlier attempt: the live lane speaks
@@ -113,6 +126,13 @@ export function classifyCell(b: BoxStatus, row: BoxCellRow | undefined, cell: Ru
   const oomGrew = row.oom_before !== undefined && row.oom_now !== undefined && row.oom_now > row.oom_before;
   const dmesgHit = row.pid ? b.dmesg.find((d) => new RegExp(`process ${row.pid}\\b`).test(d)) : undefined;
   const oomEvidence = () => [oomGrew ? `oom_kill in ${row.oom_file ?? "the cell's memory cgroup"} went ${row.oom_before} -> ${row.oom_now}` : "", dmesgHit ? `dmesg: ${dmesgHit}` : ""].filter(Boolean).join("; ");
+  const failure = (): CellCause => classifyFailure({
+    lines: row.tail, exit_code: row.exit_code, signal: row.signal, recorded: row.cause,
+    oom: { before: row.oom_before, now: row.oom_now, file: row.oom_file },
+    dmesg: [...(dmesgHit ? [dmesgHit] : []), ...gpuFaultLines(b, row.started_at)],
+    disks: b.disks,
+  });
+  if (row.knobs) out.knobs = row.knobs;
 
   // the runner writes exit_code a moment before state: a finished process with an exit code is not "vanished"
   let st = row.state;
@@ -131,13 +151,15 @@ export function classifyCell(b: BoxStatus, row: BoxCellRow | undefined, cell: Ru
       return out;
     case "stopped":
       out.state = "stopped";
+      out.cause = { cause: "stopped", evidence: `stop_run asked for it; exit ${row.exit_code ?? "?"} after the stop`, ref: refFor("stopped") };
       return out;
     case "failed": {
       out.state = "failed";
-      if (row.cause === "oom" || oomGrew || dmesgHit) out.cause = { cause: "oom", evidence: `${row.reason || `exit ${row.exit_code}`}; ${oomEvidence() || "recorded by the runner"}` };
-      else if (row.cause === "killed" || (row.exit_code ?? 0) > 128) {
-        out.cause = { cause: "killed", evidence: `${row.reason || exitText(row.exit_code)}; no OOM kill counted (cgroup oom_kill ${row.oom_now ?? "n/a"}${b.dmesg.length ? "" : ", dmesg silent or unreadable"})` };
-      }
+      out.cause = row.exit_code === 0 && row.reason
+        // exited 0 but the roster or the durable copy failed: the reason is the evidence
+        ? { cause: /durable/.test(row.reason) && b.disks.some((d) => (d.used_pct ?? 0) >= 99) ? "disk_full" : "missing_file", evidence: row.reason, ref: "" }
+        : failure();
+      out.cause.ref = refFor(out.cause.cause);
       return out;
     }
     case "running": {
@@ -156,7 +178,7 @@ export function classifyCell(b: BoxStatus, row: BoxCellRow | undefined, cell: Ru
         return out;
       }
       out.state = "vanished";
-      out.cause = vanishCause(b, row, lane, oomGrew || !!dmesgHit, oomEvidence());
+      out.cause = vanishCause(b, row, lane, oomGrew || !!dmesgHit, oomEvidence(), failure);
       out.reason = `process ${row.pid ?? "?"} is gone and the runner wrote no exit code`;
       return out;
     }
@@ -165,22 +187,37 @@ export function classifyCell(b: BoxStatus, row: BoxCellRow | undefined, cell: Ru
       if (lane?.alive) { out.state = "pending"; return out; }
       out.state = "vanished";
       out.reason = lane ? `its lane ${lane.id} is gone before the cell started` : "no lane holds this cell";
-      out.cause = vanishCause(b, { ...row, signal: lane?.signal || row.signal }, lane, false, "");
+      out.cause = vanishCause(b, { ...row, signal: lane?.signal || row.signal }, lane, false, "", undefined);
       return out;
     }
   }
 }
 
-function vanishCause(b: BoxStatus, row: BoxCellRow, lane: BoxStatus["lanes"][number] | undefined, oom: boolean, oomEv: string): { cause: VanishCause; evidence: string } {
+/** NVIDIA Xid / ECC / bus lines the kernel logged since the cell started (lines without a time count) */
+function gpuFaultLines(b: BoxStatus, since?: number): string[] {
+  return b.dmesg.filter((d) => {
+    if (!/xid|fallen off the bus|ecc/i.test(d)) return false;
+    const m = /^\[\s*(\d+(?:\.\d+)?)\]/.exec(d);
+    return !m || !since || !b.boot || b.boot + Number(m[1]) >= since - 5;
+  });
+}
+
+function vanishCause(
+  b: BoxStatus, row: BoxCellRow, lane: BoxStatus["lanes"][number] | undefined, oom: boolean, oomEv: string, fromLog: (() => CellCause) | undefined,
+): CellCause {
+  const mk = (cause: FailureClass, evidence: string): CellCause => ({ cause, evidence, ref: refFor(cause) });
   const since = row.started_at ?? 0;
   if (b.boot && since && b.boot > since) {
-    return { cause: "reboot", evidence: `box booted at ${iso(b.boot)} (uptime ${b.uptime_s}s), after the cell started at ${iso(since)}` };
+    return mk("reboot", `box booted at ${iso(b.boot)} (uptime ${b.uptime_s}s), after the cell started at ${iso(since)}`);
   }
-  if (oom) return { cause: "oom", evidence: oomEv };
+  if (oom) return mk("oom", oomEv);
   const sig = sigName(row.signal) || sigName(lane?.signal ?? "");
-  if (sig === "HUP") return { cause: "hangup", evidence: `the runner got SIGHUP at ${iso(Number((row.signal || lane?.signal || "").split(" ")[1]))} (tmux server or its terminal went away) and passed it to the cell` };
-  if (sig === "TERM" || sig === "INT") return { cause: "killed", evidence: `the runner got SIG${sig} at ${iso(Number((row.signal || lane?.signal || "").split(" ")[1]))} from outside rgt` };
-  return { cause: "unknown", evidence: `pid ${row.pid ?? "?"} gone, no exit code, no signal recorded, no OOM kill counted, box up ${b.uptime_s}s (runner killed with SIGKILL?)` };
+  if (sig === "HUP") return mk("hangup", `the runner got SIGHUP at ${iso(Number((row.signal || lane?.signal || "").split(" ")[1]))} (tmux server or its terminal went away) and passed it to the cell`);
+  if (sig === "TERM" || sig === "INT") return mk("killed", `the runner got SIG${sig} at ${iso(Number((row.signal || lane?.signal || "").split(" ")[1]))} from outside rgt`);
+  // the log (or the kernel's Xid lines) may still say why
+  const c = fromLog?.();
+  if (c && c.cause !== "unknown" && c.cause !== "killed") return c;
+  return mk("unknown", `pid ${row.pid ?? "?"} gone, no exit code, no signal recorded, no OOM kill counted, box up ${b.uptime_s}s (runner killed with SIGKILL?)`);
 }
 
 function iso(epoch: number): string {

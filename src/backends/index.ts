@@ -3,7 +3,10 @@
  * run_status gives (state, vanished_cause, next_action). Also what teardown asks before acting:
  * liveRunsOn(host) — which recorded runs still have live cells there.
  */
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { RefusalError, warning, type Warning } from "../common/result.js";
+import { cleanLine, refFor, remedyFor, type FailureClass } from "../knowledge/failures.js";
 import type { Ledger } from "../ledger/store.js";
 import { getRun, listRuns, type BackendName, type RunRecord } from "../ledger/runs.js";
 import type { Remote } from "../remote/types.js";
@@ -14,7 +17,7 @@ import { k8sBackend } from "./k8s.js";
 import { slurmBackend } from "./slurm.js";
 import { statusOfHost } from "./status.js";
 import { classifyCell } from "./classify.js";
-import type { Backend, BackendContext, CellStatus, DiskStatus, GpuStatus, RunState, StatusOptions, VanishCause } from "./types.js";
+import type { Backend, BackendContext, CellCause, CellStatus, DiskStatus, GpuStatus, RunState, StatusOptions, VanishCause } from "./types.js";
 
 export const DEFAULT_STALL_S = 900;
 
@@ -42,13 +45,13 @@ export interface RunStatusResult {
   cells: CellStatus[];
   gpus: GpuStatus[];
   disks: DiskStatus[];
-  vanished_cause?: { cause: VanishCause; evidence: string };
+  vanished_cause?: CellCause;
   next_action: string;
   warnings: Warning[];
 }
 
 /** Run-level state from cell states. Never `vanished`/`failed` because a host did not answer. */
-export function summarize(cells: CellStatus[]): { state: RunState; vanished_cause?: { cause: VanishCause; evidence: string } } {
+export function summarize(cells: CellStatus[]): { state: RunState; vanished_cause?: CellCause } {
   const has = (s: string) => cells.some((c) => c.state === s);
   const firstCause = (s: string) => cells.find((c) => c.state === s && c.cause)?.cause;
   if (has("vanished")) return { state: "vanished", vanished_cause: firstCause("vanished") ?? { cause: "unknown", evidence: "no evidence recorded" } };
@@ -62,6 +65,28 @@ export function summarize(cells: CellStatus[]): { state: RunState; vanished_caus
   return { state: cells.length ? "done" : "unknown" };
 }
 
+/** The failed/vanished cells grouped by failure class, the biggest group first. */
+function byCause(cells: CellStatus[]): { cls: FailureClass; cells: CellStatus[] }[] {
+  const groups = new Map<FailureClass, CellStatus[]>();
+  for (const c of cells) {
+    if ((c.state !== "failed" && c.state !== "vanished") || !c.cause) continue;
+    groups.set(c.cause.cause, [...(groups.get(c.cause.cause) ?? []), c]);
+  }
+  return [...groups.entries()].map(([cls, cs]) => ({ cls, cells: cs })).sort((a, b) => b.cells.length - a.cells.length);
+}
+
+/** one remedy for the biggest failure class, the other classes named with their cells */
+function remedies(cells: CellStatus[], relaunch: string, fallback?: { cause: VanishCause }): string | undefined {
+  const groups = byCause(cells);
+  if (!groups.length) return fallback ? remedyFor(fallback.cause, { cells: ["the run"], relaunch }) : undefined;
+  const [g, ...rest] = groups;
+  const names = g.cells.map((c) => c.name);
+  const who = names.length > 4 ? [`${names.length} cells (${names.slice(0, 3).join(", ")}…)`] : names;
+  const main = remedyFor(g.cls, { cells: who, knobs: g.cells.find((c) => c.knobs)?.knobs, relaunch });
+  const more = rest.map((r) => `${r.cls}: ${r.cells.slice(0, 3).map((c) => c.name).join(", ")}${r.cells.length > 3 ? "…" : ""}`);
+  return more.length ? `${main} Also ${more.join("; ")} (see each cell's cause.ref).` : main;
+}
+
 export function nextAction(run: RunRecord, state: RunState, cells: CellStatus[], cause?: { cause: VanishCause }): string {
   const names = (s: string) => cells.filter((c) => c.state === s).map((c) => c.name);
   const host = run.cells[0]?.host ?? run.hosts[0];
@@ -70,43 +95,97 @@ export function nextAction(run: RunRecord, state: RunState, cells: CellStatus[],
     case "done":
       return `All ${cells.length} cell(s) done. Pull and verify: pull_verify { host: "${host}", run_id: "${run.run_id}", local_dir: … }, then request_teardown.`;
     case "running": {
-      const f = names("failed");
-      return f.length
-        ? `Still running; ${f.join(", ")} failed — read its tail now. Poll run_status again in a few minutes.`
+      const f = remedies(cells, relaunch);
+      return f
+        ? `Still running. ${f}`
         : "Running. Poll run_status again in a few minutes (pass log_offset to get only new log text).";
     }
     case "stalled":
       return `${names("stalled").join(", ")} alive but silent past the threshold: look at it (remote_exec nvidia-smi / py-spy dump), or stop_run those cells and ${relaunch}.`;
     case "vanished":
-      switch (cause?.cause) {
-        case "reboot": return `The box rebooted under the run; ${relaunch}.`;
-        case "oom": return `Killed by the OOM killer: lower batch size / workers / memory use, then ${relaunch}.`;
-        case "hangup": return `The detach was lost (tmux server or terminal gone) and took the cells with it; ${relaunch}.`;
-        case "killed": return `Something outside rgt killed the run; find out what, then ${relaunch}.`;
-        default: return `The run's processes are gone without a recorded cause; check the box (probe_env), then ${relaunch}.`;
-      }
+      return remedies(cells, relaunch, cause ?? { cause: "unknown" })!;
     case "failed": {
       const f = names("failed");
       const s = names("stopped");
       if (!f.length && s.length) return `Stopped by stop_run (${s.join(", ")}); files are kept. To continue, ${relaunch}.`;
-      if (cause?.cause === "oom") return `${f.join(", ")} died from the OOM killer: reduce memory use, then ${relaunch}.`;
-      return `${f.join(", ")} failed: read the tail/reason, fix the cause, then ${relaunch}.`;
+      return remedies(cells, relaunch) ?? `${f.join(", ")} failed: read the tail/reason, fix the cause, then ${relaunch}.`;
     }
     default:
       return "Could not reach every host even after a re-check; the run may well be alive. Retry run_status later; do not relaunch or tear down on this answer.";
   }
 }
 
+/** agent-sized answers: the whole run_status reply stays under this */
+export const STATUS_BUDGET_BYTES = 2000;
+const NEW_TEXT_BUDGET = 700;
+
+/**
+ * New log text after log_offset: the whole of it goes to a local file (returned as new_text_file), the
+ * answer carries only its newest lines, cleaned of escape codes and progress-bar frames.
+ */
+function keepNewText(ledgerDir: string, runId: string, cells: CellStatus[]): void {
+  const withNew = cells.filter((c) => c.new_text !== undefined && c.new_text !== "");
+  const per = withNew.length ? Math.max(120, Math.floor(NEW_TEXT_BUDGET / withNew.length)) : 0;
+  for (const c of cells) {
+    if (c.new_text === undefined) continue;
+    const clean = c.new_text.split("\n").map(cleanLine).join("\n");
+    if (Buffer.byteLength(clean) > per) {
+      const dir = path.join(ledgerDir, "logs", runId.replace(/[^\w.-]/g, "_"));
+      const file = path.join(dir, `${c.name.replace(/[^\w.-]/g, "_")}.new.log`);
+      try {
+        fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+        fs.writeFileSync(file, c.new_text, { mode: 0o600 });
+        c.new_text_file = file;
+      } catch { /* the short end below is still returned */ }
+      let end = clean.slice(-per);
+      const nl = end.indexOf("\n");
+      if (nl >= 0 && nl < end.length - 1) end = end.slice(nl + 1);
+      c.new_text = `…${end}`;
+    } else c.new_text = clean;
+  }
+}
+
 function compact(cells: CellStatus[], tailBudget: number): CellStatus[] {
-  // keep the answer small: tails only where they matter, fewer lines when there are many cells
+  // keep the answer small: tails only where they matter, fewer lines when there are many cells; a cell
+  // whose cause is known needs no tail (the evidence is the deciding line)
   const interesting = cells.filter((c) => c.state !== "done" && c.state !== "pending");
   const per = interesting.length ? Math.max(1, Math.min(5, Math.floor(tailBudget / interesting.length))) : 0;
   return cells.map((c) => {
-    const { gpu_indices: _g, ...rest } = c;
-    if (c.state === "done" || c.state === "pending" || (c.state === "running" && interesting.length > 4)) delete rest.tail;
+    const { gpu_indices: _g, knobs: _k, ...rest } = c;
+    if (rest.cause && !rest.cause.ref) rest.cause = { ...rest.cause, ref: refFor(rest.cause.cause) };
+    const known = rest.cause && rest.cause.cause !== "unknown";
+    if (c.state === "done" || c.state === "pending" || (c.state === "running" && interesting.length > 4) || (known && interesting.length > 2)) delete rest.tail;
     else if (rest.tail) rest.tail = rest.tail.slice(-per);
     return rest;
   });
+}
+
+/** Cut a reply to the budget: shorter evidence, then no tails, then fewer GPUs/disks, then shorter reasons. */
+function fit<T extends { cells: CellStatus[]; gpus: GpuStatus[]; disks: DiskStatus[] }>(r: T): T {
+  const size = () => Buffer.byteLength(JSON.stringify(r));
+  const steps: (() => void)[] = [
+    () => { for (const c of r.cells) if (c.cause && c.cause.evidence.length > 140) c.cause.evidence = `${c.cause.evidence.slice(0, 139)}…`; },
+    () => { for (const c of r.cells) delete c.tail; },
+    () => { for (const c of r.cells) if (c.reason && c.reason.length > 80) c.reason = `${c.reason.slice(0, 79)}…`; },
+    () => {
+      // the same class and evidence on many cells: said in full once
+      const seen = new Map<string, string>();
+      for (const c of r.cells) {
+        if (!c.cause) continue;
+        const k = `${c.cause.cause}|${c.cause.evidence}`;
+        if (seen.has(k)) c.cause = { cause: c.cause.cause, evidence: `as ${seen.get(k)}` };
+        else seen.set(k, c.name);
+      }
+    },
+    () => { for (const c of r.cells) if (c.cause && c.cause.evidence.length > 90) c.cause.evidence = `${c.cause.evidence.slice(0, 89)}…`; },
+    () => { r.gpus = r.gpus.slice(0, 2); r.disks = r.disks.slice(0, 2); },
+    () => { for (const c of r.cells) { delete c.reason; if (c.new_text && c.new_text.length > 100) c.new_text = `…${c.new_text.slice(-99)}`; } },
+  ];
+  for (const step of steps) {
+    if (size() <= STATUS_BUDGET_BYTES) break;
+    step();
+  }
+  return r;
 }
 
 export async function runStatusOf(
@@ -132,7 +211,9 @@ export async function runStatusOf(
   const pressure = (d: DiskStatus) => Math.max(d.used_pct ?? 0, d.inodes_used_pct ?? 0);
   const byPressure = [...s.disks].sort((a, b) => pressure(b) - pressure(a));
   const disks = manyHosts ? byPressure.filter((d) => pressure(d) >= 80).slice(0, 6) : s.disks.length > 6 ? byPressure.slice(0, 6) : s.disks;
-  return {
+  keepNewText(ledger.dir, run.run_id, s.cells);
+  const next_action = nextAction(run, state, s.cells, vanished_cause);
+  return fit({
     ok: true,
     run_id: run.run_id,
     run_name: run.run_name,
@@ -142,10 +223,10 @@ export async function runStatusOf(
     disks,
     ...(s.gpus.length > gpus.length ? { gpus_omitted: s.gpus.length - gpus.length } : {}),
     ...(s.disks.length > disks.length ? { disks_omitted: s.disks.length - disks.length } : {}),
-    ...(vanished_cause ? { vanished_cause } : {}),
-    next_action: nextAction(run, state, s.cells, vanished_cause),
+    ...(vanished_cause ? { vanished_cause: { ...vanished_cause, ref: vanished_cause.ref || refFor(vanished_cause.cause) } } : {}),
+    next_action,
     warnings,
-  };
+  });
 }
 
 /**

@@ -6,16 +6,18 @@ import type { BackendContext, CellStatus, DiskStatus, GpuStatus, StatusOptions, 
 import { isConnectionError, runInstalled, settle } from "./scripts.js";
 import { classifyCell, parseStatus, type BoxStatus } from "./classify.js";
 
-const STATUS_TIMEOUT_MS = 25_000;
+/** one bound for a host's whole status answer, both attempts together (connect, channel, script): well inside the 60 s a client waits */
+const STATUS_TIMEOUT_MS = 20_000;
 
-/** One status round trip for one host, re-asked once when the connection drops. */
+/** One status round trip for one host, re-asked once when the connection drops; both inside one bound. */
 export async function statusOfHost(remote: Remote, host: string, stateDir: string, cells: string[], opts: StatusOptions,
   scriptsDir?: string): Promise<BoxStatus> {
   const args = [stateDir, "40", String(opts.log_offset ?? -1), ...cells];
+  const deadline = Date.now() + STATUS_TIMEOUT_MS;
   let lastErr: unknown;
-  for (let attempt = 0; attempt < 2; attempt++) {
+  for (let attempt = 0; attempt < 2 && (attempt === 0 || deadline - Date.now() > 2000); attempt++) {
     try {
-      const res = await runInstalled(remote, host, scriptsDir, "run_status.sh", args, STATUS_TIMEOUT_MS);
+      const res = await runInstalled(remote, host, scriptsDir, "run_status.sh", args, deadline - Date.now());
       if (res.exitCode === 0 && /^NOW\t/m.test(res.stdout)) return parseStatus(host, res.stdout);
       lastErr = new RefusalError("UNREACHABLE", `status script on ${host} exited ${res.exitCode}${res.timedOut ? " (timed out)" : ""}`, "Retry.");
     } catch (e) {

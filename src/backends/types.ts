@@ -26,12 +26,16 @@ import type { Ledger } from "../ledger/store.js";
 import type { Remote } from "../remote/types.js";
 import type { Profile } from "../knowledge/schema.js";
 import type { RunRecord, BackendName } from "../ledger/runs.js";
+import type { FailureClass } from "../knowledge/failures.js";
 
 export type { RunRecord, BackendName };
 
 export type CellState = "pending" | "running" | "done" | "failed" | "stopped" | "stalled" | "vanished" | "unknown";
 export type RunState = "running" | "done" | "failed" | "stalled" | "vanished" | "unknown";
-export type VanishCause = "reboot" | "oom" | "hangup" | "killed" | "walltime" | "preempted" | "unknown";
+/** why a cell died: the failure classes of src/knowledge/failures.ts */
+export type VanishCause = FailureClass;
+/** a class, the line or counter that decided it, and the reference section that explains it */
+export interface CellCause { cause: VanishCause; evidence: string; ref?: string }
 
 export interface BackendContext {
   remote: Remote;
@@ -103,13 +107,17 @@ export interface CellStatus {
   tail?: string[];
   /** log size in bytes (pass back as log_offset to get only the new text) */
   log_bytes?: number;
-  /** log text after log_offset (bounded) */
+  /** log text after log_offset (its newest part; the whole of it in new_text_file) */
   new_text?: string;
+  /** local file holding all the new text fetched, when new_text is only its end */
+  new_text_file?: string;
   /** one line on why the cell is in this state (exit signal, missing artifact, sync failure…) */
   reason?: string;
-  /** cause + evidence when the cell died without finishing */
-  cause?: { cause: VanishCause; evidence: string };
+  /** cause + evidence (+ the reference section) when the cell died without finishing */
+  cause?: CellCause;
   gpu_indices?: number[];
+  /** internal, never returned: the command/env knobs the OOM ladder reads */
+  knobs?: string;
 }
 
 export interface GpuStatus { host: string; index: number; memory_used_mib?: number; memory_total_mib?: number; utilization_pct?: number }

@@ -1,7 +1,8 @@
 /**
  * rgt doctor — checks the local side (the part of the setup that lives on your machine) and says what to fix:
  * ssh and rsync present, an agent holding keys, known_hosts entries for every host this server has seen,
- * the state directory private, profiles loading, a local torch for checkpoint load checks.
+ * the state directory private, profiles loading, a local torch for checkpoint load checks. With a host
+ * argument it walks the connection ladder to that host instead (src/cli/ladder.ts).
  */
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -11,7 +12,8 @@ import { loadProfiles } from "../knowledge/profiles.js";
 import { listHosts } from "../ledger/hosts.js";
 import { Ledger } from "../ledger/store.js";
 import { knownHostsName, loadKnownKeys } from "../remote/knownHosts.js";
-import { resolveHost } from "../remote/resolve.js";
+import { knownHostsFiles } from "../remote/connect.js";
+import { resolveHost, sshBinary } from "../remote/resolve.js";
 import { settingsListing } from "./settings.js";
 
 export interface Check { name: string; status: "ok" | "warn" | "fail"; detail: string; fix?: string }
@@ -31,7 +33,7 @@ export async function runChecks(env: NodeJS.ProcessEnv = process.env): Promise<C
   const major = Number(process.versions.node.split(".")[0]);
   checks.push(major >= 20 ? { name: "node", status: "ok", detail: `v${process.versions.node}` } : { name: "node", status: "fail", detail: `v${process.versions.node}`, fix: "Install Node.js 20 or newer." });
 
-  const ssh = tryRun("ssh", ["-V"]);
+  const ssh = tryRun(sshBinary(), ["-V"]);
   checks.push(ssh.ok ? { name: "ssh", status: "ok", detail: ssh.out.split("\n")[0] } : { name: "ssh", status: "fail", detail: "OpenSSH client not found", fix: "Install openssh-client: host resolution uses `ssh -G`." });
   const rsync = tryRun("rsync", ["--version"]);
   checks.push(rsync.ok ? { name: "rsync", status: "ok", detail: rsync.out.split("\n")[0] } : { name: "rsync", status: "warn", detail: "rsync not found locally", fix: "Install rsync: without it push_code and pull_verify use SFTP (slower)." });
@@ -60,7 +62,7 @@ export async function runChecks(env: NodeJS.ProcessEnv = process.env): Promise<C
       try {
         const r = await resolveHost(h.host, { sshConfig: cfg });
         const name = knownHostsName(r.hostKeyAlias ?? r.hostname, r.hostKeyAlias ? 22 : r.port);
-        const keys = loadKnownKeys(r.userKnownHostsFiles, name);
+        const keys = loadKnownKeys(knownHostsFiles(r), name);
         checks.push(keys.length
           ? { name: `known_hosts ${h.host}`, status: "ok", detail: `${keys.length} key(s) for ${name}` }
           : { name: `known_hosts ${h.host}`, status: r.strictHostKeyChecking === "accept-new" ? "warn" : "fail", detail: `no key recorded for ${name}`, fix: `ssh ${h.host} true  (check the fingerprint, then accept)` });
@@ -85,16 +87,28 @@ export async function runChecks(env: NodeJS.ProcessEnv = process.env): Promise<C
   return checks;
 }
 
-export async function run(_argv: string[]): Promise<number> {
-  const checks = await runChecks();
+/** Print checks as aligned lines with a fix under each failed one; returns the number of failures. */
+export function printChecks(checks: Check[], out: NodeJS.WritableStream = process.stdout): number {
   const w = Math.max(...checks.map((c) => c.name.length));
   for (const c of checks) {
     const mark = c.status === "ok" ? "ok  " : c.status === "warn" ? "WARN" : "FAIL";
-    process.stdout.write(`${mark}  ${c.name.padEnd(w)}  ${c.detail}\n`);
-    if (c.fix && c.status !== "ok") process.stdout.write(`      ${" ".repeat(w)}  fix: ${c.fix}\n`);
+    out.write(`${mark}  ${c.name.padEnd(w)}  ${c.detail}\n`);
+    if (c.fix && c.status !== "ok") out.write(`      ${" ".repeat(w)}  fix: ${c.fix}\n`);
   }
+  return checks.filter((c) => c.status === "fail").length;
+}
+
+/** `rgt doctor` checks the local side; `rgt doctor <host>` walks the connection ladder to that host. */
+export async function run(argv: string[]): Promise<number> {
+  const host = argv.find((a) => !a.startsWith("-"));
+  if (host) {
+    const { connectionLadder } = await import("./ladder.js");
+    const fails = printChecks(await connectionLadder(host, { sshConfig: sshConfigFile() }));
+    process.stdout.write(fails ? `\n${host}: ${fails} rung(s) failed; fix the first one first.\n` : `\n${host}: the whole path works.\n`);
+    return fails ? 1 : 0;
+  }
+  const fails = printChecks(await runChecks());
   process.stdout.write(settingsListing(process.env));
-  const fails = checks.filter((c) => c.status === "fail").length;
   process.stdout.write(fails ? `\n${fails} problem(s) to fix.\n` : "\nlocal side looks fine.\n");
   return fails ? 1 : 0;
 }

@@ -25,7 +25,7 @@ export const REFUSAL_CODES = [
   "DESTROY_UNAPPROVED", "DESTROY_BLOCKED_ON_BOX",
   "LIVE_SCRIPT_MUTATION", "CRLF_SCRIPT", "SHELL_NOT_CLEAN",
   "RUN_ACTIVE", "UNVERIFIED_ARTIFACTS",
-  "ROSTER_MISMATCH", "HASH_MISMATCH", "EMPTY_ARTIFACT_SET", "LOAD_CHECK_FAILED", "TRANSFER_INTERRUPTED",
+  "ROSTER_MISMATCH", "HASH_MISMATCH", "EMPTY_ARTIFACT_SET", "LOAD_CHECK_FAILED", "TRANSFER_INTERRUPTED", "TRANSFER_BUSY", "UNCARRIABLE",
   "APPROVAL_REQUIRED", "APPROVAL_DENIED", "APPROVAL_INVALID",
   "HOST_KEY_UNKNOWN", "HOST_KEY_CHANGED", "UNREACHABLE", "AUTH_FAILED", "TIMEOUT",
   "DISK_LOW", "GPU_BUSY", "PARK_READY",
@@ -41,6 +41,8 @@ export const RefusalSchema = z.object({
   code: z.string(),
   reason: z.string(),
   remedy: z.string(),
+  /** connection refusals (UNREACHABLE / TIMEOUT / AUTH_FAILED): one line on the likely cause, from what this machine can see */
+  diagnosis: z.string().optional(),
 });
 export type Refusal = z.infer<typeof RefusalSchema>;
 

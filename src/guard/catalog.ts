@@ -33,6 +33,8 @@ export interface SecretRule {
   group: number;
   /** the match must not start in the middle of a word (checked in code: a leading \b defeats V8's fast literal search) */
   wordStart?: boolean;
+  /** lowercase substrings one of which the text must hold for the rule to be tried at all (a cheap pre-check) */
+  hint?: string[];
   /** extra precision filter on the captured value */
   accept?: (value: string, m: RegExpExecArray, text: string) => boolean;
 }
@@ -117,6 +119,37 @@ export function looksGenerated(v: string, strength: "password" | "named" | "weak
   }
   // weak: the name is only `key`/`auth`; demand mixed case AND digits
   return v.length >= 20 && cls >= 3 && hasDigit && h >= 3.5;
+}
+
+
+/**
+ * How a NAME announces a credential, for a value judged by the name alone: "password" (*PASSWORD*,
+ * *PASSWD, *PASSPHRASE, *_PWD, SSHPASS), "named" (*_TOKEN, *_SECRET, *_API_KEY, *_ACCESS_KEY,
+ * *_SECRET_KEY, *_PRIVATE_KEY, KAGGLE_KEY …), "named-weak" (another *_KEY / *_AUTH: the value must also
+ * look generated), or null. `TOKENIZERS_PARALLELISM`, `MAX_TOKENS`, `SORT_KEY`, `*_TOKEN_PATH` are not.
+ */
+export function credentialName(name: string): "password" | "named" | "named-weak" | null {
+  const n = name.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toLowerCase();
+  if (/(^|_)(file|path|dir|url|env|name|id|type|len|length|size|count|limit|ids)$/.test(n)) return null;
+  if (/(password|passwd|passphrase)(_\w+)?$/.test(n) && !/password_(file|path|hash|len|length|min|max|policy)$/.test(n)) return /(password|passwd|passphrase)$/.test(n) || /password_/.test(n) ? "password" : null;
+  if (/(^|_)(pwd|sshpass|pgpass)$/.test(n)) return "password";
+  if (/^kaggle_key$/.test(n)) return "named";
+  if (/(^|_)(token|secret|api_?key|apikey|access_?key|secret_?key|private_?key|auth_?key|auth_?token|client_secret|session_token|bearer)$/.test(n)) return "named";
+  if (/(^|_)(key|auth|credentials?)$/.test(n) && n.includes("_")) {
+    if (/(public|pub|sort|primary|foreign|cache|partition|hash|lookup|index|dict|map|row|column|col|group|shard|sample|seed|idempotency|metric|monitor|label|target|input|output|image|text|audio|batch|data|hf_dataset|experiment|run|project|wandb_run|config|cfg|join|dedup|unique|split)_(key|auth)$/.test(n)) return null;
+    return "named-weak";
+  }
+  return null;
+}
+
+/** A value that carries a credential (not a reference to one, not empty, not an obvious stand-in). */
+export function isCredentialValue(v: string, strength: "password" | "named"): boolean {
+  if (v.length === 0 || isPlaceholder(v)) return false;
+  if (/^[`(]/.test(v) || v.includes("$(") || v.includes("${")) return false;
+  if (/^(true|false|yes|no|none|null|nil|empty|on|off|auto|default|disabled?|enabled?|required|optional|unset|n\/a|-)$/i.test(v)) return false;
+  if (strength !== "password" && /^\d{1,7}$/.test(v)) return false; // max_token=512, pad token ids
+  if (/^(\/|~\/|\.\.?\/)/.test(v)) return false; // a path to the file holding it
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -303,7 +336,7 @@ export const SECRET_RULES: SecretRule[] = [
     re: /machine\s+\S+\s+(?:login\s+\S+\s+)?password\s+(\S+)/g,
     wordStart: true,
     group: 1,
-    accept: (v) => looksGenerated(v, "password"),
+    accept: (v) => isCredentialValue(v, "password"),
   },
   {
     id: "auth-header",
@@ -315,22 +348,48 @@ export const SECRET_RULES: SecretRule[] = [
   },
   {
     id: "url-credentials",
+    hint: ["@"],
     label: "password embedded in a URL",
-    re: /:\/\/[^\s:@\/'"`]{1,128}:([^\s@\/'"`]{1,256})@[A-Za-z0-9[]/g,
+    re: /:\/\/[^\s:@\/'"`]{0,128}:([^\s@\/'"`]{1,256})@[A-Za-z0-9[]/g,
     group: 1,
     accept: (v) => !isPlaceholder(v) && !/^(pass(word)?|passwd|secret|token|pwd|x-oauth-basic|anonymous|guest)$/i.test(v),
   },
   {
+    id: "password-option",
+    hint: ["-p", "-u", "--"],
+    label: "password/token passed as a command-line option (mysql -p…, sshpass -p, docker login -p, curl -u user:pass, --password/--token …)",
+    re: /(?:(?:^|[\s;|&(])--?(?:password|passwd|pass|pwd|token|secret|api-?key|apikey|access-?key|secret-?key|auth-?token|private-?key|http-password|ftp-password|proxy-password)(?:=|[ \t]+)|\b(?:mysql|mysqldump|mariadb|mysqladmin|mysqlimport|mysqlsh|mysqlcheck)\b[^\n|;&]*?[ \t]-p|\bsshpass\b[^\n|;&]*?[ \t]-p[ \t]*|\bdocker\b[^\n|;&]*?\blogin\b[^\n|;&]*?[ \t]-p[ \t]+|\b(?:curl|wget|http)\b[^\n|;&]*?[ \t](?:-u|--user)[ \t]*["']?[^\s:"']*:)(["']?)([^\s"'`;|&<>]{1,512})/gi,
+    group: 2,
+    accept: (v, m) => isCredentialValue(v, /pass|pwd|-p$|:$/i.test(m[0].slice(0, m[0].length - v.length - m[1]!.length).trim()) ? "password" : "named"),
+  },
+  {
+    id: "kaggle-key",
+    hint: ['"key"'],
+    label: "Kaggle API key (kaggle.json)",
+    re: /"key"\s*:\s*"([0-9a-f]{32})"/g,
+    group: 1,
+  },
+  {
     id: "secret-assignment",
-    label: "*_TOKEN / *_KEY / *_SECRET / PASSWORD assignment",
-    // NAME=V, NAME: V, "name": "V", name = 'V', --name=V. Found keyword-first (fast), then the whole
-    // name is read backwards from the keyword and judged by secretNameStrength.
-    re: /(?:password|passwd|passphrase|pwd|token|secret|key|auth|credentials?)["']?[ \t]*(?::=|=|:)[ \t]*(["']?)([^\s"'`,;&|(){}<>\\]{8,512})/gi,
+    label: "*_TOKEN / *_KEY / *_SECRET / PASSWORD / *_PWD assignment (env, export, docker -e, JSON, YAML, code)",
+    // NAME=V, NAME: V, "name": "V", name = 'V', --name=V, os.environ["NAME"] = "V", setdefault("NAME", "V").
+    // Found keyword-first (fast), then the whole name is read backwards from the keyword. A credential
+    // name (credentialName) makes any real value a secret; a weaker one needs a generated-looking value.
+    re: /(?:password|passwd|passphrase|pwd|sshpass|pgpass|token|secret|key|auth|credentials?|bearer)(?:["']\s*\]|["'])?[ \t]*(?::=|=|:|["']?\s*,)[ \t]*(["']?)([^\s"'`,;&|(){}<>\\]{1,512})/gi,
     group: 2,
     accept: (v, m, text) => {
+      if (v.length < 8 && !/^(pass|pwd|sshp|pgp|tok|sec)/i.test(m[0]) && !/(api|secret|access|private|kaggle)_?$/i.test(text.slice(Math.max(0, m.index - 8), m.index))) return false;
       const name = nameBefore(text, m.index, m[0]);
       if (name === null) return false;
-      const strength = secretNameStrength(name.replace(/^-+/, ""));
+      const bare = name.replace(/^-+/, "");
+      const cred = name.startsWith("-") ? null : credentialName(bare);
+      if (cred !== null && cred !== "named-weak") {
+        if (m[1] === "" && /^[A-Za-z_]\w*(\.\w+)+$|^[a-z_]+$/.test(v) && cred !== "password") return false; // code: a variable or attribute
+        if (m[1] === "" && /^[A-Za-z_]\w*\.\w/.test(v)) return false;
+        return isCredentialValue(v, cred);
+      }
+      if (v.length < 8) return false;
+      const strength = secretNameStrength(bare);
       return strength !== null && looksGenerated(v, strength);
     },
   },
@@ -347,6 +406,42 @@ export const SECRET_RULES: SecretRule[] = [
     },
   },
 ];
+
+/**
+ * Key bodies without their markers (a PEM block whose BEGIN line a cut removed, a key pasted bare): two
+ * or more consecutive lines of 60-76 base64 characters, high entropy. A line scan, not a regex: cheap.
+ */
+function keyBodies(text: string): SecretSpan[] {
+  const out: SecretSpan[] = [];
+  let runStart = -1;
+  let runEnd = -1;
+  let lines = 0;
+  let at = 0;
+  const flush = (): void => {
+    if (lines >= 2 && entropy(text.slice(runStart, runEnd).replace(/\s+/g, "")) >= 5.0) out.push({ rule: "key-body", start: runStart, end: runEnd });
+    lines = 0;
+    runStart = -1;
+  };
+  while (at <= text.length) {
+    let nl = text.indexOf("\n", at);
+    if (nl < 0) nl = text.length;
+    const len = nl - at - (text[nl - 1] === "\r" ? 1 : 0);
+    const body = len >= 60 && len <= 76 && /^[A-Za-z0-9+/]+={0,2}$/.test(text.slice(at, at + len));
+    // the last line of a body may be short
+    const tailLine = !body && lines >= 2 && len > 0 && len < 60 && /^[A-Za-z0-9+/]+={0,2}$/.test(text.slice(at, at + len));
+    if (body) {
+      if (runStart < 0) runStart = at;
+      runEnd = at + len;
+      lines++;
+    } else {
+      if (tailLine) runEnd = at + len;
+      flush();
+    }
+    at = nl + 1;
+  }
+  flush();
+  return out;
+}
 
 export interface SecretSpan {
   rule: string;
@@ -369,8 +464,13 @@ function mayHold(text: string): boolean {
 export function scanSecrets(text: string): SecretSpan[] {
   if (!mayHold(text)) return [];
   const found: (SecretSpan & { prio: number })[] = [];
+  let lower: string | undefined;
   for (let r = 0; r < SECRET_RULES.length; r++) {
     const rule = SECRET_RULES[r]!;
+    if (rule.hint) {
+      lower ??= text.toLowerCase();
+      if (!rule.hint.some((h) => lower!.includes(h))) continue;
+    }
     const re = COMPILED[r]!;
     re.lastIndex = 0;
     let m: RegExpExecArray | null;
@@ -396,6 +496,7 @@ export function scanSecrets(text: string): SecretSpan[] {
       found.push({ rule: rule.id, start, end: start + value.length, prio: r });
     }
   }
+  if (text.length >= 120) for (const k of keyBodies(text)) found.push({ ...k, prio: SECRET_RULES.length });
   if (found.length === 0) return [];
   found.sort((a, b) => a.start - b.start || a.prio - b.prio);
   const out: SecretSpan[] = [];

@@ -23,6 +23,8 @@ export interface Word {
   glob: boolean;
   /** contains an unquoted `{a,b}` brace list */
   brace: boolean;
+  /** an unquoted expansion ($X, $(…)) contributed to it: bash would field-split it */
+  split?: boolean;
 }
 
 export interface Redirect {
@@ -110,7 +112,7 @@ function decodeAnsiC(body: string): string {
   return out;
 }
 
-interface WordBuf { text: string; started: boolean; glob: boolean; brace: boolean; }
+interface WordBuf { text: string; started: boolean; glob: boolean; brace: boolean; split?: boolean; }
 
 /**
  * Read one command line (possibly many commands, newlines, here-docs).
@@ -131,7 +133,7 @@ export function parseLine(src: string, env: Map<string, string>): ParsedLine {
 
   const endWord = (): void => {
     if (!w.started) return;
-    const word: Word = { text: w.text, glob: w.glob, brace: w.brace };
+    const word: Word = { text: w.text, glob: w.glob, brace: w.brace, ...(w.split ? { split: true } : {}) };
     if (pendingRedirect) {
       if (pendingRedirect === "<<" || pendingRedirect === "<<-") {
         pendingHeredocs.push({ delim: word.text, strip: pendingRedirect === "<<-", cmd });
@@ -160,7 +162,12 @@ export function parseLine(src: string, env: Map<string, string>): ParsedLine {
     pipeline = [];
   };
   const add = (t: string): void => { w.text += t; w.started = true; };
-  const subst = (body: string): void => { substitutions.push(body); add(UNKNOWN); };
+  const subst = (body: string): void => {
+    substitutions.push(body);
+    // `$(which python3)` / `$(command -v torchrun)` name a program: the word is that name
+    const m = /^\s*(?:which|command\s+-v|type\s+-P)\s+([A-Za-z0-9_.+-]+)\s*$/.exec(body);
+    add(m ? m[1]! : UNKNOWN);
+  };
 
   const readHeredocs = (): void => {
     // i points just past a newline: consume each pending here-doc body
@@ -182,6 +189,7 @@ export function parseLine(src: string, env: Map<string, string>): ParsedLine {
   /** `$…` at s[i] (outside single quotes); returns the new index */
   const dollar = (inDouble: boolean): number => {
     const nx = s[i + 1];
+    if (!inDouble && nx !== "'" && nx !== '"') w.split = true;
     if (nx === "(" && s[i + 2] === "(") {
       const end = matchParen(s, i + 1);
       add(UNKNOWN);
@@ -210,6 +218,7 @@ export function parseLine(src: string, env: Map<string, string>): ParsedLine {
       const name = /^[A-Za-z_][A-Za-z0-9_]*/.exec(inner)?.[0];
       if (name && inner === name && env.has(name)) add(env.get(name)!);
       else if (name && /^:?[-=]/.test(inner.slice(name.length)) && env.has(name) && env.get(name) !== "") add(env.get(name)!);
+      else if (name && !env.has(name) && /^:?[-=][A-Za-z0-9_./+-]*$/.test(inner.slice(name.length))) add(inner.slice(name.length).replace(/^:?[-=]/, ""));
       else {
         // ${X:-$(cmd)} and friends still run their command substitutions
         const sub = inner.indexOf("$(");
@@ -282,6 +291,7 @@ export function parseLine(src: string, env: Map<string, string>): ParsedLine {
     }
     if (c === "`") {
       const end = skipBacktick(s, i + 1);
+      w.split = true;
       subst(unescapeBacktick(s.slice(i + 1, Math.max(i + 1, end - 1))));
       i = end;
       continue;

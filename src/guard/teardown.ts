@@ -18,6 +18,14 @@
  *  - Every receipt on the host must hold, even one no roster needs: it is evidence the user asked for,
  *    and a drift there means the box has something newer. A newer pull of the same source (same
  *    remote_path and run) supersedes the older receipt, so pulling again clears a stale one.
+ *  - A receipt is evidence only against an explicit roster (issue 12.6): the run's `expect`; for a run
+ *    without one, or a host with no run of ours, the roster given at pull time (`receipt.roster`) or
+ *    the checkpoints the box holds under the profile's data/durable dirs (every one must be in a
+ *    receipt). A pull of a directory with none of these never satisfies the gate.
+ *
+ * `decide(facts)` at the end is the one entry point request_teardown uses: local facts first (which
+ * action, is the adapter configured, is this a machine that bills at all), then the box's facts, then
+ * the approval.
  */
 import { createHash } from "node:crypto";
 import * as path from "node:path";
@@ -39,6 +47,8 @@ export interface TeardownReceipt {
   files: { path: string; bytes: number; sha256: string }[];
   manifest_sha256: string;
   created_at: string;
+  /** the roster the pull was checked against (pull_verify's `expect`); empty or absent = none */
+  roster?: string[];
 }
 
 export interface FreshHash { path: string; bytes: number; sha256: string }
@@ -63,6 +73,10 @@ export interface EvidenceInput {
   boxHasNothingOfOurs: boolean;
   /** extra roots a run's artifacts may be copied to (e.g. <durable_dir>/rgt/<run>/<cell>) */
   artifactRoots?: (run: TeardownRun, cell: string) => string[];
+  /** checkpoint files the box holds under the profile's data/durable dirs (absolute); null/absent = not looked */
+  checkpoints?: string[] | null;
+  /** the box's $HOME, so a receipt rooted at "~/x" compares with absolute checkpoint paths */
+  home?: string;
 }
 
 export type EvidenceDecision =
@@ -130,6 +144,27 @@ export function latestReceipts(receipts: TeardownReceipt[]): TeardownReceipt[] {
   return [...best.values()];
 }
 
+const hasRoster = (r: TeardownReceipt): boolean => (r.roster?.length ?? 0) > 0;
+
+function expandHome(p: string, home: string | undefined): string {
+  if (!home) return p;
+  if (p === "~" || p === "$HOME") return home;
+  if (p.startsWith("~/")) return `${home}/${p.slice(2)}`;
+  if (p.startsWith("$HOME/")) return `${home}/${p.slice(6)}`;
+  return p;
+}
+
+/**
+ * The checkpoints found on the box, as a roster: null when none was found (or nobody looked), else the
+ * ones no receipt holds (by absolute path).
+ */
+export function uncoveredCheckpoints(receipts: TeardownReceipt[], checkpoints: string[] | null | undefined, home?: string): string[] | null {
+  if (!checkpoints || checkpoints.length === 0) return null;
+  const held = new Set<string>();
+  for (const r of receipts) for (const f of r.files) held.add(norm(path.posix.join(expandHome(r.remote_path, home), f.path)));
+  return checkpoints.filter((c) => !held.has(norm(expandHome(c, home))));
+}
+
 export function checkLiveRuns(host: string, live: LiveRun[]): Refusal | null {
   const active = live.filter((r) => r.cells_running.length > 0);
   if (active.length === 0) return null;
@@ -148,21 +183,24 @@ export function checkEvidence(inp: EvidenceInput): EvidenceDecision {
   const runs = inp.runs.filter((r) => r.hosts.includes(host) || r.cells.some((c) => c.host === host));
   const warnings: Warning[] = [];
   const pullHint = (what: string) => `Run pull_verify { host: "${host}", ${what} } until it returns ok:true, then ask for teardown again.`;
+  const rosterHint = pullHint(`remote_path: "<results dir>", local_dir: "<local dir>", expect: ["best.pth", ...]`);
+  const uncovered = uncoveredCheckpoints(receipts, inp.checkpoints, inp.home);
+  const refuse = (reason: string, remedy: string, extra?: Record<string, unknown>): EvidenceDecision =>
+    ({ ok: false, refusal: { code: RefusalCode.UNVERIFIED_ARTIFACTS, reason, remedy, ...(extra ? { extra } : {}) } });
 
   if (runs.length === 0 && receipts.length === 0) {
+    if (uncovered && uncovered.length > 0) {
+      return refuse(`${host} holds ${uncovered.length} checkpoint(s) in the profile's data/durable dirs (${uncovered.slice(0, 4).join(", ")}) and nothing was pulled from it.`, rosterHint, { missing: uncovered.slice(0, 20) });
+    }
     if (inp.explicitAction && inp.boxHasNothingOfOurs) {
       warnings.push(warning("NO_EVIDENCE", "danger", `Nothing of ours was ever launched on ${host} and nothing was pulled from it, so no artifact was verified; the human approving decides alone.`));
       return { ok: true, receipt_ids: [], evidence_hash: evidenceHash(host, []), warnings, covered: [] };
     }
-    return {
-      ok: false,
-      refusal: {
-        code: RefusalCode.UNVERIFIED_ARTIFACTS,
-        reason: `No pull receipt exists for ${host}${inp.runs.length ? ` (${inp.runs.length} run(s) recorded there)` : ""}, so nothing proves the results are off the box.`,
-        remedy: pullHint(`remote_path: "<results dir>", local_dir: "<local dir>", expect: [...]`) +
-          (inp.boxHasNothingOfOurs ? " If the box truly holds nothing you need, pass `action` explicitly to go to the human without evidence." : ""),
-      },
-    };
+    return refuse(
+      `No pull receipt exists for ${host}${inp.runs.length ? ` (${inp.runs.length} run(s) recorded there)` : ""}, so nothing proves the results are off the box.`,
+      pullHint(`remote_path: "<results dir>", local_dir: "<local dir>", expect: [...]`) +
+        (inp.boxHasNothingOfOurs ? " If the box truly holds nothing you need, pass `action` explicitly to go to the human without evidence." : ""),
+    );
   }
 
   // 1. roster coverage, run by run
@@ -174,8 +212,17 @@ export function checkEvidence(inp: EvidenceInput): EvidenceDecision {
     let count = 0;
     if (run.expect.length === 0) {
       const tied = receipts.filter((r) => r.run_id === run.run_id || cells.some((c) => norm(r.remote_path).startsWith(norm(c.output_dir))));
-      if (tied.length === 0) gaps.push("(no roster and no receipt tied to this run)");
-      for (const r of tied) used.add(r.receipt_id);
+      const withRoster = tied.filter(hasRoster);
+      if (withRoster.length > 0) {
+        for (const r of withRoster) { used.add(r.receipt_id); count += r.roster!.length; }
+      } else if (uncovered && uncovered.length === 0) {
+        for (const r of tied) used.add(r.receipt_id);
+        count = inp.checkpoints!.length;
+      } else if (uncovered) {
+        gaps.push(...uncovered);
+      } else {
+        gaps.push(tied.length ? `(no roster: run ${run.run_id} has no expect, its receipt(s) ${tied.map((r) => r.receipt_id).join(", ")} were pulled without one and no checkpoint was found)` : "(no roster and no receipt tied to this run)");
+      }
     } else {
       for (const cell of cells) {
         const roots = inp.artifactRoots ? inp.artifactRoots(run, cell.name) : [];
@@ -186,17 +233,26 @@ export function checkEvidence(inp: EvidenceInput): EvidenceDecision {
       }
     }
     if (gaps.length > 0) {
-      return {
-        ok: false,
-        refusal: {
-          code: RefusalCode.UNVERIFIED_ARTIFACTS,
-          reason: `No receipt covers run ${run.run_id} on ${host}: missing ${gaps.slice(0, 6).join(", ")}${gaps.length > 6 ? ` and ${gaps.length - 6} more` : ""}.`,
-          remedy: pullHint(`run_id: "${run.run_id}", local_dir: "<local dir>"`),
-          extra: { run_id: run.run_id, missing: gaps.slice(0, 20) },
-        },
-      };
+      const noRoster = gaps.length === 1 && gaps[0].startsWith("(no roster");
+      return refuse(
+        `No receipt covers run ${run.run_id} on ${host}: missing ${gaps.slice(0, 6).join(", ")}${gaps.length > 6 ? ` and ${gaps.length - 6} more` : ""}.`,
+        noRoster ? rosterHint : pullHint(`run_id: "${run.run_id}", local_dir: "<local dir>"`),
+        { run_id: run.run_id, missing: gaps.slice(0, 20) },
+      );
     }
     covered.push({ run_id: run.run_id, artifacts: count });
+  }
+  // a host with no run of ours: the receipts must cover a roster given at pull time, or the checkpoints found
+  if (runs.length === 0 && !receipts.some(hasRoster)) {
+    if (!uncovered) {
+      return refuse(
+        `The receipt(s) for ${host} (${receipts.map((r) => r.receipt_id).slice(0, 4).join(", ")}) were pulled without a roster and no checkpoint was found in the profile's data/durable dirs, so nothing says the pull holds every result.`,
+        rosterHint, { receipt_ids: receipts.map((r) => r.receipt_id).slice(0, 8) },
+      );
+    }
+    if (uncovered.length > 0) {
+      return refuse(`${uncovered.length} checkpoint(s) on ${host} are in no receipt: ${uncovered.slice(0, 4).join(", ")}.`, rosterHint, { missing: uncovered.slice(0, 20) });
+    }
   }
   // receipts not needed by any roster still count as evidence the user produced; they must hold too
   for (const r of receipts) used.add(r.receipt_id);
@@ -206,16 +262,12 @@ export function checkEvidence(inp: EvidenceInput): EvidenceDecision {
   for (const r of chosen) {
     const drift = receiptDrift(r, inp.fresh);
     if (drift) {
-      return {
-        ok: false,
-        refusal: {
-          code: RefusalCode.UNVERIFIED_ARTIFACTS,
-          reason: `Receipt ${r.receipt_id} (${r.remote_path}) no longer matches the box: ${drift}.`,
-          remedy: pullHint(r.run_id ? `run_id: "${r.run_id}", local_dir: "<local dir>"` : `remote_path: "${r.remote_path}", local_dir: "<local dir>"`) +
-            " A file deliberately removed after the pull cannot be told apart from a lost one; if so, stop the meter by hand.",
-          extra: { receipt_id: r.receipt_id },
-        },
-      };
+      return refuse(
+        `Receipt ${r.receipt_id} (${r.remote_path}) no longer matches the box: ${drift}.`,
+        pullHint(r.run_id ? `run_id: "${r.run_id}", local_dir: "<local dir>"` : `remote_path: "${r.remote_path}", local_dir: "<local dir>"`) +
+          " A file deliberately removed after the pull cannot be told apart from a lost one; if so, stop the meter by hand.",
+        { receipt_id: r.receipt_id },
+      );
     }
   }
   const ids = chosen.map((r) => r.receipt_id).sort();
@@ -304,4 +356,133 @@ export function elicitationSchema(host: string): Record<string, unknown> {
       },
     },
   };
+}
+
+// ---------------------------------------------------------------- the one decision
+
+/** What the ledger, the knowledge and the box said, gathered by src/teardown/facts.ts. No I/O behind it. */
+export interface TeardownFacts {
+  host: string;
+  now: number;
+  platform: string;
+  /** the profile's kind; "workstation" is the user's own machine (profiles/local.md): nothing bills */
+  kind: string;
+  instance_id: string;
+  meter: { verb: string; irreversible: boolean; via: string };
+  /** other lifecycle actions the profile lists */
+  actions: { verb: string; irreversible: boolean }[];
+  /** the caller's `action`, as given */
+  asked?: string;
+  /** the adapter that stops this platform's meter: its name and what it still lacks; null = a human's job */
+  adapter: { name: string; describe: string; missing: { field: string; fix: string } | null } | null;
+  runs: TeardownRun[];
+  receipts: TeardownReceipt[];
+  artifactRoots?: (run: TeardownRun, cell: string) => string[];
+  stale: StaleFact[];
+  staleRef?: string;
+  /** the approval the caller presented, if any, and what the ledger holds for it */
+  approval?: { id: string; record: ApprovalView | undefined };
+  /** what the box said; absent until the local facts have passed (no connection for a BAD_INPUT) */
+  box?: {
+    live: LiveRun[];
+    fresh: FreshHashes;
+    hasOurState: boolean;
+    checkpoints: string[] | null;
+    home?: string;
+  };
+}
+
+export type TeardownPlan = { via: "provider"; adapter: string; describe: string } | { via: "manual"; describe: string };
+
+export interface TeardownVerdict {
+  action: string;
+  irreversible: boolean;
+  binding: ApprovalBinding;
+  evidence: { receipt_ids: string[]; covered: { run_id: string; artifacts: number }[] };
+  plan: TeardownPlan;
+  warnings: Warning[];
+}
+
+export type TeardownDecisionResult =
+  | { kind: "refuse"; refusal: Refusal; warnings: Warning[] }
+  /** the local facts pass: gather the box's and decide again */
+  | { kind: "need_box"; action: string; meterVerb: boolean }
+  /** everything holds; a human must approve (an approval id is issued, elicitation may be tried) */
+  | ({ kind: "ask" } & TeardownVerdict)
+  /** a valid approval was presented: consume it and act */
+  | ({ kind: "act"; approval_id: string } & TeardownVerdict);
+
+/** "关机 (shutdown)" also answers to "关机" and "shutdown". */
+function verbNames(v: string): string[] {
+  const m = /^(.*?)\s*\((.+)\)\s*$/.exec(v);
+  return [v, ...(m ? [m[1], m[2]] : [])].map((x) => x.trim().toLowerCase());
+}
+
+/** Which action the call means: the meter-stop verb or another listed action, or a refusal. */
+export function resolveAction(f: Pick<TeardownFacts, "meter" | "actions" | "asked" | "platform">): { action: string; irreversible: boolean; meterVerb: boolean } | Refusal {
+  const listed = f.actions.map((a) => a.verb);
+  const allowed = [f.meter.verb, ...listed.filter((v) => v !== f.meter.verb)];
+  const asked = f.asked?.trim();
+  if (!asked || asked === "meter_stop") return { action: f.meter.verb, irreversible: f.meter.irreversible, meterVerb: true };
+  const hit = allowed.find((v) => verbNames(v).includes(asked.toLowerCase()));
+  if (!hit) {
+    return {
+      code: RefusalCode.BAD_INPUT,
+      reason: `action: "${asked.slice(0, 40)}" is not an action the ${f.platform} profile knows`,
+      remedy: `Use one of: ${allowed.map((v) => `"${v}"`).join(", ")} (or omit action for the meter-stop verb "${f.meter.verb}").`,
+    };
+  }
+  if (hit === f.meter.verb) return { action: hit, irreversible: f.meter.irreversible, meterVerb: true };
+  return { action: hit, irreversible: f.actions.find((a) => a.verb === hit)?.irreversible ?? true, meterVerb: false };
+}
+
+const isRefusal = (x: object): x is Refusal => "code" in x;
+
+/**
+ * The Iron Law in one pure function. Order: is there a meter at all → which action → is its adapter
+ * configured → (box facts) live run → evidence against a roster → stale billing facts (warning) →
+ * the approval. Call it with `box` absent first; a `need_box` answer means gather the box's facts and
+ * call again.
+ */
+export function decide(f: TeardownFacts): TeardownDecisionResult {
+  const refuse = (refusal: Refusal, warnings: Warning[] = []): TeardownDecisionResult => ({ kind: "refuse", refusal, warnings });
+  if (f.kind === "workstation") {
+    return refuse({
+      code: RefusalCode.BAD_INPUT,
+      reason: `host: ${f.host} uses the ${f.platform} profile — the user's own machine, with no meter to stop; teardown never applies to it`,
+      remedy: "Nothing to tear down. To free the GPU, stop the run with stop_run; if this host is in fact a rental, set its profile in registry.yaml.",
+    });
+  }
+  const a = resolveAction(f);
+  if (isRefusal(a)) return refuse(a);
+  const adapter = a.meterVerb ? f.adapter : null;
+  if (adapter?.missing) {
+    return refuse({ code: RefusalCode.BAD_INPUT, reason: `${adapter.missing.field}: needed to ${f.meter.verb} ${f.host} on ${f.platform}`, remedy: `${adapter.missing.fix} Nothing was changed.` });
+  }
+  if (!f.box) return { kind: "need_box", action: a.action, meterVerb: a.meterVerb };
+
+  const live = checkLiveRuns(f.host, f.box.live);
+  if (live) return refuse(live);
+
+  const noRunsNoReceipts = f.runs.length === 0 && f.receipts.filter((r) => r.host === f.host).length === 0;
+  const ev = checkEvidence({
+    host: f.host, runs: f.runs, receipts: f.receipts, fresh: f.box.fresh, explicitAction: !!f.asked,
+    boxHasNothingOfOurs: noRunsNoReceipts && !!f.asked && !f.box.hasOurState,
+    artifactRoots: f.artifactRoots, checkpoints: f.box.checkpoints, home: f.box.home,
+  });
+  if (!ev.ok) return refuse(ev.refusal);
+
+  const warnings: Warning[] = [...ev.warnings, ...staleFactWarnings(f.stale, f.staleRef)];
+  if (!a.meterVerb) warnings.push(warning("MANUAL_ACTION", "info", `"${a.action}" is not the meter-stop verb "${f.meter.verb}" of ${f.platform}; it is returned as manual steps only.`));
+  const binding: ApprovalBinding = { host: f.host, instance_id: f.instance_id, action: a.action, evidence_hash: ev.evidence_hash };
+  const plan: TeardownPlan = adapter ? { via: "provider", adapter: adapter.name, describe: adapter.describe } : { via: "manual", describe: `manual steps (${f.meter.via})` };
+  const verdict: TeardownVerdict = { action: a.action, irreversible: a.irreversible, binding, evidence: { receipt_ids: ev.receipt_ids,
+    covered: ev.covered }, plan, warnings };
+
+  if (f.approval) {
+    const d = checkApproval(f.approval.record, binding, f.now, f.approval.id);
+    if (!d.ok) return refuse(d.refusal, warnings);
+    return { kind: "act", approval_id: f.approval.id, ...verdict };
+  }
+  return { kind: "ask", ...verdict };
 }

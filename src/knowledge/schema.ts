@@ -31,6 +31,10 @@ export const MountSchema = z.strictObject({
   verified: VerifiedStamp.optional(),
 });
 
+/** Evidence scripts/probe.sh gathers beyond markers (true / false / null = could not tell). */
+export const Evidence = z.enum(["slurm_controller"]);
+export type EvidenceName = z.infer<typeof Evidence>;
+
 export const MarkerSchema = z
   .strictObject({
     /** an absolute path whose existence on the box identifies the platform */
@@ -41,6 +45,12 @@ export const MarkerSchema = z
     hostname_regex: z.string().optional(),
     /** a command that exists on PATH (e.g. sbatch) */
     command: z.string().regex(/^[A-Za-z0-9._-]+$/, "marker command must be a bare command name").optional(),
+    /**
+     * Evidence the box must also show before this marker counts, because a package can bring the
+     * marker alone (the Slurm client puts sbatch on PATH on any box): slurm_controller = a bounded
+     * `scontrol ping` / `sinfo` got an answer from a controller (scripts/probe.sh gathers it).
+     */
+    needs: Evidence.optional(),
     /** where the marker comes from, when it is not stated by the profile's cited sources */
     note: z.string().optional(),
   })
@@ -104,7 +114,15 @@ export const DetectSchema = z.strictObject({
   priority: z.number().int().default(0),
   /** the profile used when nothing else matches; exactly one profile sets this */
   fallback: z.boolean().default(false),
-});
+  /**
+   * Never detected from markers: the profile applies only when the user names it (registry.yaml or
+   * probe_env's `profile`). For `local`, the user's own machine: no marker tells a workstation from a
+   * rental, and mistaking a rental for it would hide its meter.
+   */
+  declared_only: z.boolean().default(false),
+}).refine((d) => d.any.every((m) => m.command === undefined || m.needs !== undefined),
+  "a command marker in detect.any needs `needs` (evidence beyond the command): any package can put a command on PATH")
+  .refine((d) => !d.declared_only || (d.any.length === 0 && d.all.length === 0 && !d.fallback), "a declared_only profile has no markers and is not the fallback");
 
 const SpotSchema = z.strictObject({
   available: z.boolean(),
@@ -137,7 +155,8 @@ export const VariantSchema = z.strictObject({
 export const ProfileFrontmatterSchema = z.strictObject({
   platform: z.string().regex(/^[a-z0-9-]+$/),
   title: z.string(),
-  kind: z.enum(["ssh-rental", "cloud-api", "slurm", "kubernetes", "notebook", "generic"]),
+  /** workstation = the user's own machine (profiles/local.md): no meter, teardown never applies */
+  kind: z.enum(["ssh-rental", "cloud-api", "slurm", "kubernetes", "notebook", "generic", "workstation"]),
   meter_stop: MeterStopSchema,
   actions: z.array(ActionSchema).default([]),
   mounts: z.array(MountSchema).min(1),
@@ -177,7 +196,7 @@ export const ProfileFrontmatterSchema = z.strictObject({
     ids.add(g.id);
   }
   const hasMarkers = p.detect.any.length + p.detect.all.length > 0;
-  if (!hasMarkers && !p.detect.fallback) {
+  if (!hasMarkers && !p.detect.fallback && !p.detect.declared_only) {
     ctx.addIssue({ code: "custom", path: ["detect"], message: "detect needs at least one marker unless it is the fallback" });
   }
   if (p.durable_dir && !p.mounts.some((m) => m.path === p.durable_dir || p.durable_dir.startsWith(m.path.endsWith("/") ? m.path : m.path + "/"))) {

@@ -122,6 +122,13 @@ export interface Box {
   /** start sshd again on the same port */
   startSshd(): Promise<void>;
   /**
+   * SIGSTOP every sshd process of the box — the listener and each connection's own sshd — so the box hangs
+   * as a frozen host does: TCP still connects (the kernel accepts), nothing answers. Returns the pids stopped.
+   */
+  freezeSshd(): number[];
+  /** SIGCONT what freezeSshd stopped (and any sshd of the box still stopped) */
+  thawSshd(): number[];
+  /**
    * a "reboot": every process on the box dies (tmux servers, nohup'd jobs, open sessions), then sshd
    * comes back on the same port with the same host key; files survive (like a restart of a rental)
    */
@@ -680,6 +687,28 @@ class BoxImpl implements Box {
     if (alive(pid)) { try { process.kill(pid, "SIGKILL"); } catch { /* gone */ } }
     this.sshdPid = 0;
     this.sshd = undefined;
+  }
+
+  private sshdPids(): number[] {
+    return pidsInNs(this.ns, this.holderPid).filter((p) => {
+      try { return /^sshd/.test(fs.readFileSync(`/proc/${p}/comm`, "utf8").trim()); } catch { return false; }
+    });
+  }
+
+  private frozen: number[] = [];
+
+  freezeSshd(): number[] {
+    const pids = this.sshdPids();
+    for (const p of pids) { try { process.kill(p, "SIGSTOP"); } catch { /* gone */ } }
+    this.frozen = [...new Set([...this.frozen, ...pids])];
+    return pids;
+  }
+
+  thawSshd(): number[] {
+    const pids = [...new Set([...this.frozen, ...this.sshdPids()])];
+    for (const p of pids) { try { process.kill(p, "SIGCONT"); } catch { /* gone */ } }
+    this.frozen = [];
+    return pids;
   }
 
   async rotateHostKey(): Promise<void> {

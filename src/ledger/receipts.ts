@@ -23,6 +23,12 @@ export interface Receipt {
   created_at: string;
   /** the roster the pull was checked against (paths or globs relative to remote_path), when one was given */
   expect?: string[];
+  /**
+   * The explicit roster this receipt proves, written at pull time: pull_verify's `expect` (a run pull's
+   * roster is the run's). Empty = a directory pulled without one, which never satisfies the teardown gate
+   * on its own (issue 12.6). saveReceipt fills it from `expect` when the caller did not.
+   */
+  roster?: string[];
   /** for run pulls: per-cell remote output dir and local dir (file paths are then "<cell>/<rel>") */
   cells?: { name: string; remote_dir: string; local_dir: string }[];
 }
@@ -45,7 +51,13 @@ export function newReceiptId(): string {
   return `rcpt-${t}-${randomBytes(4).toString("hex")}`;
 }
 
-export async function saveReceipt(ledger: Ledger, r: Receipt): Promise<Receipt> {
+/** The roster a receipt proves (older receipts carry only `expect`). */
+export function rosterOf(r: Pick<Receipt, "roster" | "expect">): string[] {
+  return r.roster ?? r.expect ?? [];
+}
+
+export async function saveReceipt(ledger: Ledger, input: Receipt): Promise<Receipt> {
+  const r: Receipt = { ...input, roster: rosterOf(input) };
   if (!/^[a-z0-9-]+$/i.test(r.receipt_id)) throw new Error(`bad receipt id ${r.receipt_id}`);
   ledger.write(`receipts/${r.receipt_id}`, r);
   const summary: ReceiptSummary = {

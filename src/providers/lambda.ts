@@ -2,10 +2,12 @@
  * Lambda Cloud: terminate over its REST API. The key is read from the environment variable the
  * profile names (LAMBDA_API_KEY by default) and travels only in the Authorization header of a fetch —
  * never in argv, a log or a result. The base URL can be pointed elsewhere with RGT_LAMBDA_API_BASE
- * (the tests run a local HTTP server there).
+ * (the tests run a local HTTP server there). Every request is bounded (AbortSignal.timeout); a terminate
+ * that does not answer is judged by re-reading the instance, never retried blind (LAM14, verified 2026-06).
  */
 import { warning } from "../common/result.js";
 import { safeId } from "./cli.js";
+import { pollSettings, pollUntilGone, type GoneCheck } from "./poll.js";
 import type { MeterStopOutcome, MeterStopTarget, ProviderAdapter, ProviderDeps } from "./types.js";
 import { setting } from "../common/config.js";
 
@@ -50,31 +52,47 @@ export const lambda: ProviderAdapter = {
     const key = deps.env[keyEnv(t)] ?? "";
     const id = t.instance_id!;
     const endpoint = `${base(deps.env)}/instance-operations/terminate`;
-    let r;
+    const performed = `POST ${endpoint}`;
+    let r: Awaited<ReturnType<typeof call>> | undefined;
+    let hung = "";
     try {
       r = await call(endpoint, key, deps.timeoutMs, { method: "POST", body: { instance_ids: [id] } });
     } catch (e) {
-      return { status: "failed", performed: `POST ${endpoint}`, detail: `request failed: ${(e as Error).message}`, steps: t.meter_stop.manual_steps, warnings: [] };
+      // LAM14: the terminate call itself can hang; a timeout is judged by re-reading the instance
+      const err = e as Error;
+      if (err.name !== "TimeoutError" && err.name !== "AbortError") {
+        return { status: "failed", performed, detail: `request failed: ${err.message}`, steps: t.meter_stop.manual_steps, warnings: [] };
+      }
+      hung = `no answer within ${Math.round(deps.timeoutMs / 1000)} s`;
     }
-    if (r.status < 200 || r.status >= 300) {
-      return { status: "failed", performed: `POST ${endpoint}`, detail: `HTTP ${r.status}: ${r.text}`, steps: t.meter_stop.manual_steps, warnings: [] };
+    if (r && (r.status < 200 || r.status >= 300)) {
+      return { status: "failed", performed, detail: `HTTP ${r.status}: ${r.text}`, steps: t.meter_stop.manual_steps, warnings: [] };
     }
-    let recheck: MeterStopOutcome["recheck"];
-    try {
-      const g = await call(`${base(deps.env)}/instances/${encodeURIComponent(id)}`, key, deps.timeoutMs, { method: "GET" });
-      const st = (g.json as { data?: { status?: string } } | undefined)?.data?.status;
-      recheck = { gone: g.status === 404 || st === "terminated" || st === "terminating", detail: `GET instance: HTTP ${g.status}${st ? `, status ${st}` : ""}` };
-    } catch (e) {
-      recheck = { gone: null, detail: `re-check failed: ${(e as Error).message}` };
+    const look = async (budgetMs: number): Promise<GoneCheck> => {
+      try {
+        const g = await call(`${base(deps.env)}/instances/${encodeURIComponent(id)}`, key, Math.min(deps.timeoutMs, budgetMs), { method: "GET" });
+        const st = (g.json as { data?: { status?: string } } | undefined)?.data?.status;
+        const detail = `GET instance: HTTP ${g.status}${st ? `, status ${st}` : ""}`;
+        if (g.status === 404 || st === "terminated" || st === "terminating") return { gone: true, detail };
+        return { gone: g.status >= 200 && g.status < 300 ? false : null, detail };
+      } catch (e) {
+        return { gone: null, detail: `re-check failed: ${(e as Error).message}` };
+      }
+    };
+    const recheck = await pollUntilGone(look, deps.poll ?? pollSettings(deps.env));
+    const nfs = warning("LAM_NFS_BILLS", "info", "An attached Lambda filesystem is not deleted by terminate and keeps billing until you delete it yourself.");
+    if (hung) {
+      if (recheck.gone !== true) return { status: "failed", performed, detail: `terminate: ${hung}, and the instance is not confirmed terminating (${recheck.detail})`, recheck, steps: t.meter_stop.manual_steps, warnings: [] };
+      return { status: "done", performed, detail: `terminate: ${hung}, but the instance is terminating`, recheck, warnings: [warning("STOP_CALL_TIMED_OUT", "info", `Lambda's terminate did not answer in time; instance ${id} reads as terminating, so it landed.`), nfs] };
     }
     return {
       status: "done",
-      performed: `POST ${endpoint}`,
-      detail: `HTTP ${r.status}`,
+      performed,
+      detail: `HTTP ${r!.status}`,
       recheck,
       warnings: [
-        ...(recheck.gone === false ? [warning("METER_RECHECK", "warn", `Lambda accepted the terminate but instance ${id} is not yet terminating; check the console.`)] : []),
-        warning("LAM_NFS_BILLS", "info", "An attached Lambda filesystem is not deleted by terminate and keeps billing until you delete it yourself."),
+        ...(recheck.gone === false ? [warning("METER_RECHECK", "warn", `Lambda accepted the terminate but instance ${id} is not yet terminating after ${recheck.waited_s} s; check the console.`)] : []),
+        nfs,
       ],
     };
   },

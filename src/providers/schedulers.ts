@@ -5,6 +5,7 @@
  */
 import { warning } from "../common/result.js";
 import { runCli } from "./cli.js";
+import { pollSettings, pollUntilGone, type GoneCheck } from "./poll.js";
 import type { MeterStopOutcome, MeterStopTarget, ProviderAdapter, ProviderDeps } from "./types.js";
 
 const JOB_ID = /^\d+(_\d+)?$/;
@@ -33,13 +34,16 @@ export const slurm: ProviderAdapter = {
     const cmd = `scancel ${ids.join(" ")}`;
     const r = await deps.remote.exec(t.host, cmd, { timeoutMs: deps.timeoutMs, maxOutputBytes: 16_384 });
     if (r.exitCode !== 0) return { status: "failed", performed: cmd, detail: `exit ${r.exitCode}: ${r.stderr.slice(-300)}`, warnings: [] };
-    let left = await queued();
-    for (let i = 0; i < 10 && left.length > 0; i++) { await new Promise((res) => setTimeout(res, 500)); left = await queued(); }
+    const look = async (): Promise<GoneCheck> => {
+      const left = await queued();
+      return { gone: left.length === 0, detail: left.length ? `still queued: ${left.slice(0, 8).join(" ")}` : "squeue lists none of them" };
+    };
+    const recheck = await pollUntilGone(look, deps.poll ?? { ...pollSettings(deps.env), baseMs: 500 });
     return {
       status: "done",
       performed: cmd,
-      recheck: { gone: left.length === 0, detail: left.length ? `still queued: ${left.slice(0, 8).join(" ")}` : "squeue lists none of them" },
-      warnings: left.length ? [warning("METER_RECHECK", "warn", `Slurm still lists ${left.length} of our job(s) after scancel; they may be completing.`)] : [],
+      recheck,
+      warnings: recheck.gone ? [] : [warning("METER_RECHECK", "warn", `Slurm still lists some of our job(s) after scancel and ${recheck.waited_s} s of polling; they may be completing.`)],
     };
   },
 };
@@ -61,15 +65,18 @@ export const kubernetes: ProviderAdapter = {
     if (r.notFound || r.timedOut || r.code !== 0) {
       return { status: "failed", performed: argv.join(" "), detail: r.notFound ? "kubectl is not installed on this machine" : r.timedOut ? "kubectl timed out" : `exit ${r.code}: ${r.out}`, warnings: [pool] };
     }
-    const g = await runCli(["kubectl", "get", "job", name, "-n", namespace, "-o", "name"], deps.env, deps.timeoutMs);
+    // only NotFound proves it gone; an unreachable API server proves nothing
+    const look = async (budgetMs: number): Promise<GoneCheck> => {
+      const g = await runCli(["kubectl", "get", "job", name, "-n", namespace, "-o", "name"], deps.env, Math.min(deps.timeoutMs, budgetMs));
+      if (g.code === 0) return { gone: false, detail: `kubectl get job still lists ${name}` };
+      if (/NotFound|not found/.test(g.out)) return { gone: true, detail: "kubectl get job: NotFound" };
+      return { gone: null, detail: `kubectl get job: ${g.timedOut ? "timed out" : `exit ${g.code}: ${g.out.slice(0, 160)}`}` };
+    };
     return {
       status: "done",
       performed: argv.join(" "),
       detail: r.out,
-      // only NotFound proves it gone; an unreachable API server proves nothing
-      recheck: g.code === 0
-        ? { gone: false, detail: `kubectl get job still lists ${name}` }
-        : /NotFound|not found/.test(g.out) ? { gone: true, detail: "kubectl get job: NotFound" } : { gone: null, detail: `kubectl get job: ${g.timedOut ? "timed out" : `exit ${g.code}: ${g.out.slice(0, 160)}`}` },
+      recheck: await pollUntilGone(look, deps.poll ?? pollSettings(deps.env)),
       warnings: [pool],
     };
   },

@@ -27,6 +27,8 @@ export interface ProviderDeps {
   env: NodeJS.ProcessEnv;
   /** bound for every provider call */
   timeoutMs: number;
+  /** the post-stop check's polling budget (default: pollSettings(env), 120 s) */
+  poll?: import("./poll.js").PollSettings;
 }
 
 export interface MeterStopOutcome {
@@ -36,7 +38,8 @@ export interface MeterStopOutcome {
   /** provider output tail (redacted later by the tool wrapper) */
   detail?: string;
   steps?: string[];
-  recheck?: { gone: boolean | null; detail: string };
+  /** the post-stop check: gone true / still listed false / could not ask null, after `polls` looks */
+  recheck?: { gone: boolean | null; detail: string; polls?: number; waited_s?: number };
   warnings: Warning[];
 }
 

@@ -2,12 +2,19 @@
  * Opening one authenticated, host-key-checked ssh2 connection to a resolved host, optionally through a
  * ProxyJump chain (each hop is itself a pooled connection; the next hop rides on forwardOut).
  */
+import * as dns from "node:dns";
 import * as fs from "node:fs";
+import * as net from "node:net";
 import type { Duplex } from "node:stream";
 import ssh2, { type Client as SshClient, type ConnectConfig, type ParsedKey } from "ssh2";
 import { refuse, RefusalError } from "../common/result.js";
 import { appendKnownKey, knownHostsName, loadKnownKeys, preferredAlgorithms, verifyKey, blobType } from "./knownHosts.js";
+import { diagnosisLine, localFacts, type ConnectFacts } from "./diagnose.js";
 import type { ResolvedHost } from "./types.js";
+
+/** ssh2 keepalives on a pooled connection: a peer that stops answering is declared dead after about 30 s */
+export const KEEPALIVE_MS = 10_000;
+export const KEEPALIVE_COUNT = 3;
 
 interface AuthCandidate { kind: "agent"; sock: string } 
 // ssh2 is CommonJS: under Node ESM only its default export is reliable.
@@ -17,7 +24,8 @@ type KeyCandidate = { kind: "key"; file: string; key: ParsedKey };
 
 function agentSocket(h: ResolvedHost): string | undefined {
   if (h.identityAgent === "none") return undefined;
-  const s = h.identityAgent && h.identityAgent !== "SSH_AUTH_SOCK" ? h.identityAgent : process.env.SSH_AUTH_SOCK;
+  // Windows OpenSSH's agent listens on a named pipe and sets no SSH_AUTH_SOCK
+  const s = h.identityAgent && h.identityAgent !== "SSH_AUTH_SOCK" ? h.identityAgent : process.env.SSH_AUTH_SOCK ?? (process.platform === "win32" ? "\\\\.\\pipe\\openssh-ssh-agent" : undefined);
   return s && fs.existsSync(s) ? s : undefined;
 }
 
@@ -27,15 +35,101 @@ function hostKeyRemedy(h: ResolvedHost, name: string): string {
   } — then connect once with plain ssh to check and accept the new fingerprint.`;
 }
 
-export interface OpenedConnection { client: Client; host: ResolvedHost }
+/** Every known_hosts file OpenSSH would consult for this host: the user's, then the global ones. */
+export function knownHostsFiles(h: ResolvedHost): string[] {
+  return [...h.userKnownHostsFiles, ...(h.globalKnownHostsFiles ?? [])];
+}
+
+export interface OpenedConnection { client: Client; host: ResolvedHost; address?: string }
+
+/** The stages of a dial, in order; a refusal for a dial that hung names the one it was in. */
+export type DialStage = "DNS lookup" | "TCP connect" | "SSH banner" | "key exchange" | "authentication";
+
+export interface DialOptions {
+  /** a pre-opened stream (ProxyJump hop, ProxyCommand): the dial starts at the banner */
+  sock?: Duplex;
+  /** epoch ms where the caller's own bound ends: the dial gives up there even if ConnectTimeout is longer */
+  deadline?: number;
+  /** told each stage as it begins (the pool keeps it, so a caller that joined the dial can name it) */
+  onStage?: (stage: DialStage) => void;
+  /** a line of platform knowledge for the diagnosis (e.g. "ports move on restart"), passed in from above */
+  hint?: string;
+}
+
+/** The bound of one dial: the config's ConnectTimeout, cut to what is left of the caller's bound. */
+export function dialBoundMs(h: ResolvedHost, deadline?: number): number {
+  return Math.max(1, Math.min(h.connectTimeoutMs, deadline === undefined ? Infinity : deadline - Date.now()));
+}
+
+/** Attach a one-line diagnosis (what this machine can see) to a connection refusal. */
+export function withDiagnosis(e: RefusalError, facts: ConnectFacts): RefusalError {
+  const line = diagnosisLine({ ...localFacts(), ...facts });
+  if (line) (e.refusal as { diagnosis?: string }).diagnosis = line;
+  return e;
+}
+
+function lookupBounded(host: string, ms: number): Promise<string> {
+  if (net.isIP(host)) return Promise.resolve(host);
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(Object.assign(new Error("DNS lookup timed out"), { code: "ETIMEOUT" })), ms);
+    dns.lookup(host, (err, address) => { clearTimeout(t); if (err) reject(err); else resolve(address); });
+  });
+}
 
 /**
- * Connect and authenticate. `sock` is a pre-opened stream (ProxyJump). Throws RefusalError with
- * UNREACHABLE / AUTH_FAILED / HOST_KEY_UNKNOWN / HOST_KEY_CHANGED.
+ * Connect and authenticate, every stage (DNS, TCP, banner, key exchange, auth) inside one bound. Throws
+ * RefusalError with UNREACHABLE / TIMEOUT (naming the stage that hung) / AUTH_FAILED / HOST_KEY_UNKNOWN /
+ * HOST_KEY_CHANGED; connection refusals carry a `diagnosis` line.
  */
-export function openConnection(h: ResolvedHost, sock?: Duplex): Promise<OpenedConnection> {
+export async function openConnection(h: ResolvedHost, sockOrOpts?: Duplex | DialOptions): Promise<OpenedConnection> {
+  const o: DialOptions = sockOrOpts && typeof (sockOrOpts as Duplex).pipe === "function" ? { sock: sockOrOpts as Duplex } : (sockOrOpts as DialOptions) ?? {};
+  const boundMs = dialBoundMs(h, o.deadline);
+  const t0 = Date.now();
+  const where = `${h.hostname}:${h.port}`;
+  const facts: ConnectFacts = { hostname: h.hostname, port: h.port, ...(o.hint ? { hint: o.hint } : {}) };
+  const bound = () => (o.deadline !== undefined && o.deadline - t0 < h.connectTimeoutMs ? `the call's bound (${fmtS(boundMs)})` : `ConnectTimeout (${fmtS(boundMs)})`);
+  let stage: DialStage = o.sock ? "SSH banner" : "DNS lookup";
+  const enter = (s: DialStage) => { stage = s; o.onStage?.(s); };
+  enter(stage);
+  let sock = o.sock;
+  if (!sock) {
+    let address: string;
+    try {
+      address = await lookupBounded(h.hostname, boundMs);
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code === "ETIMEOUT") throw withDiagnosis(new RefusalError("TIMEOUT", `${where}: the DNS lookup of ${h.hostname} got no answer within ${bound()}`, "Check this machine's DNS (a proxy tool's DNS may be hung), or use the box's IP address as HostName."), { ...facts, stage, outcome: "timeout" });
+      throw withDiagnosis(new RefusalError("UNREACHABLE", `cannot resolve ${h.hostname}: ${code ?? (e as Error).message}`, "Check the HostName in your ssh config (ssh -G <alias>) and this machine's DNS."), { ...facts, stage, outcome: "dns" });
+    }
+    facts.address = address;
+    enter("TCP connect");
+    sock = net.connect({ host: address, port: h.port });
+    (sock as net.Socket).once("connect", () => enter("SSH banner"));
+  }
+  // the first bytes the port sends say what is behind it (an SSH banner, HTTP, TLS, nothing)
+  const first: Buffer[] = [];
+  let firstLen = 0;
+  const grab = (b: Buffer) => { if (firstLen < 256) { first.push(b); firstLen += b.length; } else sock!.off("data", grab); };
+  sock.on("data", grab);
+  const left = Math.max(1, boundMs - (Date.now() - t0));
+  return dial(h, sock, left, {
+    stage: () => stage,
+    enter,
+    facts: () => ({ ...facts, stage, ...(firstLen ? { firstBytes: Buffer.concat(first) } : {}) }),
+    bound,
+  });
+}
+
+function fmtS(ms: number): string {
+  return ms >= 1000 ? `${Math.round(ms / 100) / 10} s` : `${ms} ms`;
+}
+
+interface DialTrack { stage(): DialStage; enter(s: DialStage): void; facts(): ConnectFacts; bound(): string }
+
+function dial(h: ResolvedHost, sock: Duplex, boundMs: number, track: DialTrack): Promise<OpenedConnection> {
   const name = knownHostsName(h.hostKeyAlias ?? h.hostname, h.hostKeyAlias ? 22 : h.port);
-  const known = loadKnownKeys(h.userKnownHostsFiles, name);
+  const known = loadKnownKeys(knownHostsFiles(h), name);
+  const where = `${h.hostname}:${h.port}`;
   let hostKeyFailure: RefusalError | undefined;
 
   const keyCandidates: KeyCandidate[] = [];
@@ -58,16 +152,28 @@ export function openConnection(h: ResolvedHost, sock?: Duplex): Promise<OpenedCo
     const done = (err?: Error) => {
       if (settled) return;
       settled = true;
-      if (err) { client.end(); reject(err); } else resolve({ client, host: h });
+      clearTimeout(timer);
+      if (err) { client.destroy(); sock.destroy(); reject(err); } else resolve({ client, host: h,
+        ...(track.facts().address ? { address: track.facts().address } : {}) });
     };
+    // One timer for the whole dial: ssh2's readyTimeout is only a back-stop behind it.
+    const timer = setTimeout(() => {
+      const s = track.stage();
+      const what = s === "TCP connect" ? "the TCP connection got no answer" : s === "SSH banner" ? "the port accepted TCP but sent no SSH banner" : s === "key exchange" ? "the SSH key exchange stalled" : "authentication got no answer";
+      done(withDiagnosis(new RefusalError("TIMEOUT", `${where}: ${what} within ${track.bound()} (stage: ${s})`, s === "TCP connect"
+        ? "Check that the box is running and the port is current (rentals change ports on restart); a firewall may drop the packets."
+        : "The box's sshd is not answering (frozen or overloaded box), or something between is capturing the connection; retry later, check the box in its console, run `rgt doctor <host>`."), { ...track.facts(), outcome: "timeout" }));
+    }, boundMs);
     const cfg: ConnectConfig = {
-      host: h.hostname,
-      port: h.port,
+      sock,
       username: h.user,
-      readyTimeout: h.connectTimeoutMs,
-      keepaliveInterval: 15_000,
-      keepaliveCountMax: 3,
-      ...(sock ? { sock } : {}),
+      readyTimeout: boundMs + 2000,
+      keepaliveInterval: KEEPALIVE_MS,
+      keepaliveCountMax: KEEPALIVE_COUNT,
+      debug: (msg: string) => {
+        if (msg.startsWith("Remote ident")) track.enter("key exchange");
+        else if (msg.startsWith("Handshake completed")) track.enter("authentication");
+      },
       ...(known.length ? { algorithms: { serverHostKey: preferredAlgorithms(known) as never } } : {}),
       hostVerifier: (key: Buffer) => {
         const v = verifyKey(key, known);
@@ -83,7 +189,7 @@ export function openConnection(h: ResolvedHost, sock?: Duplex): Promise<OpenedCo
           }
           hostKeyFailure = new RefusalError(
             "HOST_KEY_UNKNOWN",
-            `no known_hosts entry for ${name} (looked in ${h.userKnownHostsFiles.join(", ")}); refusing to trust an unseen ${blobType(key)} key`,
+            `no known_hosts entry for ${name} (looked in ${knownHostsFiles(h).join(", ")}); refusing to trust an unseen ${blobType(key)} key`,
             `Verify the fingerprint once with plain ssh (ssh -p ${h.port} ${h.user}@${h.hostname}) and accept it, or set 'StrictHostKeyChecking accept-new' for this host in your ssh config if you accept trust-on-first-use.`,
           );
           return false;
@@ -119,14 +225,20 @@ export function openConnection(h: ResolvedHost, sock?: Duplex): Promise<OpenedCo
             ? `The agent offered no key the box accepts, and ${encrypted.join(", ")} is passphrase-protected: ssh-add ${encrypted[0]}.`
             : `Check that the box's authorized_keys holds one of: ${tried.join(", ") || "(no identity found — set IdentityFile in your ssh config)"}. ` +
               `If the platform handed you a password, install your key once yourself (ssh-copy-id -p ${h.port} ${h.user}@${h.hostname}, or the console's key page); this server never takes passwords.`;
-        return done(new RefusalError("AUTH_FAILED", `${h.user}@${h.hostname}:${h.port} rejected every key offered (${tried.join(", ") || "none available"})`, remedy));
+        return done(withDiagnosis(new RefusalError("AUTH_FAILED", `${h.user}@${h.hostname}:${h.port} rejected every key offered (${tried.join(", ") || "none available"})`, remedy), { ...track.facts(), outcome: "auth" }));
       }
-      if (/timed out/i.test(msg)) {
-        return done(new RefusalError("UNREACHABLE", `no ssh handshake with ${h.hostname}:${h.port} within ${Math.round(h.connectTimeoutMs / 1000)} s`, "Check that the box is running (rentals change ports on restart) and that the port is right; raise ConnectTimeout in your ssh config for slow links."));
-      }
+      if (err.level === "client-timeout" && /keepalive/i.test(msg)) return; // only after ready; the pool sees it
       const code = err.code ? ` (${err.code})` : "";
-      return done(new RefusalError("UNREACHABLE", `cannot reach ${h.hostname}:${h.port}: ${msg}${code}`, "Check that the box is running and the host/port in your ssh config are current (rentals often change the port after a restart)."));
+      const f = track.facts();
+      if (err.code === "ECONNREFUSED") {
+        return done(withDiagnosis(new RefusalError("UNREACHABLE", `${where} refused the connection: nothing listens on that port`, "Check that the box is running and the port in your ssh config is current (rentals often change the port after a restart)."), { ...f, outcome: "refused" }));
+      }
+      if (/before handshake/i.test(msg) || (err.level === "protocol" && f.firstBytes && !/^SSH-/m.test(f.firstBytes.toString("latin1")))) {
+        return done(withDiagnosis(new RefusalError("UNREACHABLE", `${where} closed the connection during the ${track.stage()} stage without an SSH handshake`, "The port is not an ssh server (a moved port, another service, a proxy): check the host/port in your ssh config; run `rgt doctor <host>`."), { ...f, outcome: "closed" }));
+      }
+      return done(withDiagnosis(new RefusalError("UNREACHABLE", `cannot reach ${where} (stage: ${track.stage()}): ${msg.slice(0, 200)}${code}`, "Check that the box is running and the host/port in your ssh config are current (rentals often change the port after a restart)."), f));
     });
+    client.on("error", () => { /* after settling: the pool's own listeners decide */ });
     try {
       client.connect(cfg);
     } catch (e) {
@@ -135,13 +247,21 @@ export function openConnection(h: ResolvedHost, sock?: Duplex): Promise<OpenedCo
   });
 }
 
-/** Open a TCP stream to (host, port) through an established connection (ProxyJump hop). */
-export function forwardThrough(via: Client, host: string, port: number, timeoutMs: number): Promise<Duplex> {
+/**
+ * Open a TCP stream to (host, port) through an established connection (ProxyJump hop). The channel open has no
+ * timeout of its own in ssh2: bounded here; a hop that does not answer is a TIMEOUT naming it.
+ */
+export function forwardThrough(via: Client, host: string, port: number, timeoutMs: number, hop = "the jump host"): Promise<Duplex> {
   return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new RefusalError("UNREACHABLE", `jump host did not open a channel to ${host}:${port} within ${timeoutMs} ms`, "Check that the jump host can reach the target.")), timeoutMs);
+    let late = false;
+    const t = setTimeout(() => {
+      late = true;
+      reject(new RefusalError("TIMEOUT", `${hop} did not open a channel to ${host}:${port} within ${fmtS(timeoutMs)} (stage: jump channel open)`, `Check that ${hop} is up and can reach the target (ssh ${hop} nc -zv ${host} ${port}).`));
+    }, timeoutMs);
     via.forwardOut("127.0.0.1", 0, host, port, (err, stream) => {
       clearTimeout(t);
-      if (err) reject(new RefusalError("UNREACHABLE", `jump host could not reach ${host}:${port}: ${err.message}`, "Check the ProxyJump chain and the target's address as seen from the jump host."));
+      if (late) { stream?.destroy(); return; }
+      if (err) reject(new RefusalError("UNREACHABLE", `${hop} could not reach ${host}:${port}: ${err.message}`, "Check the ProxyJump chain and the target's address as seen from the jump host."));
       else resolve(stream);
     });
   });

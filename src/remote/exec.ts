@@ -67,28 +67,62 @@ export class CappedBuffer {
   }
 }
 
-export function killGroup(client: Client, pgid: number): Promise<void> {
+/**
+ * A channel (session, exec, sftp) that the box did not open within its bound. ssh2 has no timeout of its own
+ * for a channel open: on a box whose sshd froze it waits for as long as the TCP connection lives.
+ */
+export class ChannelTimeoutError extends Error {
+  constructor(readonly what: string, readonly ms: number) {
+    super(`${what} got no answer within ${ms} ms`);
+    this.name = "ChannelTimeoutError";
+  }
+}
+
+/** the longest one channel open may take: one round trip on a healthy link, however far */
+export const CHANNEL_OPEN_MS = 10_000;
+/** after a timed-out command: how long the kill's channel open, the whole kill and the channel's close may take */
+const KILL_OPEN_MS = 1500;
+const KILL_BOUND_MS = 3500;
+const CLOSE_GRACE_MS = 1500;
+
+/** Kill a process group on the box over a second channel; resolves true once the box confirmed it, false when it did not answer in time. */
+export function killGroup(client: Client, pgid: number, boundMs = 8000, openMs = boundMs): Promise<boolean> {
   const cmd = `kill -TERM -- -${pgid} 2>/dev/null; for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 -- -${pgid} 2>/dev/null || exit 0; sleep 0.2; done; kill -KILL -- -${pgid} 2>/dev/null; exit 0`;
-  return new Promise<void>((resolve) => {
-    client.exec(cmd, (err, ch) => {
-      if (err) return resolve();
-      const t = setTimeout(() => { ch.close(); resolve(); }, 8000);
-      ch.on("close", () => { clearTimeout(t); resolve(); });
-      ch.resume();
-      ch.stderr.resume();
-    });
+  return new Promise<boolean>((resolve) => {
+    let over = false;
+    const t = setTimeout(() => { over = true; resolve(false); }, boundMs);
+    const o = setTimeout(() => { over = true; clearTimeout(t); resolve(false); }, openMs);
+    try {
+      client.exec(cmd, (err, ch) => {
+        clearTimeout(o);
+        if (err) { clearTimeout(t); return resolve(false); }
+        if (over) { ch.close(); return; }
+        ch.on("close", () => { clearTimeout(t); resolve(true); });
+        ch.resume();
+        ch.stderr.resume();
+      });
+    } catch { clearTimeout(t); resolve(false); }
   });
 }
 
-/** Run `command` on `client` within opts.timeoutMs; returns when the command ends or has been killed. */
+/**
+ * Run `command` on `client`, bounded as a whole: the channel open, the command and its kill all end by
+ * opts.deadline (or timeoutMs from now). A channel the box does not open in time rejects with
+ * ChannelTimeoutError; a command past its bound is killed on the box with its process group.
+ */
 export function execOn(client: Client, command: string, opts: ExecOptions = {}): Promise<ExecResult> {
-  const timeoutMs = opts.timeoutMs ?? 60_000;
-  const cap = opts.maxOutputBytes ?? 1 << 20;
   const t0 = Date.now();
+  const deadline = opts.deadline ?? t0 + (opts.timeoutMs ?? 60_000);
+  const cap = opts.maxOutputBytes ?? 1 << 20;
   return new Promise<ExecResult>((resolve, reject) => {
+    const openMs = Math.max(1, Math.min(CHANNEL_OPEN_MS, deadline - Date.now()));
+    let late = false;
+    const openTimer = setTimeout(() => { late = true; reject(new ChannelTimeoutError("a session channel open", openMs)); }, openMs);
     // Every listener is attached inside the exec callback, synchronously: ssh2 parses a whole TCP read at once,
     // so a fast command's data, exit-status and close can all be emitted before an awaiting caller resumes.
-    client.exec(wrapCommand(command), (openErr, ch) => {
+    const onOpen = (openErr: Error | undefined, ch: import("ssh2").ClientChannel) => {
+      clearTimeout(openTimer);
+      if (late) { ch?.close(); return; }
       if (openErr) return reject(openErr);
       const out = new CappedBuffer(cap);
       const err = new CappedBuffer(cap);
@@ -98,21 +132,33 @@ export function execOn(client: Client, command: string, opts: ExecOptions = {}):
       let exitCode: number | null = null;
       let signal: string | undefined;
       let exited = false;
-      let killing: Promise<void> | undefined;
-      const cleanup = () => { clearTimeout(timer); opts.signal?.removeEventListener("abort", onAbort); };
+      let killing: Promise<boolean> | undefined;
+      let finished = false;
+      let closed = false;
+      let graceTimer: NodeJS.Timeout | undefined;
+      const cleanup = () => { clearTimeout(timer); clearTimeout(graceTimer); opts.signal?.removeEventListener("abort", onAbort); };
       const finish = async () => {
+        if (finished) return;
+        finished = true;
         cleanup();
-        if (killing) await killing.catch(() => {});
-        resolve({ exitCode: timedOut ? null : exitCode, signal, stdout: out.toString(), stderr: err.toString(),
-            truncated: out.truncated || err.truncated, timedOut, elapsedMs: Date.now() - t0 });
+        const confirmed = killing ? await killing.catch(() => false) : true;
+        // the box stopped answering after the bound: say so rather than pretend the kill happened
+        const unconfirmed = timedOut && (!closed || (!!pgid && !confirmed));
+        if (unconfirmed) err.push(Buffer.from(`\n[rgt: the box stopped answering; the kill of the command${pgid ? ` (process group ${pgid})` : ""} is unconfirmed]\n`));
+        resolve({ exitCode: timedOut ? null : exitCode, signal, stdout: out.toString(), stderr: err.toString(), truncated: out.truncated
+          || err.truncated, timedOut, elapsedMs: Date.now() - t0, ...(unconfirmed ? { unresponsive: true } : {}) });
       };
       const stop = () => {
         if (killing) return;
         timedOut = true;
-        killing = (pgid ? killGroup(client, pgid) : Promise.resolve()).finally(() => ch.close());
+        killing = (pgid ? killGroup(client, pgid, KILL_BOUND_MS, KILL_OPEN_MS) : Promise.resolve(true)).finally(() => {
+          try { ch.close(); } catch { /* socket gone */ }
+          // a frozen box never confirms the close: answer anyway, shortly
+          graceTimer = setTimeout(() => void finish(), CLOSE_GRACE_MS);
+        });
       };
       const onAbort = () => stop();
-      const timer = setTimeout(stop, timeoutMs);
+      const timer = setTimeout(stop, Math.max(0, deadline - Date.now()));
       opts.signal?.addEventListener("abort", onAbort);
 
       ch.on("data", (b: Buffer) => { out.push(b); opts.onStdout?.(b); });
@@ -140,6 +186,7 @@ export function execOn(client: Client, command: string, opts: ExecOptions = {}):
       ch.on("exit", (code: number | null, sig?: string) => { exited = true; exitCode = code; if (sig) signal = sig; });
       // ssh2 repeats the exit status on 'close' (code, signal…) when the box sent one.
       ch.on("close", (code?: number | null, sig?: string) => {
+        closed = true;
         if (pgid === undefined && errHead.length) { err.push(errHead); errHead = Buffer.alloc(0); }
         if (!exited && (typeof code === "number" || typeof sig === "string")) { exited = true; exitCode = code ?? null; if (sig) signal = sig; }
         if (!exited && !timedOut) {
@@ -155,6 +202,7 @@ export function execOn(client: Client, command: string, opts: ExecOptions = {}):
       if (stdin === undefined) ch.end();
       else if (typeof stdin === "string" || Buffer.isBuffer(stdin)) ch.end(stdin);
       else (stdin as Readable).pipe(ch);
-    });
+    };
+    try { client.exec(wrapCommand(command), onOpen); } catch (e) { clearTimeout(openTimer); reject(e); }
   });
 }

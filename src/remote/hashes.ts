@@ -1,6 +1,7 @@
 /**
- * The box hashes its own files: one round trip running scripts/hash_tree.sh, JSON lines back.
- * Used by pull_verify (compare with the local copies) and by request_teardown (do the receipt's hashes still hold?).
+ * The box lists and hashes its own files: one round trip running scripts/hash_tree.sh, whose output is
+ * NUL-separated records (no name can break it). Used by the transfer service (what to pull, what to
+ * compare) and by request_teardown (do the receipt's hashes still hold?).
  */
 import { RefusalError } from "../common/result.js";
 import type { Remote } from "./types.js";
@@ -9,6 +10,12 @@ export interface RemoteFileHash {
   path: string;
   bytes: number;
   sha256: string;
+}
+
+export interface RemoteLink {
+  path: string;
+  /** the link's target text, as readlink(2) gives it */
+  target: string;
 }
 
 export interface RemoteHashTree {
@@ -20,36 +27,91 @@ export interface RemoteHashTree {
   /** the box's rsync version ("3.2.7"), "" when unknown */
   rsyncVersion: string;
   files: RemoteFileHash[];
+  /** symbolic links under root (never followed) */
+  links: RemoteLink[];
+  /** entries that are neither files, links nor dirs (fifos, sockets, devices): never carried */
+  others: { path: string; type: string }[];
+  /** files the box listed but could not read or hash */
+  unreadable: string[];
+  /** names whose bytes are not UTF-8 (shown with \xNN escapes): they cannot be carried faithfully */
+  badNames: string[];
   /** requested paths that are not regular files on the box */
   missing: string[];
 }
 
-/** Parse hash_tree.sh output. Throws when the closing {"done":true} line is absent (output cut short). */
-export function parseHashTree(stdout: string): RemoteHashTree {
-  const out: RemoteHashTree = { root: "", exists: false, hasRsync: false, rsyncVersion: "", files: [], missing: [] };
-  let done = false;
-  for (const line of stdout.split("\n")) {
-    if (!line.startsWith("{")) continue;
-    let o: Record<string, unknown>;
-    try { o = JSON.parse(line) as Record<string, unknown>; } catch { continue; }
-    if (typeof o.root === "string") {
-      out.exists = o.exists === true;
-      out.hasRsync = o.rsync === true;
-      out.rsyncVersion = typeof o.rsync_version === "string" ? o.rsync_version : "";
-      out.root = out.exists ? o.root : "";
-    } else if (o.done === true) {
-      done = true;
-    } else if (typeof o.path === "string") {
-      if (o.missing === true) out.missing.push(o.path);
-      else if (typeof o.sha256 === "string" && /^[0-9a-f]{64}$/.test(o.sha256)) {
-        out.files.push({ path: o.path, bytes: Number(o.bytes ?? 0), sha256: o.sha256 });
-      }
-    }
-  }
-  if (!done) throw new Error("hash_tree.sh output ended early (no done line)");
-  out.files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+/** A name's bytes as text, or null when they are not UTF-8. */
+function utf8(b: Buffer): string | null {
+  try { return UTF8.decode(b); } catch { return null; }
+}
+
+/** A byte string shown safely: non-UTF-8 bytes as \xNN. */
+export function escapeBytes(b: Buffer): string {
+  let out = "";
+  for (const x of b) out += x >= 0x20 && x < 0x7f ? String.fromCharCode(x) : `\\x${x.toString(16).padStart(2, "0")}`;
   return out;
 }
+
+const MARK = Buffer.from("RGT-HASH-1\0", "latin1");
+const FIELDS: Record<string, number> = { R: 4, F: 3, L: 2, O: 2, E: 1, M: 1, D: 1 };
+
+/** Parse hash_tree.sh output. Throws when the closing D record is absent (output cut short) or a record is malformed. */
+export function parseHashTree(stdout: Buffer): RemoteHashTree {
+  const out: RemoteHashTree = { root: "", exists: false, hasRsync: false, rsyncVersion: "", files: [], links: [], others: [], unreadable: [], badNames: [], missing: [] };
+  const fields: Buffer[] = [];
+  const start = stdout.indexOf(MARK);
+  if (start < 0) throw new Error("hash_tree.sh output has no start mark (the script did not run)");
+  for (let at = start + MARK.length; at < stdout.length; ) {
+    const z = stdout.indexOf(0, at);
+    if (z < 0) break; // an unterminated tail: cut short, the D record check below fails
+    fields.push(stdout.subarray(at, z));
+    at = z + 1;
+  }
+  let done = false;
+  const name = (b: Buffer): string | null => {
+    const s = utf8(b);
+    if (s === null) out.badNames.push(escapeBytes(b));
+    return s;
+  };
+  for (let i = 0; i < fields.length; ) {
+    const tag = fields[i].toString("latin1");
+    const n = FIELDS[tag];
+    if (n === undefined) throw new Error(`hash listing has an unknown record "${escapeBytes(fields[i]).slice(0, 20)}"`);
+    const f = fields.slice(i + 1, i + 1 + n);
+    if (f.length < n) break;
+    i += 1 + n;
+    const s = (k: number): string => f[k].toString("utf8");
+    switch (tag) {
+      case "R": out.exists = s(0) === "1"; out.hasRsync = s(1) === "1"; out.rsyncVersion = /^[\d.]+$/.test(s(2)) ? s(2) : ""; out.root = out.exists ? s(3) : ""; break;
+      case "F": {
+        const p = name(f[2]);
+        if (p !== null) {
+          if (!/^[0-9a-f]{64}$/.test(s(1))) throw new Error(`hash listing has a bad sha256 for ${p.slice(0, 80)}`);
+          out.files.push({ path: p, bytes: Number(s(0)), sha256: s(1) });
+        }
+        break;
+      }
+      case "L": { const p = name(f[0]); const t = utf8(f[1]); if (p !== null) { if (t === null) out.badNames.push(`${p} -> ${escapeBytes(f[1])}`); else out.links.push({ path: p, target: t }); } break; }
+      case "O": { const p = name(f[1]); if (p !== null) out.others.push({ path: p, type: s(0) }); break; }
+      case "E": { const p = name(f[0]); if (p !== null) out.unreadable.push(p); break; }
+      case "M": { const p = name(f[0]); if (p !== null) out.missing.push(p); break; }
+      case "D": done = true; break;
+    }
+    if (done) break; // whatever follows (a logout script's chatter) is not ours
+  }
+  if (!done) throw new Error("hash_tree.sh output ended early (no end record)");
+  out.files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  out.links.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return out;
+}
+
+/** Paths for RGT_HASH_PATHS: one a line, "\" and newline escaped (the script decodes with printf %b). */
+export function encodeHashPaths(paths: string[]): string {
+  return paths.map((p) => p.replace(/\\/g, "\\\\").replace(/\n/g, "\\n")).join("\n");
+}
+
+const MAX_LISTING = 256 * 1024 * 1024;
 
 export async function remoteHashTree(
   remote: Remote,
@@ -59,17 +121,21 @@ export async function remoteHashTree(
   opts: { timeoutMs?: number; signal?: AbortSignal } = {},
 ): Promise<RemoteHashTree> {
   const env: Record<string, string> = {};
-  if (paths && paths.length) env.RGT_HASH_PATHS = paths.join("\n");
+  if (paths && paths.length) env.RGT_HASH_PATHS = encodeHashPaths(paths);
+  // stdout is read as bytes (names need not be UTF-8); the exec layer's own text copy is kept small
+  const chunks: Buffer[] = [];
+  let size = 0;
   const r = await remote.runScript(host, "hash_tree.sh", [root], {
     env,
     timeoutMs: opts.timeoutMs ?? 600_000,
-    maxOutputBytes: 256 * 1024 * 1024,
+    maxOutputBytes: 64 * 1024,
+    onStdout: (b) => { size += b.length; if (size <= MAX_LISTING) chunks.push(b); },
     signal: opts.signal,
   });
   if (r.timedOut) throw new RefusalError("TIMEOUT", `hashing ${root} on ${host} ran past its time limit`, "Hash a smaller directory, or retry when the box is less busy.");
-  if (r.truncated) throw new RefusalError("INTERNAL", `hash listing of ${root} on ${host} was too large to read back`, "Pull a narrower remote_path.");
+  if (size > MAX_LISTING) throw new RefusalError("INTERNAL", `hash listing of ${root} on ${host} was too large to read back`, "Pull a narrower remote_path.");
   try {
-    return parseHashTree(r.stdout);
+    return parseHashTree(Buffer.concat(chunks));
   } catch (e) {
     throw new RefusalError(
       "INTERNAL",

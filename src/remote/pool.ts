@@ -12,10 +12,11 @@ import type { Client, SFTPWrapper } from "ssh2";
 import { quote } from "shell-quote";
 import { packageRoot, sshConfigFile } from "../common/config.js";
 import { RefusalError, refuse } from "../common/result.js";
-import { forwardThrough, openConnection } from "./connect.js";
-import { ConnectionLostError, execOn } from "./exec.js";
-import { parseHostSpec, resolveHost } from "./resolve.js";
-import type { ExecOptions, ExecResult, Remote, ResolvedHost } from "./types.js";
+import { forwardThrough, openConnection, withDiagnosis, type DialOptions } from "./connect.js";
+import { CHANNEL_OPEN_MS, ChannelTimeoutError, ConnectionLostError, execOn } from "./exec.js";
+import { parseHostSpec, resolveHost, sshBinary } from "./resolve.js";
+import type { ExecOptions, ExecResult, Remote, ResolvedHost, SftpSession } from "./types.js";
+import { wrapSftp } from "./sftp.js";
 
 interface PoolEntry {
   host: ResolvedHost;
@@ -27,6 +28,10 @@ interface PoolEntry {
   waiters: (() => void)[];
   /** connections this one rides on (ProxyJump), released with it */
   via?: string;
+  /** the stage the dial in progress is in (named when a caller's bound ends during it) */
+  stage?: string;
+  /** the host stopped answering on an open connection (a channel open or a kill that hung): when and how */
+  stalled?: { at: number; what: string };
 }
 
 export interface SshRemoteOptions {
@@ -35,6 +40,28 @@ export interface SshRemoteOptions {
   idleMs?: number;
   /** directory holding scripts/ (default: the package's own) */
   scriptsDir?: string;
+  /**
+   * platform knowledge about a host, for the diagnosis of a refused connection (e.g. "AutoDL assigns a new
+   * port when an instance is re-created"); the remote layer knows no profiles, so it is passed in
+   */
+  connectionHint?: (host: string) => string | undefined;
+}
+
+/** default bound of a call that names none (an SFTP session open, a connection asked for directly) */
+const DEFAULT_CALL_MS = 30_000;
+
+/** Resolve p, or reject with late() once the deadline passes (p keeps running; its outcome is dropped). */
+function byDeadline<T>(p: Promise<T>, deadline: number, late: () => Error): Promise<T> {
+  const left = deadline - Date.now();
+  if (left <= 0) return Promise.reject(late());
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(late()), left);
+    p.then((v) => { clearTimeout(t); resolve(v); }, (e) => { clearTimeout(t); reject(e); });
+  });
+}
+
+function secs(ms: number): string {
+  return `${Math.round(ms / 100) / 10} s`;
 }
 
 /** channels in flight per connection: below OpenSSH's default MaxSessions (10), leaving room for a kill */
@@ -78,8 +105,10 @@ export class SshRemote implements Remote {
   private readonly scriptsDir: string;
   private reaper?: NodeJS.Timeout;
   private scriptCache = new Map<string, string>();
+  private readonly hint?: (host: string) => string | undefined;
 
   constructor(opts: SshRemoteOptions = {}) {
+    this.hint = opts.connectionHint;
     this.sshConfig = opts.sshConfig ?? sshConfigFile();
     this.idleMs = opts.idleMs ?? 120_000;
     this.scriptsDir = opts.scriptsDir ?? path.join(packageRoot(), "scripts");
@@ -94,21 +123,33 @@ export class SshRemote implements Remote {
     return p;
   }
 
-  /** The pooled, ready connection for a host spec (connecting if needed). */
-  async connection(spec: string): Promise<{ client: Client; entry: PoolEntry }> {
-    const h = await this.resolve(spec);
+  private hintFor(spec: string): string | undefined {
+    try { return this.hint?.(spec); } catch { return undefined; }
+  }
+
+  /**
+   * The pooled, ready connection for a host spec (connecting if needed), within the caller's deadline. A dial
+   * runs under its own ConnectTimeout; a caller whose bound ends first gets TIMEOUT naming the stage the dial
+   * is in, and a later caller joins the same dial with its own bound (never a queue behind a dead host).
+   */
+  async connection(spec: string, deadline = Date.now() + DEFAULT_CALL_MS): Promise<{ client: Client; entry: PoolEntry }> {
+    const t0 = Date.now();
+    const h = await byDeadline(this.resolve(spec), deadline, () => new RefusalError("TIMEOUT", `${spec}: ssh -G did not answer within the call's bound`, "Check the ssh config (an Include or Match exec that hangs?)."));
     let entry = this.pool.get(h.key);
     if (!entry) {
       entry = { host: h, lastUsed: Date.now(), busy: 0, waiters: [] };
       this.pool.set(h.key, entry);
     }
+    if (entry.client && !isAlive(entry.client)) entry.client = undefined;
     if (entry.client) return { client: entry.client, entry };
     if (!entry.connecting) {
       const e = entry;
+      e.stage = undefined;
       e.connecting = this.dial(h, e).then(
         (c) => {
           e.client = c;
           e.connecting = undefined;
+          e.stalled = undefined;
           const drop = () => { if (e.client === c) e.client = undefined; };
           c.on("close", drop);
           c.on("end", drop);
@@ -117,46 +158,76 @@ export class SshRemote implements Remote {
         },
         (err) => {
           e.connecting = undefined;
-          this.pool.delete(h.key);
+          if (this.pool.get(h.key) === e && !e.client) this.pool.delete(h.key);
           throw err;
         },
       );
+      e.connecting.catch(() => { /* a caller whose bound ended stopped listening */ });
     }
-    const client = entry.client ?? (await entry.connecting!);
+    const e = entry;
+    const client = await byDeadline(entry.connecting!, deadline, () => {
+      const stage = e.stage ?? "connect";
+      const stalled = e.stalled ? ` (it stopped answering ${secs(Date.now() - e.stalled.at)} ago: ${e.stalled.what})` : "";
+      return withDiagnosis(new RefusalError("TIMEOUT", `${spec}: no answer within the call's bound (${secs(deadline - t0)}); the connection was still in the ${stage} stage${stalled}`,
+        "The box's sshd is not answering (frozen or overloaded box, or something on the path holds the connection). Retry later; check the box in its console; `rgt doctor <host>` walks the path."),
+      { hostname: h.hostname, port: h.port, stage, outcome: "timeout", ...(this.hintFor(spec) ? { hint: this.hintFor(spec) } : {}) });
+    });
     this.startReaper();
     return { client, entry };
   }
 
   private async dial(h: ResolvedHost, entry: PoolEntry): Promise<Client> {
-    if (h.proxyCommand) return this.dialViaCommand(h);
-    if (!h.proxyJump) return (await openConnection(h)).client;
+    const onStage = (s: string) => { entry.stage = s; };
+    const hint = this.hintFor(h.spec);
+    const opts = { onStage, ...(hint ? { hint } : {}) };
+    if (h.proxyCommand) return this.dialViaCommand(h, opts);
+    if (!h.proxyJump) return (await openConnection(h, opts)).client;
     // ProxyJump a,b,c: a is dialled (pooled, with its own config), each later hop rides on the previous one.
+    // A failure before the target is the route's, and says which hop.
     const hops = h.proxyJump.split(",").map((s) => s.trim()).filter(Boolean);
     entry.via = hops[0];
-    let via = (await this.connection(hops[0])).client;
+    const deadline = Date.now() + h.connectTimeoutMs * (hops.length + 1);
+    const hopFailed = (hop: string, e: unknown): never => {
+      if (!(e instanceof RefusalError)) throw e;
+      const r = e.refusal as { code: string; reason: string; remedy: string; diagnosis?: string };
+      const err = new RefusalError(r.code, `jump host ${hop} (ProxyJump for ${h.spec}): ${r.reason}`, `The jump host fails, not the target: ${r.remedy}`);
+      (err.refusal as { diagnosis?: string }).diagnosis = `the route failed at jump host ${hop}, before the target ${h.hostname}:${h.port} was reached${r.diagnosis ? `; ${r.diagnosis}` : ""}`.slice(0, 400);
+      throw err;
+    };
+    onStage(`jump host ${hops[0]}`);
+    let via = await this.connection(hops[0], deadline).then((x) => x.client, (e) => hopFailed(hops[0], e));
     const intermediates: Client[] = [];
+    let prev = hops[0];
     for (const hop of hops.slice(1)) {
+      onStage(`jump host ${hop}`);
       const hh = await this.resolve(hop);
-      const sock = await forwardThrough(via, hh.hostname, hh.port, hh.connectTimeoutMs);
-      via = (await openConnection({ ...hh, proxyJump: undefined }, sock)).client;
+      const sock = await forwardThrough(via, hh.hostname, hh.port, hh.connectTimeoutMs, `jump host ${prev}`).catch((e) => hopFailed(prev, e));
+      via = (await openConnection({ ...hh, proxyJump: undefined }, { sock }).catch((e) => hopFailed(hop, e))).client;
       intermediates.push(via);
+      prev = hop;
     }
-    const sock = await forwardThrough(via, h.hostname, h.port, h.connectTimeoutMs);
-    const client = (await openConnection(h, sock)).client;
+    onStage(`jump channel via ${prev}`);
+    const sock = await forwardThrough(via, h.hostname, h.port, h.connectTimeoutMs, `jump host ${prev}`).catch((e) => hopFailed(prev, e));
+    const client = (await openConnection(h, { ...opts, sock })).client;
     client.on("close", () => intermediates.forEach((c) => c.end()));
     return client;
   }
 
   /** ProxyCommand: the command's stdin/stdout carry the ssh stream (cloud IAP tunnels, `ssh -W`, nc via a proxy). */
-  private async dialViaCommand(h: ResolvedHost): Promise<Client> {
+  private async dialViaCommand(h: ResolvedHost, opts: DialOptions): Promise<Client> {
     const child = spawn("/bin/sh", ["-c", h.proxyCommand!], { stdio: ["pipe", "pipe", "pipe"] });
     let errText = "";
     child.stderr.on("data", (b: Buffer) => { errText = (errText + b.toString()).slice(-400); });
     const sock = Duplex.from({ readable: child.stdout, writable: child.stdin });
-    const exited = new Promise<never>((_, reject) => child.once("exit", (code) => reject(new RefusalError("UNREACHABLE", `ProxyCommand for ${h.spec} exited (${code}) before the ssh handshake: ${errText.trim().slice(-200) || "no output"}`, "Run the ProxyCommand from your ssh config by hand to see why it fails."))));
+    const failed = (code: number | null) => {
+      const e = new RefusalError("UNREACHABLE", `ProxyCommand for ${h.spec} exited (${code}) before the ssh handshake: ${errText.trim().slice(-200) || "no output"}`, "Run the ProxyCommand from your ssh config by hand to see why it fails.");
+      (e.refusal as { diagnosis?: string }).diagnosis = `the route failed at the ProxyCommand, before the target ${h.hostname}:${h.port} was reached`;
+      return e;
+    };
+    const exited = new Promise<never>((_, reject) => child.once("exit", (code) => reject(failed(code))));
     exited.catch(() => {});
     try {
-      const { client } = await Promise.race([openConnection(h, sock), exited]);
+      const { client } = await Promise.race([openConnection(h, { ...opts, sock }), exited]);
       client.on("close", () => { if (child.exitCode === null) child.kill("SIGTERM"); });
       return client;
     } catch (e) {
@@ -164,7 +235,7 @@ export class SshRemote implements Remote {
       // words (its stderr) the chance to be the reason, they say more than "connection lost".
       const code = child.exitCode ?? (await Promise.race([new Promise<number | null>((r) => child.once("exit", (c) => r(c))), new Promise<null>((r) => setTimeout(() => r(null), 500))]));
       if (child.exitCode === null) child.kill("SIGTERM");
-      if (code !== null && code !== 0) throw new RefusalError("UNREACHABLE", `ProxyCommand for ${h.spec} exited (${code}) before the ssh handshake: ${errText.trim().slice(-200) || "no output"}`, "Run the ProxyCommand from your ssh config by hand to see why it fails.");
+      if (code !== null && code !== 0) throw failed(code);
       throw e;
     }
   }
@@ -184,14 +255,25 @@ export class SshRemote implements Remote {
     this.reaper.unref();
   }
 
-  /** Run fn on a pooled connection; if the connection turns out dead, reconnect once and retry. */
   /**
    * OpenSSH refuses more than MaxSessions (default 10) channels on one connection, and a refused channel
-   * must not be mistaken for a dead box: calls beyond MAX_CHANNELS wait for a free channel instead.
+   * must not be mistaken for a dead box: calls beyond MAX_CHANNELS wait for a free channel instead — within
+   * their own bound, and only while that connection lives (a connection dropped as dead wakes them all).
+   * Returns false when the connection was dropped meanwhile.
    */
-  private async acquire(entry: PoolEntry): Promise<void> {
-    while (entry.busy >= MAX_CHANNELS) await new Promise<void>((res) => entry.waiters.push(res));
+  private async acquire(entry: PoolEntry, client: Client, deadline: number): Promise<boolean> {
+    while (entry.busy >= MAX_CHANNELS && entry.client === client) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new RefusalError("TIMEOUT", `${entry.host.spec}: all ${MAX_CHANNELS} channels of the connection stayed busy for the call's whole bound`, "Too many calls at once on one box; retry, or give the call a longer timeout.");
+      await new Promise<void>((res) => {
+        const t = setTimeout(() => { entry.waiters.splice(entry.waiters.indexOf(wake), 1); res(); }, left);
+        const wake = () => { clearTimeout(t); res(); };
+        entry.waiters.push(wake);
+      });
+    }
+    if (entry.client !== client) return false;
     entry.busy++;
+    return true;
   }
 
   private release(entry: PoolEntry): void {
@@ -200,21 +282,44 @@ export class SshRemote implements Remote {
     entry.waiters.shift()?.();
   }
 
-  /** Run fn on a pooled connection; a connection found dead is replaced and the call retried once. */
-  private async withClient<T>(host: string, fn: (c: Client) => Promise<T>): Promise<T> {
+  /**
+   * The box stopped answering on this connection (a channel open or a kill got no reply): drop the connection
+   * now — keepalives would take ~30 s more — and wake every call waiting on it, so none queues behind it.
+   */
+  private markStalled(entry: PoolEntry, client: Client, what: string): void {
+    entry.stalled = { at: Date.now(), what };
+    if (entry.client === client) entry.client = undefined;
+    client.destroy();
+    for (const w of entry.waiters.splice(0)) w();
+  }
+
+  /** Run fn on a pooled connection within deadline; a connection found dead is replaced and the call retried once. */
+  private async withClient<T>(host: string, deadline: number, fn: (c: Client) => Promise<T>): Promise<T> {
+    let note = "";
     for (let attempt = 0; ; attempt++) {
-      const { client, entry } = await this.connection(host);
-      await this.acquire(entry);
+      const { client, entry } = await this.connection(host, deadline).catch((e) => {
+        if (note && e instanceof RefusalError) e.refusal.reason = `${note}; then ${e.refusal.reason}`.slice(0, 600);
+        throw e;
+      });
+      if (!(await this.acquire(entry, client, deadline))) { attempt--; continue; }
       entry.lastUsed = Date.now();
       try {
         return await fn(client);
       } catch (e) {
         if (e instanceof RefusalError) throw e;
+        if (e instanceof ChannelTimeoutError) {
+          const opened = `the pooled connection to ${host} stopped answering: ${e.what} got no reply within ${secs(e.ms)}`;
+          this.markStalled(entry, client, `${e.what} hung`);
+          // the command never started: a fresh connection may go through, if the bound leaves time for one
+          if (attempt === 0 && deadline - Date.now() > 2000) { note = `${opened} (connection dropped)`; continue; }
+          throw withDiagnosis(new RefusalError("TIMEOUT", `${opened} (stage: channel open); the connection is dropped, the next call dials afresh`, "The box's sshd froze or the box is overloaded; nothing ran. Retry later, or check the box in its console."),
+            { hostname: entry.host.hostname, port: entry.host.port, stage: "channel open", ...(this.hintFor(host) ? { hint: this.hintFor(host) } : {}) });
+        }
         const msg = (e as Error).message ?? "";
         // The box said no to one more channel (MaxSessions, a busy sshd): the connection itself is fine and
         // its other channels keep running. Back off and ask again.
         if (/channel open failure|open failed/i.test(msg) && isAlive(client)) {
-          if (attempt < 4) { await new Promise((res) => setTimeout(res, 150 * (attempt + 1))); continue; }
+          if (attempt < 4 && deadline - Date.now() > 1000) { await new Promise((res) => setTimeout(res, 150 * (attempt + 1))); continue; }
           throw new RefusalError("UNREACHABLE", `${host} refused another ssh channel: ${msg.slice(0, 200)}`, "The box's sshd limits sessions per connection (MaxSessions); retry shortly.");
         }
         if (entry.client === client && !isAlive(client)) { entry.client = undefined; client.end(); }
@@ -233,10 +338,18 @@ export class SshRemote implements Remote {
     }
   }
 
-
   async exec(host: string, command: string, opts: ExecOptions = {}): Promise<ExecResult> {
     if (typeof command !== "string" || !command.trim()) refuse("BAD_INPUT", "command is empty", "Pass a shell command line.");
-    return this.withClient(host, (c) => execOn(c, command, opts));
+    // the bound counts from here: resolve, connect, channel open, command and kill all fit inside it
+    const deadline = opts.deadline ?? Date.now() + (opts.timeoutMs ?? 60_000);
+    return this.withClient(host, deadline, async (c) => {
+      const r = await execOn(c, command, { ...opts, deadline });
+      if (r.unresponsive) {
+        const e = [...this.pool.values()].find((x) => x.client === c);
+        if (e) this.markStalled(e, c, "a command's kill got no reply");
+      }
+      return r;
+    });
   }
 
   private script(name: string): string {
@@ -261,8 +374,18 @@ export class SshRemote implements Remote {
     return this.exec(host, cmd, { ...opts, stdin: script.endsWith(".py") ? body : prelude + body });
   }
 
-  async sftp(host: string): Promise<SFTPWrapper> {
-    const s = await this.withClient(host, (c) => new Promise<SFTPWrapper>((resolve, reject) => c.sftp((err, x) => (err ? reject(err) : resolve(x)))));
+  async sftp(host: string): Promise<SftpSession> {
+    const deadline = Date.now() + DEFAULT_CALL_MS;
+    const s = await this.withClient(host, deadline, (c) => new Promise<SFTPWrapper>((resolve, reject) => {
+      const ms = Math.max(1, Math.min(CHANNEL_OPEN_MS, deadline - Date.now()));
+      let late = false;
+      const t = setTimeout(() => { late = true; reject(new ChannelTimeoutError("an SFTP session open", ms)); }, ms);
+      c.sftp((err, x) => {
+        clearTimeout(t);
+        if (late) { x?.end(); return; }
+        if (err) reject(err); else resolve(x);
+      });
+    }));
     // An SFTP session holds its channel until the caller ends it: count it against the connection's
     // channel budget for that long, so parallel execs beside it never ask sshd for one too many.
     const entry = [...this.pool.values()].find((e) => e.client && (s as unknown as { _client?: unknown })._client === e.client);
@@ -273,13 +396,13 @@ export class SshRemote implements Remote {
       s.once("close", done);
       s.once("end", done);
     }
-    return s;
+    return wrapSftp(s);
   }
 
   async sshTransport(host: string): Promise<{ argv: string[]; destination: string }> {
     const h = await this.resolve(host);
     const parsed = parseHostSpec(host);
-    const argv = ["ssh"];
+    const argv = [sshBinary()];
     if (this.sshConfig) argv.push("-F", this.sshConfig);
     const cm = path.join(os.tmpdir(), `rgt-cm-${process.getuid?.() ?? "u"}`);
     fs.mkdirSync(cm, { recursive: true, mode: 0o700 });

@@ -25,16 +25,51 @@ export function parseHostSpec(spec: string): ParsedSpec {
   return { user: m[1], host: m[2].replace(/^\[|\]$/g, ""), port };
 }
 
-function expandTilde(p: string, home = os.homedir()): string {
-  if (p === "~") return home;
-  if (p.startsWith("~/")) return path.join(home, p.slice(2));
-  return p;
+/** Where and for whom a path from `ssh -G` is expanded (the real machine by default; fixtures pass their own). */
+export interface PathContext {
+  platform: NodeJS.Platform;
+  home: string;
+  user: string;
+  env: NodeJS.ProcessEnv;
+  /** whether a file exists (identity files that do not are skipped, as OpenSSH does) */
+  exists: (p: string) => boolean;
+}
+
+export function localPathContext(): PathContext {
+  return { platform: process.platform, home: os.homedir(), user: os.userInfo().username, env: process.env, exists: (p) => fs.existsSync(p) };
+}
+
+/** The OpenSSH client binary: Windows ships it as ssh.exe (C:\Windows\System32\OpenSSH). */
+export function sshBinary(platform: NodeJS.Platform = process.platform): string {
+  return platform === "win32" ? "ssh.exe" : "ssh";
+}
+
+/**
+ * A path as `ssh -G` prints it, made usable: quotes stripped; `~`, `~/…` and `~\…` to the home directory;
+ * OpenSSH's %d (home), %u (local user), %% tokens; ${VAR} environment references; on Windows also
+ * %VAR% (%USERPROFILE%, %PROGRAMDATA%) and Win32-OpenSSH's __PROGRAMDATA__ placeholder, and the separators
+ * normalised to backslashes (Windows OpenSSH prints mixed ones: C:\Users\x/.ssh/known_hosts).
+ */
+export function expandSshPath(raw: string, ctx: PathContext = localPathContext()): string {
+  const win = ctx.platform === "win32";
+  const P = win ? path.win32 : path.posix;
+  let p = raw.trim().replace(/^"(.*)"$/, "$1");
+  const envOf = (k: string) => (win ? Object.entries(ctx.env).find(([n]) => n.toLowerCase() === k.toLowerCase())?.[1] : ctx.env[k]);
+  p = p.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (m, k: string) => envOf(k) ?? m);
+  if (win) {
+    p = p.replace(/__PROGRAMDATA__/g, envOf("PROGRAMDATA") ?? "C:\\ProgramData");
+    p = p.replace(/%([A-Za-z_][A-Za-z0-9_()]{1,})%/g, (m, k: string) => envOf(k) ?? m);
+  }
+  p = p.replace(/%([du%])/g, (_m, k: string) => (k === "d" ? ctx.home : k === "u" ? ctx.user : "%"));
+  if (p === "~") p = ctx.home;
+  else if (p.startsWith("~/") || (win && p.startsWith("~\\"))) p = P.join(ctx.home, p.slice(2));
+  return win ? P.normalize(p) : p;
 }
 
 /** Parse `ssh -G` output into a multimap (keys lower-case; identityfile etc. repeat). */
 export function parseSshG(out: string): Map<string, string[]> {
   const m = new Map<string, string[]>();
-  for (const line of out.split("\n")) {
+  for (const line of out.split(/\r?\n/)) {
     const i = line.indexOf(" ");
     if (i <= 0) continue;
     const k = line.slice(0, i).toLowerCase();
@@ -48,7 +83,7 @@ export function parseSshG(out: string): Map<string, string[]> {
 
 function runSshG(args: string[], timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile("ssh", args, { timeout: timeoutMs, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+    execFile(sshBinary(), args, { timeout: timeoutMs, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
       if (err) reject(new Error((stderr || err.message).toString().trim()));
       else resolve(stdout.toString());
     });
@@ -61,6 +96,11 @@ export function expandProxyTokens(cmd: string, v: { h: string; p: string; r: str
 }
 
 export interface ResolveOptions { sshConfig?: string; defaultConnectTimeoutMs?: number }
+
+/** A list value of `ssh -G` (known-hosts files): space-separated, a "quoted path" may hold spaces. */
+function splitPaths(v: string): string[] {
+  return (v.match(/"[^"]*"|\S+/g) ?? []).map((x) => x.replace(/^"(.*)"$/, "$1"));
+}
 
 export async function resolveHost(spec: string, opts: ResolveOptions = {}): Promise<ResolvedHost> {
   const parsed = parseHostSpec(spec);
@@ -77,13 +117,21 @@ export async function resolveHost(spec: string, opts: ResolveOptions = {}): Prom
   } catch (e) {
     return refuse("BAD_INPUT", `ssh -G could not resolve '${spec}': ${(e as Error).message.slice(0, 300)}`, "Check the alias in your ssh config (ssh -G <alias>).");
   }
+  return hostFromSshG(out, spec, opts);
+}
+
+/** A ResolvedHost from `ssh -G` output (pure apart from ctx.exists): the Linux, macOS and Windows layouts alike. */
+export function hostFromSshG(out: string, spec: string, opts: ResolveOptions = {}, ctx: PathContext = localPathContext()): ResolvedHost {
+  const parsed = parseHostSpec(spec);
   const g = parseSshG(out);
   const one = (k: string) => g.get(k)?.[0];
   const hostname = one("hostname") ?? parsed.host;
   const port = Number(one("port") ?? parsed.port ?? 22);
-  const user = one("user") ?? parsed.user ?? os.userInfo().username;
-  const identityFiles = (g.get("identityfile") ?? []).map((p) => expandTilde(p)).filter((p) => fs.existsSync(p));
-  const known = (g.get("userknownhostsfile") ?? ["~/.ssh/known_hosts"]).flatMap((v) => v.split(/\s+/)).map((p) => expandTilde(p));
+  const user = one("user") ?? parsed.user ?? ctx.user;
+  const identityFiles = (g.get("identityfile") ?? []).map((p) => expandSshPath(p, ctx)).filter((p) => ctx.exists(p));
+  const files = (k: string, dflt: string[]) => (g.get(k) ?? dflt).flatMap(splitPaths).filter((p) => p !== "none").map((p) => expandSshPath(p, ctx));
+  const known = files("userknownhostsfile", ["~/.ssh/known_hosts"]);
+  const global = files("globalknownhostsfile", ctx.platform === "win32" ? ["__PROGRAMDATA__/ssh/ssh_known_hosts"] : ["/etc/ssh/ssh_known_hosts"]);
   const strictRaw = (one("stricthostkeychecking") ?? "ask").toLowerCase();
   const strict: ResolvedHost["strictHostKeyChecking"] =
     strictRaw === "true" || strictRaw === "yes" ? "yes" : strictRaw === "false" || strictRaw === "no" || strictRaw === "off" ? "no" : strictRaw === "accept-new" ? "accept-new" : "ask";
@@ -99,10 +147,11 @@ export async function resolveHost(spec: string, opts: ResolveOptions = {}): Prom
     port,
     user,
     identityFiles,
-    identityAgent: agent && agent !== "none" ? expandTilde(agent.replace(/^"|"$/g, "")) : agent === "none" ? "none" : undefined,
+    identityAgent: agent && agent !== "none" ? expandSshPath(agent, ctx) : agent === "none" ? "none" : undefined,
     proxyJump: pj && pj !== "none" ? pj : undefined,
     proxyCommand: pc && pc !== "none" ? expandProxyTokens(pc, { h: hostname, p: String(port), r: user, n: parsed.host }) : undefined,
     userKnownHostsFiles: known,
+    globalKnownHostsFiles: global,
     strictHostKeyChecking: strict,
     connectTimeoutMs,
     // the route is part of the identity: localhost:22 behind two different jump hosts is two different boxes

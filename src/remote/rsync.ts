@@ -6,7 +6,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { trackChild } from "../common/children.js";
 import { RefusalError } from "../common/result.js";
 import type { Remote } from "./types.js";
@@ -73,17 +73,49 @@ export function rsyncShellArg(argv: string[]): string {
     .join(" ");
 }
 
-/** rsync prints unprintable bytes of names as \#ooo (octal); undo that. */
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+/** rsync prints unprintable bytes of names as \#ooo (octal); undo that. Bytes that are not UTF-8 come back as U+FFFD. */
 export function decodeRsyncName(s: string): string {
   if (!s.includes("\\#")) return s;
+  return Buffer.from(rsyncNameBytes(Buffer.from(s, "utf8"))).toString("utf8");
+}
+
+function rsyncNameBytes(b: Buffer): number[] {
   const bytes: number[] = [];
-  for (let i = 0; i < s.length; ) {
-    const m = /^\\#([0-7]{3})/.exec(s.slice(i, i + 5));
-    if (m) { bytes.push(parseInt(m[1], 8)); i += 5; continue; }
-    for (const b of Buffer.from(s[i], "utf8")) bytes.push(b);
+  for (let i = 0; i < b.length; ) {
+    if (b[i] === 0x5c && b[i + 1] === 0x23 && i + 4 < b.length && /^[0-7]{3}$/.test(b.subarray(i + 2, i + 5).toString("latin1"))) {
+      bytes.push(parseInt(b.subarray(i + 2, i + 5).toString("latin1"), 8));
+      i += 5;
+      continue;
+    }
+    bytes.push(b[i]);
     i++;
   }
-  return Buffer.from(bytes).toString("utf8");
+  return bytes;
+}
+
+/** A name as rsync printed it (raw bytes, \#ooo escapes) → the name, or null when its bytes are not UTF-8. */
+export function decodeRsyncNameStrict(b: Buffer): string | null {
+  try { return UTF8.decode(Uint8Array.from(rsyncNameBytes(b))); } catch { return null; }
+}
+
+/** Split a byte stream into lines (\n or \r), as Buffers, never decoding a partial character. */
+export function onBufferLines(stream: NodeJS.ReadableStream, onLine: (line: Buffer) => void): () => void {
+  let carry = Buffer.alloc(0);
+  stream.on("data", (d: Buffer) => {
+    let buf = carry.length ? Buffer.concat([carry, d]) : d;
+    let at = 0;
+    for (let i = 0; i < buf.length; i++) {
+      if (buf[i] === 10 || buf[i] === 13) {
+        if (i > at) onLine(buf.subarray(at, i));
+        at = i + 1;
+      }
+    }
+    carry = Buffer.from(buf.subarray(at));
+    buf = carry;
+  });
+  return () => { if (carry.length) onLine(carry); carry = Buffer.alloc(0); };
 }
 
 const num = (s: string | undefined): number => (s ? Number(s.replace(/[,.](?=\d{3}\b)/g, "").replace(/[^\d]/g, "")) || 0 : 0);
@@ -109,6 +141,41 @@ const FILE_TAG = "RGTF:";
 
 export { versionAtLeast };
 
+// ---------------------------------------------------------------------------------------------
+// children that die with the server
+
+let pdeathsig: string[] | undefined;
+/**
+ * The argv prefix that makes a child get SIGKILL when its parent (this server) dies: util-linux's
+ * `setpriv --pdeathsig KILL` on Linux; nothing elsewhere (the caller's own kill paths still apply).
+ * A SIGKILLed server then leaves no rsync writing behind the next run.
+ */
+export function dieWithParent(): string[] {
+  if (pdeathsig === undefined) {
+    pdeathsig = process.platform === "linux" && onPath("setpriv") ? ["setpriv", "--pdeathsig", "KILL", "--"] : [];
+  }
+  return pdeathsig;
+}
+
+function onPath(exe: string): boolean {
+  return (process.env.PATH ?? "").split(path.delimiter).some((d) => {
+    try { fs.accessSync(path.join(d, exe), fs.constants.X_OK); return true; } catch { return false; }
+  });
+}
+
+/** spawn a command so that it dies with this process (see dieWithParent) */
+export function spawnTied(argv: string[], opts: { stdio?: ("ignore" | "pipe")[] } = {}): ChildProcess {
+  const full = [...dieWithParent(), ...argv];
+  return trackChild(spawn(full[0], full.slice(1), { stdio: opts.stdio ?? ["ignore", "pipe", "pipe"] }));
+}
+
+/**
+ * An rsync files-from list that no name can break: NUL-terminated entries, each behind "./" so that a
+ * name starting with "#" or ";" is not read as a comment (rsync drops such lines even with --from0).
+ */
+export function filesFromList(files: string[]): Buffer {
+  return Buffer.from(files.map((f) => `./${f}\0`).join(""), "utf8");
+}
 
 export function rsyncArgs(job: RsyncJob, listFile?: string): string[] {
   const remoteSpec = `${job.transport.destination}:${job.remoteDir.replace(/\/+$/, "")}/`;
@@ -124,7 +191,7 @@ export function rsyncArgs(job: RsyncJob, listFile?: string): string[] {
     "--stats",
     `--out-format=${FILE_TAG}%n`,
     "-e",
-    rsyncShellArg(job.transport.argv),
+    rsyncShellArg([...dieWithParent(), ...job.transport.argv]),
   ];
   // rsync's quick check compares whole-second mtimes: a file rewritten with the same size within the second
   // of the previous copy (an agent editing and pushing at once, a checkpoint rewritten in place) is silently
@@ -137,27 +204,37 @@ export function rsyncArgs(job: RsyncJob, listFile?: string): string[] {
   return args;
 }
 
-export async function runRsync(job: RsyncJob): Promise<RsyncResult> {
+/** A private temp dir for one call, removed afterwards whatever happens. */
+export async function withTempDir<T>(prefix: string, fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  try { return await fn(dir); } finally { fs.rmSync(dir, { recursive: true, force: true }); }
+}
+
+export interface RsyncChild {
+  /** pid of the local rsync (for the transfer lock: a rerun kills a survivor before it starts) */
+  onSpawn?: (pid: number) => void;
+}
+
+export async function runRsync(job: RsyncJob & RsyncChild): Promise<RsyncResult> {
   const t0 = Date.now();
-  let listFile: string | undefined;
-  let tmpDir: string | undefined;
-  if (job.files) {
-    tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), "rgt-rsync-"));
-    listFile = path.join(tmpDir, "files");
-    fs.writeFileSync(listFile, job.files.map((f) => `${f}\0`).join(""), { mode: 0o600 });
-  }
   if (job.direction === "pull") fs.mkdirSync(job.localDir, { recursive: true });
-  try {
-    return await new Promise<RsyncResult>((resolve) => {
-      const child = trackChild(spawn("rsync", rsyncArgs(job, listFile), { stdio: ["ignore", "pipe", "pipe"] }));
+  return withTempDir("rgt-rsync-", async (tmp) => {
+    let listFile: string | undefined;
+    if (job.files) {
+      listFile = path.join(tmp, "files");
+      fs.writeFileSync(listFile, filesFromList(job.files), { mode: 0o600 });
+    }
+    return new Promise<RsyncResult>((resolve) => {
+      const child = spawnTied(["rsync", ...rsyncArgs(job, listFile)]);
+      if (child.pid) job.onSpawn?.(child.pid);
       let statsText = "";
       let inStats = false;
-      let carry = "";
       let stderr = "";
       let timedOut = false;
-      const onLine = (line: string): void => {
+      const onLine = (raw: Buffer): void => {
+        const line = raw.toString("utf8");
         if (line.startsWith(FILE_TAG)) {
-          const name = decodeRsyncName(line.slice(FILE_TAG.length));
+          const name = decodeRsyncNameStrict(raw.subarray(FILE_TAG.length)) ?? decodeRsyncName(line.slice(FILE_TAG.length));
           if (!name.endsWith("/")) job.onFile?.(name);
           return;
         }
@@ -166,15 +243,9 @@ export async function runRsync(job: RsyncJob): Promise<RsyncResult> {
         if (/^Number of files:/.test(line)) inStats = true;
         if (inStats && statsText.length < 8192) statsText += line + "\n";
       };
-      child.stdout.setEncoding("utf8");
-      child.stdout.on("data", (d: string) => {
-        carry += d;
-        const parts = carry.split(/[\r\n]/);
-        carry = parts.pop() ?? "";
-        for (const p of parts) if (p) onLine(p);
-      });
-      child.stderr.setEncoding("utf8");
-      child.stderr.on("data", (d: string) => { stderr = (stderr + d).slice(-4000); });
+      const flush = onBufferLines(child.stdout!, onLine);
+      child.stderr!.setEncoding("utf8");
+      child.stderr!.on("data", (d: string) => { stderr = (stderr + d).slice(-4000); });
       const kill = (): void => {
         child.kill("SIGTERM");
         setTimeout(() => child.kill("SIGKILL"), 3000).unref();
@@ -186,7 +257,7 @@ export async function runRsync(job: RsyncJob): Promise<RsyncResult> {
       child.on("close", (code) => {
         clearTimeout(timer);
         job.signal?.removeEventListener("abort", onAbort);
-        if (carry) onLine(carry);
+        flush();
         const { stats, found } = parseRsyncStats(statsText);
         resolve({
           ...stats,
@@ -200,61 +271,91 @@ export async function runRsync(job: RsyncJob): Promise<RsyncResult> {
         });
       });
     });
-  } finally {
-    if (tmpDir) fs.rmSync(tmpDir, { recursive: true, force: true });
-  }
+  });
+}
+
+export interface ListedEntry {
+  path: string;
+  bytes: number;
+  kind: "file" | "link";
 }
 
 /**
  * The files a push would send, as rsync itself selects them: a dry run from localDir into an empty
- * directory, with the same filter rules. Returns relative paths and sizes (directories left out).
+ * directory, with the same filter rules. Returns relative paths, sizes and kinds (directories left out);
+ * names whose bytes are not UTF-8 come back in `badNames` (as rsync printed them), never dropped.
  */
-export async function listPushTree(localDir: string, filterArgs: string[], timeoutMs = 120_000): Promise<{ path: string; bytes: number }[]> {
-  const empty = fs.mkdtempSync(path.join(os.tmpdir(), "rgt-empty-"));
-  try {
-    return await new Promise((resolve, reject) => {
-      const child = spawn("rsync", ["-rlpt", "-n", "-8", "--no-inc-recursive", `--out-format=${FILE_TAG}%l\t%n`, ...filterArgs, "--", `${localDir.replace(/\/+$/, "")}/`, `${empty}/`], {
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      const out: { path: string; bytes: number }[] = [];
-      let carry = "";
-      let stderr = "";
-      child.stdout.setEncoding("utf8");
-      child.stdout.on("data", (d: string) => {
-        carry += d;
-        const lines = carry.split("\n");
-        carry = lines.pop() ?? "";
-        for (const l of lines) {
-          if (!l.startsWith(FILE_TAG)) continue;
-          const tab = l.indexOf("\t");
-          const name = decodeRsyncName(l.slice(tab + 1));
-          if (name.endsWith("/")) continue;
-          out.push({ path: name, bytes: Number(l.slice(FILE_TAG.length, tab)) || 0 });
-        }
-      });
-      child.stderr.setEncoding("utf8");
-      child.stderr.on("data", (d: string) => { stderr = (stderr + d).slice(-2000); });
-      const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-      child.on("error", reject);
-      child.on("close", (code) => {
-        clearTimeout(timer);
-        if (code !== 0 && code !== 23 && code !== 24) reject(new Error(`rsync listing failed (exit ${code}): ${stderr.trim().slice(-400)}`));
-        else resolve(out);
-      });
+export async function listPushTree(localDir: string, filterArgs: string[], timeoutMs = 120_000): Promise<{ entries: ListedEntry[]; badNames: string[] }> {
+  return withTempDir("rgt-empty-", (empty) => new Promise((resolve, reject) => {
+    const child = spawnTied(["rsync", "-rlpt", "-n", "-8", "--no-inc-recursive", `--out-format=${FILE_TAG}%i\t%l\t%n`, ...filterArgs, "--", `${localDir.replace(/\/+$/, "")}/`, `${empty}/`]);
+    const entries: ListedEntry[] = [];
+    const badNames: string[] = [];
+    let stderr = "";
+    const flush = onBufferLines(child.stdout!, (l) => {
+      if (l.subarray(0, FILE_TAG.length).toString("latin1") !== FILE_TAG) return;
+      const t1 = l.indexOf(9, FILE_TAG.length);
+      const t2 = l.indexOf(9, t1 + 1);
+      if (t1 < 0 || t2 < 0) return;
+      const item = l.subarray(FILE_TAG.length, t1).toString("latin1");
+      const rawName = l.subarray(t2 + 1);
+      const name = decodeRsyncNameStrict(rawName);
+      if (name === null) { badNames.push(rawName.toString("latin1")); return; }
+      if (name.endsWith("/") || item[1] === "d") return;
+      const kind = item[1] === "L" ? "link" : item[1] === "f" ? "file" : undefined;
+      if (!kind) return;
+      entries.push({ path: name, bytes: Number(l.subarray(t1 + 1, t2).toString("latin1")) || 0, kind });
     });
-  } finally {
-    fs.rmSync(empty, { recursive: true, force: true });
-  }
+    child.stderr!.setEncoding("utf8");
+    child.stderr!.on("data", (d: string) => { stderr = (stderr + d).slice(-2000); });
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      flush();
+      if (code !== 0 && code !== 23 && code !== 24) reject(new Error(`rsync listing failed (exit ${code}): ${stderr.trim().slice(-400)}`));
+      else resolve({ entries, badNames });
+    });
+  }));
 }
 
-let rsyncPresent: boolean | undefined;
-export function localRsyncAvailable(): boolean {
-  if (rsyncPresent === undefined) {
-    rsyncPresent = (process.env.PATH ?? "").split(":").some((d) => {
-      try { fs.accessSync(path.join(d, "rsync"), fs.constants.X_OK); return true; } catch { return false; }
-    });
+// ---------------------------------------------------------------------------------------------
+// which rsync this machine has
+
+export interface RsyncFlavour {
+  flavour: "rsync" | "openrsync" | "unknown" | "absent";
+  version: string;
+  /** whether every flag this project passes is understood (GNU rsync 3.1.0 or newer) */
+  usable: boolean;
+  /** why not, in one line */
+  why?: string;
+}
+
+/** Read `rsync --version` output: GNU rsync ("rsync  version 3.2.7  protocol version 31"), openrsync, or other. */
+export function parseRsyncVersion(text: string): RsyncFlavour {
+  const first = text.split("\n").find((l) => l.trim()) ?? "";
+  if (/openrsync/i.test(text)) {
+    const v = /rsync version ([\d.]+)/.exec(text)?.[1] ?? "";
+    return { flavour: "openrsync", version: v, usable: false, why: `openrsync${v ? ` (${v}-compatible)` : ""} lacks --info=progress2, --partial-dir and --no-inc-recursive` };
   }
-  return rsyncPresent;
+  const m = /^rsync\s+version\s+v?([\d.]+)/i.exec(first.trim());
+  if (!m) return { flavour: "unknown", version: "", usable: false, why: `unrecognised rsync --version output: ${first.slice(0, 80)}` };
+  const version = m[1];
+  if (!versionAtLeast(version, "3.1.0")) return { flavour: "rsync", version, usable: false, why: `rsync ${version} is older than 3.1.0 (no --info=progress2)` };
+  return { flavour: "rsync", version, usable: true };
+}
+
+let localRsync: RsyncFlavour | undefined;
+export function localRsyncFlavour(): RsyncFlavour {
+  if (localRsync) return localRsync;
+  if (!onPath("rsync")) return (localRsync = { flavour: "absent", version: "", usable: false, why: "rsync is not installed on this machine" });
+  const r = spawnSync("rsync", ["--version"], { encoding: "utf8", timeout: 10_000 });
+  localRsync = r.error ? { flavour: "unknown", version: "", usable: false, why: `rsync --version failed: ${r.error.message}` } : parseRsyncVersion(`${r.stdout}\n${r.stderr}`);
+  return localRsync;
+}
+
+/** A local rsync that understands every flag this project passes. */
+export function localRsyncAvailable(): boolean {
+  return localRsyncFlavour().usable;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -278,8 +379,8 @@ export interface RemoteDirInfo {
 }
 
 /**
- * One round trip: (optionally create and) resolve a directory on the box, and learn whether rsync is there.
- * Throws RefusalError BAD_INPUT naming `field` when the directory cannot be created.
+ * One round trip (scripts/prepare_dir.sh): (optionally create and) resolve a directory on the box, and
+ * learn whether rsync is there. Throws RefusalError BAD_INPUT naming `field` when it cannot be created.
  */
 export async function prepareRemoteDir(
   remote: Remote,
@@ -288,13 +389,7 @@ export async function prepareRemoteDir(
   field: string,
   opts: { create?: boolean; timeoutMs?: number } = {},
 ): Promise<RemoteDirInfo> {
-  const create = opts.create ?? true;
-  const cmd =
-    `d=${remotePathWord(dir)}; ` +
-    (create ? `mkdir -p -- "$d" || exit 41; ` : "") +
-    `if cd -- "$d" 2>/dev/null; then printf 'DIR=%s\\n' "$(pwd -P)"; else echo NODIR=1; fi; ` +
-    `if command -v rsync >/dev/null 2>&1; then echo RSYNC=1; v=$(rsync --version 2>/dev/null | head -n 1); v=\${v#*version }; echo "RSYNCV=\${v%% *}"; else echo RSYNC=0; fi`;
-  const r = await remote.exec(host, cmd, { timeoutMs: opts.timeoutMs ?? 30_000 });
+  const r = await remote.runScript(host, "prepare_dir.sh", [dir, opts.create ?? true ? "1" : "0"], { timeoutMs: opts.timeoutMs ?? 30_000 });
   if (r.timedOut) throw new RefusalError("TIMEOUT", `preparing ${dir} on ${host} timed out`, "Retry; check the box with probe_env.");
   if (r.exitCode === 41) {
     throw new RefusalError("BAD_INPUT", `${field}: cannot create ${dir} on ${host}: ${r.stderr.trim().slice(-300)}`, `Pick a ${field} the login user can write (e.g. under the data disk or ~/).`);

@@ -13,6 +13,8 @@ export interface ResolvedHost {
   /** OpenSSH ProxyCommand with its %-tokens already expanded: run locally, its stdio is the connection */
   proxyCommand?: string;
   userKnownHostsFiles: string[];
+  /** GlobalKnownHostsFile (/etc/ssh/ssh_known_hosts; C:\ProgramData\ssh\ssh_known_hosts on Windows): read, never written */
+  globalKnownHostsFiles?: string[];
   strictHostKeyChecking: "yes" | "no" | "accept-new" | "ask";
   connectTimeoutMs: number;
   /** OpenSSH HostKeyAlias: the name looked up in known_hosts instead of hostname/port */
@@ -31,6 +33,11 @@ export interface ExecOptions {
   /** called with each stdout chunk as it arrives */
   onStdout?: (chunk: Buffer) => void;
   signal?: AbortSignal;
+  /**
+   * epoch ms where the whole call must have answered (connect, channel open, command, kill); when set it wins
+   * over timeoutMs. Lets a caller share one bound across attempts.
+   */
+  deadline?: number;
 }
 
 export interface ExecResult {
@@ -43,6 +50,8 @@ export interface ExecResult {
   /** true when the command was killed on the box for running past timeoutMs */
   timedOut: boolean;
   elapsedMs: number;
+  /** true when the box stopped answering after the bound: the kill was not confirmed (the pool drops that connection) */
+  unresponsive?: boolean;
 }
 
 /**
@@ -55,8 +64,8 @@ export interface Remote {
   exec(host: string, command: string, opts?: ExecOptions): Promise<ExecResult>;
   /** stream scripts/<name> over stdin as `bash -s -- args` (never uploaded, never sourced rc files) */
   runScript(host: string, script: string, args?: string[], opts?: ExecOptions & { env?: Record<string, string> }): Promise<ExecResult>;
-  /** an SFTP session over the pooled connection */
-  sftp(host: string): Promise<import("ssh2").SFTPWrapper>;
+  /** an SFTP session over the pooled connection (end() it when done: it holds a channel) */
+  sftp(host: string): Promise<SftpSession>;
   /**
    * How an external OpenSSH-based transport (rsync -e) reaches the same host with the same config and
    * host-key policy: `argv` is the ssh command with options but no destination; `destination` goes
@@ -64,4 +73,40 @@ export interface Remote {
    */
   sshTransport(host: string): Promise<{ argv: string[]; destination: string }>;
   close(): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// SFTP, as this project uses it (src/remote/sftp.ts wraps ssh2's client behind it)
+
+export interface SftpAttrs {
+  size: number;
+  /** whole seconds (SFTP v3 carries no finer times) */
+  mtime: number;
+  mode: number;
+  isFile: boolean;
+  isDirectory: boolean;
+  isSymlink: boolean;
+}
+
+export interface SftpFile {
+  read(buf: Buffer, offset: number, length: number, position: number): Promise<number>;
+  write(buf: Buffer, offset: number, length: number, position: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface SftpSession {
+  /** null when the path does not exist (or cannot be stat'ed) */
+  stat(path: string): Promise<SftpAttrs | null>;
+  lstat(path: string): Promise<SftpAttrs | null>;
+  mkdir(path: string): Promise<void>;
+  rmdir(path: string): Promise<void>;
+  unlink(path: string): Promise<void>;
+  /** replace `to` atomically where the server supports posix-rename, else unlink + rename */
+  rename(from: string, to: string): Promise<void>;
+  utimes(path: string, atimeS: number, mtimeS: number): Promise<void>;
+  readlink(path: string): Promise<string>;
+  /** create `linkPath` pointing at `target` (argument order as in symlink(2)) */
+  symlink(target: string, linkPath: string): Promise<void>;
+  open(path: string, flags: "r" | "w" | "r+", mode?: number): Promise<SftpFile>;
+  end(): void;
 }

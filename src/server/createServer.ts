@@ -18,6 +18,8 @@ import { selectTools } from "../tools/index.js";
 import { registerKnowledge } from "./resources.js";
 import { runTool, type Tool, type ToolContext } from "./tool.js";
 import { inputJsonSchema, outputJsonSchema } from "./schemas.js";
+import { portMoveHint } from "../knowledge/connectHints.js";
+import { hostInfo } from "../ledger/hostinfo.js";
 
 export interface ServerDeps {
   remote?: Remote;
@@ -58,8 +60,9 @@ export function listing(tools: Tool[]): McpTool[] {
 }
 
 export function createServer(deps: ServerDeps = {}): CreatedServer {
-  const remote = deps.remote ?? new SshRemote();
   const ledger = deps.ledger ?? new Ledger();
+  // a refused connection's diagnosis may name what the host's platform does to ports (knowledge, passed in)
+  const remote = deps.remote ?? new SshRemote({ connectionHint: (host) => portMoveHint(hostInfo(ledger, host).platform) });
   const tools = selectTools(deps.tools ?? setting("RGT_TOOLS"));
   const server = new McpServer(
     { name: "remote-gpu-trainer", version: VERSION },

@@ -53,6 +53,7 @@ export async function recordMeter(def: ToolDef, args: Record<string, unknown>, r
   for (const host of hosts) {
     const m = meters[host];
     const info = hostInfo(ctx.ledger, host);
+    if (info.profile?.kind === "workstation") continue; // the user's own machine (profiles/local.md): no meter
     const view = meterView(host, m, info.registry);
     const clocks = (info.profile?.danger_clocks ?? []).map((c) => ({ id: c.id, message: c.message, hours: c.hours }));
     const { warnings, shownNow } = idleWarnings(view, clocks, m.clocks_shown ?? []);

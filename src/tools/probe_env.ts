@@ -32,7 +32,7 @@ interface RawProbe {
   tools: Record<string, boolean>;
   python: { path: string; version: string | null; torch: { version: string | null; cuda_build: string | null; cuda_available?: boolean;
     device_count?: number; method: string } | null; torch_error?: string } | null;
-  markers: { paths: string[]; env: string[]; commands: string[]; env_values: Record<string, string> };
+  markers: { paths: string[]; env: string[]; commands: string[]; env_values: Record<string, string>; evidence?: Record<string, boolean | null> };
 }
 
 const pct = (used?: number | null, total?: number | null) => (used != null && total ? Math.round((used / total) * 1000) / 10 : null);
@@ -109,7 +109,7 @@ export const probeEnv = defineTool({
     }
 
     const detected = detectProfile({ paths_present: raw.markers.paths, env_present: raw.markers.env, hostname: raw.hostname,
-        commands: raw.markers.commands }, profiles);
+      commands: raw.markers.commands, evidence: raw.markers.evidence }, profiles);
     const detection = forced
       ? {
           name: forced.name,
@@ -117,13 +117,19 @@ export const probeEnv = defineTool({
           detected_by: `${forcedBy}; ${detected.name === forced.name ? `markers agree: ${detected.detected_by}` : `markers suggest ${detected.name}`}`,
           ...(forced.variant ? { variant: forced.variant } : {}),
         }
-      : detected;
+      : { name: detected.name, detected_by: detected.detected_by, ...(detected.variant ? { variant: detected.variant } : {}) };
     const profile = forced ?? getProfile(detection.name, (detection as { variant?: string }).variant);
     const boxEnv = { HOME: raw.home, USER: raw.user };
     const ref = `rgt://profiles/${detection.name}`;
     const warnings: Warning[] = [];
     // Anything printed before the probe's document came from the login shell's start-up files: it would
     // corrupt rsync and SFTP streams the same way.
+    // markers seen without the evidence they need (e.g. the Slurm client but no controller): say so
+    for (const n of forced ? [] : detected.notes ?? []) warnings.push(warning("DETECTION_NOTE", "info", n.slice(0, 240)));
+    // declared the user's own machine, but the box shows a rental's markers: its meter may be running
+    if (forced?.kind === "workstation" && !["generic-ssh", forced.name].includes(detected.name)) {
+      warnings.push(warning("LOCAL_LOOKS_RENTED", "danger", `declared ${forced.name} (your own machine, no meter), but the box shows ${detected.name} markers (${detected.detected_by}); if it is a rental, its meter runs — set its real profile in registry.yaml.`));
+    }
     const noise = outLines.filter((l) => l.trim());
     if (noise.length) {
       warnings.push(warning("SHELL_NOISE", "danger", `the login shell prints on non-interactive ssh sessions ("${noise[0].slice(0, 60)}"${noise.length > 1 ? ` +${noise.length - 1} line(s)` : ""}): rsync and SFTP will fail until ~/.bashrc returns early for non-interactive shells`));

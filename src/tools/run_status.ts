@@ -11,6 +11,9 @@ import { defineTool } from "../server/tool.js";
 import { DEFAULT_STALL_S, runStatusOf } from "../backends/index.js";
 import { hostText, nameText } from "./fields.js";
 
+/** a failure class (src/knowledge/failures.ts), the line or counter that decided it, the section explaining it */
+const Cause = z.object({ cause: z.string(), evidence: z.string(), ref: z.string().optional() });
+
 const CellOut = z.object({
   name: z.string(),
   host: z.string().optional(),
@@ -22,8 +25,9 @@ const CellOut = z.object({
   tail: z.array(z.string()).optional(),
   log_bytes: z.number().optional(),
   new_text: z.string().optional(),
+  new_text_file: z.string().optional(),
   reason: z.string().optional(),
-  cause: z.object({ cause: z.string(), evidence: z.string() }).optional(),
+  cause: Cause.optional(),
 });
 
 /** the longest a call may hold its answer (many clients time a tool call out after a few minutes) */
@@ -48,10 +52,10 @@ export const runStatus = defineTool({
     state: z.enum(["running", "done", "failed", "stalled", "vanished", "unknown"]).optional(),
     cells: z.array(CellOut).optional(),
     gpus: z.array(z.object({ host: z.string(), index: z.number(), memory_used_mib: z.number().optional(), memory_total_mib: z.number().optional(),
-        utilization_pct: z.number().optional() })).optional(),
+      utilization_pct: z.number().optional() })).optional(),
     disks: z.array(z.object({ host: z.string(), mount: z.string(), size_bytes: z.number().optional(), used_pct: z.number().optional(),
-        inodes_used_pct: z.number().optional() })).optional(),
-    vanished_cause: z.object({ cause: z.string(), evidence: z.string() }).optional(),
+      inodes_used_pct: z.number().optional() })).optional(),
+    vanished_cause: Cause.optional(),
     next_action: z.string().optional(),
     elapsed_ms: z.number().optional(),
   },

@@ -152,20 +152,47 @@ export function readZipDirectory(fd: number, size: number): { entries: ZipEntry[
   return { entries, cdOffset };
 }
 
+/** torch.save's legacy format opens with the pickled magic number 0x1950a86a20f9469cfc6c (protocol 2, LONG1). */
+const TORCH_LEGACY_MAGIC = Buffer.from([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]);
+/** Entry names torch.save writes into its zip archive ("<archive>/data.pkl", ".format_version", "byteorder", "data/0"…). */
+const TORCH_ZIP_ENTRY = /(^|\/)(data\.pkl|\.format_version|byteorder|version|\.data\/serialization_id|data\/\d+)$/;
+/** Extensions that say "torch checkpoint" by themselves; .bin and .pkl are also used by plenty of other formats. */
+const TORCH_EXT = /\.(pt|pth|ckpt)$/i;
+
+/** the name in a zip's first local file header */
+function firstZipEntry(fd: number): string {
+  const lh = readAt(fd, 0, 30);
+  if (lh.length < 30) return "";
+  return readAt(fd, 30, Math.min(lh.readUInt16LE(26), 1024)).toString("utf8");
+}
+
+/**
+ * Judge a torch-named file by name AND structure. A torch.save zip is known by its entry names (a
+ * truncated one still by its first entry), a legacy save by its pickled magic number. A .bin / .pkl that
+ * is neither is somebody else's format (a data shard that merely starts like a pickle or a zip): it is
+ * hashed, not judged and not loaded.
+ */
 export function checkTorchFile(file: string): LoadCheck {
   const fd = fs.openSync(file, "r");
   try {
     const size = fs.fstatSync(fd).size;
-    const head = readAt(fd, 0, 4);
+    const torchNamed = TORCH_EXT.test(file);
+    const head = readAt(fd, 0, TORCH_LEGACY_MAGIC.length);
     if (head.length >= 4 && head.readUInt32LE(0) === 0x04034b50) {
+      const first = firstZipEntry(fd);
+      const looksTorch = torchNamed || TORCH_ZIP_ENTRY.test(first);
       let dir: ReturnType<typeof readZipDirectory>;
       try {
         dir = readZipDirectory(fd, size);
       } catch (e) {
+        if (!looksTorch) return { format: "unknown", ok: null, detail: "a zip-like file that is not a torch archive; not judged" };
         return { format: "torch_zip", ok: false, detail: (e as Error).message };
       }
       const pkl = dir.entries.find((e) => e.name === "data.pkl" || e.name.endsWith("/data.pkl"));
-      if (!pkl) return { format: "torch_zip", ok: false, detail: `zip archive of ${dir.entries.length} entries has no data.pkl (not a torch.save archive)` };
+      if (!pkl) {
+        if (!torchNamed) return { format: "unknown", ok: null, detail: `a zip archive of ${dir.entries.length} entries without data.pkl (not a torch.save archive); not judged` };
+        return { format: "torch_zip", ok: false, detail: `zip archive of ${dir.entries.length} entries has no data.pkl (not a torch.save archive)` };
+      }
       for (const e of dir.entries.slice(0, 20_000)) {
         const lh = readAt(fd, e.localOffset, 30);
         if (lh.length < 30 || lh.readUInt32LE(0) !== 0x04034b50) {
@@ -177,11 +204,13 @@ export function checkTorchFile(file: string): LoadCheck {
       const storages = dir.entries.filter((e) => /\/data\/\d+$/.test(e.name)).length;
       return { format: "torch_zip", ok: true, detail: `zip archive intact: ${dir.entries.length} entries, data.pkl + ${storages} storages`, tensors: storages };
     }
-    // torch's legacy format is a pickle stream (protocol 2 opcode 0x80 0x02) starting with a magic number
-    if (head.length >= 2 && head[0] === 0x80 && head[1] >= 2 && head[1] <= 5) {
+    if (head.length === TORCH_LEGACY_MAGIC.length && head.equals(TORCH_LEGACY_MAGIC)) {
       return { format: "torch_legacy", ok: null, detail: "legacy (pre-zip) torch pickle: structure cannot be checked without torch" };
     }
-    return { format: "unknown", ok: null, detail: "neither a zip archive nor a pickle; not judged" };
+    if (torchNamed && head.length >= 2 && head[0] === 0x80 && head[1] >= 2 && head[1] <= 5) {
+      return { format: "unknown", ok: null, detail: "a pickle without torch's magic number; torch.load decides" };
+    }
+    return { format: "unknown", ok: null, detail: "neither a torch archive nor a torch pickle; not judged" };
   } finally {
     fs.closeSync(fd);
   }

@@ -9,11 +9,11 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { isSecretFileName } from "../guard/secrets.js";
 import { listPushTree, localRsyncAvailable, PARTIAL_DIR } from "../remote/rsync.js";
-import { listFiles } from "./hash.js";
+import { escapeBytes } from "../remote/hashes.js";
 
 export const PROJECT_IGNORE = ".rgtignore";
 
-export interface TreeFile { path: string; bytes: number }
+export interface TreeFile { path: string; bytes: number; /** a link inside the tree: its target text */ link?: string }
 
 /** rsync filter arguments equivalent to the ignore files of a project. */
 export function pushFilterArgs(localDir: string, exclude: string[] = []): string[] {
@@ -55,26 +55,106 @@ export function gitIgnoredExcludes(localDir: string): string[] | undefined {
     .map((p) => `/${p.replace(/[[\]*?\\]/g, (c) => `\\${c}`)}`);
 }
 
-export async function scanPushTree(localDir: string, exclude: string[] = []): Promise<{ files: TreeFile[]; via: "rsync" | "walk" }> {
+export interface OutsideLink {
+  path: string;
+  /** the link's target text */
+  target: string;
+  /** where it leads on this machine (resolved), when it resolves */
+  resolved?: string;
+  /** the secret-file rule the target matches, when it does */
+  secret?: string;
+}
+
+export interface PushScan {
+  /** what goes: regular files, and links whose target stays inside the tree (carried as links) */
+  files: TreeFile[];
+  via: "rsync" | "walk";
+  /** links that leave the tree (or dangle outside it): not followed, not sent, reported */
+  outside: OutsideLink[];
+  /** names that cannot be carried (bytes that are not UTF-8), shown escaped */
+  badNames: string[];
+}
+
+const SECRET_DIR = /(^|\/)(\.ssh|\.aws|\.gnupg|\.kube|\.docker|\.azure|\.config\/gcloud|\.password-store)$/;
+
+/** The secret-file rule a link's target matches (the target itself, or a credential directory), or undefined. */
+export function secretLinkTarget(resolved: string): string | undefined {
+  const hit = isSecretFileName(resolved);
+  if (hit) return hit.rule;
+  if (SECRET_DIR.test(resolved.replace(/\/+$/, ""))) return "credential-directory";
+  return undefined;
+}
+
+/** Split a tree's links into those that stay inside it and those that leave (resolved through every hop). */
+export function classifyLinks(localDir: string, links: string[]): { inside: TreeFile[]; outside: OutsideLink[] } {
+  let rootReal = localDir;
+  try { rootReal = fs.realpathSync(localDir); } catch { /* keep */ }
+  const inTree = (p: string): boolean => p === rootReal || p.startsWith(rootReal.endsWith(path.sep) ? rootReal : rootReal + path.sep);
+  const inside: TreeFile[] = [];
+  const outside: OutsideLink[] = [];
+  for (const rel of links) {
+    const abs = path.join(localDir, rel);
+    let target: string;
+    try { target = fs.readlinkSync(abs); } catch { continue; }
+    let resolved: string | undefined;
+    try { resolved = fs.realpathSync(abs); } catch { /* dangling: judge the text */ }
+    const lexical = path.resolve(path.dirname(path.join(rootReal, rel)), target);
+    const where = resolved ?? lexical;
+    if (inTree(where) && !path.isAbsolute(target)) inside.push({ path: rel, bytes: Buffer.byteLength(target), link: target });
+    else outside.push({ path: rel, target, ...(resolved ? { resolved } : {}), ...(secretLinkTarget(where) ? { secret: secretLinkTarget(where) } : {}) });
+  }
+  return { inside, outside };
+}
+
+/** Walk a tree without rsync: files, links, and names that are not UTF-8 (never silently dropped). */
+export function walkTree(root: string): { files: TreeFile[]; links: string[]; badNames: string[] } {
+  const files: TreeFile[] = [];
+  const links: string[] = [];
+  const badNames: string[] = [];
+  const utf8 = new TextDecoder("utf-8", { fatal: true });
+  const walk = (rel: string): void => {
+    let ents: fs.Dirent<Buffer>[];
+    try { ents = fs.readdirSync(rel ? path.join(root, rel) : root, { withFileTypes: true, encoding: "buffer" }); } catch { return; }
+    for (const e of ents) {
+      let name: string;
+      try { name = utf8.decode(e.name); } catch { badNames.push(`${rel ? `${rel}/` : ""}${escapeBytes(e.name)}`); continue; }
+      if (name === PARTIAL_DIR) continue;
+      const r = rel ? `${rel}/${name}` : name;
+      if (e.isDirectory()) walk(r);
+      else if (e.isSymbolicLink()) links.push(r);
+      else if (e.isFile()) files.push({ path: r, bytes: fs.lstatSync(path.join(root, r)).size });
+    }
+  };
+  walk("");
+  files.sort((a, b) => (a.path < b.path ? -1 : 1));
+  return { files, links, badNames };
+}
+
+export async function scanPushTree(localDir: string, exclude: string[] = []): Promise<PushScan> {
+  const finish = (files: TreeFile[], links: string[], badNames: string[], via: "rsync" | "walk"): PushScan => {
+    const { inside, outside } = classifyLinks(localDir, links);
+    return { files: [...files, ...inside].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)), via, outside, badNames };
+  };
   if (localRsyncAvailable()) {
+    const list = async (filters: string[]): Promise<PushScan> => {
+      const r = await listPushTree(localDir, filters);
+      return finish(r.entries.filter((e) => e.kind === "file").map((e) => ({ path: e.path, bytes: e.bytes })), r.entries.filter((e) => e.kind === "link").map((e) => e.path), r.badNames, "rsync");
+    };
     const ignored = gitIgnoredExcludes(localDir);
-    if (!ignored) return { files: await listPushTree(localDir, pushFilterArgs(localDir, exclude)), via: "rsync" };
+    if (!ignored) return list(pushFilterArgs(localDir, exclude));
     // git's verdict replaces rsync's reading of .gitignore; .rgtignore and the call's excludes still apply
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "rgt-gitignored-"));
     try {
-      const list = path.join(tmp, "excludes");
-      fs.writeFileSync(list, ignored.map((l) => `${l}\n`).join(""), { mode: 0o600 });
-      const filters = [`--exclude=${PARTIAL_DIR}/`, `--exclude-from=${list}`, `--filter=:- ${PROJECT_IGNORE}`, ...exclude.map((e) => `--exclude=${e}`)];
-      return { files: await listPushTree(localDir, filters), via: "rsync" };
+      const file = path.join(tmp, "excludes");
+      fs.writeFileSync(file, ignored.map((l) => `${l}\n`).join(""), { mode: 0o600 });
+      return await list([`--exclude=${PARTIAL_DIR}/`, `--exclude-from=${file}`, `--filter=:- ${PROJECT_IGNORE}`, ...exclude.map((e) => `--exclude=${e}`)]);
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
     }
   }
-  // no local rsync: plain walk (ignore files are then not honoured; the caller warns)
-  const files = listFiles(localDir)
-    .filter((f) => !f.split("/").includes(PARTIAL_DIR))
-    .map((f) => ({ path: f, bytes: fs.statSync(path.join(localDir, f)).size }));
-  return { files, via: "walk" };
+  // no usable local rsync: plain walk (ignore files are then not honoured; the caller warns)
+  const w = walkTree(localDir);
+  return finish(w.files, w.links, w.badNames, "walk");
 }
 
 export function secretFiles(files: TreeFile[], allow: string[] = []): { path: string; rule: string }[] {
@@ -96,6 +176,7 @@ export function crlfScripts(localDir: string, files: TreeFile[]): string[] {
   const out: string[] = [];
   const buf = Buffer.alloc(64 * 1024);
   for (const f of files) {
+    if (f.link !== undefined) continue;
     const ext = path.extname(f.path).toLowerCase();
     const byExt = SCRIPT_EXT.has(ext);
     if (!byExt && (ext !== "" || f.bytes > 1024 * 1024)) continue;

@@ -202,7 +202,6 @@ export function negatives(seed = 4321): Case[] {
     add("placeholder stars", `api_key: "****************"`);
     add("placeholder env name", `--token HF_TOKEN_FROM_ENV`);
     add("low entropy password", `PASSWORD=changeme`);
-    add("short password", `PGPASSWORD=postgres psql -h localhost`);
     add("aws doc example", `AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE`);
     add("sort key", `sort_key=created_at_timestamp_v2`);
     add("pubkey", `ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI${g.mixed(43)} user@laptop`);

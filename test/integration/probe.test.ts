@@ -18,7 +18,7 @@ beforeAll(async () => {
     { name: "plain", gpus: 0, without: ["tmux", "rsync", "sbatch"] },
     { name: "busy", gpus: 2, busyGpus: [1] },
     { name: "full", gpus: 1, without: ["python3"], mounts: [{ path: "/data", size: "16m", fillBytesPct: 100 }] },
-    { name: "login", gpus: 0 }, // sees sbatch: a Slurm login node
+    { name: "login", gpus: 0 }, // sees the Slurm client (sbatch) but no controller
 
   ]);
   srv = await connectServer(lab.env);
@@ -97,12 +97,12 @@ describe("probe_env", () => {
     expect(r.python).toBeNull();
   });
 
-  it("on a Slurm login node a missing GPU is expected, not a danger", async () => {
+  it("a box that only has the Slurm client (sbatch, no controller) is not a login node: generic-ssh with a note", async () => {
+    // detection needs evidence (issue 15.5); the login-node case with a live controller is in detect-evidence.test.ts
     const r = (await srv.call("probe_env", { host: "login" })) as Probe;
-    expect(r.profile.name).toBe("slurm");
-    const w = r.warnings.find((x: Probe) => x.code === "NO_GPU");
-    expect(w.severity).toBe("info");
-    expect(w.message).toContain("scheduler");
+    expect(r.profile.name).toBe("generic-ssh");
+    expect(codes(r)).toContain("DETECTION_NOTE");
+    expect(r.warnings.find((x: Probe) => x.code === "NO_GPU").severity).toBe("danger");
   });
 
   it("names GPUs already holding another process's memory", async () => {

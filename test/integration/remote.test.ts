@@ -291,7 +291,8 @@ describe("ProxyJump and reconnect", () => {
   });
 
   it("a connection cut mid-command by the network is reported as UNREACHABLE, not as a failed command", async () => {
-    const proxy = await lab.cutProxy("r1", { cutAfterBytes: 6000, maxCuts: 1 });
+    // past the handshake, auth and the command's start (~6 KB), well inside its 588 KB of output
+    const proxy = await lab.cutProxy("r1", { cutAfterBytes: 40_000, maxCuts: 1 });
     const r = new SshRemote({ sshConfig: lab.sshConfig });
     try {
       const e = await r.exec(proxy.alias, "seq 1 100000").catch((x) => x);

@@ -162,16 +162,18 @@ describe("knowledge half of the evals", () => {
 });
 
 describe("the knowledge files themselves", () => {
-  const REFS = ["ssh-transport", "spot-resilience", "china-network", "gotchas-universal", "monitoring-patterns", "lifecycle-checklist", "principles", "parallel-ablation"];
+  const REFS = ["ssh-transport", "spot-resilience", "china-network", "gotchas-universal", "monitoring-patterns", "lifecycle-checklist", "principles", "parallel-ablation", "artifact-layout", "training-failures"];
+  // most references are a short read; the training-failures handbook is allowed more (issue 14: <= 25 KB)
+  const MAX_KB: Record<string, number> = { "training-failures": 25, "gotchas-universal": 12 };
 
-  it("has exactly the eight references, each compact, with unique heading ids", () => {
+  it("has exactly the ten references, each compact, with unique heading ids", () => {
     const names = fs.readdirSync(path.join(ROOT, "references")).filter((f) => f.endsWith(".md")).map((f) => f.slice(0, -3)).sort();
     expect(names).toEqual([...REFS].sort());
     for (const n of REFS) {
       const text = fs.readFileSync(path.join(ROOT, "references", `${n}.md`), "utf8");
       const bytes = Buffer.byteLength(text);
-      expect(bytes, n).toBeGreaterThanOrEqual(4 * 1024);
-      expect(bytes, n).toBeLessThanOrEqual(10 * 1024);
+      expect(bytes, n).toBeGreaterThanOrEqual(3 * 1024);
+      expect(bytes, n).toBeLessThanOrEqual((MAX_KB[n] ?? 10) * 1024);
       expect(text.includes("\r"), `${n} has CR characters`).toBe(false);
       const ids = [...text.matchAll(/^###[ \t]+([A-Z][A-Z0-9_-]*)\b/gm)].map((m) => m[1]);
       expect(new Set(ids).size, `${n} repeats a heading id`).toBe(ids.length);

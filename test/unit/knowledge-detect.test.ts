@@ -19,13 +19,35 @@ describe("detectProfile", () => {
   });
 
   it("uses commands, env vars and paths for schedulers and clusters", () => {
-    expect(detectProfile(facts({ commands: ["sbatch"] }))).toEqual({ name: "slurm", detected_by: "command sbatch" });
+    // a command marker counts only with the evidence it names: a Slurm controller that answered
+    expect(detectProfile(facts({ commands: ["sbatch"], evidence: { slurm_controller: true } }))).toEqual({ name: "slurm", detected_by: "command sbatch" });
     expect(detectProfile(facts({ env_present: ["SLURM_JOB_ID"] })).name).toBe("slurm");
     expect(detectProfile(facts({ paths_present: ["/var/run/secrets/kubernetes.io/serviceaccount"] })).name).toBe("kubernetes");
     expect(detectProfile(facts({ env_present: ["VAST_CONTAINERLABEL"] }))).toEqual({ name: "vastai", detected_by: "env VAST_CONTAINERLABEL" });
     expect(detectProfile(facts({ env_present: ["RUNPOD_POD_ID"] })).name).toBe("runpod");
     expect(detectProfile(facts({ paths_present: ["/lambda/nfs"] })).name).toBe("lambda");
     expect(detectProfile(facts({ paths_present: ["/home/paperspace"] })).name).toBe("paperspace");
+  });
+
+  it("needs evidence: the Slurm client alone is generic-ssh with a note, never a login node", () => {
+    for (const evidence of [undefined, { slurm_controller: false }, { slurm_controller: null }]) {
+      const d = detectProfile(facts({ commands: ["sbatch"], ...(evidence ? { evidence } : {}) }));
+      expect(d.name).toBe("generic-ssh");
+      expect(d.notes).toHaveLength(1);
+      expect(d.notes![0]).toMatch(/command sbatch is there, but no Slurm controller answered.*not treated as slurm/);
+    }
+    // a caller that must err toward shared mounts may still count the weak marker
+    expect(detectProfile(facts({ commands: ["sbatch"] }), undefined, { weakMarkersCount: true }).name).toBe("slurm");
+    // inside a job the scheduler's own variable is evidence enough
+    expect(detectProfile(facts({ commands: ["sbatch"], env_present: ["SLURM_JOB_ID"] })).name).toBe("slurm");
+  });
+
+  it("every command marker that stands alone in a profile names the evidence it needs", () => {
+    for (const p of loadProfiles()) {
+      for (const m of [...p.detect.any, ...p.variants.flatMap((v) => v.detect?.any ?? [])]) {
+        if (m.command !== undefined) expect(m.needs, `${p.name}: command ${m.command}`).toBeDefined();
+      }
+    }
   });
 
   it("names the sub-platform of a family", () => {

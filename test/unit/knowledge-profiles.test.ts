@@ -6,7 +6,7 @@ import { loadProfiles, getProfile, parseProfile, clearProfileCache, defaultProfi
 import { PROFILE_SECTIONS, expandBoxPath } from "../../src/knowledge/schema.js";
 import { listReferences, getReference } from "../../src/knowledge/references.js";
 
-const ALL = ["autodl", "china", "colab-kaggle", "generic-ssh", "kubernetes", "lambda", "paperspace", "runpod", "slurm", "vastai"];
+const ALL = ["autodl", "china", "colab-kaggle", "generic-ssh", "kubernetes", "lambda", "local", "paperspace", "runpod", "slurm", "vastai"];
 const SRC = defaultProfilesDir();
 
 /** A temp profiles dir holding a copy of autodl.md edited by `edit`. */
@@ -27,7 +27,7 @@ function errorOf(fn: () => unknown): ProfileError {
 beforeEach(() => clearProfileCache());
 
 describe("the shipped profiles", () => {
-  it("are exactly the ten platforms and all validate", () => {
+  it("are exactly the eleven platforms (ten rentals and schedulers + the local workstation) and all validate", () => {
     expect(loadProfiles().map((p) => p.name)).toEqual(ALL);
   });
 
@@ -122,6 +122,11 @@ describe("a broken profile fails loading with the file and field named", () => {
   it("unknown mount role", () => {
     const f = brokenCopy((t) => t.replace("    role: durable\n    shared: true", "    role: forever\n    shared: true"));
     expect(errorOf(() => parseProfile(f)).message).toMatch(/mounts\[2\]\.role/);
+  });
+
+  it("a command marker standing alone without the evidence it needs", () => {
+    const f = brokenCopy((t) => t.replace("    - path: /etc/network_turbo\n", "    - path: /etc/network_turbo\n    - command: nvidia-smi\n"));
+    expect(errorOf(() => parseProfile(f)).message).toMatch(/needs/);
   });
 
   it("unknown field (a typo is not silently ignored)", () => {

@@ -149,10 +149,14 @@ describe("evidence", () => {
     expect(d.ok).toBe(true);
   });
 
-  it("a run with no roster needs a receipt tied to it", () => {
+  it("a run with no roster needs a receipt tied to it that was pulled against a roster (issue 12.6)", () => {
     const none = checkEvidence({ ...base, runs: [run("r1", ["a"], [])], receipts: [], fresh: {} });
     expect(none.ok).toBe(false);
-    const r = rcpt("rc1", [["a/log.txt", H("1")]]);
+    const bare = rcpt("rc1", [["a/log.txt", H("1")]]);
+    const refused = checkEvidence({ ...base, runs: [run("r1", ["a"], [])], receipts: [bare], fresh: same(bare) });
+    expect(refused.ok).toBe(false);
+    if (!refused.ok) expect(refused.refusal.remedy).toContain("expect");
+    const r = rcpt("rc1", [["a/log.txt", H("1")]], { roster: ["a/log.txt"] });
     const ok = checkEvidence({ ...base, runs: [run("r1", ["a"], [])], receipts: [r], fresh: same(r) });
     expect(ok.ok).toBe(true);
   });

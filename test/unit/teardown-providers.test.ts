@@ -62,7 +62,8 @@ describe("provider CLIs", () => {
       const t = target({});
       const run = async (list: string) => {
         fs.writeFileSync(path.join(dir, "vastai"), `#!/bin/bash\nif [ "$1" = show ]; then ${list}; fi\necho "destroying instance $3."\n`, { mode: 0o755 });
-        return adapterFor(t)!.act(t, { remote: noRemote, env: { PATH: `${dir}:/usr/bin:/bin` }, timeoutMs: 10_000 });
+        // the post-stop check polls (a destroy is eventually consistent); a short budget keeps this quick
+        return adapterFor(t)!.act(t, { remote: noRemote, env: { PATH: `${dir}:/usr/bin:/bin` }, timeoutMs: 10_000, poll: { totalMs: 600, baseMs: 100, capMs: 200 } });
       };
       const still = await run('printf "1001\\n4242\\n"; exit 0');
       expect(still.recheck).toMatchObject({ gone: false });
@@ -110,9 +111,11 @@ describe("provider CLIs", () => {
     const slow = fs.mkdtempSync(path.join(os.tmpdir(), "rgt-slow-"));
     fs.writeFileSync(path.join(slow, "vastai"), "#!/bin/bash\nsleep 30\n", { mode: 0o755 });
     const t0 = Date.now();
-    const out = await adapterFor(target({}))!.act(target({}), { remote: noRemote, env: { PATH: `${slow}:/usr/bin:/bin` }, timeoutMs: 500 });
+    // a stop that timed out is re-checked (bounded) before it is called failed; the listing hangs too here
+    const out = await adapterFor(target({}))!.act(target({}), { remote: noRemote, env: { PATH: `${slow}:/usr/bin:/bin` }, timeoutMs: 500, poll: { totalMs: 1000, baseMs: 200, capMs: 400 } });
     expect(out.status).toBe("failed");
     expect(out.detail).toMatch(/timed out/);
+    expect(out.detail).toMatch(/not confirmed gone/);
     expect(Date.now() - t0).toBeLessThan(5000);
     fs.rmSync(slow, { recursive: true, force: true });
   });

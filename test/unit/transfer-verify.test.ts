@@ -149,7 +149,7 @@ describe("scripts/hash_tree.sh (run here with bash)", () => {
     fs.writeFileSync(path.join(t, "sub/deeper/-dash"), Buffer.alloc(100_000, 9));
     fs.mkdirSync(path.join(t, ".rgt-partial"));
     fs.writeFileSync(path.join(t, ".rgt-partial/half"), "partial");
-    const out = execFileSync("bash", [path.join(ROOT, "scripts/hash_tree.sh"), t], { encoding: "utf8" });
+    const out = execFileSync("bash", [path.join(ROOT, "scripts/hash_tree.sh"), t]);
     const tree = parseHashTree(out);
     expect(tree.exists).toBe(true);
     expect(tree.files.map((f) => f.path)).toEqual(["a.txt", "sub/deeper/-dash", 'sub/we"ird\\name\ttab']);
@@ -157,16 +157,16 @@ describe("scripts/hash_tree.sh (run here with bash)", () => {
       const local = await sha256File(path.join(t, f.path));
       expect(f).toEqual({ path: f.path, ...local });
     }
-    const some = execFileSync("bash", [path.join(ROOT, "scripts/hash_tree.sh"), t], { encoding: "utf8", env: { ...process.env, RGT_HASH_PATHS: "a.txt\nnot/there" } });
+    const some = execFileSync("bash", [path.join(ROOT, "scripts/hash_tree.sh"), t], { env: { ...process.env, RGT_HASH_PATHS: "a.txt\nnot/there" } });
     const st = parseHashTree(some);
     expect(st.files.map((f) => f.path)).toEqual(["a.txt"]);
     expect(st.missing).toEqual(["not/there"]);
-    const none = parseHashTree(execFileSync("bash", [path.join(ROOT, "scripts/hash_tree.sh"), path.join(t, "nope")], { encoding: "utf8" }));
+    const none = parseHashTree(execFileSync("bash", [path.join(ROOT, "scripts/hash_tree.sh"), path.join(t, "nope")]));
     expect(none.exists).toBe(false);
     expect(none.files).toEqual([]);
   });
-  it("output without the closing line is an error, not an empty tree", () => {
-    expect(() => parseHashTree('{"root":"/x","exists":true,"rsync":true}\n{"path":"a","bytes":1,"sha256":"' + "a".repeat(64) + '"}\n')).toThrow(/ended early/);
+  it("output without the closing record is an error, not an empty tree", () => {
+    expect(() => parseHashTree(Buffer.from(`RGT-HASH-1\x00R\x001\x001\x003.2.7\x00/x\x00F\x001\x00${"a".repeat(64)}\x00a\x00`, "latin1"))).toThrow(/ended early/);
   });
   it("is LF-only and uses no rc files", () => {
     const body = fs.readFileSync(path.join(ROOT, "scripts/hash_tree.sh"), "utf8");

@@ -1,0 +1,193 @@
+/**
+ * Interpreter code (python/node/perl/ruby/php/awk one-liners, here-docs fed to them, scripts from the
+ * pushed tree): process execution of a refused verb, provider SDK destroy calls, HTTP requests to a
+ * provider's terminate/delete endpoints, rmtree/remove of protected dirs (literal, or in a loop over
+ * literal protected paths), sysrq writes, and code that decodes a payload and executes it (opaque).
+ */
+import { UNKNOWN, type Word } from "../shell.js";
+import { checkRm } from "./fs.js";
+import { httpDestroy, providerFamily, checkProvider } from "./providers.js";
+import { lit, push, words, type At, type State } from "./state.js";
+import { OPAQUE } from "./state.js";
+
+export const INTERPRETERS = /^(python[0-9.]*|pypy[0-9]*|perl[0-9.]*|ruby[0-9.]*|node|nodejs|deno|bun|awk|gawk|mawk|nawk|php[0-9.]*|lua[0-9.]*|Rscript|julia|tclsh|osascript)$/;
+
+/** the interpreter's code: -c/-e text, the awk program, its stdin, or a pushed script file; "opaque" when unreadable */
+export function checkInterpreter(name: string, rest: Word[], at: At, st: State): void {
+  const texts = words(rest);
+  const lang = /^(python|pypy)/.test(name) ? "py" : /awk$/.test(name) ? "awk" : name.replace(/[0-9.]+$/, "");
+  const flag = rest.findIndex((x) => /^-[a-zA-Z]*[ceE]$/.test(x.text) || x.text === "--eval" || x.text === "--exec");
+  let code: string | null = null;
+  if (flag >= 0) code = rest[flag + 1]?.text ?? "";
+  else if (lang === "awk") code = rest.find((x) => !x.text.startsWith("-"))?.text ?? null;
+  else {
+    const m = texts.indexOf("-m");
+    if (lang === "py" && m >= 0 && texts[m + 1]) {
+      // python -m vastai destroy … is the CLI itself
+      const fam = providerFamily(texts[m + 1]!);
+      if (fam) checkProvider(fam, texts[m + 1]!, texts.slice(m + 2), st);
+      return;
+    }
+    const script = rest.find((x) => !x.text.startsWith("-"));
+    if (script && script.text !== "-") {
+      const fam = providerFamily(script.text.slice(script.text.lastIndexOf("/") + 1));
+      if (fam && /(^|\/)(vast|vastai|runpod|runpodctl|lambda|pspace|paperspace)(\.py)?$/i.test(script.text)) {
+        checkProvider(fam, script.text, texts.slice(texts.indexOf(script.text) + 1), st);
+        return;
+      }
+      if (script.text.includes(UNKNOWN)) { push(st, "obfuscated", `${name} <?>`, "runs a script whose name cannot be resolved here"); return; }
+      const file = st.readPushed(script.text);
+      if (file !== undefined) judgeCode(name, file, st, at.depth + 1, true);
+      return; // a script we cannot see: the seatbelt covers what it runs
+    } else if ((typeof at.fed === "string" && at.fed !== OPAQUE)) code = at.fed;
+    else if (at.fed === OPAQUE) { push(st, "obfuscated", `… | ${name}`, "pipes transformed text into an interpreter; what it runs cannot be read here"); return; }
+  }
+  if (code === null || code === "") return;
+  judgeCode(name, code, st, at.depth + 1);
+}
+
+interface Literal { text: string; start: number; end: number }
+
+/** string literals of code, adjacent ones joined (`"vast" + "ai"`, `"a" "b"`, perl `"a" . "b"`) */
+export function literals(code: string): Literal[] {
+  const out: Literal[] = [];
+  const re = /("""[\s\S]*?"""|'''[\s\S]*?'''|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|`(?:[^`\\$]|\\.)*`)/g;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(code)) !== null) {
+    const raw = m[1]!;
+    const q = raw.startsWith('"""') || raw.startsWith("'''") ? 3 : 1;
+    const body = unescape(raw.slice(q, raw.length - q));
+    const prev = out[out.length - 1];
+    if (prev && /^\s*[+.]?\s*$/.test(code.slice(prev.end, m.index))) {
+      prev.text += body;
+      prev.end = m.index + raw.length;
+    } else out.push({ text: body, start: m.index, end: m.index + raw.length });
+  }
+  return out;
+}
+
+function unescape(s: string): string {
+  return s.replace(/\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|[0-7]{1,3}|.)/g, (_a, e: string) => {
+    if (e[0] === "x" || e[0] === "u") return String.fromCharCode(parseInt(e.slice(1), 16));
+    if (/^[0-7]+$/.test(e)) return String.fromCharCode(parseInt(e, 8));
+    return ({ n: "\n", t: "\t", r: "\r", "0": "\0" } as Record<string, string>)[e] ?? e;
+  });
+}
+
+const PROCESS_EXEC = /\b(os\.(system|popen|exec\w*|spawn\w*|posix_spawn\w*)|subprocess\b|Popen|check_output|check_call|getoutput|pty\.spawn|child_process|execSync|execFileSync|spawnSync|execFile|qx\s*[({\/]|IO\.popen|Open3|%x[({]|shell_exec|passthru|proc_open|Deno\.(run|Command)|Bun\.spawn|sh\.\w+\s*\()|(?<![.\w])(system|spawn|exec[lv]p?e?|sh)\s*\(/;
+const DECODERS = /\b(b64decode|b32decode|b85decode|a85decode|decodebytes|base64|fromhex|unhexlify|codecs\.decode|rot_?13|zlib|gzip\.decompress|bz2|lzma|marshal\.loads|pickle\.loads|fromCharCode|atob|decode_base64|unpack|Buffer\.from)\b|\[::-1\]|reversed\s*\(|\bchr\s*\(|\.reverse\s*\(/;
+const CODE_EXEC = /(?<![.\w])(exec|eval|compile|execfile|Function|instance_eval|class_eval)\s*\(|\bvm\.run\w*\s*\(|\brunpy\.|__import__\s*\(/;
+const SDK_DESTROY = /\b(destroy_instances?|terminate_instances?|terminate_pods?|delete_instances?|remove_pods?|release_instances?|destroyInstance|terminatePod|terminateInstances?|deleteInstance|delete_pod|stop_and_destroy|destroy_machine|delete_machine)\s*\(/;
+const RM_FN = /\b(rmtree|rmdir|remove|unlink|removedirs|rm_rf|rm_r|rmSync|rmdirSync|unlinkSync|remove_tree|rm\s*\(|rmdir_p)\b/;
+
+export function judgeCode(name: string, code: string, st: State, depth: number, script = false): void {
+  if (code.includes(UNKNOWN)) { push(st, "obfuscated", `${name} <code>`, "interpreter code that is not literal (a variable or substitution): what it runs cannot be read here"); return; }
+  if (depth > 8) { push(st, "obfuscated", "nesting", "code nested too deep; refusing to guess what it runs"); return; }
+  const lits = literals(code);
+  const execs = PROCESS_EXEC.test(code) || (/^(perl|ruby|php)/.test(name) && /`[^`]+`/.test(code));
+  if (!script && (CODE_EXEC.test(code) || execs) && DECODERS.test(code)) {
+    push(st, "obfuscated", `${name} decode+exec`, "code that decodes a payload and executes it: what it runs cannot be read here");
+  }
+  if (execs) for (const t of execArguments(code, lits, name)) st.text(t, depth + 1);
+  // a payload encoded in a literal is judged decoded, as code and as a command
+  for (const l of lits) {
+    const dec = decodeLiteral(l.text);
+    if (dec) { st.text(dec, depth + 1); judgeCode(name, dec, st, depth + 1); }
+  }
+  const sdk = SDK_DESTROY.exec(code);
+  if (sdk) push(st, "instance", `${name} ${sdk[1]}()`, "calls a provider SDK function that ends an instance");
+  if (/\bboto3\b|\bec2\b/.test(code) && /\.terminate\s*\(\s*\)|terminate_instances/.test(code)) push(st, "instance", `${name} boto3 terminate`, "terminates EC2 instances");
+  const method = /\.(delete|request)\s*\(\s*["']?(DELETE)?|method\s*[:=]\s*["']DELETE|["']DELETE["']/.test(code) && /delete|DELETE/.test(code) ? "DELETE" : "";
+  const why = httpDestroy(lits.map((l) => l.text), method);
+  if (why) push(st, "instance", `${name} HTTP`, why);
+  if (lits.some((l) => l.text === "/proc/sysrq-trigger")) push(st, "power", `${name} sysrq`, "a magic-sysrq write can reboot or power off the machine at once");
+  if (/\bos\.(kill|killpg)\s*\(\s*(-1|1)\s*,/.test(code) || /process\.kill\s*\(\s*(-1|1)\s*[,)]/.test(code)) push(st, "power", `${name} kill -1`, "signals every process (or init)");
+  if (RM_FN.test(code)) judgeRemovals(name, code, st);
+}
+
+/**
+ * The command texts that process-execution calls receive: literals inside the call's parentheses (an
+ * argv list joined into one line), literals assigned to a name the call uses, perl/ruby backticks.
+ */
+function execArguments(code: string, lits: Literal[], name: string): string[] {
+  const out: string[] = [];
+  const re = new RegExp(PROCESS_EXEC.source, "g");
+  const spans: [number, number][] = [];
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(code)) !== null) {
+    let open: number;
+    if (m[0].endsWith("(")) open = m.index + m[0].length - 1;
+    else {
+      const call = /^[\w.]*\s*\(/.exec(code.slice(m.index + m[0].length));
+      if (!call) continue;
+      open = m.index + m[0].length + call[0].length - 1;
+    }
+    let depth = 0;
+    let end = open;
+    for (; end < code.length; end++) {
+      const c = code[end];
+      if (c === "(" || c === "[") depth++;
+      else if (c === ")" || c === "]") { depth--; if (depth === 0) break; }
+      else if (c === '"' || c === "'") { const l = lits.find((x) => x.start === end); if (l) end = l.end - 1; }
+    }
+    spans.push([open, end]);
+  }
+  const inSpan = (l: Literal): boolean => spans.some(([a, b]) => l.start > a && l.start < b);
+  const names = new Set<string>();
+  for (const [a, b] of spans) for (const id of code.slice(a, b).matchAll(/\b([A-Za-z_]\w*)\b/g)) names.add(id[1]!);
+  const assigned = (l: Literal): boolean => {
+    const before = code.slice(Math.max(0, l.start - 200), l.start);
+    const am = /\b([A-Za-z_]\w*)\s*(?:\+?=|:=)\s*\[?[^=\n]*$/.exec(before);
+    return !!am && names.has(am[1]!);
+  };
+  // argv lists: ["vastai", "destroy", "instance", "1"] joined as one command line
+  const grouped: Literal[][] = [];
+  for (const l of lits) {
+    if (!inSpan(l) && !assigned(l)) continue;
+    const prev = grouped[grouped.length - 1];
+    const last = prev?.[prev.length - 1];
+    if (last && /^\s*,\s*$/.test(code.slice(last.end, l.start))) prev!.push(l);
+    else grouped.push([l]);
+  }
+  for (const g of grouped) out.push(g.length === 1 ? g[0]!.text : g.map((x) => `'${x.text.replace(/'/g, "'\\''")}'`).join(" "));
+  if (/^(perl|ruby|php)/.test(name)) for (const b of code.matchAll(/`([^`]+)`/g)) out.push(b[1]!);
+  return out;
+}
+
+/** base64 / hex literals that decode to printable text */
+function decodeLiteral(s: string): string | null {
+  const t = s.trim();
+  let out: string | null = null;
+  if (t.length >= 12 && t.length % 4 === 0 && /^[A-Za-z0-9+/]+={0,2}$/.test(t) && /[a-z]/.test(t) && /[A-Z0-9]/.test(t)) out = Buffer.from(t, "base64").toString("latin1");
+  else if (t.length >= 12 && t.length % 2 === 0 && /^(?:[0-9a-fA-F]{2})+$/.test(t) && !/^[0-9a-f]{40}$|^[0-9a-f]{64}$/.test(t)) out = Buffer.from(t, "hex").toString("latin1");
+  if (out === null || !/^[\x09\x0a\x0d\x20-\x7e]+$/.test(out) || !/[a-z]{2,}/.test(out)) return null;
+  return out;
+}
+
+function judgeRemovals(name: string, code: string, st: State): void {
+  const lit1 = `(?:"((?:[^"\\\\]|\\\\.)*)"|'((?:[^'\\\\]|\\\\.)*)')`;
+  const rmCall = new RegExp(`\\b(rmtree|rmdir|remove|unlink|removedirs|rm_rf|rm_r|rmSync|rmdirSync|unlinkSync|remove_tree)\\s*\\(\\s*(?:(?:os\\.path\\.expanduser|Path|pathlib\\.Path)\\s*\\(\\s*)?${lit1}`, "g");
+  let m: RegExpExecArray | null;
+  while ((m = rmCall.exec(code)) !== null) {
+    const fn = m[1]!;
+    const target = lit(m[2] ?? m[3] ?? "");
+    const recursive = /rmtree|rm_rf|rm_r|removedirs|remove_tree/.test(fn) || (/rmSync|rmdirSync/.test(fn) && /recursive\s*:\s*true/.test(code));
+    checkRm(recursive ? [lit("-rf"), target] : [target], st, `${name} ${fn}`);
+  }
+  const pathUnlink = new RegExp(`Path\\(\\s*${lit1}\\s*\\)\\.(unlink|rmdir)`, "g");
+  while ((m = pathUnlink.exec(code)) !== null) checkRm([lit(m[1] ?? m[2] ?? "")], st, `${name} Path.${m[3]}`);
+  // loops: for p in [...] / glob("…"): rmtree(p); [rmtree(p) for p in …]; map(rmtree, […])
+  const loops = [
+    /for\s+(\w+)\s+in\s+([^\n]+?):[\s\S]{0,400}?\b(?:rmtree|remove|unlink|rmdir|rm_rf|rmSync|removedirs)\s*\(\s*\1\b/g,
+    /\b(?:rmtree|remove|unlink|rmdir)\s*\(\s*(\w+)\s*\)\s*for\s+\1\s+in\s+([^\]\n]+)/g,
+    /map\s*\(\s*()[\w.]*(?:rmtree|remove|unlink|rmdir)\s*,\s*([^\n]+)\)/g,
+    /\.forEach\s*\(\s*\(?\s*(\w+)\s*\)?\s*=>[^)]*\b(?:rmSync|rmdirSync|unlinkSync)\s*\(\s*\1\b()/g,
+  ];
+  for (const re of loops) {
+    while ((m = re.exec(code)) !== null) {
+      const iter = m[2] ?? "";
+      const paths = literals(iter).map((l) => l.text).filter((t) => t.startsWith("/") || t.startsWith("~"));
+      for (const p of paths) checkRm([lit("-rf"), { text: p, glob: /[*?[]/.test(p), brace: false }], st, `${name} loop rmtree`);
+    }
+  }
+}

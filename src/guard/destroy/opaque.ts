@@ -1,0 +1,101 @@
+/**
+ * Opaque commands are refused, not guessed: a command word that does not resolve to a literal (a command
+ * substitution or a variable in command position, field splitting with a changed IFS), text transformed
+ * by a decoder (base64, xxd, rev, openssl, tr, gzip …) and fed to a shell, eval of what cannot be read.
+ * Literal text fed to a shell or interpreter (`echo … | sh`, here-docs, here-strings) is read instead.
+ */
+import { UNKNOWN, type SimpleCommand, type Word } from "../shell.js";
+import { push, words, type State } from "./state.js";
+import { OPAQUE } from "./state.js";
+
+export const DECODER = /^(base64|base32|basenc|xxd|od|rev|openssl|tr|sed|awk|gawk|perl|python[0-9.]*|gunzip|gzip|zcat|xz|unxz|bzip2|bunzip2|zstd|unzstd|uudecode|iconv|gpg|tac|cut|printf)$/;
+
+/** printf FORMAT ARGS… as bash would print it (the common conversions only) */
+export function printfText(args: string[]): string {
+  const fmt = args[0] ?? "";
+  const rest = args.slice(1);
+  let out = "";
+  let guard = 0;
+  do {
+    out += fmt.replace(/%(-?\d*)([sdbc%])|\\(x[0-9a-fA-F]{1,2}|0?[0-7]{1,3}|.)/g, (_m, _w, conv: string | undefined, esc: string | undefined) => {
+      if (esc !== undefined) return unescapeOne(esc);
+      if (conv === "%") return "%";
+      const a = rest.shift() ?? "";
+      return conv === "b" ? a.replace(/\\(x[0-9a-fA-F]{1,2}|0?[0-7]{1,3}|.)/g, (_x, e: string) => unescapeOne(e)) : a;
+    });
+  } while (rest.length > 0 && /%[sdbc]/.test(fmt) && ++guard < 64);
+  return out;
+}
+
+function unescapeOne(e: string): string {
+  if (e[0] === "x") return String.fromCharCode(parseInt(e.slice(1), 16));
+  if (/^0?[0-7]+$/.test(e)) return String.fromCharCode(parseInt(e, 8) & 0xff);
+  return ({ n: "\n", t: "\t", r: "\r", a: "\x07", e: "\x1b", "\\": "\\" } as Record<string, string>)[e] ?? "\\" + e;
+}
+
+/** echo [-neE] ARGS… */
+export function echoText(argv: Word[]): string {
+  const a = words(argv);
+  let i = 0;
+  let esc = false;
+  while (i < a.length && /^-[neE]+$/.test(a[i]!)) { if (a[i]!.includes("e")) esc = true; i++; }
+  const t = a.slice(i).join(" ");
+  return esc ? t.replace(/\\(x[0-9a-fA-F]{1,2}|0[0-7]{1,3}|.)/g, (_m, e: string) => unescapeOne(e)) : t;
+}
+
+/**
+ * What a command reads on stdin, when it can be known: a here-doc / here-string, or literal text piped in
+ * (`echo …`, `printf …`, `cat <<EOF`) through plain `cat`s. "opaque" when a decoder or transformer sits in
+ * between; null when the producer is some other program.
+ */
+export function fedText(cmd: SimpleCommand, up: SimpleCommand[]): string | null {
+  if (cmd.stdinText !== undefined) return cmd.stdinText;
+  if (up.length === 0) return null;
+  if (up.some((c) => DECODER.test(stageName(c)) && stageName(c) !== "printf")) return OPAQUE;
+  const first = up[0]!;
+  const n0 = stageName(first);
+  if (n0 !== baseName(first.argv[0]?.text ?? "")) return null;
+  let text: string | null;
+  if (n0 === "echo") text = echoText(first.argv.slice(1));
+  else if (n0 === "printf") text = printfText(words(first.argv.slice(1)).filter((x, i, all) => !(i === 0 && x === "-v") && !(i === 1 && all[0] === "-v")));
+  else if (n0 === "cat" && first.stdinText !== undefined) text = first.stdinText;
+  else if (first.argv.length === 0 && first.stdinText !== undefined) text = first.stdinText;
+  else if (DECODER.test(n0)) return OPAQUE;
+  else return null;
+  for (const stage of up.slice(1)) {
+    const n = baseName(stage.argv[0]?.text ?? "");
+    if (n === "cat" && stage.argv.length === 1) continue;
+    if (n === "tee") continue;
+    if (DECODER.test(n)) return OPAQUE;
+    return null;
+  }
+  return text;
+}
+
+/** the program a pipeline stage runs, past sudo/env/nohup/timeout/nice and assignments */
+export function stageName(c: SimpleCommand): string {
+  const a = c.argv.map((w) => w.text);
+  let i = 0;
+  while (i < a.length) {
+    const n = baseName(a[i]!);
+    if (/^[A-Za-z_][A-Za-z0-9_]*=/.test(a[i]!) || /^(sudo|doas|env|nohup|nice|stdbuf|command|exec|setsid|time)$/.test(n) || (a[i]!.startsWith("-") && i > 0)) { i++; continue; }
+    if (n === "timeout") { i += 2; continue; }
+    return n;
+  }
+  return "";
+}
+
+export function baseName(t: string): string {
+  return t.includes("/") ? t.slice(t.lastIndexOf("/") + 1) : t;
+}
+
+/** The command word cannot be read: refuse as opaque. */
+export function opaqueHead(head: Word, st: State): void {
+  push(st, "obfuscated", head.text.replaceAll(UNKNOWN, "<?>").slice(0, 40) || "<?>", "the command to run is computed at run time (a substitution or variable in command position); refusing to guess what it is");
+}
+
+/** Text fed to a shell/eval: judged when literal; refused when transformed. */
+export function judgeFed(name: string, fed: string | null, st: State, depth: number): void {
+  if (fed === OPAQUE) push(st, "obfuscated", `… | ${name}`, "pipes decoded or transformed text into a shell; what it runs cannot be read here");
+  else if (fed !== null) st.text(fed, depth + 1);
+}

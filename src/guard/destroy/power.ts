@@ -1,0 +1,71 @@
+/**
+ * Powering the machine off or rebooting it, now or later: shutdown/poweroff/halt/reboot, init/telinit
+ * 0|6, systemctl and loginctl power verbs and targets, D-Bus PowerOff/Reboot calls, and any command
+ * scheduled through cron or at (its text is judged like a command of its own).
+ */
+import { lit, positionals, push, words, type At, type State } from "./state.js";
+import { OPAQUE } from "./state.js";
+import type { Word } from "../shell.js";
+
+const POWER_VERB = /^(poweroff|halt|reboot|kexec|soft-reboot|emergency|rescue|suspend|hibernate|hybrid-sleep|suspend-then-hibernate)$/;
+const POWER_TARGET = /^(poweroff|reboot|halt|kexec|emergency|rescue|shutdown|ctrl-alt-del|soft-reboot)\.target$/;
+
+export function checkPower(name: string, rest: Word[], at: At, st: State): boolean {
+  const texts = words(rest);
+  switch (name) {
+    case "shutdown":
+      if (!texts.some((t) => t === "-c" || t === "--help" || t === "-k" || t === "--show")) push(st, "power", "shutdown", "powers the machine off");
+      return true;
+    case "poweroff": case "halt": case "reboot": case "kexec":
+      if (!texts.includes("--help")) push(st, "power", name, name === "reboot" ? "reboots the machine (every detached job and tmpfs dies)" : "powers the machine off");
+      return true;
+    case "init": case "telinit": case "runlevel": {
+      const lvl = texts.find((t) => /^[06sS]$/.test(t));
+      if (lvl) push(st, "power", `${name} ${lvl}`, "changes runlevel to power off / reboot / single user");
+      return true;
+    }
+    case "systemctl": case "loginctl": {
+      const pos = positionals(texts, new Set(["-H", "--host", "-M", "--machine", "-t", "--type", "-p", "--property", "--signal", "-s"]));
+      const verb = pos[0];
+      if (verb && POWER_VERB.test(verb)) push(st, "power", `${name} ${verb}`, "powers off / reboots the machine");
+      else if (verb && /^(isolate|start|restart|reload-or-restart|try-restart|enable)$/.test(verb) && pos.some((t) => POWER_TARGET.test(t))) push(st, "power", `${name} ${verb}`, "switches to a power-off/reboot target");
+      else if (name === "systemctl" && verb && /^(stop|kill|mask|disable)$/.test(verb) && pos.some((t) => /^(ssh|sshd|openssh-server)(\.service)?$/.test(t))) push(st, "power", `systemctl ${verb} sshd`, "cuts every way back into the box");
+      return true;
+    }
+    case "busctl": case "dbus-send": case "gdbus": case "qdbus":
+      if (texts.some((t) => /(PowerOff|Reboot|Halt|KExec)\b/.test(t))) push(st, "power", name, "asks logind/systemd over D-Bus to power off or reboot");
+      return true;
+    case "crontab": {
+      // `… | crontab -`: the schedule's commands are judged; a schedule we cannot read is refused
+      const pos = positionals(texts, new Set(["-u"]));
+      if (texts.some((t) => /^-[lr]$/.test(t))) return true;
+      if ((typeof at.fed === "string" && at.fed !== OPAQUE)) judgeCronText(at.fed, at, st);
+      else if (at.fed === OPAQUE || pos.length === 0 || pos[0] === "-") push(st, "obfuscated", "crontab", "installs a schedule whose commands cannot be read here");
+      return true;
+    }
+    case "at": case "batch": {
+      if (texts.some((t) => /^-[lrdc]$/.test(t))) return true;
+      if ((typeof at.fed === "string" && at.fed !== OPAQUE)) st.text(at.fed, at.depth + 1);
+      else push(st, "obfuscated", name, "schedules commands that cannot be read here");
+      return true;
+    }
+  }
+  return false;
+}
+
+/** cron lines: five time fields (or @reboot …) then the command */
+export function judgeCronText(text: string, at: At, st: State, userField = false): void {
+  for (const line of text.split("\n")) {
+    const l = line.trim();
+    if (!l || l.startsWith("#") || /^[A-Za-z_][A-Za-z0-9_]*=/.test(l)) continue;
+    const m = userField ? /^(?:@\w+\s+|(?:\S+\s+){5})\S+\s+([\s\S]*)$/.exec(l) : /^(?:@\w+|(?:\S+\s+){5})([\s\S]*)$/.exec(l);
+    st.text(m ? m[1]! : l, at.depth + 1);
+  }
+}
+
+/** text written where cron will run it (`echo '…' > /etc/cron.d/x`, >> /var/spool/cron/…) */
+export function isCronPath(p: string): boolean {
+  return /^\/(etc\/cron(tab|\.d|\.hourly|\.daily|\.weekly|\.monthly)|var\/spool\/cron)/.test(p);
+}
+
+export { lit };

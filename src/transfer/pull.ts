@@ -1,0 +1,195 @@
+/** The pull half of the transfer service (see index.ts for the shape). */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { refuse, warning, RefusalError, type Warning } from "../common/result.js";
+import { remoteHashTree, type RemoteFileHash, type RemoteHashTree } from "../remote/hashes.js";
+import { localRsyncFlavour, PARTIAL_DIR, shellNotClean, SHELL_NOT_CLEAN_REMEDY } from "../remote/rsync.js";
+import { sha256File } from "../verify/hash.js";
+import { matchRoster, transferUnits } from "../verify/roster.js";
+import { secretLinkTarget } from "../verify/tree.js";
+import { getRun, artifactRoot } from "../ledger/runs.js";
+import { withTransferLock } from "./lock.js";
+import { rsyncMover, sftpMover, type MoveFile } from "./mover.js";
+import { throttled, type TransferContext, type TransferResult } from "./context.js";
+import { cleanDebris } from "./debris.js";
+import { judgePull, type PulledSource } from "./judge.js";
+
+export interface PullRequest {
+  host: string;
+  runId?: string;
+  remotePath?: string;
+  localDir: string;
+  expect?: string[];
+}
+
+export interface Source {
+  /** cell name ("" for a plain remote_path pull) */
+  cell: string;
+  remoteRoot: string;
+  /** fallback root tried when remoteRoot does not exist (a run's output dir when no durable copy exists yet) */
+  fallbackRoot?: string;
+  localDir: string;
+  expect: string[];
+}
+
+function sourcesOf(ctx: TransferContext, req: PullRequest, localRoot: string): Source[] {
+  if (!req.runId) return [{ cell: "", remoteRoot: req.remotePath!, localDir: localRoot, expect: req.expect ?? [] }];
+  const rec = getRun(ctx.ledger, req.runId);
+  if (!rec) refuse("NOT_FOUND", `run_id: no run ${req.runId} in this server's ledger`, "Use the run_id launch_queue returned (run_status lists runs), or pull by remote_path.");
+  const cells = rec.cells.filter((c) => c.host === req.host);
+  if (!cells.length) refuse("BAD_INPUT", `host: run ${req.runId} has no cells on ${req.host} (hosts: ${rec.hosts.join(", ")})`, "Call pull_verify once per host of the run.");
+  return cells.map((c) => {
+    const root = artifactRoot(rec, c.name);
+    return {
+      cell: c.name,
+      remoteRoot: req.remotePath ? path.posix.join(req.remotePath, c.name) : root,
+      fallbackRoot: root !== c.output_dir ? c.output_dir : undefined,
+      localDir: path.join(localRoot, c.name),
+      expect: req.expect ?? rec.expect ?? [],
+    };
+  });
+}
+
+/** A box-side link stays inside its root when its target, resolved lexically, does (absolute targets never do). */
+const linkInside = (rel: string, target: string): boolean => {
+  if (target.startsWith("/")) return false;
+  const r = path.posix.normalize(path.posix.join(path.posix.dirname(rel), target));
+  return r !== ".." && !r.startsWith("../");
+};
+
+/** Refuse what cannot be carried or must not be: non-UTF-8 names, unreadable files, links to credentials. */
+function refuseListing(host: string, t: RemoteHashTree, label: (p: string) => string): void {
+  if (t.badNames.length || t.unreadable.length) {
+    const names = [...t.badNames.map((n) => `${n} (name is not UTF-8)`), ...t.unreadable.map((n) => `${label(n)} (unreadable on the box)`)];
+    refuse("UNCARRIABLE", `${names.length} file(s) under ${t.root} on ${host} cannot be pulled faithfully: ${names.slice(0, 5).join(", ")}. No receipt was written.`,
+      "Rename non-UTF-8 names on the box (remote_exec: convmv, or mv), fix the permissions of unreadable files, then pull again.", { files: names.slice(0, 20) });
+  }
+  const secret = t.links.filter((l) => !linkInside(l.path, l.target) && secretLinkTarget(path.posix.resolve(t.root, path.posix.dirname(l.path), l.target)));
+  if (secret.length) {
+    refuse("SECRET_FILE", `${secret.length} symlink(s) under ${t.root} on ${host} point at credentials: ${secret.slice(0, 5).map((l) => `${label(l.path)} -> ${l.target}`).join(", ")}. Nothing was pulled through them.`,
+      "Remove the link on the box, or pull a narrower remote_path; credentials never travel through pull_verify.");
+  }
+}
+
+export async function pull(ctx: TransferContext, req: PullRequest): Promise<TransferResult> {
+  const t0 = Date.now();
+  const warnings: Warning[] = [];
+  if (!req.runId && !req.remotePath) refuse("BAD_INPUT", "remote_path or run_id: one of them is required", "Pass remote_path (a directory on the box) or the run_id launch_queue returned.");
+  for (const e of req.expect ?? []) {
+    if (/[\0\n\r]/.test(e) || e.startsWith("/") || e.split("/").includes("..")) refuse("BAD_INPUT", `expect: "${e.slice(0, 80)}" must be a relative path inside the pulled directory`, "List paths relative to remote_path (or to each cell's output dir).");
+  }
+  const localRoot = path.resolve(req.localDir);
+  try { fs.mkdirSync(localRoot, { recursive: true }); } catch (e) {
+    refuse("BAD_INPUT", `local_dir: cannot create ${req.localDir} (${(e as NodeJS.ErrnoException).code})`, "Pick a writable local directory.");
+  }
+  const sources = sourcesOf(ctx, req, localRoot);
+  return withTransferLock([`pull:${fs.realpathSync(localRoot)}`], `pulling into ${localRoot}`, async (lock) => {
+    // 1. the box lists and hashes its own files (one round trip per source)
+    const trees: PulledSource[] = [];
+    for (const src of sources) {
+      let tree = await remoteHashTree(ctx.remote, req.host, src.remoteRoot, undefined, { signal: ctx.signal });
+      if (!tree.exists && src.fallbackRoot) tree = await remoteHashTree(ctx.remote, req.host, src.fallbackRoot, undefined, { signal: ctx.signal });
+      const label = (p: string): string => (src.cell ? `${src.cell}/${p}` : p);
+      refuseListing(req.host, tree, label);
+      trees.push({ src, tree, links: tree.links.filter((l) => linkInside(l.path, l.target)), outside: tree.links.filter((l) => !linkInside(l.path,
+        l.target)) });
+    }
+    const prefix = (src: Source, p: string): string => (src.cell ? `${src.cell}/${p}` : p);
+    const totalFiles = trees.reduce((a, t) => a + t.tree.files.length, 0);
+    const bytesTotal = trees.reduce((a, t) => a + t.tree.files.reduce((b, f) => b + f.bytes, 0), 0);
+    if (totalFiles === 0) {
+      const where = trees.map((t) => (t.tree.root ? `${t.tree.root} (empty)` : `${t.src.remoteRoot} (does not exist)`)).join(", ");
+      refuse("EMPTY_ARTIFACT_SET", `nothing to pull from ${req.host}: ${where}`, "Check the run finished and wrote its outputs (run_status), or point remote_path at the directory that holds them. Never tear down on an empty pull.", {
+        receipt_id: null, complete: false, files: [], missing: trees.flatMap((t) => t.src.expect.map((e) => prefix(t.src, e))), mismatched: [],
+          bytes_transferred: 0, elapsed_ms: Date.now() - t0,
+      });
+    }
+    const outside = trees.flatMap((t) => t.outside.map((l) => `${prefix(t.src, l.path)} -> ${l.target}`));
+    if (outside.length) warnings.push(warning("LINK_OUTSIDE", "warn", `${outside.length} symlink(s) on the box lead out of the pulled directory and were not followed: ${outside.slice(0, 5).join(", ")}`));
+    const others = trees.flatMap((t) => t.tree.others.map((o) => prefix(t.src, o.path)));
+    if (others.length) warnings.push(warning("NOT_A_FILE", "info", `${others.length} entr(ies) are neither files nor links (fifo, socket, device) and were not pulled: ${others.slice(0, 5).join(", ")}`));
+
+    // 2. transfer per unit, hashing each finished unit locally while the next one moves
+    const flavour = localRsyncFlavour();
+    const localHash = new Map<string, { bytes: number; sha256: string } | null>();
+    const hashLocal = async (src: Source, f: RemoteFileHash): Promise<void> => {
+      try { localHash.set(prefix(src, f.path), await sha256File(path.join(src.localDir, f.path))); } catch { localHash.set(prefix(src, f.path), null); }
+    };
+    const hashJobs: Promise<void>[] = [];
+    const failedUnits: { label: string; error: string; shellNoise?: boolean }[] = [];
+    let bytesTransferred = 0;
+    let bytesReused = 0;
+    let doneBytes = 0;
+    const deadline = Date.now() + 600_000 + Math.ceil(bytesTotal / 1000);
+    const tick = throttled(ctx, bytesTotal, "pulling", () => doneBytes);
+    await ctx.progress(0, bytesTotal, `pulling ${totalFiles} files`);
+    let usedSftp = false;
+    for (const t of trees) {
+      if (!t.tree.files.length && !t.links.length) continue;
+      fs.mkdirSync(t.src.localDir, { recursive: true });
+      cleanDebris(t.src.localDir, t.tree.files.map((f) => f.path));
+      const useRsync = t.tree.hasRsync && flavour.usable;
+      if (!useRsync) usedSftp = true;
+      const mover = useRsync ? rsyncMover(ctx.remote, req.host, t.tree.rsyncVersion) : sftpMover(ctx.remote, req.host);
+      const items: (MoveFile & { isLink?: boolean })[] = [...t.tree.files, ...t.links.map((l) => ({ path: l.path, bytes: 0, link: l.target }))];
+      for (const unit of transferUnits(items)) {
+        const label = prefix(t.src, unit.label);
+        if (ctx.signal.aborted) { failedUnits.push({ label, error: "cancelled" }); continue; }
+        const r = await mover.move({
+          direction: "pull", localDir: t.src.localDir, remoteDir: t.tree.root, files: unit.files, deadline, signal: ctx.signal,
+          onProgress: tick, onChild: (pid) => lock.addChild(pid),
+        });
+        bytesTransferred += r.bytesMoved;
+        bytesReused += r.bytesReused;
+        if (r.error) failedUnits.push({ label, error: r.error, shellNoise: r.shellNoise });
+        else if (r.failed.length) failedUnits.push({ label, error: r.failed.slice(0, 2).map((f) => `${f.path}: ${f.error}`).join("; ") });
+        doneBytes += unit.bytes;
+        const files = unit.files.filter((f) => f.link === undefined) as RemoteFileHash[];
+        hashJobs.push((async () => { for (const f of files) await hashLocal(t.src, f); })());
+      }
+    }
+    await Promise.all(hashJobs);
+
+    // 3. one repair pass. rsync's quick check trusts size + mtime: a local copy with the box's size and
+    // mtime but other bytes (a box rsync older than 3.1.3 and a same-second rewrite there, or a local copy
+    // edited or corrupted with its mtime kept) is never re-sent. Those files, and only those (a size that
+    // differs means the file changed on the box mid-pull, which a re-send cannot fix), go again with
+    // --ignore-times, and are hashed again.
+    const repaired: string[] = [];
+    for (const t of trees) {
+      if (!t.tree.hasRsync || !flavour.usable || ctx.signal.aborted) continue;
+      const stale = t.tree.files.filter((f) => {
+        const h = localHash.get(prefix(t.src, f.path));
+        return !!h && h.bytes === f.bytes && h.sha256 !== f.sha256;
+      });
+      if (!stale.length) continue;
+      const r = await rsyncMover(ctx.remote, req.host, t.tree.rsyncVersion).move({
+        direction: "pull", localDir: t.src.localDir, remoteDir: t.tree.root, files: stale, force: new Set(stale.map((f) => f.path)),
+        deadline, signal: ctx.signal, onChild: (pid) => lock.addChild(pid),
+      });
+      bytesTransferred += r.bytesMoved;
+      for (const f of stale) {
+        await hashLocal(t.src, f);
+        if (localHash.get(prefix(t.src, f.path))?.sha256 === f.sha256) repaired.push(prefix(t.src, f.path));
+      }
+    }
+    if (repaired.length) {
+      warnings.push(warning("REPULLED", "info", `${repaired.length} file(s) had the box's size and mtime locally but other bytes, so rsync skipped them; re-sent in full and now match: ${repaired.slice(0, 5).join(", ")}`));
+    }
+    for (const t of trees) cleanDebris(t.src.localDir, t.tree.files.map((f) => f.path), { partialDirs: failedUnits.length ? "empty" : "all" });
+    if (usedSftp) {
+      warnings.push(warning("NO_RSYNC", "info", trees.some((t) => t.tree.hasRsync) && !flavour.usable
+        ? `Pulled over SFTP (${flavour.why}): resumable per file, slower on many small files.`
+        : "Pulled over SFTP (no rsync on the box): resumable per file, slower on many small files."));
+    }
+    const shellNoise = failedUnits.some((u) => u.shellNoise || shellNotClean(u.error));
+    if (shellNoise) {
+      throw new RefusalError("SHELL_NOT_CLEAN", `pulling from ${req.host} could not start: the box's login shell printed text into the transfer stream`, SHELL_NOT_CLEAN_REMEDY, { receipt_id: null, local_dir: localRoot });
+    }
+
+    // 4. compare, load-check, receipt
+    return judgePull(ctx, { req, localRoot, trees, localHash, failedUnits, bytesTransferred, bytesReused, bytesTotal, warnings, t0 });
+  });
+}
+
+export { PARTIAL_DIR };

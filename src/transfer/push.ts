@@ -1,0 +1,142 @@
+/** The push half of the transfer service (see index.ts for the shape). */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { refuse, warning, RefusalError, type Warning } from "../common/result.js";
+import { localRsyncFlavour, prepareRemoteDir, SHELL_NOT_CLEAN_REMEDY } from "../remote/rsync.js";
+import { crlfScripts, scanPushTree, secretFiles, PROJECT_IGNORE, type PushScan } from "../verify/tree.js";
+import { remoteHashTree } from "../remote/hashes.js";
+import { sha256FileSync } from "../verify/hash.js";
+import { guardLiveRuns } from "./live.js";
+import { withTransferLock } from "./lock.js";
+import { rsyncMover, sftpMover, type Mover } from "./mover.js";
+import { recordPush } from "./provenance.js";
+import { throttled, type TransferContext, type TransferResult } from "./context.js";
+
+const HUGE_FILES = 20_000;
+const HUGE_BYTES = 5 * 1024 ** 3;
+
+export interface PushRequest {
+  host: string;
+  localDir: string;
+  remoteDir: string;
+  exclude?: string[];
+  allowSecretFiles?: string[];
+  dryRun?: boolean;
+}
+
+const quoteSh = (f: string): string => `'${f.replace(/'/g, "'\\''")}'`;
+
+/** Stop before a byte leaves: names that cannot be carried, credentials (also behind links), CRLF scripts. */
+function refuseUnsafe(localDir: string, scan: PushScan, allow: string[]): void {
+  if (scan.badNames.length) {
+    refuse("BAD_INPUT", `local_dir: ${scan.badNames.length} name(s) are not valid UTF-8 and cannot be carried faithfully: ${scan.badNames.slice(0, 5).join(", ")}. Nothing was sent.`,
+      `Rename them (e.g. convmv -f latin1 -t utf8), or exclude them.`, { bad_names: scan.badNames.slice(0, 20) });
+  }
+  const secrets = [...secretFiles(scan.files, allow), ...scan.outside.filter((l) => l.secret && !allow.includes(l.path)).map((l) => ({ path: `${l.path} -> ${l.target}`, rule: l.secret! }))];
+  if (secrets.length) {
+    const shown = secrets.slice(0, 6).map((s) => `${s.path} (${s.rule})`).join(", ");
+    refuse(
+      "SECRET_FILE",
+      `local_dir holds ${secrets.length} credential file(s) or link(s) to one that would be uploaded: ${shown}${secrets.length > 6 ? ", …" : ""}. Nothing was sent.`,
+      `Keep credentials out of the code push: add them to ${PROJECT_IGNORE} or exclude, and send each one with push_secret (stdin, 0600, per-instance disk). ` +
+        "Only if the user explicitly wants the file on the box, list it in allow_secret_files.",
+      { secret_files: secrets.slice(0, 20).map((s) => s.path) },
+    );
+  }
+  const crlf = crlfScripts(localDir, scan.files);
+  if (crlf.length) {
+    const q = crlf.slice(0, 6).map(quoteSh).join(" ");
+    refuse(
+      "CRLF_SCRIPT",
+      `${crlf.length} shell script(s) have Windows (CRLF) line endings and would fail on the box with "$'\\r': command not found": ${crlf.slice(0, 6).join(", ")}. Nothing was sent.`,
+      `Convert them to LF first, e.g. in ${localDir}: sed -i 's/\\r$//' ${q}  (or dos2unix ${q}); set git config core.autocrlf input to keep it fixed.`,
+      { crlf_scripts: crlf.slice(0, 20) },
+    );
+  }
+}
+
+function sizeWarnings(files: { path: string; bytes: number }[], bytesTotal: number): Warning[] {
+  const out: Warning[] = [];
+  const gitBytes = files.filter((f) => f.path === ".git" || f.path.startsWith(".git/")).reduce((a, f) => a + f.bytes, 0);
+  if (files.length > HUGE_FILES) out.push(warning("HUGE_TREE", "warn", `${files.length} files to push; many-small-file trees are slow and eat inodes on capped disks. Add data/cache dirs to ${PROJECT_IGNORE}.`));
+  if (bytesTotal > HUGE_BYTES) out.push(warning("HUGE_TREE", "warn", `${(bytesTotal / 1024 ** 3).toFixed(1)} GiB to push; datasets and checkpoints usually belong on the box's data disk, not in the code push.`));
+  if (gitBytes > 10 * 1024 * 1024 && gitBytes > bytesTotal / 2) {
+    out.push(warning("GIT_DOMINATES", "warn", `.git is ${Math.round((100 * gitBytes) / bytesTotal)}% of the push (${(gitBytes / 1024 ** 2).toFixed(0)} MiB); pass exclude: [".git"] unless the box needs the history.`));
+  }
+  return out;
+}
+
+/** SFTP times are whole seconds: the files whose content differs on the box although size + mtime may match. */
+async function sftpForce(ctx: TransferContext, host: string, localDir: string, remoteDir: string, files: { path: string; bytes: number;
+  link?: string }[]): Promise<Set<string>> {
+  const plain = files.filter((f) => f.link === undefined);
+  const tree = await remoteHashTree(ctx.remote, host, remoteDir, plain.map((f) => f.path), { timeoutMs: 300_000, signal: ctx.signal });
+  const there = new Map(tree.files.map((f) => [f.path, f]));
+  return new Set(plain.filter((f) => { const r = there.get(f.path);
+    return r && r.bytes === f.bytes && r.sha256 !== sha256FileSync(path.join(localDir, f.path)); }).map((f) => f.path));
+}
+
+export async function push(ctx: TransferContext, req: PushRequest): Promise<TransferResult> {
+  const t0 = Date.now();
+  const warnings: Warning[] = [];
+  const localDir = path.resolve(req.localDir);
+  let st: fs.Stats;
+  try { st = fs.statSync(localDir); } catch {
+    return refuse("BAD_INPUT", `local_dir: ${req.localDir} does not exist`, "Pass an existing local directory as local_dir.");
+  }
+  if (!st.isDirectory()) refuse("BAD_INPUT", `local_dir: ${req.localDir} is not a directory`, "Pass the project directory, not a file.");
+
+  // 1. scan: exactly the files that would go, evaluated before anything leaves this machine
+  const scan = await scanPushTree(localDir, req.exclude ?? []);
+  const flavour = localRsyncFlavour();
+  if (scan.via === "walk") warnings.push(warning("NO_LOCAL_RSYNC", "warn", `${flavour.why ?? "no usable local rsync"}: .gitignore/.rgtignore were not applied and SFTP is used.`));
+  refuseUnsafe(localDir, scan, req.allowSecretFiles ?? []);
+  const files = scan.files;
+  if (scan.outside.length) {
+    warnings.push(warning("LINK_OUTSIDE", "warn", `${scan.outside.length} symlink(s) lead out of local_dir and were not sent (never followed): ${scan.outside.slice(0, 5).map((l) => `${l.path} -> ${l.target}`).join(", ")}`));
+  }
+  const bytesTotal = files.reduce((a, f) => a + f.bytes, 0);
+  warnings.push(...sizeWarnings(files, bytesTotal));
+  const base = { files_total: files.length, bytes_total: bytesTotal, ...(scan.outside.length ? { links_outside: scan.outside.slice(0, 20).map((l) => `${l.path} -> ${l.target}`) } : {}) };
+  if (req.dryRun) return { ok: true, method: "dry_run", files_sent: 0, bytes_sent: 0, ...base, elapsed_ms: Date.now() - t0, warnings };
+  if (files.length === 0) warnings.push(warning("EMPTY_PUSH", "info", "No files to push after ignore rules; only the destination directory was created."));
+
+  // 2. one round trip: create + resolve the destination, learn whether the box has rsync
+  const prep = await prepareRemoteDir(ctx.remote, req.host, req.remoteDir, "remote_dir");
+  const hostKey = await ctx.remote.resolve(req.host).then((h) => h.key, () => req.host);
+  return withTransferLock([`push:${hostKey}:${prep.dir}`], `pushing into ${req.host}:${prep.dir}`, async (lock) => {
+    // 3. never change a file under a live run; refused before a byte is sent
+    const useRsync = prep.hasRsync && flavour.usable;
+    if (files.length) await guardLiveRuns(ctx, req.host, req.remoteDir, prep.dir, localDir, files, useRsync);
+    if (!prep.hasRsync) warnings.push(warning("NO_RSYNC", "info", "The box has no rsync; pushed over SFTP with per-file resume (slower on many small files).", "rgt://references/ssh-transport"));
+    else if (!flavour.usable && flavour.flavour !== "absent") warnings.push(warning("LOCAL_RSYNC_UNUSABLE", "info", `${flavour.why}; pushed over SFTP instead.`));
+
+    await ctx.progress(0, bytesTotal, `pushing ${files.length} files`);
+    const mover: Mover = useRsync ? rsyncMover(ctx.remote, req.host, prep.rsyncVersion) : sftpMover(ctx.remote, req.host);
+    const force = files.length && !useRsync ? await sftpForce(ctx, req.host, localDir, prep.dir, files) : undefined;
+    const r = files.length
+      ? await mover.move({
+        direction: "push", localDir, remoteDir: prep.dir, files, force, deadline: Date.now() + 600_000 + Math.ceil(bytesTotal / 1000),
+        signal: ctx.signal, onProgress: throttled(ctx, bytesTotal), onChild: (pid) => lock.addChild(pid),
+      })
+      : { filesMoved: 0, bytesMoved: 0, bytesReused: 0, resumedFiles: 0, failed: [] };
+    const out = {
+      method: mover.name, files_sent: r.filesMoved, bytes_sent: r.bytesMoved, ...(mover.name === "rsync" ? { bytes_reused: r.bytesReused } : { resumed_files: r.resumedFiles }),
+      ...base, remote_dir: prep.dir, elapsed_ms: Date.now() - t0,
+    };
+    if (r.shellNoise) {
+      throw new RefusalError("SHELL_NOT_CLEAN", `${mover.name} to ${req.host} could not start: the box's login shell printed text into the transfer stream (${(r.error ?? "").split("\n")[0].slice(0, 160)})`, SHELL_NOT_CLEAN_REMEDY, { ...out, files_sent: 0, bytes_sent: 0 });
+    }
+    if (r.error || r.failed.length) {
+      throw new RefusalError(
+        "TRANSFER_INTERRUPTED",
+        r.error ? `${mover.name} to ${req.host}:${prep.dir} stopped: ${r.error}` : `${r.failed.length} file(s) did not reach ${req.host}: ${r.failed.slice(0, 3).map((f) => `${f.path}: ${f.error}`).join("; ")}`,
+        "Run the same push_code call again: finished files are skipped and a cut file resumes from its partial copy.",
+        { ...out, ...(r.failed.length ? { failed_files: r.failed.slice(0, 20).map((f) => f.path) } : {}) },
+      );
+    }
+    await recordPush(ctx.ledger, { host: req.host, hostKey, remoteDir: prep.dir, localDir, files: files.length, bytes: bytesTotal });
+    await ctx.progress(bytesTotal, bytesTotal, "done");
+    return { ok: true, ...out, warnings };
+  });
+}
