@@ -10,6 +10,8 @@ import * as z from "zod";
 
 const seconds = (dflt: number) => z.coerce.number().finite().min(0).default(dflt);
 const positiveSeconds = (dflt: number) => z.coerce.number().finite().positive().default(dflt);
+/** a number pulled into [min, max] rather than refused */
+const clamped = (dflt: number, min: number, max: number) => z.coerce.number().finite().transform((n) => Math.min(max, Math.max(min, n))).default(dflt);
 const text = () => z.string().min(1).optional();
 
 /** group: "server" (what users set), "providers" (cloud adapters), "lab" (tests and the demo only) */
@@ -24,6 +26,8 @@ export const SETTINGS = {
   RGT_IDLE_METER_S: def(seconds(1800), "seconds a host may sit with no live run before results carry an IDLE_METER warning with the cost so far"),
   RGT_ELICIT_TIMEOUT_S: def(positiveSeconds(120), "seconds request_teardown waits for the human to answer an approval prompt"),
   RGT_APPROVAL_TTL_S: def(positiveSeconds(900), "seconds an approval id stays valid"),
+  RGT_TEARDOWN_POLL_S: def(clamped(120, 0, 600), "seconds request_teardown keeps polling the provider after a stop until the instance is seen gone (0-600)", "providers"),
+  RGT_TEARDOWN_POLL_BASE_MS: def(clamped(2000, 10, 60_000), "first wait between those polls, in ms; it doubles up to 20 s", "providers"),
   RGT_PYTHON: def(text(), "local python used to load-check pulled checkpoints (default /usr/bin/python3, then python3)"),
   RGT_SLURM_FORWARD_SIGNAL: def(text(), "signal the Slurm backend forwards to a cell before its walltime ends (e.g. USR1)"),
   RGT_K8S_IMAGE: def(text(), "container image for Kubernetes cells when launch_queue's scheduler.image is absent"),

@@ -6,6 +6,7 @@
  * a bounded provider call. The answer is gone: true (seen gone), false (still listed when the budget
  * ran out) or null (the provider could not be asked).
  */
+import { setting } from "../common/config.js";
 
 export interface PollSettings {
   /** total budget for the post-stop check, polls and waits together */
@@ -22,14 +23,10 @@ export interface PollResult extends GoneCheck {
   waited_s: number;
 }
 
-const num = (v: string | undefined, dflt: number, min: number, max: number): number => {
-  const n = Number(v);
-  return Number.isFinite(n) && v !== undefined && v !== "" ? Math.min(max, Math.max(min, n)) : dflt;
-};
 
 export function pollSettings(env: NodeJS.ProcessEnv = process.env): PollSettings {
-  const totalMs = num(env.RGT_TEARDOWN_POLL_S, 120, 0, 600) * 1000;
-  const baseMs = num(env.RGT_TEARDOWN_POLL_BASE_MS, 2000, 10, 60_000);
+  const totalMs = setting("RGT_TEARDOWN_POLL_S", env) * 1000;
+  const baseMs = setting("RGT_TEARDOWN_POLL_BASE_MS", env);
   return { totalMs, baseMs, capMs: Math.max(baseMs, 20_000) };
 }
 
