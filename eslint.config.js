@@ -65,5 +65,8 @@ export default tseslint.config(
   forbid("backends", { layers: ["server", "tools"], why: "layers below the tools never import the tools or the MCP wiring" }),
   forbid("providers", { layers: ["server", "tools", "backends"], why: "layers below the tools never import the tools or the MCP wiring" }),
   forbid("verify", { layers: ["server", "tools", "backends", "providers"], why: "layers below the tools never import the tools or the MCP wiring" }),
+  forbid("transfer", { layers: ["server", "tools"], why: "services below the tools never import the tools or the MCP wiring" }),
+  forbid("teardown", { layers: ["server", "tools"], why: "services below the tools never import the tools or the MCP wiring" }),
+  forbid("secret", { layers: ["server", "tools"], why: "services below the tools never import the tools or the MCP wiring" }),
   forbid("server", { modules: [...PROC, ...WIRE], why: "src/server/ wires MCP; processes and ssh belong to remote/" }),
 );

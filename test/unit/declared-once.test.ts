@@ -1,6 +1,7 @@
 /**
- * One refusal-code union (src/common/result.ts REFUSAL_CODES) is the catalog: every code the code can
- * refuse with is in it, and every catalogued code is documented in docs/TOOLS.md.
+ * Declared once, derived everywhere: the refusal-code union is the catalog (every code used in src/ is in
+ * it, every catalogued code is in docs/TOOLS.md); every RGT_* setting is in the one config schema and the
+ * README's table is generated from it; docs/structure.md lists every file of src/.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -94,5 +95,20 @@ describe("README settings table", () => {
     const m = /<!-- settings:begin -->\n([\s\S]*?)\n<!-- settings:end -->/.exec(readme);
     expect(m, "README has the settings markers").toBeTruthy();
     expect(m![1].trim()).toBe(settingsTable());
+  });
+});
+
+describe("docs/structure.md", () => {
+  it("lists every file of src/, and nothing that is gone", () => {
+    const doc = fs.readFileSync(path.join(root, "docs", "structure.md"), "utf8");
+    const listed = new Set([...doc.matchAll(/^- `(src\/[^`]+)`/gm)].map((m) => m[1]));
+    const all = (function walk(d: string): string[] {
+      return fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => {
+        const p = path.join(d, e.name);
+        return e.isDirectory() ? walk(p) : /\.(ts|md)$/.test(e.name) ? [path.relative(root, p).split(path.sep).join("/")] : [];
+      });
+    })(path.join(root, "src"));
+    expect(all.filter((f) => !listed.has(f))).toEqual([]);
+    expect([...listed].filter((f) => !all.includes(f))).toEqual([]);
   });
 });
