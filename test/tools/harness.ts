@@ -11,7 +11,7 @@ import { Ajv } from "ajv";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import type { Tool as McpTool } from "@modelcontextprotocol/sdk/types.js";
-import { expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { createServer, type CreatedServer } from "../../src/server/createServer.js";
 import { outputJsonSchema } from "../../src/server/schemas.js";
 import { allTools } from "../../src/tools/index.js";
@@ -187,4 +187,12 @@ export async function expectRefusal(h: Harness, name: string, args: unknown, cod
   expect(sc.summary).toContain(code);
   expect(bytes).toBeLessThan(4096);
   return sc;
+}
+
+/** One harness per test file: started before the first test, closed after the last; returns a getter. */
+export function useHarness(opts: HarnessOptions = {}): () => Harness {
+  let h: Harness | undefined;
+  beforeAll(async () => { h = await startHarness(opts); });
+  afterAll(async () => { await h?.close(); });
+  return () => h!;
 }
