@@ -139,7 +139,7 @@ export async function runLifecycle(target: DemoTarget, out: Transcript, opts: { 
     const t2 = await call("request_teardown", { host }, "(after the pull)");
     if (t2.refused?.code !== "APPROVAL_REQUIRED" || !t2.approval_id) fail("expected the teardown gate to ask for approval after the pull", t2);
     out.detail(`refused APPROVAL_REQUIRED: approval ${t2.approval_id}`);
-    if (t2.summary?.will_do) out.detail(`would run, once approved: ${t2.summary.will_do}`);
+    if (t2.approval?.will_do) out.detail(`would run, once approved: ${t2.approval.will_do}`);
     out.detail(`a human approves with: ${t2.how_to_approve ?? `rgt approve ${t2.approval_id}`} — the demo stops here and approves nothing`);
     out.detail("(the approval lives in this demo's own state dir, which is removed with the box)");
 

@@ -35,6 +35,7 @@ export const pullVerify = defineTool({
     manifest_sha256: z.string().optional(),
     local_dir: z.string().optional(),
     failed_units: z.array(z.string()).optional(),
+    uncarriable: z.array(z.string()).optional(),
     links_total: z.number().optional(),
     manifest_path: z.string().optional(),
     elapsed_ms: z.number().optional(),

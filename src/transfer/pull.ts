@@ -62,7 +62,8 @@ function refuseListing(host: string, t: RemoteHashTree, label: (p: string) => st
   if (t.badNames.length || t.unreadable.length) {
     const names = [...t.badNames.map((n) => `${n} (name is not UTF-8)`), ...t.unreadable.map((n) => `${label(n)} (unreadable on the box)`)];
     refuse("UNCARRIABLE", `${names.length} file(s) under ${t.root} on ${host} cannot be pulled faithfully: ${names.slice(0, 5).join(", ")}. No receipt was written.`,
-      "Rename non-UTF-8 names on the box (remote_exec: convmv, or mv), fix the permissions of unreadable files, then pull again.", { files: names.slice(0, 20) });
+      "Rename non-UTF-8 names on the box (remote_exec: convmv, or mv), fix the permissions of unreadable files, then pull again.",
+      { uncarriable: names.slice(0, 20) });
   }
   const secret = t.links.filter((l) => !linkInside(l.path, l.target) && secretLinkTarget(path.posix.resolve(t.root, path.posix.dirname(l.path), l.target)));
   if (secret.length) {
