@@ -8,6 +8,7 @@
 #   O type path                                      something else (fifo, socket, device): not carried
 #   E path                                           listed but could not be read/hashed
 #   M path                                           a requested path that is not a regular file
+#   S manifest                                       the content of ROOT.rgt-manifest.json beside ROOT, if any
 #   D count                                          last record; absent = the output was cut short
 # Env: RGT_HASH_PATHS  paths relative to ROOT, one a line, "\" and newline escaped as \\ and \n
 #                      (default: every file under ROOT)
@@ -36,7 +37,11 @@ if [ -z "$root" ] || [ ! -d "$root" ]; then
   exit 0
 fi
 cd -- "$root" || exit 3
-printf 'R\0001\000%s\000%s\000%s\000' "$has_rsync" "$rv" "$(pwd -P)"
+here=$(pwd -P)
+printf 'R\0001\000%s\000%s\000%s\000' "$has_rsync" "$rv" "$here"
+if [ -f "$here.rgt-manifest.json" ] && [ ! -L "$here.rgt-manifest.json" ]; then
+  printf 'S\000'; head -c 67108864 -- "$here.rgt-manifest.json" | tr -d '\000'; printf '\000'
+fi
 
 jobs=${RGT_HASH_JOBS:-}
 if [ -z "$jobs" ]; then

@@ -49,7 +49,7 @@ cells_of "$SD"
 for c in "${RUN_CELLS[@]}"; do cell_alive "$SD/cells/$c" && livecell[$c]=1; done
 
 # move the run-wide files and the cell specs into place (never the files of a live cell)
-for f in run.env0 expect; do [ -e "$IN/$f" ] && mv -f "$IN/$f" "$SD/$f"; done
+for f in run.env0 expect watch.env0; do [ -e "$IN/$f" ] && mv -f "$IN/$f" "$SD/$f"; done
 cells_of "$IN"
 for c in "${RUN_CELLS[@]}"; do
   d="$IN/cells/$c/"
@@ -60,6 +60,15 @@ for c in "${RUN_CELLS[@]}"; do
   [ "$(cat "$SD/cells/$c/state" 2>/dev/null)" = done ] || printf 'pending\n' >"$SD/cells/$c/state"
 done
 rm -f "$SD/stop_requested"
+
+# the box's own tools pointed at the profile's mirrors (idempotent; one line per thing it looked at)
+if [ -r "$IN/mirrors.args0" ]; then
+  margs=()
+  while IFS= read -r -d '' a; do margs+=("$a"); done <"$IN/mirrors.args0"
+  if [ "${#margs[@]}" -gt 0 ] && [ -r "${margs[0]}" ]; then
+    while IFS= read -r line; do [ -n "$line" ] && printf 'MIRROR\t%s\n' "$line"; done < <(timeout 20 bash "${margs[@]}" 2>&1 | head -n 20)
+  fi
+fi
 
 start_lane() { # lane -> starts it detached
   local l=$1 cmd
@@ -114,6 +123,39 @@ if [ "$MODE" = tmux ] && [ "${#started[@]}" -gt 0 ]; then
       start_lane "$l" && wait_pids "$l"
     fi
   done
+fi
+# the watcher (time cap, park): the cap counts from a launch that started lanes; a launch that only brings a
+# new watch.env0 (a park approved after the start) arms it over the lanes already running, or over none
+live=0
+lanes_of "$SD"
+for l in "${RUN_LANES[@]}"; do lane_alive "$SD" "$l" && { live=1; break; }; done
+if [ -r "$SD/watch.env0" ]; then
+  mh="" ms="" ws="" pk=""
+  while IFS= read -r -d '' kv; do
+    case ${kv%%=*} in RGT_MAX_HOURS) mh=${kv#*=} ;; RGT_MAX_S) ms=${kv#*=} ;; RGT_WATCH_SCRIPT) ws=${kv#*=} ;; RGT_PARK) pk=${kv#*=} ;; esac
+  done <"$SD/watch.env0"
+  if [ "${#started[@]}" -gt 0 ]; then
+    rm -f "$SD/stop_reason"
+    if [[ $ms =~ ^[0-9]+$ ]] && [ "$ms" -gt 0 ]; then
+      printf '%s\n' "$(($(date +%s) + ms))" >"$SD/deadline"
+      printf '%s\n' "$mh" >"$SD/max_hours"
+    else
+      rm -f "$SD/deadline" "$SD/max_hours"
+    fi
+  fi
+  # a cap needs lanes to stop; a park is decided as soon as no lane of the run is left (at once, when the
+  # sweep already ended before the park was approved)
+  if { { [ -e "$SD/deadline" ] && { [ "${#started[@]}" -gt 0 ] || [ "$live" = 1 ]; }; } || [ "$pk" = 1 ]; } && [ -n "$ws" ] && [ -r "$ws" ]; then
+    if alive_in "$SD/watch.pid"; then
+      tab WATCH "$([ -e "$SD/deadline" ] && cat "$SD/deadline")" "$pk" alive
+    elif command -v setsid >/dev/null 2>&1; then
+      setsid nohup bash "$ws" "$SD" </dev/null >>"$SD/watch.out" 2>&1 &
+      tab WATCH "$([ -e "$SD/deadline" ] && cat "$SD/deadline")" "$pk" started
+    else
+      nohup bash "$ws" "$SD" </dev/null >>"$SD/watch.out" 2>&1 &
+      tab WATCH "$([ -e "$SD/deadline" ] && cat "$SD/deadline")" "$pk" started
+    fi
+  fi
 fi
 rmdir "$LOCK" 2>/dev/null
 trap - EXIT

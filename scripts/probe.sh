@@ -289,4 +289,10 @@ if [ $deep -eq 1 ]; then
   case $pyj in '{'*) ;; *) pyj=null ;; esac
 fi
 out+=",\"python\":$pyj,\"tools\":$tl},\"markers\":$mk"
+# pip: does any pip config name an index (on China profiles launch_queue's china_mirrors.sh writes one)
+pipidx=false
+for g in "${XDG_CONFIG_HOME:-$HOME/.config}/pip/pip.conf" "$HOME/.pip/pip.conf" /etc/pip.conf /etc/xdg/pip/pip.conf; do
+  [ -r "$g" ] && grep -Eq '^[[:space:]]*index-url[[:space:]]*=' "$g" 2>/dev/null && { pipidx=true; break; }
+done
+out+=",\"pip_index\":$pipidx"
 printf '%s}\n' "$out"

@@ -7,6 +7,7 @@
 # checked byte for byte; a failed copy fails the cell even when the command exited 0.
 set -u
 # rgt: include lib/common.sh
+# rgt: include lib/seatbelt.sh
 
 SD=${1:?state dir}
 CELL=${2:?cell name}
@@ -61,15 +62,105 @@ if [ -n "${RGT_CRED_FILE:-}" ] && [ -r "$RGT_CRED_FILE" ]; then
   unset line k v
 fi
 if [ -n "${RGT_PYTHON:-}" ] && [[ $RGT_PYTHON == */* ]]; then PATH="${RGT_PYTHON%/*}:$PATH"; export PATH; fi
+# the seatbelt: provider CLIs and power verbs resolve to the shim first (scripts/rgt_shim.sh)
+if [ -n "${RGT_SHIM:-}" ]; then
+  RGT_SHIM=$(expand "$RGT_SHIM")
+  if sb=$(seatbelt_dir "$RGT_SHIM"); then PATH="$sb:$PATH"; export PATH; fi
+  unset sb
+fi
 [ -n "${HF_HOME:-}" ] && mkdir -p "$HF_HOME" 2>/dev/null
 
 : "${RGT_OUTPUT_DIR:?RGT_OUTPUT_DIR missing from the cell spec}"
 export RGT_SCRATCH_DIR="$RGT_OUTPUT_DIR/.scratch"
 export RGT_HEARTBEAT="$CD/beat"
+export RGT_CELL_ENV0="$CD/env0"
+
+# --- disk gate: the cell starts only when its output dir and the durable dir have its budget free -----
+# Budget per quantity (bytes, inodes): the cell's own RGT_MIN_FREE_BYTES / RGT_MIN_FREE_INODES (the cell's
+# env0 is read after the run's, so a cell value wins over a run value), else the larger of the profile's
+# default (RGT_DEFAULT_FREE_*) and what the last finished cell of this run left in its output dir.
+# Below budget the cell is not started: state `blocked`, the numbers in `blocked`, and the lane moves on
+# (RGT_ON_DISK_LOW=skip) or re-checks every RGT_DISK_RECHECK_S until RGT_DISK_WAIT_S have passed (wait).
+existing_dir() { local p=$1; while [ -n "$p" ] && [ ! -e "$p" ]; do p=${p%/*}; done; printf '%s' "${p:-/}"; }
+free_on() { # DIR -> FREE_B, FREE_I ("" where df cannot tell; no inode count on filesystems without a cap)
+  local a d=$1
+  FREE_B="" FREE_I=""
+  a=$(df -P -k "$d" 2>/dev/null | tail -n 1)
+  set -- $a
+  [ $# -ge 4 ] && [[ $4 =~ ^[0-9]+$ ]] && FREE_B=$(($4 * 1024))
+  a=$(df -P -i "$d" 2>/dev/null | tail -n 1)
+  set -- $a
+  [ $# -ge 4 ] && [[ $2 =~ ^[1-9][0-9]*$ ]] && [[ $4 =~ ^[0-9]+$ ]] && FREE_I=$4
+  return 0
+}
+need_b=${RGT_MIN_FREE_BYTES:-} need_i=${RGT_MIN_FREE_INODES:-} src=set
+if [ -z "$need_b" ] || [ -z "$need_i" ]; then
+  lb=0 li=0 lt=0 lc=""
+  for f in "$SD"/cells/*/out_size; do
+    [ -r "$f" ] || continue
+    read -r b n t <"$f" 2>/dev/null || continue
+    if [[ ${t:-} =~ ^[0-9]+$ ]] && [ "$t" -ge "$lt" ]; then lb=${b:-0} li=${n:-0} lt=$t lc=${f%/out_size}; lc=${lc##*/}; fi
+  done
+  db=${RGT_DEFAULT_FREE_BYTES:-0} di=${RGT_DEFAULT_FREE_INODES:-0}
+  [ "$lb" -gt "$db" ] 2>/dev/null && db=$lb
+  [ "$li" -gt "$di" ] 2>/dev/null && di=$li
+  src=default
+  [ -n "$lc" ] && src="default(last finished cell $lc: $lb bytes, $li files)"
+  [ -n "$need_b" ] || need_b=$db
+  [ -n "$need_i" ] || need_i=$di
+fi
+put budget "$need_b $need_i $src"
+LOW="" LOWROW="" LOWDIR=""
+gate() {
+  local d e
+  LOW="" LOWROW="" LOWDIR=""
+  for d in "$RGT_OUTPUT_DIR" ${RGT_DURABLE_ROOT:+"$RGT_DURABLE_ROOT"}; do
+    e=$(existing_dir "$d")
+    free_on "$e"
+    if { [ "$need_b" -gt 0 ] 2>/dev/null && [ -n "$FREE_B" ] && [ "$FREE_B" -lt "$need_b" ]; } ||
+      { [ "$need_i" -gt 0 ] 2>/dev/null && [ -n "$FREE_I" ] && [ "$FREE_I" -lt "$need_i" ]; }; then
+      LOW="${LOW:+$LOW; }$e has ${FREE_B:-?} bytes / ${FREE_I:-?} inodes free, the cell needs $need_b bytes / $need_i inodes"
+      [ -n "$LOWROW" ] || { LOWROW="${FREE_B:--} $need_b ${FREE_I:--} $need_i"; LOWDIR=$e; }
+    fi
+  done
+  [ -z "$LOW" ]
+}
+rm -f "$CD/blocked"
+if ! gate; then
+  waited_until=""
+  if [ "${RGT_ON_DISK_LOW:-skip}" = wait ]; then
+    until_t=$(($(now) + ${RGT_DISK_WAIT_S:-1800}))
+    put runner "$$ $(pstart $$ || echo 0)"
+    note "blocked: DISK_LOW: $LOW; waiting (re-check every ${RGT_DISK_RECHECK_S:-30}s until $(date -u -d "@$until_t" +%H:%M:%SZ 2>/dev/null || echo "$until_t"))"
+    while :; do
+      put blocked "$LOWROW $until_t $LOWDIR"
+      put reason "DISK_LOW: $LOW (waiting)"
+      put state blocked
+      if [ -e "$SD/stop_requested" ] || [ -e "$CD/stop_requested" ]; then rm -f "$CD/blocked" "$CD/runner"; put state stopped; exit 0; fi
+      [ "$(now)" -lt "$until_t" ] || break
+      sleep "${RGT_DISK_RECHECK_S:-30}"
+      gate && break
+    done
+    waited_until=$until_t
+  fi
+  if [ -n "$LOW" ]; then
+    put blocked "$LOWROW - $LOWDIR"
+    put reason "DISK_LOW: $LOW${waited_until:+ (still short after waiting)}"
+    note "blocked: DISK_LOW: $LOW; the cell was not started"
+    put state blocked
+    rm -f "$CD/runner"
+    exit 0
+  fi
+  # passed after waiting: pending (with this runner alive) until it starts below, never blocked without numbers
+  put state pending
+  rm -f "$CD/blocked" "$CD/reason"
+  note "disk gate passed after waiting"
+fi
+
 mkdir -p "$RGT_OUTPUT_DIR" "$RGT_SCRATCH_DIR" || { put state failed; put reason "cannot create output dir $RGT_OUTPUT_DIR"; exit 3; }
 
 # --- start -----------------------------------------------------------------------------------------
-rm -f "$CD/exit_code" "$CD/runner" "$CD/ended_at" "$CD/reason" "$CD/signal" "$CD/cause"
+rm -f "$CD/exit_code" "$CD/runner" "$CD/ended_at" "$CD/reason" "$CD/signal" "$CD/cause" "$CD/blocked"
 attempt=$(($(cat "$CD/attempts" 2>/dev/null || echo 0) + 1))
 put attempts "$attempt"
 OOMF=$(oom_file || true)
@@ -83,7 +174,11 @@ note "start cell=$CELL attempt=$attempt gpus=${CUDA_VISIBLE_DEVICES:-none} out=$
 
 export RGT_CMD_FILE="$CD/cmd"
 # the proxy/mirror hook runs in the same shell before the command, so every network call sees it
+# (mirrors and caches come from run.env0); the mirror hosts are added to no_proxy after the hook, and the
+# cell's own env is exported once more so a value the cell set wins over whatever the hook exported
 child='if [ -n "${RGT_PROXY_HOOK:-}" ]; then eval "$RGT_PROXY_HOOK" || echo "[rgt] proxy hook failed" >&2; fi
+if [ -n "${RGT_NO_PROXY_ADD:-}" ]; then no_proxy="${no_proxy:+$no_proxy,}$RGT_NO_PROXY_ADD"; NO_PROXY=$no_proxy; export no_proxy NO_PROXY; fi
+if [ -r "$RGT_CELL_ENV0" ]; then while IFS= read -r -d "" kv; do [ -n "$kv" ] && export "$kv"; done <"$RGT_CELL_ENV0"; unset kv; fi
 cd "$RGT_WORKDIR" || { echo "[rgt] workdir $RGT_WORKDIR missing" >&2; exit 96; }
 eval "$(cat "$RGT_CMD_FILE")"'
 
@@ -204,5 +299,9 @@ if [ -n "${RGT_DURABLE_ROOT:-}" ]; then
 else
   note "done: ${#roster[@]} artifact(s) in $RGT_OUTPUT_DIR (no durable dir configured)"
 fi
+# what this cell left (bytes, files): the default disk budget of the cells after it
+ob=$(du -sb -- "$RGT_OUTPUT_DIR" 2>/dev/null | cut -f1)
+[ -n "$ob" ] || ob=$(($(du -sk -- "$RGT_OUTPUT_DIR" 2>/dev/null | cut -f1) * 1024))
+put out_size "${ob:-0} $(find "$RGT_OUTPUT_DIR" 2>/dev/null | wc -l | tr -d ' ') $(now)"
 put state done
 exit 0

@@ -117,7 +117,18 @@ for c in "${cells[@]}"; do
   fi
   envv "$d/env0" RGT_OUTPUT_DIR
   [ -n "$ENVV" ] && roots[${ENVV%/*}]=1
+  # the disk gate's budget ("bytes inodes source") and, for a blocked cell, the numbers it saw
+  rd bu "$d/budget"
+  rd bl "$d/blocked"
+  [ -n "$bu$bl" ] && tab GATE "$c" "$bu" "$bl"
 done
+
+# the seatbelt: a shim that stopped a destroy a cell reached at run time left its line here
+for c in "${cells[@]}"; do
+  f="$SD/cells/$c/seatbelt"
+  [ -s "$f" ] && tab SEATBELT "$c" "$(tail -n 1 -- "$f" | cut -c1-300)"
+done
+
 
 # the last few KB of every log in one tail (16 KB of a failing one); a progress bar's CR-separated
 # updates keep their last one
@@ -159,6 +170,20 @@ if [ -n "$gpu" ]; then
     [ -n "$idx" ] && tab GPU "$idx" "$used" "$total" "$util"
   done <&3
   exec 3<&-
+fi
+
+# the watcher: time cap, why the run was stopped, and the park decision
+if [ -e "$SD/watch.env0" ]; then
+  envv "$SD/watch.env0" RGT_PARK
+  wa=0
+  alive_in "$SD/watch.pid" && wa=1
+  rd dl "$SD/deadline"
+  rd mh "$SD/max_hours"
+  rd sr "$SD/stop_reason"
+  rd pst "$SD/park/state"
+  rd pre "$SD/park/reason"
+  rd pat "$SD/park/at"
+  tab WATCH "$dl" "$mh" "$sr" "${ENVV:-0}" "$wa" "$pst" "$pre" "$pat"
 fi
 
 envv "$SD/run.env0" RGT_DURABLE_ROOT

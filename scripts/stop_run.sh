@@ -4,6 +4,7 @@
 # runner's own command line) before it is signalled; TERM, a grace period, then KILL; then it confirms
 # no process of those groups is left and none of their pids still holds GPU memory. Deletes no file.
 #   usage: bash stop_run.sh <state_dir> <grace_s> [cell...]      (no cells = the whole run)
+# RGT_STOP_REASON, when set, is the reason recorded for each stopped cell (run_watch.sh: the time cap).
 set -u
 # rgt: include lib/common.sh
 
@@ -59,7 +60,10 @@ for c in "${cells[@]}"; do
     groups+=("cell:$c $(cat "$d/pgid" 2>/dev/null || echo "$pid")")
   else
     tab ALREADY "$c" "$st"
-    if [ "$st" = pending ] || [ "$st" = running ]; then printf 'stopped\n' >"$d/state"; fi
+    if [ "$st" = pending ] || [ "$st" = running ]; then
+      [ -n "${RGT_STOP_REASON:-}" ] && printf '%s\n' "$RGT_STOP_REASON" >"$d/reason"
+      printf 'stopped\n' >"$d/state"
+    fi
   fi
 done
 
@@ -98,8 +102,8 @@ for g in "${groups[@]}"; do
     cell:*)
       c=${label#cell:}
       if [ -z "$rest" ]; then
+        printf '%s\n' "${RGT_STOP_REASON:-stopped by stop_run}" >"$SD/cells/$c/reason"
         printf 'stopped\n' >"$SD/cells/$c/state"
-        printf 'stopped by stop_run\n' >"$SD/cells/$c/reason"
         [ -e "$SD/cells/$c/ended_at" ] || printf '%s\n' "$t" >"$SD/cells/$c/ended_at"
         tab STOPPED "$c" "$pg"
       else

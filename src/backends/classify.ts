@@ -2,10 +2,12 @@
  * Decide a cell's state (and cause, when it died) from its on-box record as run_status.sh reports it.
  * Pure: unit-tested against hand-made rows.
  */
+import { redactCutLines, redactCutText } from "../guard/redact.js";
 import type { RunCell } from "../ledger/runs.js";
 import type { CellCause, CellStatus, DiskStatus, GpuStatus, StatusOptions } from "./types.js";
 import { classifyFailure, cleanLine, refFor, type FailureClass } from "../knowledge/failures.js";
 import { num, tsv } from "./scripts.js";
+import { parseGate, parseWatch, type GateRow, type WatchRow } from "./while_run.js";
 
 export interface BoxCellRow {
   name: string; state: string; exit_code?: number; alive: boolean; log_bytes: number; log_mtime: number; beat_mtime: number;
@@ -14,6 +16,8 @@ export interface BoxCellRow {
   /** the cell's runner (run_one.sh) is alive; undefined when the box recorded no runner pid (older runs) */
   runner_alive?: boolean;
   tail: string[]; new_text?: string; new_from?: number; missing?: boolean;
+  /** the seatbelt's refusal line, when a shim stopped a destroy this cell reached at run time */
+  seatbelt?: string;
   /** a failed cell's command start and batch/precision env entries (for the OOM ladder) */
   knobs?: string;
 }
@@ -22,6 +26,9 @@ export interface BoxStatus {
   cells: Map<string, BoxCellRow>;
   lanes: { id: string; alive: boolean; signal: string; cells: string[]; ended: boolean }[];
   gpus: GpuStatus[]; disks: DiskStatus[]; dmesg: string[];
+  /** the disk gate's record per cell, and the run watcher's (time cap, park) */
+  gates?: Map<string, GateRow>;
+  watch?: WatchRow;
 }
 
 export function parseStatus(host: string, stdout: string): BoxStatus {
@@ -49,8 +56,16 @@ export function parseStatus(host: string, stdout: string): BoxStatus {
       case "GPU": b.gpus.push({ host, index: Number(r[1]), memory_used_mib: num(r[2]), memory_total_mib: num(r[3]), utilization_pct: num(r[4]) }); break;
       case "DISK": b.disks.push({ host, mount: r[1], size_bytes: num(r[2]), used_pct: num(r[3]), inodes_used_pct: num(r[4]) }); break;
       case "DMESG": b.dmesg.push(r.slice(1).join(" ")); break;
+      case "GATE": (b.gates ??= new Map()).set(r[1], parseGate(r[2] ?? "", r[3] ?? "")); break;
+      case "WATCH": b.watch = parseWatch(r); break;
+      case "SEATBELT": { const c = b.cells.get(r[1]); if (c) c.seatbelt = r.slice(2).join(" ").slice(0, 300); break; }
       case "KNOB": { const c = b.cells.get(r[1]); if (c) c.knobs = r.slice(2).join(" "); break; }
     }
+  }
+  // what the box cut (a log's last 3 KB, lines at 300 chars, new text at 32 KB) is made safe, then redacted
+  for (const c of b.cells.values()) {
+    if (c.tail.length) c.tail = redactCutLines(c.tail, { firstPartial: c.log_bytes > 3072, cap: 300 });
+    if (c.new_text !== undefined) c.new_text = redactCutText(c.new_text, (c.new_from ?? 0) + Buffer.byteLength(c.new_text) < c.log_bytes);
   }
   return b;
 }
@@ -119,6 +134,7 @@ export function classifyCell(b: BoxStatus, row: BoxCellRow | undefined, cell: Ru
   }
   if (row.new_text !== undefined) out.new_text = row.new_text;
   if (row.reason) out.reason = row.reason;
+  if (row.seatbelt) out.destroy_blocked = row.seatbelt;
   // a relaunch gives the cell a new lane beside the dead one of the earlier attempt: the live lane speaks
   // for it, else the newest (lane ids sort by creation time)
   const holding = b.lanes.filter((l) => l.cells.includes(cell.name));
@@ -151,8 +167,19 @@ export function classifyCell(b: BoxStatus, row: BoxCellRow | undefined, cell: Ru
       return out;
     case "stopped":
       out.state = "stopped";
-      out.cause = { cause: "stopped", evidence: `stop_run asked for it; exit ${row.exit_code ?? "?"} after the stop`, ref: refFor("stopped") };
+      out.cause = { cause: "stopped", evidence: /max_hours/.test(row.reason) ? row.reason : `stop_run asked for it; exit ${row.exit_code ?? "?"} after the stop`, ref: refFor("stopped") };
       return out;
+    case "blocked": {
+      // the disk gate kept it from starting; while its runner lives it is still re-checking (on_disk_low: wait)
+      out.state = "blocked";
+      delete out.tail;
+      const g = b.gates?.get(cell.name)?.blocked;
+      if (g) {
+        const { waiting_until, ...rest } = g;
+        out.blocked = waiting_until && row.runner_alive ? g : rest;
+      }
+      return out;
+    }
     case "failed": {
       out.state = "failed";
       out.cause = row.exit_code === 0 && row.reason
@@ -177,6 +204,7 @@ export function classifyCell(b: BoxStatus, row: BoxCellRow | undefined, cell: Ru
         out.reason = `process ${row.pid ?? "?"} has ended; its runner is recording the outcome`;
         return out;
       }
+      if (capStop(b, out)) return out;
       out.state = "vanished";
       out.cause = vanishCause(b, row, lane, oomGrew || !!dmesgHit, oomEvidence(), failure);
       out.reason = `process ${row.pid ?? "?"} is gone and the runner wrote no exit code`;
@@ -185,6 +213,7 @@ export function classifyCell(b: BoxStatus, row: BoxCellRow | undefined, cell: Ru
     default: {
       // pending: fine while its lane lives; otherwise nothing will ever start it
       if (lane?.alive) { out.state = "pending"; return out; }
+      if (capStop(b, out)) return out;
       out.state = "vanished";
       out.reason = lane ? `its lane ${lane.id} is gone before the cell started` : "no lane holds this cell";
       out.cause = vanishCause(b, { ...row, signal: lane?.signal || row.signal }, lane, false, "", undefined);
@@ -200,6 +229,16 @@ function gpuFaultLines(b: BoxStatus, since?: number): string[] {
     const m = /^\[\s*(\d+(?:\.\d+)?)\]/.exec(d);
     return !m || !since || !b.boot || b.boot + Number(m[1]) >= since - 5;
   });
+}
+
+/** The box's own time cap is stopping the run (stop_reason recorded, stop_run under way): gone = stopped. */
+function capStop(b: BoxStatus, out: CellStatus): boolean {
+  const why = b.watch?.stop_reason;
+  if (!why) return false;
+  out.state = "stopped";
+  out.reason = `stopping: ${why}`;
+  out.cause = { cause: "stopped", evidence: why, ref: refFor("stopped") };
+  return true;
 }
 
 function vanishCause(

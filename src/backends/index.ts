@@ -7,6 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { RefusalError, warning, type Warning } from "../common/result.js";
 import { cleanLine, refFor, remedyFor, type FailureClass } from "../knowledge/failures.js";
+import { redactText } from "../guard/redact.js";
 import type { Ledger } from "../ledger/store.js";
 import { getRun, listRuns, type BackendName, type RunRecord } from "../ledger/runs.js";
 import type { Remote } from "../remote/types.js";
@@ -17,6 +18,8 @@ import { k8sBackend } from "./k8s.js";
 import { slurmBackend } from "./slurm.js";
 import { statusOfHost } from "./status.js";
 import { classifyCell } from "./classify.js";
+import { whileRunView } from "./while_run.js";
+import { whileRunWarnings } from "./park.js";
 import type { Backend, BackendContext, CellCause, CellStatus, DiskStatus, GpuStatus, RunState, StatusOptions, VanishCause } from "./types.js";
 
 export const DEFAULT_STALL_S = 900;
@@ -46,18 +49,25 @@ export interface RunStatusResult {
   gpus: GpuStatus[];
   disks: DiskStatus[];
   vanished_cause?: CellCause;
+  /** disk budgets, time cap, stop reason and park, as the box recorded them */
+  while_run?: Record<string, unknown>;
   next_action: string;
+  /** where every cell's new log text lies in full (<cell>.new.log), when the reply had to drop it */
+  new_text_dir?: string;
   warnings: Warning[];
 }
 
 /** Run-level state from cell states. Never `vanished`/`failed` because a host did not answer. */
-export function summarize(cells: CellStatus[]): { state: RunState; vanished_cause?: CellCause } {
+export function summarize(cells: CellStatus[], stopReason?: string): { state: RunState; vanished_cause?: CellCause } {
   const has = (s: string) => cells.some((c) => c.state === s);
+  const waiting = cells.some((c) => c.state === "blocked" && c.blocked?.waiting_until);
   const firstCause = (s: string) => cells.find((c) => c.state === s && c.cause)?.cause;
   if (has("vanished")) return { state: "vanished", vanished_cause: firstCause("vanished") ?? { cause: "unknown", evidence: "no evidence recorded" } };
   if (has("stalled")) return { state: "stalled" };
   if (has("unknown")) return { state: "unknown" };
-  if (has("running") || has("pending")) return { state: "running" };
+  if (has("running") || has("pending") || waiting) return { state: "running" };
+  if (stopReason && has("stopped") && !has("failed")) return { state: "stopped" };
+  if (has("blocked") && !has("failed")) return { state: "blocked" };
   if (has("failed") || has("stopped")) {
     const c = firstCause("failed");
     return { state: "failed", ...(c ? { vanished_cause: c } : {}) };
@@ -84,7 +94,7 @@ function remedies(cells: CellStatus[], relaunch: string, fallback?: { cause: Van
   const who = names.length > 4 ? [`${names.length} cells (${names.slice(0, 3).join(", ")}…)`] : names;
   const main = remedyFor(g.cls, { cells: who, knobs: g.cells.find((c) => c.knobs)?.knobs, relaunch });
   const more = rest.map((r) => `${r.cls}: ${r.cells.slice(0, 3).map((c) => c.name).join(", ")}${r.cells.length > 3 ? "…" : ""}`);
-  return more.length ? `${main} Also ${more.join("; ")} (see each cell's cause.ref).` : main;
+  return more.length ? `${main} Also ${more.join("; ")} (each cell's cause.ref).` : main;
 }
 
 export function nextAction(run: RunRecord, state: RunState, cells: CellStatus[], cause?: { cause: VanishCause }): string {
@@ -104,6 +114,10 @@ export function nextAction(run: RunRecord, state: RunState, cells: CellStatus[],
       return `${names("stalled").join(", ")} alive but silent past the threshold: look at it (remote_exec nvidia-smi / py-spy dump), or stop_run those cells and ${relaunch}.`;
     case "vanished":
       return remedies(cells, relaunch, cause ?? { cause: "unknown" })!;
+    case "stopped":
+      return `The box's own time cap stopped the run (${cells.find((c) => c.state === "stopped")?.reason ?? "max_hours"}); files and checkpoints are kept. Pull what is there, or ${relaunch} with a new max_hours.`;
+    case "blocked":
+      return `${names("blocked").join(", ")} not started: DISK_LOW (free space or inodes below the cell's budget; numbers in cells[].blocked). Free space on that mount (or lower min_free_gb / min_free_inodes), then ${relaunch}.`;
     case "failed": {
       const f = names("failed");
       const s = names("stopped");
@@ -116,33 +130,39 @@ export function nextAction(run: RunRecord, state: RunState, cells: CellStatus[],
 }
 
 /** agent-sized answers: the whole run_status reply stays under this */
-export const STATUS_BUDGET_BYTES = 2000;
+export const STATUS_BUDGET_BYTES = 2040;
 const NEW_TEXT_BUDGET = 700;
 
 /**
  * New log text after log_offset: the whole of it goes to a local file (returned as new_text_file), the
  * answer carries only its newest lines, cleaned of escape codes and progress-bar frames.
  */
-function keepNewText(ledgerDir: string, runId: string, cells: CellStatus[]): void {
+function keepNewText(ledgerDir: string, runId: string, cells: CellStatus[]): string | undefined {
   const withNew = cells.filter((c) => c.new_text !== undefined && c.new_text !== "");
-  const per = withNew.length ? Math.max(120, Math.floor(NEW_TEXT_BUDGET / withNew.length)) : 0;
-  for (const c of cells) {
-    if (c.new_text === undefined) continue;
-    const clean = c.new_text.split("\n").map(cleanLine).join("\n");
+  if (!withNew.length) return undefined;
+  const per = Math.max(120, Math.floor(NEW_TEXT_BUDGET / withNew.length));
+  const dir = path.join(ledgerDir, "logs", runId.replace(/[^\w.-]/g, "_"));
+  for (const c of withNew) {
+    const text = c.new_text!;
+    // every cell's new text goes to <dir>/<cell>.new.log, so a reply cut to size loses nothing
+    const file = path.join(dir, `${c.name.replace(/[^\w.-]/g, "_")}.new.log`);
+    let saved = false;
+    try {
+      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      // the agent reads this file too: the same redaction as the reply
+      fs.writeFileSync(file, redactText(text), { mode: 0o600 });
+      saved = true;
+    } catch { /* the short end below is still returned */ }
+    const clean = text.split("\n").map(cleanLine).join("\n");
     if (Buffer.byteLength(clean) > per) {
-      const dir = path.join(ledgerDir, "logs", runId.replace(/[^\w.-]/g, "_"));
-      const file = path.join(dir, `${c.name.replace(/[^\w.-]/g, "_")}.new.log`);
-      try {
-        fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-        fs.writeFileSync(file, c.new_text, { mode: 0o600 });
-        c.new_text_file = file;
-      } catch { /* the short end below is still returned */ }
+      if (saved) c.new_text_file = file;
       let end = clean.slice(-per);
       const nl = end.indexOf("\n");
       if (nl >= 0 && nl < end.length - 1) end = end.slice(nl + 1);
       c.new_text = `…${end}`;
     } else c.new_text = clean;
   }
+  return dir;
 }
 
 function compact(cells: CellStatus[], tailBudget: number): CellStatus[] {
@@ -160,11 +180,24 @@ function compact(cells: CellStatus[], tailBudget: number): CellStatus[] {
   });
 }
 
-/** Cut a reply to the budget: shorter evidence, then no tails, then fewer GPUs/disks, then shorter reasons. */
-function fit<T extends { cells: CellStatus[]; gpus: GpuStatus[]; disks: DiskStatus[] }>(r: T): T {
-  const size = () => Buffer.byteLength(JSON.stringify(r));
+/** Cut a reply to the budget: shorter evidence, no tails, one host name, fewer GPUs/disks, shorter text. */
+function fit<T extends {
+  cells: CellStatus[]; gpus: GpuStatus[]; disks: DiskStatus[]; vanished_cause?: CellCause; gpus_omitted?: number; disks_omitted?: number;
+  next_action: string; new_text_dir?: string;
+}>(r: T, newTextDir?: string): T {
+  const size = () => Buffer.byteLength(JSON.stringify(r)) + 24; // + what the tool adds (elapsed_ms)
+  const clipEvidence = (n: number) => {
+    for (const c of r.cells) {
+      if (!c.cause || c.cause.evidence.length <= n) continue;
+      // short of room, the exception's type goes first: its message is the evidence
+      const e = n <= 60 ? c.cause.evidence.replace(/^[\w.]*(?:Error|Exception):\s*/, "") : c.cause.evidence;
+      c.cause.evidence = e.length > n ? `${e.slice(0, n - 1)}…` : e;
+    }
+    if (r.vanished_cause && r.vanished_cause.evidence.length > 2 * n) r.vanished_cause.evidence = `${r.vanished_cause.evidence.slice(0, 2 * n - 1)}…`;
+  };
+  const dead = (c: CellStatus) => c.state === "failed" || c.state === "vanished" || c.state === "stopped";
   const steps: (() => void)[] = [
-    () => { for (const c of r.cells) if (c.cause && c.cause.evidence.length > 140) c.cause.evidence = `${c.cause.evidence.slice(0, 139)}…`; },
+    () => clipEvidence(140),
     () => { for (const c of r.cells) delete c.tail; },
     () => { for (const c of r.cells) if (c.reason && c.reason.length > 80) c.reason = `${c.reason.slice(0, 79)}…`; },
     () => {
@@ -173,13 +206,57 @@ function fit<T extends { cells: CellStatus[]; gpus: GpuStatus[]; disks: DiskStat
       for (const c of r.cells) {
         if (!c.cause) continue;
         const k = `${c.cause.cause}|${c.cause.evidence}`;
-        if (seen.has(k)) c.cause = { cause: c.cause.cause, evidence: `as ${seen.get(k)}` };
+        if (seen.has(k)) c.cause = { ...c.cause, evidence: `as ${seen.get(k)}` };
         else seen.set(k, c.name);
       }
     },
-    () => { for (const c of r.cells) if (c.cause && c.cause.evidence.length > 90) c.cause.evidence = `${c.cause.evidence.slice(0, 89)}…`; },
-    () => { r.gpus = r.gpus.slice(0, 2); r.disks = r.disks.slice(0, 2); },
+    () => {
+      // one host for every cell: it is the run's host, no need to repeat it per cell
+      if (new Set(r.cells.map((c) => c.host)).size === 1) for (const c of r.cells) delete (c as Partial<CellStatus>).host;
+      for (const c of r.cells) if (dead(c) && c.cause) { delete c.progress; if (c.reason && /^exit \d+$/.test(c.reason)) delete c.reason; }
+    },
+    () => clipEvidence(90),
+    () => {
+      r.gpus_omitted = (r.gpus_omitted ?? 0) + Math.max(0, r.gpus.length - 1);
+      r.disks_omitted = (r.disks_omitted ?? 0) + Math.max(0, r.disks.length - 1);
+      r.gpus = r.gpus.slice(0, 1);
+      r.disks = [...r.disks].sort((a, b) => (b.used_pct ?? 0) - (a.used_pct ?? 0)).slice(0, 1);
+      if (!r.gpus_omitted) delete r.gpus_omitted;
+      if (!r.disks_omitted) delete r.disks_omitted;
+    },
     () => { for (const c of r.cells) { delete c.reason; if (c.new_text && c.new_text.length > 100) c.new_text = `…${c.new_text.slice(-99)}`; } },
+    () => clipEvidence(60),
+    () => {
+      // the worst case (many cells dead of many different causes): the cause is what matters on a dead
+      // cell; its log size and age can be asked again with log_offset
+      for (const c of r.cells) if (dead(c) && c.cause) { delete (c as Partial<CellStatus>).log_age_s; delete c.log_bytes; }
+      if (r.vanished_cause) {
+        const same = r.cells.find((c) => c.cause?.cause === r.vanished_cause!.cause);
+        if (same) r.vanished_cause = { ...r.vanished_cause, evidence: `as ${same.name}` };
+      }
+      if (r.gpus.length) r.gpus_omitted = (r.gpus_omitted ?? 0) + r.gpus.length;
+      if (r.disks.length) r.disks_omitted = (r.disks_omitted ?? 0) + r.disks.length;
+      r.gpus = [];
+      r.disks = [];
+    },
+    () => {
+      // the other classes are on their cells already
+      r.next_action = r.next_action
+        .replace(/ Also (.*) \(each cell's cause\.ref\)\.$/, (_m, list: string) => ` Also ${list.split("; ").length} other class(es): see each cell's cause.ref.`)
+        .replace(" (done cells are skipped, the rest resume from their checkpoints)", "")
+        .replace(" The same config fails the same way again.", "");
+      for (const c of r.cells) if (c.cause) c.cause.evidence = c.cause.evidence.replace(/\s{2,}/g, " ");
+    },
+    () => {
+      // new text: all of it is in <new_text_dir>/<cell>.new.log; a dead cell's cause says more than its end
+      if (!newTextDir) return;
+      r.new_text_dir = newTextDir;
+      for (const c of r.cells) { delete c.new_text_file; if (dead(c) && c.cause) delete c.new_text; }
+    },
+    () => clipEvidence(48),
+    () => { for (const c of r.cells) delete c.new_text; },
+    // the run's cause repeats a cell's: the cell keeps it
+    () => { if (r.vanished_cause?.evidence.startsWith("as ")) delete r.vanished_cause; },
   ];
   for (const step of steps) {
     if (size() <= STATUS_BUDGET_BYTES) break;
@@ -195,11 +272,16 @@ export async function runStatusOf(
   if (!run) throw new RefusalError("NOT_FOUND", `no run ${runId} in the ledger`, "List runs with `rgt status`, or pass the run_id launch_queue returned.");
   const backend = await backendFor(run.backend);
   const full: StatusOptions = { stall_after_s: opts.stall_after_s ?? DEFAULT_STALL_S, tail_lines: opts.tail_lines ?? 5,
-      ...(opts.log_offset !== undefined ? { log_offset: opts.log_offset } : {}) };
+    ...(opts.log_offset !== undefined ? { log_offset: opts.log_offset } : {}) };
   const ctx: BackendContext = { remote, ledger };
   const s = await backend.status(ctx, run, full);
-  const { state, vanished_cause } = summarize(s.cells);
-  const warnings = [...s.warnings];
+  const stopReason = [...(s.watch?.values() ?? [])].find((w) => w.stop_reason)?.stop_reason;
+  const { state, vanished_cause } = summarize(s.cells, stopReason);
+  const warnings = [...s.warnings, ...(await whileRunWarnings(ledger, run, s.cells, s.watch))];
+  const whileRun = s.watch || s.gates ? whileRunView(s.watch ?? new Map(), s.gates ?? []) : undefined;
+  // the seatbelt stopped a destroy that a cell reached at run time (nothing was destroyed)
+  const blocked = s.cells.filter((c) => c.destroy_blocked);
+  if (blocked.length) warnings.push(warning("DESTROY_BLOCKED_ON_BOX", "danger", `the seatbelt stopped a destroy in ${blocked.map((c) => c.name).slice(0, 5).join(", ")}: ${blocked[0]!.destroy_blocked!.slice(0, 200)}; ending a machine goes through request_teardown`));
   for (const d of s.disks) {
     if ((d.inodes_used_pct ?? 0) >= 90) warnings.push(warning("INODE_HIGH", (d.inodes_used_pct ?? 0) >= 97 ? "danger" : "warn", `${d.host}:${d.mount} inodes ${d.inodes_used_pct}% used (writes fail at 100% even with free bytes)`));
     if ((d.used_pct ?? 0) >= 90) warnings.push(warning("DISK_HIGH", (d.used_pct ?? 0) >= 97 ? "danger" : "warn", `${d.host}:${d.mount} ${d.used_pct}% full`));
@@ -211,7 +293,7 @@ export async function runStatusOf(
   const pressure = (d: DiskStatus) => Math.max(d.used_pct ?? 0, d.inodes_used_pct ?? 0);
   const byPressure = [...s.disks].sort((a, b) => pressure(b) - pressure(a));
   const disks = manyHosts ? byPressure.filter((d) => pressure(d) >= 80).slice(0, 6) : s.disks.length > 6 ? byPressure.slice(0, 6) : s.disks;
-  keepNewText(ledger.dir, run.run_id, s.cells);
+  const newTextDir = keepNewText(ledger.dir, run.run_id, s.cells);
   const next_action = nextAction(run, state, s.cells, vanished_cause);
   return fit({
     ok: true,
@@ -224,9 +306,10 @@ export async function runStatusOf(
     ...(s.gpus.length > gpus.length ? { gpus_omitted: s.gpus.length - gpus.length } : {}),
     ...(s.disks.length > disks.length ? { disks_omitted: s.disks.length - disks.length } : {}),
     ...(vanished_cause ? { vanished_cause: { ...vanished_cause, ref: vanished_cause.ref || refFor(vanished_cause.cause) } } : {}),
+    ...(whileRun ? { while_run: whileRun } : {}),
     next_action,
     warnings,
-  });
+  }, newTextDir);
 }
 
 /**
@@ -247,8 +330,8 @@ export async function liveRunsOn(remote: Remote, ledger: Ledger, host: string): 
     }
     const opts: StatusOptions = { stall_after_s: DEFAULT_STALL_S, tail_lines: 0 };
     const b = await statusOfHost(remote, host, run.host_dirs?.[host]?.state_dir ?? run.state_dir, cells.map((c) => c.name), opts,
-        run.host_dirs?.[host]?.scripts_dir);
-    const live = cells.map((c) => classifyCell(b, b.cells.get(c.name), c, opts)).filter((c) => ["running", "pending", "stalled"].includes(c.state)).map((c) => c.name);
+      run.host_dirs?.[host]?.scripts_dir);
+    const live = cells.map((c) => classifyCell(b, b.cells.get(c.name), c, opts)).filter((c) => ["running", "pending", "stalled"].includes(c.state) || (c.state === "blocked" && !!c.blocked?.waiting_until)).map((c) => c.name);
     if (live.length) out.push({ run_id: run.run_id, cells_running: live });
   }
   return out;

@@ -10,7 +10,9 @@ import type { Profile } from "../knowledge/schema.js";
 import type { RunCell, RunRecord } from "../ledger/runs.js";
 import type { BackendContext, LaunchCellSpec, LaunchOutcome, LaunchRequest, Placement } from "./types.js";
 import { bundle, installAndRun, isConnectionError, num, settle, tsv } from "./scripts.js";
+import { SHIM_SCRIPT } from "./seatbelt.js";
 import { assignCells, lanesFor, type HostGpuFacts, type Lane } from "./placement.js";
+import { cellEnvAdditions, launchExtras, mirrorSetupArgs, runEnvAdditions, watchEnv } from "./while_run.js";
 
 const START_TIMEOUT_MS = 45_000;
 
@@ -98,7 +100,7 @@ export async function sshLaunch(mode: "tmux" | "nohup", ctx: BackendContext, req
   const prior = new Map<string, RunCell>((existing?.cells ?? []).map((c) => [c.name, c]));
   const hosts = [...new Set([...req.hosts, ...req.cells.map((c) => prior.get(c.name)?.host).filter((h): h is string => !!h)])];
   const checkPaths = [...new Set(req.cells.flatMap((c) => scriptPathsIn(c.command)))];
-  const SCRIPTS = ["run_one.sh", "run_queue.sh", "launch_prep.sh", "launch_start.sh", "run_status.sh", "stop_run.sh"];
+  const SCRIPTS = ["run_one.sh", "run_queue.sh", "launch_prep.sh", "launch_start.sh", "run_status.sh", "stop_run.sh", SHIM_SCRIPT, "run_watch.sh", "china_mirrors.sh"];
 
   // round trip 1: install scripts + facts
   const prepped = await settle(hosts, async (h) => {
@@ -177,7 +179,10 @@ export async function sshLaunch(mode: "tmux" | "nohup", ctx: BackendContext, req
   const modeOf = new Map<string, "tmux" | "nohup">();
   const outputDirOf = new Map<string, string>();
   const firstLines: { cell: string; line: string }[] = [];
+  const mirrorSetup: string[] = [];
   const startHosts = [...facts.values()].filter((f) => allLanes.some((l) => l.host === f.host && l.cells.length));
+  // a park approved after the start reaches a host whose cells run or ran already: its watch.env0 alone
+  const watchOnly = req.while_run?.park ? [...facts.values()].filter((f) => !startHosts.includes(f) && Object.keys(f.cells).length > 0) : [];
   const results = await settle(startHosts.map((f) => f.host), async (h) => {
     const f = facts.get(h)!;
     const lanes = allLanes.filter((l) => l.host === h && l.cells.length);
@@ -194,18 +199,24 @@ export async function sshLaunch(mode: "tmux" | "nohup", ctx: BackendContext, req
       RGT_PROXY_HOOK: p?.proxy_hook ?? "",
       RGT_CRED_FILE: p?.cred_file ?? "",
       RGT_PYTHON: p?.python_path ?? "",
+      // the seatbelt: run_one.sh links this shim under the provider/power names first on the cell's PATH
+      RGT_SHIM: f.scripts[SHIM_SCRIPT] ?? "",
       ...(p?.hf_home ? { HF_HOME: p.hf_home } : {}),
+      ...runEnvAdditions(req.while_run, p),
     };
     const files: { path: string; data: string }[] = [
       { path: "run.env0", data: env0(runEnv) },
       { path: "expect", data: req.expect.map((e) => `${e}\n`).join("") },
+      { path: "watch.env0", data: env0(watchEnv(req.while_run, { watch: f.scripts["run_watch.sh"], stop: f.scripts["stop_run.sh"] })) },
     ];
+    const margs = mirrorSetupArgs(p);
+    if (margs) files.push({ path: "mirrors.args0", data: [f.scripts["china_mirrors.sh"], ...margs].map((a) => `${a}\0`).join("") });
     for (const l of lanes) {
       for (const name of l.cells) {
         const spec = req.cells.find((c) => c.name === name)!;
         const out = `${outRoot(f)}/${name}`;
         outputDirOf.set(name, out);
-        const cenv = { ...spec.env, RGT_CELL: name, RGT_OUTPUT_DIR: out, CUDA_VISIBLE_DEVICES: l.gpus.join(",") };
+        const cenv = { ...cellEnvAdditions(spec), ...spec.env, RGT_CELL: name, RGT_OUTPUT_DIR: out, CUDA_VISIBLE_DEVICES: l.gpus.join(",") };
         files.push({ path: `cells/${name}/env0`, data: env0(cenv) });
         files.push({ path: `cells/${name}/cmd`, data: spec.command.endsWith("\n") ? spec.command : `${spec.command}\n` });
         files.push({ path: `cells/${name}/spec_sha`, data: `${specSha(spec)}\n` });
@@ -222,6 +233,7 @@ export async function sshLaunch(mode: "tmux" | "nohup", ctx: BackendContext, req
       if (r[0] === "STARTED") started.push(...(r[3] ?? "").split(" ").filter(Boolean));
       if (r[0] === "SKIPLIVE") skippedLive.push(r[1]);
       if (r[0] === "FIRST") firstLines.push({ cell: r[1], line: r[2] ?? "" });
+      if (r[0] === "MIRROR") mirrorSetup.push(`${h}: ${r.slice(1).join(" ")}`.slice(0, 160));
     }
     if (res.exitCode !== 0 && !rows.some((r) => r[0] === "STARTED")) throw new RefusalError("INTERNAL", `launch_start on ${h} exited ${res.exitCode}: ${(res.stderr || res.stdout).slice(-300)}`, "Check the box (probe_env), then launch again; done cells are kept.");
   });
@@ -231,6 +243,13 @@ export async function sshLaunch(mode: "tmux" | "nohup", ctx: BackendContext, req
       warnings.push(warning("START_FAILED", "warn", `${h}: ${r.message.slice(0, 200)}`));
     }
   }
+  await settle(watchOnly.map((f) => f.host), async (h) => {
+    const f = facts.get(h)!;
+    const files = [{ path: "watch.env0", data: env0(watchEnv(req.while_run, { watch: f.scripts["run_watch.sh"], stop: f.scripts["stop_run.sh"] })) }];
+    const args = [f.state_dir, mode, session, f.scripts["run_queue.sh"], f.scripts["run_one.sh"], "0"];
+    const res = await ctx.remote.exec(h, `bash ${shq(f.scripts["launch_start.sh"])} ${args.map(shq).join(" ")}`, { stdin: bundle(files), timeoutMs: START_TIMEOUT_MS });
+    if (!tsv(res.stdout).some((r) => r[0] === "WATCH")) warnings.push(warning("START_ERROR", "warn", `${h}: the park could not be armed on the running lanes (${(res.stderr || res.stdout).slice(-160)})`));
+  });
 
   // the record: earlier cells keep their place unless they moved
   const now = new Date().toISOString();
@@ -238,9 +257,10 @@ export async function sshLaunch(mode: "tmux" | "nohup", ctx: BackendContext, req
   for (const c of req.cells) {
     const lane = placed.get(c.name);
     if (lane && started.includes(c.name)) {
-      cellMap.set(c.name, { name: c.name, host: lane.host, gpu_indices: lane.gpus, output_dir: outputDirOf.get(c.name)!, spec_sha: specSha(c) });
+      cellMap.set(c.name, { name: c.name, host: lane.host, gpu_indices: lane.gpus, output_dir: outputDirOf.get(c.name)!, spec_sha: specSha(c),
+        command: c.command.slice(0, 2000) });
     } else if (!cellMap.has(c.name) && lane) {
-      cellMap.set(c.name, { name: c.name, host: lane.host, gpu_indices: lane.gpus, output_dir: `${outRoot(facts.get(lane.host)!)}/${c.name}`, spec_sha: specSha(c) });
+      cellMap.set(c.name, { name: c.name, host: lane.host, gpu_indices: lane.gpus, output_dir: `${outRoot(facts.get(lane.host)!)}/${c.name}`, spec_sha: specSha(c), command: c.command.slice(0, 2000) });
     }
   }
   const hostDirs: NonNullable<RunRecord["host_dirs"]> = { ...(existing?.host_dirs ?? {}) };
@@ -283,5 +303,6 @@ export async function sshLaunch(mode: "tmux" | "nohup", ctx: BackendContext, req
     skipped_live: [...new Set(skippedLive)],
     ...(first ? { first_log_line: `${first.cell}: ${first.line}`.slice(0, 300) } : {}),
     warnings,
+    ...launchExtras(req, mirrorSetup),
   };
 }

@@ -279,7 +279,7 @@ export const slurmBackend: Backend = {
       backend: "slurm",
       workdir: req.workdir,
       state_dir: sd,
-      cells: req.cells.map((c) => ({ name: c.name, host, gpu_indices: [], output_dir: outs.get(c.name) ?? "", spec_sha: shas[c.name] })),
+      cells: req.cells.map((c) => ({ name: c.name, host, gpu_indices: [], output_dir: outs.get(c.name) ?? "", spec_sha: shas[c.name], command: c.command.slice(0, 2000) })),
       expect: req.expect,
       ...(durableOk === "ok" ? { durable_dir: durableAbs } : {}),
       created_at: existing?.created_at ?? now,

@@ -5,6 +5,7 @@ import type { Remote } from "../remote/types.js";
 import type { BackendContext, CellStatus, DiskStatus, GpuStatus, StatusOptions, StatusOutcome } from "./types.js";
 import { isConnectionError, runInstalled, settle } from "./scripts.js";
 import { classifyCell, parseStatus, type BoxStatus } from "./classify.js";
+import type { GateRow, WatchRow } from "./while_run.js";
 
 /** one bound for a host's whole status answer, both attempts together (connect, channel, script): well inside the 60 s a client waits */
 const STATUS_TIMEOUT_MS = 20_000;
@@ -39,6 +40,8 @@ export async function sshStatus(ctx: BackendContext, run: RunRecord, opts: Statu
   const gpus: GpuStatus[] = [];
   const disks: DiskStatus[] = [];
   const unreachable: string[] = [];
+  const watch = new Map<string, WatchRow>();
+  const gates: { cell: string; gate: GateRow }[] = [];
   for (const [h, r] of res) {
     if (r instanceof Error) {
       if (!isConnectionError(r)) throw r;
@@ -50,8 +53,10 @@ export async function sshStatus(ctx: BackendContext, run: RunRecord, opts: Statu
     for (const c of byHost.get(h)!) cells.push(classifyCell(r, r.cells.get(c.name), c, opts));
     gpus.push(...r.gpus);
     disks.push(...r.disks);
+    if (r.watch) watch.set(h, r.watch);
+    for (const [cell, gate] of r.gates ?? []) gates.push({ cell, gate });
   }
   const order = new Map(run.cells.map((c, i) => [c.name, i]));
   cells.sort((a, b) => (order.get(a.name) ?? 0) - (order.get(b.name) ?? 0));
-  return { cells, gpus, disks, unreachable, warnings };
+  return { cells, gpus, disks, unreachable, warnings, watch, gates };
 }

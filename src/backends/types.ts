@@ -27,11 +27,13 @@ import type { Remote } from "../remote/types.js";
 import type { Profile } from "../knowledge/schema.js";
 import type { RunRecord, BackendName } from "../ledger/runs.js";
 import type { FailureClass } from "../knowledge/failures.js";
+import type { BlockedNumbers, GateRow, WatchRow, WhileRunOptions } from "./while_run.js";
 
 export type { RunRecord, BackendName };
 
-export type CellState = "pending" | "running" | "done" | "failed" | "stopped" | "stalled" | "vanished" | "unknown";
-export type RunState = "running" | "done" | "failed" | "stalled" | "vanished" | "unknown";
+export type CellState = "pending" | "running" | "done" | "failed" | "stopped" | "blocked" | "stalled" | "vanished" | "unknown";
+/** `stopped`: the box's own time cap (max_hours) stopped the run; `blocked`: cells the disk gate kept from starting */
+export type RunState = "running" | "done" | "failed" | "stopped" | "blocked" | "stalled" | "vanished" | "unknown";
 /** why a cell died: the failure classes of src/knowledge/failures.ts */
 export type VanishCause = FailureClass;
 /** a class, the line or counter that decided it, and the reference section that explains it */
@@ -51,6 +53,9 @@ export interface LaunchCellSpec {
   env: Record<string, string>;
   /** GPUs this cell needs (default 1 where the host has GPUs, 0 on a CPU-only host) */
   gpus?: number;
+  /** this cell's disk budget (the disk gate in run_one.sh); the run's otherwise */
+  min_free_gb?: number;
+  min_free_inodes?: number;
 }
 
 export interface LaunchRequest {
@@ -69,6 +74,8 @@ export interface LaunchRequest {
   data_dir?: string;
   /** the run as recorded by an earlier launch with the same run_name, if any */
   existing?: RunRecord;
+  /** disk gate, time cap and park: what the box does on its own (src/backends/while_run.ts) */
+  while_run?: WhileRunOptions;
 }
 
 export interface Placement {
@@ -109,12 +116,16 @@ export interface CellStatus {
   log_bytes?: number;
   /** log text after log_offset (its newest part; the whole of it in new_text_file) */
   new_text?: string;
+  /** DESTROY_BLOCKED_ON_BOX: the seatbelt's line when a shim stopped a destroy this cell reached at run time */
+  destroy_blocked?: string;
   /** local file holding all the new text fetched, when new_text is only its end */
   new_text_file?: string;
   /** one line on why the cell is in this state (exit signal, missing artifact, sync failure…) */
   reason?: string;
   /** cause + evidence (+ the reference section) when the cell died without finishing */
   cause?: CellCause;
+  /** the disk gate kept the cell from starting: the numbers it saw */
+  blocked?: BlockedNumbers;
   gpu_indices?: number[];
   /** internal, never returned: the command/env knobs the OOM ladder reads */
   knobs?: string;
@@ -139,6 +150,10 @@ export interface StatusOutcome {
   /** hosts that could not be reached even after a re-check: their cells are `unknown`, never dead */
   unreachable: string[];
   warnings: Warning[];
+  /** per host: the watcher's record (time cap, stop reason, park) */
+  watch?: Map<string, WatchRow>;
+  /** the disk gate's budget per cell */
+  gates?: { cell: string; gate: GateRow }[];
 }
 
 export interface StopOutcome {

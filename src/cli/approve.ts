@@ -46,19 +46,20 @@ export async function run(argv: string[]): Promise<number> {
   const s = rec.summary;
   const lines = [
     "",
-    "  Teardown request",
+    s.kind === "park" ? "  Park request (the box stops its own meter once the sweep is done and every roster is hashed)" : "  Teardown request",
     `  host          ${rec.host}`,
     `  platform      ${s.platform}${rec.instance_id ? `   instance ${rec.instance_id}` : ""}`,
     `  action        ${rec.action}${s.irreversible ? "   IRREVERSIBLE — the box's disk is gone afterwards" : "   (reversible)"}`,
     `  will do       ${s.via}`,
     `  cost so far   ${s.cost_so_far ?? "unknown"}`,
-    `  evidence      ${s.receipt_ids.length === 0 ? "NONE — no pull receipt backs this" : `${s.receipt_ids.length} pull receipt(s), re-hashed on the box just now:`}`,
+    `  evidence      ${s.kind === "park" ? "checked by the box itself before it parks: every cell done, every roster hashed on a mount the park keeps" : s.receipt_ids.length === 0 ? "NONE — no pull receipt backs this" : `${s.receipt_ids.length} pull receipt(s), re-hashed on the box just now:`}`,
   ];
   for (const rid of s.receipt_ids.slice(0, 10)) {
     const r = getReceipt(ledger, rid);
     lines.push(`                ${rid}  ${r ? `${r.files.length} file(s) from ${r.remote_path} → ${r.local_dir}` : "(record missing)"}`);
   }
-  for (const w of s.warnings) lines.push(`  warning       ${w}`);
+  for (const t of s.still_ticking ?? []) lines.push(`  still ticking ${t}`);
+  for (const w of s.kind === "park" ? [] : s.warnings) lines.push(`  warning       ${w}`);
   lines.push(`  expires       ${new Date(rec.expires_at).toISOString()}`, "");
   process.stdout.write(lines.join("\n") + "\n");
 

@@ -34,7 +34,7 @@ export async function runChecks(env: NodeJS.ProcessEnv = process.env): Promise<C
   checks.push(major >= 20 ? { name: "node", status: "ok", detail: `v${process.versions.node}` } : { name: "node", status: "fail", detail: `v${process.versions.node}`, fix: "Install Node.js 20 or newer." });
 
   const ssh = tryRun(sshBinary(), ["-V"]);
-  checks.push(ssh.ok ? { name: "ssh", status: "ok", detail: ssh.out.split("\n")[0] } : { name: "ssh", status: "fail", detail: "OpenSSH client not found", fix: "Install openssh-client: host resolution uses `ssh -G`." });
+  checks.push(ssh.ok ? { name: "ssh", status: "ok", detail: ssh.out.split("\n")[0] } : { name: "ssh", status: "fail", detail: "OpenSSH client not found", fix: process.platform === "win32" ? "Add Windows' OpenSSH Client (Settings → Optional features; ssh.exe on PATH): host resolution uses `ssh -G`." : "Install openssh-client: host resolution uses `ssh -G`." });
   const rsync = tryRun("rsync", ["--version"]);
   checks.push(rsync.ok ? { name: "rsync", status: "ok", detail: rsync.out.split("\n")[0] } : { name: "rsync", status: "warn", detail: "rsync not found locally", fix: "Install rsync: without it push_code and pull_verify use SFTP (slower)." });
 

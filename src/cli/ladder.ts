@@ -46,6 +46,61 @@ async function firstHop(h: ResolvedHost, sshConfig?: string): Promise<ResolvedHo
   return resolveHost(h.proxyJump.split(",")[0].trim(), { sshConfig });
 }
 
+/** What to do about each failed rung. */
+const FIX = {
+  resolve: "Fix the alias in your ssh config; `ssh -G <alias>` shows what OpenSSH makes of it.",
+  localNet: "A proxy tool in TUN or fake-IP mode can capture ssh: exempt this host (a DIRECT rule, fake-ip-filter) if the rungs below fail.",
+  dns: "Check the HostName spelling and this machine's DNS (a hung proxy DNS?); or put the box's IP address in HostName.",
+  fakeIp: "A proxy tool answered with a fake IP: add this host to its fake-ip-filter / a DIRECT rule, or use the box's real IP as HostName.",
+  refused: "The box is stopped, sshd is down, or the port moved (rentals re-assign ports on restart): read the current port in the console.",
+  noTcp: "The host is down, the address is wrong, or a firewall drops the packets.",
+  noBanner: "Something accepts TCP but is not sshd (a proxy/TUN capturing the connection, a forward with nothing behind it) or sshd hangs.",
+  otherService: "The port belongs to another service: the ssh port moved or is wrong in your config.",
+  shell: "The login shell on the box prints or fails: check its rc files.",
+};
+
+interface Rungs { checks: Check[]; failed: boolean }
+
+/** DNS, TCP and banner, against the first machine this one dials itself. */
+async function networkRungs(hop: ResolvedHost, who: string, stepMs: number): Promise<Rungs> {
+  const d = await lookup(hop.hostname, stepMs);
+  if (!d.address) return { checks: [{ name: "dns", status: "fail", detail: `${hop.hostname}${who}: ${d.error}`, fix: FIX.dns }], failed: true };
+  const c = classifyAddress(d.address);
+  const fake = c.kind === "fake-ip";
+  const checks: Check[] = [{ name: "dns", status: fake ? "warn" : "ok", detail: `${hop.hostname}${who} → ${d.address} (${c.note})`, ...(fake ? { fix: FIX.fakeIp } : {}) }];
+  const p = await probePort(d.address, hop.port, stepMs, stepMs);
+  const at = `${d.address}:${hop.port}${who}`;
+  if (p.tcp !== "open") {
+    const why = p.tcp === "refused" ? "connection refused (nothing listens)" : p.tcp === "timeout" ? `no answer within ${stepMs / 1000} s` : p.error;
+    checks.push({ name: "tcp", status: "fail", detail: `${at}: ${why}`, fix: p.tcp === "refused" ? FIX.refused : FIX.noTcp });
+    return { checks, failed: true };
+  }
+  checks.push({ name: "tcp", status: "ok", detail: `${at} accepts connections (${p.ms} ms)` });
+  if (p.banner === "ssh") {
+    checks.push({ name: "banner", status: "ok", detail: p.bannerText ?? "SSH" });
+    return { checks, failed: false };
+  }
+  const said = p.banner === "none" ? `no SSH banner within ${stepMs / 1000} s` : `the port speaks ${p.banner === "other" ? `'${p.bannerText}'` : p.banner.toUpperCase()}, not SSH`;
+  checks.push({ name: "banner", status: "fail", detail: said, fix: p.banner === "none" ? FIX.noBanner : FIX.otherService });
+  return { checks, failed: true };
+}
+
+/** The whole path as the server uses it (ssh2, host key checked, route applied), bounded. */
+async function authRung(host: string, h: ResolvedHost, opts: LadderOptions, stepMs: number): Promise<Rungs> {
+  const r = new SshRemote({ sshConfig: opts.sshConfig, idleMs: 1000 });
+  try {
+    const res = await r.exec(host, "echo rgt-doctor-ok", { timeoutMs: stepMs * 2 });
+    const ok = res.stdout.includes("rgt-doctor-ok");
+    return { checks: [ok ? { name: "auth", status: "ok", detail: `logged in as ${h.user}, a command ran` } : { name: "auth", status: "fail", detail: `logged in, but a command printed nothing (exit ${res.exitCode})`, fix: FIX.shell }], failed: false };
+  } catch (e) {
+    const ref = e instanceof RefusalError ? (e.refusal as { code: string; reason: string; remedy: string; diagnosis?: string }) : undefined;
+    const detail = `${ref?.code ?? "ERROR"}: ${(ref?.reason ?? (e as Error).message).slice(0, 200)}${ref?.diagnosis ? ` — ${ref.diagnosis.slice(0, 200)}` : ""}`;
+    // keys refused or a host key problem: the path works, and no other route would change that
+    const pathFine = !!ref && ["AUTH_FAILED", "HOST_KEY_UNKNOWN", "HOST_KEY_CHANGED"].includes(ref.code);
+    return { checks: [{ name: "auth", status: "fail", detail, fix: ref?.remedy ?? "See the message." }], failed: !pathFine };
+  } finally { await r.close(); }
+}
+
 export async function connectionLadder(host: string, opts: LadderOptions = {}): Promise<Check[]> {
   const env = opts.env ?? process.env;
   const stepMs = opts.stepMs ?? 5000;
@@ -54,17 +109,16 @@ export async function connectionLadder(host: string, opts: LadderOptions = {}): 
   try {
     h = await resolveHost(host, { sshConfig: opts.sshConfig });
   } catch (e) {
-    out.push({ name: "resolve", status: "fail", detail: (e as Error).message.slice(0, 200), fix: "Fix the alias in your ssh config; `ssh -G <alias>` shows what OpenSSH makes of it." });
-    return out;
+    return [{ name: "resolve", status: "fail", detail: (e as Error).message.slice(0, 200), fix: FIX.resolve }];
   }
-  const route = h.proxyCommand ? `via ProxyCommand` : h.proxyJump ? `via ProxyJump ${h.proxyJump}` : "direct";
+  const route = h.proxyCommand ? "via ProxyCommand" : h.proxyJump ? `via ProxyJump ${h.proxyJump}` : "direct";
   out.push({ name: "resolve", status: "ok", detail: `${h.user}@${h.hostname}:${h.port} (${route}), ConnectTimeout ${h.connectTimeoutMs / 1000} s` });
 
   const proxies = proxyVariables(env);
   const tun = readTunRoute();
   if (proxies.length || tun) {
-    out.push({ name: "local network", status: "warn", detail: [tun ? `default route via ${tun}` : "", proxies.length ? `${proxies.join(", ")} set` : ""].filter(Boolean).join("; "),
-      fix: "A proxy tool in TUN or fake-IP mode can capture ssh: exempt this host (a DIRECT rule, fake-ip-filter) if the rungs below fail." });
+    const seen = [tun ? `default route via ${tun}` : "", proxies.length ? `${proxies.join(", ")} set` : ""].filter(Boolean).join("; ");
+    out.push({ name: "local network", status: "warn", detail: seen, fix: FIX.localNet });
   }
 
   let failed = false;
@@ -72,51 +126,16 @@ export async function connectionLadder(host: string, opts: LadderOptions = {}): 
     out.push({ name: "dns/tcp/banner", status: "ok", detail: "skipped: the ProxyCommand opens the stream (the auth rung runs it)" });
   } else {
     const hop = await firstHop(h, opts.sshConfig).catch((e: Error) => e);
-    if (hop instanceof Error) {
-      out.push({ name: "jump host", status: "fail", detail: hop.message.slice(0, 200), fix: "Fix the jump host's alias in your ssh config." });
-      return out;
-    }
-    const who = hop === h ? "" : ` (jump host ${h.proxyJump!.split(",")[0]})`;
-    const d = await lookup(hop.hostname, stepMs);
-    if (!d.address) {
-      out.push({ name: "dns", status: "fail", detail: `${hop.hostname}${who}: ${d.error}`, fix: "Check the HostName spelling and this machine's DNS (a hung proxy DNS?); or put the box's IP address in HostName." });
-      failed = true;
-    } else {
-      const c = classifyAddress(d.address);
-      const fake = c.kind === "fake-ip";
-      out.push({ name: "dns", status: fake ? "warn" : "ok", detail: `${hop.hostname}${who} → ${d.address} (${c.note})`,
-        ...(fake ? { fix: "A proxy tool answered with a fake IP: add this host to its fake-ip-filter / a DIRECT rule, or use the box's real IP as HostName." } : {}) });
-      const p = await probePort(d.address, hop.port, stepMs, stepMs);
-      if (p.tcp !== "open") {
-        out.push({ name: "tcp", status: "fail", detail: `${d.address}:${hop.port}${who}: ${p.tcp === "refused" ? "connection refused (nothing listens)" : p.tcp === "timeout" ? `no answer within ${stepMs / 1000} s` : p.error}`,
-          fix: p.tcp === "refused" ? "The box is stopped, sshd is down, or the port moved (rentals re-assign ports on restart): read the current port in the console." : "The host is down, the address is wrong, or a firewall drops the packets." });
-        failed = true;
-      } else {
-        out.push({ name: "tcp", status: "ok", detail: `${d.address}:${hop.port}${who} accepts connections (${p.ms} ms)` });
-        const b = p.banner;
-        out.push(b === "ssh"
-          ? { name: "banner", status: "ok", detail: p.bannerText ?? "SSH" }
-          : { name: "banner", status: "fail", detail: b === "none" ? `no SSH banner within ${stepMs / 1000} s` : `the port speaks ${b === "other" ? `'${p.bannerText}'` : b.toUpperCase()}, not SSH`,
-              fix: b === "none" ? "Something accepts TCP but is not sshd (a proxy/TUN capturing the connection, a forward with nothing behind it) or sshd hangs." : "The port belongs to another service: the ssh port moved or is wrong in your config." });
-        if (b !== "ssh") failed = true;
-      }
-    }
+    if (hop instanceof Error) return [...out, { name: "jump host", status: "fail", detail: hop.message.slice(0, 200), fix: "Fix the jump host's alias in your ssh config." }];
+    const nw = await networkRungs(hop, hop === h ? "" : ` (jump host ${h.proxyJump!.split(",")[0]})`, stepMs);
+    out.push(...nw.checks);
+    failed = nw.failed;
   }
-
-  // auth: the whole path as the server will use it (ssh2, pooled, host key checked), bounded
   if (!failed) {
-    const r = new SshRemote({ sshConfig: opts.sshConfig, idleMs: 1000 });
-    try {
-      const res = await r.exec(host, "echo rgt-doctor-ok", { timeoutMs: stepMs * 2 });
-      out.push(res.stdout.includes("rgt-doctor-ok") ? { name: "auth", status: "ok", detail: `logged in as ${h.user}, a command ran` } : { name: "auth", status: "fail", detail: `logged in, but a command printed nothing (exit ${res.exitCode})`, fix: "The login shell on the box prints or fails: check its rc files." });
-    } catch (e) {
-      const ref = e instanceof RefusalError ? e.refusal as { code: string; reason: string; remedy: string; diagnosis?: string } : undefined;
-      out.push({ name: "auth", status: "fail", detail: `${ref?.code ?? "ERROR"}: ${(ref?.reason ?? (e as Error).message).slice(0, 200)}${ref?.diagnosis ? ` — ${ref.diagnosis.slice(0, 200)}` : ""}`, fix: ref?.remedy ?? "See the message." });
-      // keys refused or a host key problem: the path works, no fallback route would change that
-      if (ref && !["AUTH_FAILED", "HOST_KEY_UNKNOWN", "HOST_KEY_CHANGED"].includes(ref.code)) failed = true;
-    } finally { await r.close(); }
+    const auth = await authRung(host, h, opts, stepMs);
+    out.push(...auth.checks);
+    failed = auth.failed;
   }
-
   if (failed) out.push(await fallback(host, h, opts, env, stepMs));
   return out;
 }

@@ -11,6 +11,7 @@ import { listApprovals } from "../ledger/approvals.js";
 import { loadRegistry } from "../ledger/registry.js";
 import { formatDuration, meterView, readMeters, type HostMeter } from "../ledger/meter.js";
 import { hostInfo } from "../ledger/hostinfo.js";
+import { parkReadyHosts } from "../ledger/parks.js";
 
 function table(head: string[], rows: string[][]): string {
   if (rows.length === 0) return "  (none)\n";
@@ -33,6 +34,7 @@ export function collectStatus(ledger: Ledger, now = Date.now()): StatusData {
   const meters = readMeters(ledger);
   const names = new Set<string>([...Object.keys(meters), ...listHosts(ledger).map((h) => h.host), ...Object.keys(registry)]);
   const runs = listRuns(ledger);
+  const parks = parkReadyHosts(ledger);
   for (const r of runs) for (const h of r.hosts) names.add(h);
 
   const hosts = [...names].sort().map((host) => {
@@ -55,6 +57,7 @@ export function collectStatus(ledger: Ledger, now = Date.now()): StatusData {
       cost_text: v ? v.cost_text : "",
       teardown: m?.teardown ? `${m.teardown.status} (${m.teardown.action}) ${new Date(m.teardown.at).toISOString().slice(0, 16)}` : "",
       danger_clocks: clocks,
+      ...(parks[host] ? { park_ready: `PARK_READY since ${new Date(parks[host].since).toISOString().slice(0, 16)}: safe to ${parks[host].verb} (run ${parks[host].run_id}), billing idle until a human does it; cost so far ${v ? v.cost_text : "unknown"}` } : {}),
       ...(registryError ? { registry_error: registryError } : {}),
     };
   });
@@ -79,6 +82,7 @@ export async function run(argv: string[]): Promise<number> {
   const out: string[] = [`state: ${ledger.dir}\n`, "HOSTS\n"];
   out.push(table(["host", "platform", "instance", "meter on", "idle", "cost so far", "teardown", "danger clocks"],
     s.hosts.map((h) => [String(h.host), String(h.platform), String(h.instance_id), String(h.running_for), h.idle ? `${h.idle_for} IDLE` : String(h.idle_for), h.cost_so_far !== undefined ? String(h.cost_text).split(" (")[0] : "?", String(h.teardown), (h.danger_clocks as string[]).join(", ")])));
+  for (const h of s.hosts) if (h.park_ready) out.push(`  ${String(h.host)}: ${String(h.park_ready)}\n`);
   if (s.hosts.some((h) => h.registry_error)) out.push(`  registry error: ${s.hosts.find((h) => h.registry_error)!.registry_error}\n`);
   out.push("\nRUNS\n", table(["run", "hosts", "backend", "cells", "updated"], s.runs.map((r) => [String(r.run_id), (r.hosts as string[]).join(","), String(r.backend), String(r.cells), String(r.updated_at).slice(0, 16)])));
   out.push("\nRECEIPTS\n", table(["receipt", "host", "run", "files", "remote path", "created"], s.receipts.map((r) => [String(r.receipt_id), String(r.host), String(r.run_id), String(r.files), String(r.remote_path), String(r.created_at).slice(0, 16)])));

@@ -28,6 +28,8 @@ export const SETTINGS = {
   RGT_APPROVAL_TTL_S: def(positiveSeconds(900), "seconds an approval id stays valid"),
   RGT_TEARDOWN_POLL_S: def(clamped(120, 0, 600), "seconds request_teardown keeps polling the provider after a stop until the instance is seen gone (0-600)", "providers"),
   RGT_TEARDOWN_POLL_BASE_MS: def(clamped(2000, 10, 60_000), "first wait between those polls, in ms; it doubles up to 20 s", "providers"),
+  RGT_WATCH_TICK_S: def(seconds(15), "seconds between the checks of a run's watcher on the box (max_hours, park); sent to the box at launch"),
+  RGT_PROFILES_DIR: def(text(), "a directory of platform profiles used instead of the package's profiles/ (a site's own copies; the lab's stand-ins)"),
   RGT_PYTHON: def(text(), "local python used to load-check pulled checkpoints (default /usr/bin/python3, then python3)"),
   RGT_SLURM_FORWARD_SIGNAL: def(text(), "signal the Slurm backend forwards to a cell before its walltime ends (e.g. USR1)"),
   RGT_K8S_IMAGE: def(text(), "container image for Kubernetes cells when launch_queue's scheduler.image is absent"),

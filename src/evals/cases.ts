@@ -101,6 +101,17 @@ export const ReplaySchema = z.strictObject({
    * carry the same value in every case that sets it); for push_secret's {env: NAME} source
    */
   server_env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "server_env names are variable names"), z.string()).optional(),
+  /**
+   * A stand-in for one provider CLI on the server's PATH, for this case only (the tripwire is back
+   * afterwards): its destroy succeeds, and its listing keeps naming the destroyed instance for
+   * `lists_after_destroy` more looks — an eventually consistent provider.
+   */
+  provider_stub: z.strictObject({ cli: z.enum(["vastai"]), lists_after_destroy: z.number().int().min(0).max(20) }).optional(),
+  /**
+   * How the human answers the server's elicitation during this case: "approve" types the box alias,
+   * "decline" declines. Absent: the question goes unanswered (cancel), as with a client that cannot ask.
+   */
+  human: z.enum(["approve", "decline"]).optional(),
   steps: z.array(StepSchema).min(1),
 });
 export type Replay = z.infer<typeof ReplaySchema>;

@@ -36,6 +36,33 @@ export function plantTripwire(binDir: string): string {
   return log;
 }
 
+/**
+ * A provider CLI that answers like an eventually consistent provider: `destroy` succeeds, and the
+ * listing (`show instances -q`) keeps naming the destroyed id for `lag` more looks. Returns its call log.
+ */
+export function plantEventualProvider(binDir: string, cli: "vastai", lag: number, dir: string): string {
+  fs.mkdirSync(dir, { recursive: true });
+  const q = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
+  const body = [
+    "#!/bin/bash",
+    `d=${q(dir)}`,
+    'printf \'%s\\n\' "$*" >> "$d/calls"',
+    'case "$1" in',
+    '  destroy) printf \'%s\\n\' "$3" > "$d/destroyed"; echo "destroying instance $3."; exit 0 ;;',
+    '  show)',
+    '    if [ -f "$d/destroyed" ]; then',
+    '      n=$(cat "$d/looks" 2>/dev/null || echo 0); n=$((n + 1)); echo "$n" > "$d/looks"',
+    `      [ "$n" -le ${lag} ] && cat "$d/destroyed"`,
+    "    fi",
+    "    echo 1; exit 0 ;;",
+    "esac",
+    "exit 0",
+    "",
+  ].join("\n");
+  fs.writeFileSync(path.join(binDir, cli), body, { mode: 0o755 });
+  return path.join(dir, "calls");
+}
+
 function tripwireCalls(log: string | undefined): string[] {
   if (!log) return [];
   try {
@@ -209,6 +236,7 @@ export async function runReplays(cases: EvalCase[], opts: ReplayOptions = {}): P
   const ownTmp = opts.tmp === undefined;
   let tmp = opts.tmp;
   let tripLog: string | undefined;
+  const human: { answer?: "approve" | "decline"; alias?: string } = {};
   try {
     const serverEnv = mergeServerEnv(withReplay);
     const mods = opts.lab ?? (await importLab());
@@ -217,7 +245,10 @@ export async function runReplays(cases: EvalCase[], opts: ReplayOptions = {}): P
     log(`lab: ${specs.length} box(es) up in ${Date.now() - t0} ms`);
     if (tmp === undefined) tmp = fs.mkdtempSync(path.join(os.tmpdir(), "rgt-evals-tmp-"));
     if (lab.localBin) tripLog = plantTripwire(lab.localBin);
-    server = await mods.connectServer({ ...lab.env, ...serverEnv });
+    // the human, for cases that say how they answer; everyone else's question goes unanswered
+    server = await mods.connectServer({ ...lab.env, ...serverEnv }, {
+      elicitation: () => (human.answer === "approve" ? { action: "accept", content: { confirm_host: human.alias } } : { action: human.answer === "decline" ? "decline" : "cancel" }),
+    });
   } catch (e) {
     const msg = `replay setup failed: ${e instanceof Error ? e.message : String(e)}`;
     await server?.close().catch(() => {});
@@ -234,6 +265,11 @@ export async function runReplays(cases: EvalCase[], opts: ReplayOptions = {}): P
       const done: (Record<string, unknown> | undefined)[] = [];
       const t0 = Date.now();
       const cliCallsBefore = tripwireCalls(tripLog).length;
+      human.answer = replay.human;
+      human.alias = alias;
+      if (replay.provider_stub && lab.localBin && tmp) {
+        plantEventualProvider(lab.localBin, replay.provider_stub.cli, replay.provider_stub.lists_after_destroy, path.join(tmp, `provider-${c.id}`));
+      }
       for (const [i, step] of replay.steps.entries()) {
         const where = `step ${i + 1} ${step.tool}`;
         try {
@@ -249,6 +285,8 @@ export async function runReplays(cases: EvalCase[], opts: ReplayOptions = {}): P
         }
         if (failures.length) break; // later steps usually build on earlier ones
       }
+      human.answer = undefined;
+      if (replay.provider_stub && lab.localBin) plantTripwire(lab.localBin);
       const called = tripwireCalls(tripLog).slice(cliCallsBefore);
       if (called.length) failures.push(`a provider CLI was run (no eval may stop a meter): ${called.slice(0, 3).join("; ").slice(0, 300)}`);
       const took = Date.now() - t0;

@@ -132,7 +132,7 @@ export function credentialName(name: string): "password" | "named" | "named-weak
   const n = name.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toLowerCase();
   if (/(^|_)(file|path|dir|url|env|name|id|type|len|length|size|count|limit|ids)$/.test(n)) return null;
   if (/(password|passwd|passphrase)(_\w+)?$/.test(n) && !/password_(file|path|hash|len|length|min|max|policy)$/.test(n)) return /(password|passwd|passphrase)$/.test(n) || /password_/.test(n) ? "password" : null;
-  if (/(^|_)(pwd|sshpass|pgpass)$/.test(n)) return "password";
+  if (/(^|_)(pwd|pass|sshpass|pgpass)$/.test(n)) return "password";
   if (/^kaggle_key$/.test(n)) return "named";
   if (/(^|_)(token|secret|api_?key|apikey|access_?key|secret_?key|private_?key|auth_?key|auth_?token|client_secret|session_token|bearer)$/.test(n)) return "named";
   if (/(^|_)(key|auth|credentials?)$/.test(n) && n.includes("_")) {
@@ -341,10 +341,10 @@ export const SECRET_RULES: SecretRule[] = [
   {
     id: "auth-header",
     label: "Authorization header credential",
-    re: /(?:authorization|x-api-key|api-key|private-token)\s*:\s*(?:bearer\s+|basic\s+|token\s+)?([A-Za-z0-9._~+\/=-]{16,})/gi,
+    re: /(?:authorization|x-api-key|api-key|private-token|x-auth-token)\s*:\s*(?:bearer\s+|basic\s+|token\s+)?([A-Za-z0-9._~+\/=-]{12,})/gi,
     wordStart: true,
     group: 1,
-    accept: (v) => looksGenerated(v, "named") || (v.length >= 32 && !isPlaceholder(v) && entropy(v) >= 3.5),
+    accept: (v) => (v.length >= 12 && isCredentialValue(v, "named") && /[0-9]/.test(v) && /[A-Za-z]/.test(v)) || looksGenerated(v, "named"),
   },
   {
     id: "url-credentials",
@@ -356,9 +356,9 @@ export const SECRET_RULES: SecretRule[] = [
   },
   {
     id: "password-option",
-    hint: ["-p", "-u", "--"],
+    hint: ["-p", "-u", "--", "-a", "pass:"],
     label: "password/token passed as a command-line option (mysql -p…, sshpass -p, docker login -p, curl -u user:pass, --password/--token …)",
-    re: /(?:(?:^|[\s;|&(])--?(?:password|passwd|pass|pwd|token|secret|api-?key|apikey|access-?key|secret-?key|auth-?token|private-?key|http-password|ftp-password|proxy-password)(?:=|[ \t]+)|\b(?:mysql|mysqldump|mariadb|mysqladmin|mysqlimport|mysqlsh|mysqlcheck)\b[^\n|;&]*?[ \t]-p|\bsshpass\b[^\n|;&]*?[ \t]-p[ \t]*|\bdocker\b[^\n|;&]*?\blogin\b[^\n|;&]*?[ \t]-p[ \t]+|\b(?:curl|wget|http)\b[^\n|;&]*?[ \t](?:-u|--user)[ \t]*["']?[^\s:"']*:)(["']?)([^\s"'`;|&<>]{1,512})/gi,
+    re: /(?:(?:^|[\s;|&(])--?(?:password|passwd|pass|pwd|token|secret|api-?key|apikey|access-?key|secret-?key|auth-?token|private-?key|http-password|ftp-password|proxy-password)(?:=|[ \t]+)|\b(?:mysql|mysqldump|mariadb|mysqladmin|mysqlimport|mysqlsh|mysqlcheck)\b[^\n|;&]*?[ \t]-p|\bsshpass\b[^\n|;&]*?[ \t]-p[ \t]*|\bredis-cli\b[^\n|;&]*?[ \t]-a[ \t]+|\b(?:mongo|mongosh|mongodump|mongorestore)\b[^\n|;&]*?[ \t]-p[ \t]+|[ \t]-pass(?:in|out)?[ \t]+pass:|\bdocker\b[^\n|;&]*?\blogin\b[^\n|;&]*?[ \t]-p[ \t]+|\b(?:curl|wget|http)\b[^\n|;&]*?[ \t](?:-u|--user)[ \t]*["']?[^\s:"']*:)(["']?)([^\s"'`;|&<>]{1,512})/gi,
     group: 2,
     accept: (v, m) => isCredentialValue(v, /pass|pwd|-p$|:$/i.test(m[0].slice(0, m[0].length - v.length - m[1]!.length).trim()) ? "password" : "named"),
   },
@@ -375,7 +375,7 @@ export const SECRET_RULES: SecretRule[] = [
     // NAME=V, NAME: V, "name": "V", name = 'V', --name=V, os.environ["NAME"] = "V", setdefault("NAME", "V").
     // Found keyword-first (fast), then the whole name is read backwards from the keyword. A credential
     // name (credentialName) makes any real value a secret; a weaker one needs a generated-looking value.
-    re: /(?:password|passwd|passphrase|pwd|sshpass|pgpass|token|secret|key|auth|credentials?|bearer)(?:["']\s*\]|["'])?[ \t]*(?::=|=|:|["']?\s*,)[ \t]*(["']?)([^\s"'`,;&|(){}<>\\]{1,512})/gi,
+    re: /(?:password|passwd|passphrase|pwd|token|secret|key|auth|credentials?)(?:["']\s*\]|["'])?[ \t]*(?::=|=|:|["']?\s*,)[ \t]*(["']?)([^\s"'`,;&|(){}<>\\]{8,512})/gi,
     group: 2,
     accept: (v, m, text) => {
       if (v.length < 8 && !/^(pass|pwd|sshp|pgp|tok|sec)/i.test(m[0]) && !/(api|secret|access|private|kaggle)_?$/i.test(text.slice(Math.max(0, m.index - 8), m.index))) return false;
@@ -391,6 +391,19 @@ export const SECRET_RULES: SecretRule[] = [
       if (v.length < 8) return false;
       const strength = secretNameStrength(bare);
       return strength !== null && looksGenerated(v, strength);
+    },
+  },
+  {
+    id: "short-credential",
+    label: "short value under a credential name (PGPASSWORD=…, MYSQL_PWD=…, SSHPASS=…, *_TOKEN=…)",
+    // values of 1-7 characters: only a strict credential name makes them a secret
+    re: /(?:PASSWORD|PASSWD|PASSPHRASE|PWD|SSHPASS|TOKEN|SECRET|KEY|password|passwd|passphrase|pwd|sshpass|token|secret|_key|Key|Password|Token|Secret)(?:["']\s*\]|["'])?[ \t]*(?:=|:|["']?\s*,)[ \t]*(["']?)([^\s"'`,;&|(){}<>\\]{1,7})(?![^\s"'`,;&|(){}<>\\])/g,
+    group: 2,
+    accept: (v, m, text) => {
+      const name = nameBefore(text, m.index, m[0].replace(/^(?:SSHPASS|sshpass)/, "PASS"));
+      if (name === null || name.startsWith("-")) return false;
+      const cred = credentialName(name);
+      return cred !== null && cred !== "named-weak" && isCredentialValue(v, cred);
     },
   },
   {

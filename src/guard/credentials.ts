@@ -54,7 +54,7 @@ function computedFromLiteral(text: string): CredentialHit | null {
     const s = credentialName(m[1]!);
     if (s === null || s === "named-weak") continue;
     const body = m[2]!;
-    if (/\$[A-Za-z_{(]|\b(cat|head|tail|jq|aws|gcloud|az|vault|op|pass|security|keyring|secret-tool|curl|wget|python[0-9.]*|gpg)\b|<\s*[^<\s]/.test(body.replace(/<<<\s*\S+/, ""))) continue;
+    if (/\$[A-Za-z_{(]|\b(cat|head|tail|jq|aws|gcloud|az|vault|op|pass|security|keyring|secret-tool|curl|wget|python[0-9.]*|gpg|uuidgen|pwgen|date|hostname|whoami)\b|openssl\s+rand|\/dev\/u?random|<\s*[^<\s]/.test(body.replace(/<<<\s*\S+/, ""))) continue;
     if (/\b(base64|base32|rev|xxd|printf|echo|tr|openssl|od)\b|<<</.test(body)) return { rule: "credential-named-value", via: `assignment ${m[1]} (decoded literal)` };
   }
   return null;
@@ -107,6 +107,12 @@ function scanCommand(cmd: SimpleCommand, up: SimpleCommand[], depth: number): Cr
   if (name === "eval") { const h = scanLine(texts.slice(1).join(" "), depth + 1); if (h) return h; }
   const ei = texts.findIndex((x, i) => i > 0 && /^-[a-zA-Z]*e$|^--eval$/.test(x));
   if (ei > 0 && texts[ei + 1]) { const h = codeLiterals(texts[ei + 1]!); if (h) return h; }
+  // a password handed over stdin as literal text: docker login --password-stdin <<< "…", echo … | chpasswd
+  if (texts.some((x) => /^--(password|token)-stdin$|^--with-token$/.test(x)) || /^(chpasswd|chpass)$/.test(name) || (name === "passwd" && texts.includes("--stdin"))) {
+    const e = up[0] ? up[0].argv.findIndex((w) => /^(echo|printf)$/.test(w.text.replace(/^.*\//, ""))) : -1;
+    const fed = cmd.stdinText ?? (e >= 0 ? up[0]!.argv.slice(e + 1).map((w) => w.text).filter((w) => !/^-[neE]+$/.test(w)).join(" ") : undefined);
+    if (fed !== undefined && fed.trim() !== "" && !fed.includes(UNKNOWN) && isCredentialValue(fed.trim(), "password")) return { rule: "password-option", via: "password on stdin" };
+  }
   return decodedFeed(cmd, up);
 }
 

@@ -31,17 +31,30 @@ function newState(ctx: DestroyContext): State {
     cwd,
     home,
     ctx,
-    protectedNorm: (ctx.protectedPaths ?? []).map((p) => normAbs(expandTildeText(p, home))).filter((p): p is string => !!p && p !== "/"),
+    // the home dir (and what holds it) is protected by the home rule — itself and ~/* — not at any depth:
+    // caches and builds under it may go. Data/durable dirs under home stay protected at any depth.
+    protectedNorm: (ctx.protectedPaths ?? []).map((p) => normAbs(expandTildeText(p, home))).filter((p): p is string => !!p && p !== "/" && p !== home && !home.startsWith(p + "/")),
     out: [],
     readScripts: new Set(),
     subs: [],
     text: (src, depth) => analyzeText(src, st, depth),
     argv: (argv, at) => analyzeArgv(argv, at, st),
-    readPushed: (p) => {
-      if (!ctx.pushedFile) return undefined;
+    written: new Map(),
+    resolvePath: (p) => {
       const t = expandTildeText(p, home);
-      const abs = t.startsWith("/") ? normAbs(t) : st.cwd ? normAbs(`${st.cwd}/${t}`) : null;
+      if (t.includes("\u0001")) return null;
+      return t.startsWith("/") ? normAbs(t) : st.cwd ? normAbs(`${st.cwd}/${t}`) : normAbs(`/\u0002cwd/${t}`);
+    },
+    readPushed: (p) => {
+      const abs = st.resolvePath(p);
       if (!abs || st.readScripts.has(abs)) return undefined;
+      if (st.written.has(abs)) {
+        st.readScripts.add(abs);
+        const w = st.written.get(abs);
+        // a script this line wrote with text we cannot read, then runs: what it runs cannot be read either
+        return w === null ? "\u0001" : w;
+      }
+      if (!ctx.pushedFile || abs.startsWith("/\u0002cwd/")) return undefined;
       const body = ctx.pushedFile(abs);
       if (body !== undefined) st.readScripts.add(abs);
       return body;

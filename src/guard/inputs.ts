@@ -116,6 +116,9 @@ const SECRET_REMEDY =
 export function guardField(f: InputField, ctx0: GuardInputContext = {}): GuardRefusal | null {
   const ctx: GuardContext = { ...ctx0, protectedPaths: ctx0.protectedPaths ?? [] };
   if (f.value.includes("\0")) return refusal(RefusalCode.BAD_INPUT, `${f.field}: contains a NUL byte`, "Remove it.", { field: f.field });
+  if (f.kind === "env" && !/^[A-Za-z_][A-Za-z0-9_]*=/.test(f.value)) {
+    return refusal(RefusalCode.BAD_INPUT, `${f.field}: "${clip(f.value.slice(0, f.value.indexOf("=")), 40)}" is not a valid variable name`, "Use letters, digits and _, not starting with a digit.", { field: f.field });
+  }
   const cred = f.kind === "env" ? judgeNameValue(f.value.slice(0, f.value.indexOf("=")), f.value.slice(f.value.indexOf("=") + 1)) : findInlineCredentials(f.value);
   if (cred) {
     return refusal(RefusalCode.SECRET_INLINE, `Field "${f.field}" contains what looks like a credential (rule ${cred.rule}); it was not sent anywhere.`, SECRET_REMEDY, { field: f.field, rule: cred.rule });

@@ -6,19 +6,87 @@
  * A secret is replaced by `[REDACTED:<rule>]`; the text around it (the variable name, the URL's
  * host, the rest of the log line) stays, so the output remains useful.
  */
-import { scanSecrets } from "./catalog.js";
+import { createHmac } from "node:crypto";
+import { scanSecrets, type SecretSpan } from "./catalog.js";
 
-export function redactText(s: string): string {
+/**
+ * Salted fingerprints of what push_secret delivered (never the values): HMAC-SHA256(salt, token) of
+ * each token of ≥ 8 characters. The ledger loads them (src/ledger/fingerprints.ts) and passes them in;
+ * any output token that matches is redacted, whatever its format.
+ */
+export interface Fingerprints {
+  salt: Buffer;
+  set: Set<string>;
+}
+
+export const MIN_FINGERPRINT_TOKEN = 8;
+
+export function fingerprint(salt: Buffer, token: string): string {
+  return createHmac("sha256", salt).update(token, "utf8").digest("hex").slice(0, 32);
+}
+
+/** The tokens of a credential that get a fingerprint: the whole value, each line, each word, each part of KEY=VALUE / user:pass. */
+export function secretTokens(value: string): string[] {
+  const out = new Set<string>();
+  const add = (t: string): void => { const x = t.trim(); if (x.length >= MIN_FINGERPRINT_TOKEN && x.length <= 4096) out.add(x); };
+  add(value);
+  for (const line of value.split(/\r?\n/)) {
+    add(line);
+    for (const w of line.split(/\s+/)) {
+      add(w);
+      for (const part of w.split(/[=:"',;]/)) add(part);
+    }
+  }
+  return [...out].slice(0, 512);
+}
+
+const TOKEN = /[^\s"'`,;=:(){}[\]<>]{8,4096}/g;
+
+function fingerprintSpans(s: string, fp: Fingerprints): SecretSpan[] {
+  const out: SecretSpan[] = [];
+  TOKEN.lastIndex = 0;
+  let m: RegExpExecArray | null;
+  while ((m = TOKEN.exec(s)) !== null) {
+    if (fp.set.has(fingerprint(fp.salt, m[0]))) out.push({ rule: "pushed-secret", start: m.index, end: m.index + m[0].length });
+  }
+  return out;
+}
+
+export function redactText(s: string, fp?: Fingerprints): string {
   if (typeof s !== "string") return s;
-  const spans = scanSecrets(s);
+  let spans = scanSecrets(s);
+  if (fp && fp.set.size > 0) {
+    const extra = fingerprintSpans(s, fp).filter((f) => !spans.some((x) => f.start < x.end && x.start < f.end));
+    if (extra.length) spans = [...spans, ...extra].sort((a, b) => a.start - b.start);
+  }
   if (spans.length === 0) return s;
   let out = "";
   let at = 0;
   for (const sp of spans) {
+    if (sp.start < at) continue;
     out += s.slice(at, sp.start) + `[REDACTED:${sp.rule}]`;
     at = sp.end;
   }
   return out + s.slice(at);
+}
+
+/**
+ * Redact the WHOLE text, then cut it to its last `n` characters at a line boundary: a secret that
+ * straddles the cut, or a key block whose BEGIN line falls before it, is never returned in part.
+ */
+export function redactThenTail(s: string, n: number, fp?: Fingerprints): { text: string; cut: boolean } {
+  const r = redactText(s, fp);
+  if (r.length <= n) return { text: r, cut: false };
+  const t = r.slice(-n);
+  const nl = t.indexOf("\n");
+  if (nl >= 0 && nl < n / 2) return { text: t.slice(nl + 1), cut: true };
+  // one long line: start at a word boundary, never inside a redaction marker
+  const sp = t.search(/\s/);
+  let text = sp >= 0 && sp < n / 2 ? t.slice(sp + 1) : t;
+  const open = text.indexOf("[REDACTED:");
+  const close = text.indexOf("]");
+  if (close >= 0 && (open < 0 || close < open)) text = text.slice(close + 1);
+  return { text, cut: true };
 }
 
 /**
@@ -43,19 +111,42 @@ function redactValueUnderKey(v: string): string {
   return "[REDACTED:secret-field]";
 }
 
-export function redactDeep<T>(v: T): T {
-  return walk(v, 0) as T;
+export function redactDeep<T>(v: T, fp?: Fingerprints): T {
+  return walk(v, 0, fp) as T;
 }
 
-function walk(v: unknown, depth: number): unknown {
-  if (typeof v === "string") return redactText(v);
+function walk(v: unknown, depth: number, fp?: Fingerprints): unknown {
+  if (typeof v === "string") return redactText(v, fp);
   if (v === null || typeof v !== "object") return v;
   if (depth > 64) return v; // cycles / absurd nesting: leave as is rather than overflow
-  if (Array.isArray(v)) return v.map((x) => walk(x, depth + 1));
+  if (Array.isArray(v)) return v.map((x) => walk(x, depth + 1, fp));
   if (Buffer.isBuffer(v) || v instanceof Date) return v;
   const out: Record<string, unknown> = {};
   for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
-    out[k] = typeof x === "string" && isSecretKey(k) ? redactValueUnderKey(x) : walk(x, depth + 1);
+    out[k] = typeof x === "string" && isSecretKey(k) ? redactValueUnderKey(x) : walk(x, depth + 1, fp);
   }
   return out;
+}
+
+/**
+ * Lines a box cut before they reached us (the last bytes of a log, each line capped at `cap`): the
+ * possibly partial first line is dropped, a capped line loses its trailing partial word, and what is
+ * left is redacted as one text (a key block spanning lines is caught whole) — so no credential comes
+ * back in part because the box cut it.
+ */
+export function redactCutLines(lines: string[], opts: { firstPartial: boolean; cap: number }, fp?: Fingerprints): string[] {
+  const ls = opts.firstPartial ? lines.slice(1) : lines.slice();
+  const safe = ls.map((l) => {
+    if (l.length < opts.cap) return l;
+    const sp = l.lastIndexOf(" ");
+    return sp > opts.cap / 2 ? `${l.slice(0, sp)} …` : `[a line of ${l.length}+ characters, cut]`;
+  });
+  if (safe.length === 0) return safe;
+  return redactText(safe.join("\n"), fp).split("\n");
+}
+
+/** Text cut at its end by the box (`capped`): the partial last line dropped, then redacted. */
+export function redactCutText(text: string, capped: boolean, fp?: Fingerprints): string {
+  const t = capped && text.includes("\n") ? text.slice(0, text.lastIndexOf("\n") + 1) : text;
+  return redactText(t, fp);
 }

@@ -107,6 +107,16 @@ const EXC = /^(?:[a-z_][\w.]*\.)?[a-z_]\w*(?:error|exception|exit|interrupt|fail
 /** wrapper exceptions that say nothing themselves (the cause is in the lines before) */
 const NEUTRAL = /childfailederror|calledprocesserror|subprocess\.|exitcode\s*:\s*1\b|^error: .*exited with|^traceback/;
 
+/** a long line cut to start shortly before the words that decided it (so a clipped reply keeps them) */
+function around(line: string, lower: string, t: Cue[0]): string {
+  if (line.length <= 100) return line;
+  const m = (typeof t === "function" ? NONFINITE : t).exec(lower);
+  const at = m ? Math.max(0, lower.indexOf(m[0]) - 12) : 0;
+  // the normalised line dropped a prefix; find the same words in the original
+  const off = m ? Math.max(0, line.toLowerCase().indexOf(m[0]) - 12) : at;
+  return off > 0 ? `…${line.slice(off)}` : line;
+}
+
 interface Hit { cls: FailureClass; idx: number; weight: number; line: string }
 
 function scan(lines: string[]): Hit[] {
@@ -115,13 +125,16 @@ function scan(lines: string[]): Hit[] {
   for (let i = n - 1, seen = 0; i >= 0 && seen < 200; i--, seen++) {
     const raw = lines[i];
     if (raw.startsWith("[rgt]")) continue;
+    // a traceback's echo of the source line is code, not a message (`raise OutOfMemoryError(...)`)
+    // (indented under its `File "…", line N`; a `python -c` traceback has none, the exception follows)
+    if (i > 0 && /^\s/.test(raw) && /^\s*File ".*", line \d+/.test(cleanLine(lines[i - 1]))) continue;
     const l = norm(raw);
     if (!l || NEUTRAL.test(l)) continue;
     const cue = CUES.find(([t]) => (typeof t === "function" ? t(l) : t.test(l)));
     if (!cue) continue;
     const fromEnd = n - 1 - i;
     const weight = (EXC.test(l) ? 6 : 1) * (fromEnd < 25 ? 2 : 1);
-    hits.push({ cls: cue[1], idx: i, weight, line: cleanLine(raw).trim() });
+    hits.push({ cls: cue[1], idx: i, weight, line: around(cleanLine(raw).trim(), l, cue[0]) });
   }
   return hits;
 }

@@ -5,7 +5,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
-import { packageRoot } from "../common/config.js";
+import { packageRoot, setting } from "../common/config.js";
 import { ProfileFrontmatterSchema, PROFILE_SECTIONS, type Profile, type Variant } from "./schema.js";
 
 export class ProfileError extends Error {
@@ -15,8 +15,10 @@ export class ProfileError extends Error {
   }
 }
 
-export function defaultProfilesDir(): string {
-  return path.join(packageRoot(), "profiles");
+/** profiles/ of the package, or $RGT_PROFILES_DIR (a site's own copies; the test lab's stand-ins) */
+export function defaultProfilesDir(env: NodeJS.ProcessEnv = process.env): string {
+  const dir = setting("RGT_PROFILES_DIR", env);
+  return dir ? path.resolve(dir) : path.join(packageRoot(), "profiles");
 }
 
 /** Split `---\n<yaml>\n---\n<body>`; returns undefined when the file has no frontmatter. */

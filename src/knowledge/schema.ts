@@ -132,6 +132,49 @@ const SpotSchema = z.strictObject({
   verified: VerifiedStamp.optional(),
 });
 
+/**
+ * The reversible meter-stop a finished sweep may take on its own (launch_queue on_done: "park"): which
+ * mounts it keeps, what keeps billing, and the on-box way to perform it where one is documented. A
+ * platform whose stop loses data or binds the box to one GPU says `safe: false` with the reason.
+ */
+export const ParkSchema = z.strictObject({
+  /** the action's verb as the platform names it (one of `actions`, e.g. 关机 (shutdown)) */
+  verb: z.string().min(1),
+  safe: z.boolean(),
+  /** why park is refused here (required when safe is false) */
+  why_not: z.string().optional(),
+  /** the gotcha id that explains why_not, e.g. VAST3 */
+  gotcha: z.string().regex(/^[A-Z][A-Z0-9_-]*$/).optional(),
+  /** mount paths (from `mounts`) whose contents the park keeps */
+  keeps_mounts: z.array(BoxPath).default([]),
+  /** what keeps ticking while parked (storage billing, a release clock…) */
+  still_ticking: z.array(z.string()).default([]),
+  /** a command run on the box itself that performs the park; absent when none is documented */
+  on_box: z.strictObject({ command: z.string().min(1), verified: VerifiedStamp }).optional(),
+  verified: VerifiedStamp,
+}).refine((p) => p.safe || !!p.why_not, "park.why_not is required when park.safe is false");
+
+/** Disk budget a cell needs free before it starts (launch_queue min_free_gb / min_free_inodes default here). */
+export const DiskBudgetSchema = z.strictObject({
+  min_free_gb: z.number().nonnegative().optional(),
+  min_free_inodes: z.number().int().nonnegative().optional(),
+  /** why these numbers (they are policy defaults, not platform facts) */
+  note: z.string().optional(),
+});
+
+/** Mirrors a cell gets on profiles with china_mirror_needed (env before Python starts; no_proxy for them). */
+export const ChinaMirrorsSchema = z.strictObject({
+  hf_endpoint: z.string().url().optional(),
+  pip_index_url: z.string().url().optional(),
+  /** conda channel URLs, written to ~/.condarc by scripts/china_mirrors.sh and set as CONDA_CHANNELS */
+  conda_channels: z.array(z.string().url()).default([]),
+  /** hosts the proxy must not swallow (leading-dot domains) */
+  no_proxy: z.array(z.string().regex(/^[A-Za-z0-9.:-]+$/)).default([]),
+  /** further variables every cell gets (e.g. HF_HUB_ENABLE_HF_TRANSFER=0) */
+  env: z.record(z.string().regex(/^[A-Z_][A-Z0-9_]*$/), z.string()).default({}),
+  verified: VerifiedStamp,
+});
+
 /** The fields a sub-platform (china: gpushare, matpool …; colab-kaggle: colab, kaggle) may override. */
 export const VariantSchema = z.strictObject({
   id: z.string().regex(/^[a-z0-9-]+$/),
@@ -150,6 +193,9 @@ export const VariantSchema = z.strictObject({
   inode_cap: z.number().int().positive().nullable().optional(),
   danger_clocks: z.array(DangerClockSchema).optional(),
   surface_to_user: z.array(z.string()).optional(),
+  park: ParkSchema.optional(),
+  disk_budget: DiskBudgetSchema.optional(),
+  china_mirrors: ChinaMirrorsSchema.optional(),
 });
 
 export const ProfileFrontmatterSchema = z.strictObject({
@@ -187,6 +233,10 @@ export const ProfileFrontmatterSchema = z.strictObject({
   surface_to_user: z.array(z.string()).default([]),
   gotchas: z.array(GotchaSchema).min(1),
   variants: z.array(VariantSchema).default([]),
+  /** the reversible meter-stop a finished sweep may take by itself; absent = park is refused here */
+  park: ParkSchema.optional(),
+  disk_budget: DiskBudgetSchema.optional(),
+  china_mirrors: ChinaMirrorsSchema.optional(),
   /** how the verified stamps were chosen when the source gave none for a fact */
   stamp_note: z.string().optional(),
 }).superRefine((p, ctx) => {
@@ -198,6 +248,14 @@ export const ProfileFrontmatterSchema = z.strictObject({
   const hasMarkers = p.detect.any.length + p.detect.all.length > 0;
   if (!hasMarkers && !p.detect.fallback && !p.detect.declared_only) {
     ctx.addIssue({ code: "custom", path: ["detect"], message: "detect needs at least one marker unless it is the fallback" });
+  }
+  if (p.park) {
+    for (const [i, m] of p.park.keeps_mounts.entries()) {
+      if (!p.mounts.some((x) => x.path === m)) ctx.addIssue({ code: "custom", path: ["park", "keeps_mounts", i], message: `${m} is not one of the listed mounts` });
+    }
+    if (p.park.safe && !p.actions.some((a) => a.verb === p.park!.verb && a.stops_compute && !a.irreversible)) {
+      ctx.addIssue({ code: "custom", path: ["park", "verb"], message: "a safe park must name a listed action that stops compute and is reversible" });
+    }
   }
   if (p.durable_dir && !p.mounts.some((m) => m.path === p.durable_dir || p.durable_dir.startsWith(m.path.endsWith("/") ? m.path : m.path + "/"))) {
     ctx.addIssue({ code: "custom", path: ["durable_dir"], message: "durable_dir must lie on a listed mount" });
@@ -212,6 +270,9 @@ export type DangerClock = z.infer<typeof DangerClockSchema>;
 export type Gotcha = z.infer<typeof GotchaSchema>;
 export type Variant = z.infer<typeof VariantSchema>;
 export type Detect = z.infer<typeof DetectSchema>;
+export type Park = z.infer<typeof ParkSchema>;
+export type DiskBudget = z.infer<typeof DiskBudgetSchema>;
+export type ChinaMirrors = z.infer<typeof ChinaMirrorsSchema>;
 
 export interface Profile extends ProfileFrontmatter {
   /** file name without .md */

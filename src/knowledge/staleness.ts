@@ -4,6 +4,7 @@
  * `verified YYYY-MM` written in the prose (section = the nearest heading above it).
  */
 import { loadProfiles } from "./profiles.js";
+import { getReference, listReferences } from "./references.js";
 import type { Profile } from "./schema.js";
 
 export const DEFAULT_MAX_AGE_MONTHS = 6;
@@ -70,6 +71,17 @@ export function profileStamps(p: Profile): StampEntry[] {
   }
   if (p.spot.verified) fm("spot", "4. Spot / interruption + resume", `spot ${p.spot.available ? "available" : "not offered"}, grace ${p.spot.grace_s ?? "n/a"} s`, p.spot.verified, false);
 
+  out.push(...proseStamps(p.name, p.body));
+  return out;
+}
+
+/**
+ * Every `verified YYYY-MM` written in markdown prose: the section is the nearest heading above it, the
+ * fact is the paragraph / list item / table row it sits in. Facts under "5. Teardown / billing" are billing.
+ */
+export function proseStamps(platform: string, body: string): StampEntry[] {
+  const out: StampEntry[] = [];
+  const p = { name: platform, body };
   let section = "(preamble)";
   let top = "";
   let block: string[] = [];
@@ -90,12 +102,19 @@ export function profileStamps(p: Profile): StampEntry[] {
   return out;
 }
 
+/** Stamps in references/*.md (shared facts, e.g. a destroy being eventually consistent), as platform "references/<name>". */
+export function referenceStamps(): StampEntry[] {
+  return listReferences().flatMap((d) => proseStamps(`references/${d.name}`, getReference(d.name) ?? ""));
+}
+
 export interface ScanOptions {
   platform?: string;
   maxAgeMonths?: number;
   /** "YYYY-MM"; defaults to the current month */
   today?: string;
   profiles?: Profile[];
+  /** also scan the stamps in references/*.md (as platform "references/<name>"); ignored with `platform` */
+  references?: boolean;
 }
 
 /**
@@ -109,7 +128,7 @@ export function scanStaleness(opts: ScanOptions = {}): StalenessReport {
   if (!isMonthStamp(today)) throw new Error(`today must be YYYY-MM, got ${today}`);
   const all = opts.profiles ?? loadProfiles();
   const profiles = opts.platform ? all.filter((p) => p.name === opts.platform) : all;
-  const stamps = profiles.flatMap(profileStamps);
+  const stamps = [...profiles.flatMap(profileStamps), ...(opts.references && !opts.platform ? referenceStamps() : [])];
   const now = monthIndex(today);
   let newest: string | null = null;
   for (const s of stamps) if (!newest || monthIndex(s.verified) > monthIndex(newest)) newest = s.verified;

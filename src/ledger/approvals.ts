@@ -1,5 +1,6 @@
 /**
- * Human approvals for request_teardown. An approval id is 128 random bits shown once to the caller;
+ * Human approvals for request_teardown, and for a park the box performs on its own when a sweep is safe
+ * (launch_queue on_done: "park"; bound to host + run + the park verb, see parkBinding). An approval id is 128 random bits shown once to the caller;
  * the ledger keeps only HMAC-SHA256(id) under a per-state-dir key (approval.key, 0600), so reading the
  * ledger does not reveal a usable id and a made-up id matches nothing. Records are single-use, expire,
  * and are bound to host + instance + action + the receipts' evidence hash (see src/guard/teardown.ts).
@@ -14,6 +15,10 @@ import { setting } from "../common/config.js";
 const DOC = "approvals";
 
 export interface ApprovalSummary {
+  /** what is approved: a teardown (default) or a park the box performs by itself later */
+  kind?: "teardown" | "park";
+  /** for a park: what keeps billing or ticking once parked (from the profile) */
+  still_ticking?: string[];
   platform: string;
   verb: string;
   irreversible: boolean;
@@ -131,6 +136,11 @@ export async function consumeApproval(ledger: Ledger, id: string, now = Date.now
     }),
   }));
   return ok;
+}
+
+/** A park approval is bound to this host, this run and this action (the park verb); instance as known. */
+export function parkBinding(host: string, runId: string, verb: string, instanceId = ""): ApprovalBinding {
+  return { host, instance_id: instanceId, action: `park: ${verb}`, evidence_hash: `run:${runId}` };
 }
 
 export function listApprovals(ledger: Ledger): ApprovalRecord[] {

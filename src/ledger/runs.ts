@@ -18,6 +18,8 @@ export interface RunCell {
   output_dir: string;
   /** sha256 (hex, 16) of command + env, to tell a changed cell from a resumed one */
   spec_sha?: string;
+  /** the cell's command (first 2,000 characters), for the pull manifest */
+  command?: string;
 }
 
 export interface RunRecord {

@@ -7,7 +7,7 @@
  */
 import { warning } from "../common/result.js";
 import { safeId } from "./cli.js";
-import { pollSettings, pollUntilGone, type GoneCheck } from "./poll.js";
+import { pollSettings, pollUntilGone, timedOutOutcome, type GoneCheck } from "./poll.js";
 import type { MeterStopOutcome, MeterStopTarget, ProviderAdapter, ProviderDeps } from "./types.js";
 import { setting } from "../common/config.js";
 
@@ -81,10 +81,7 @@ export const lambda: ProviderAdapter = {
     };
     const recheck = await pollUntilGone(look, deps.poll ?? pollSettings(deps.env));
     const nfs = warning("LAM_NFS_BILLS", "info", "An attached Lambda filesystem is not deleted by terminate and keeps billing until you delete it yourself.");
-    if (hung) {
-      if (recheck.gone !== true) return { status: "failed", performed, detail: `terminate: ${hung}, and the instance is not confirmed terminating (${recheck.detail})`, recheck, steps: t.meter_stop.manual_steps, warnings: [] };
-      return { status: "done", performed, detail: `terminate: ${hung}, but the instance is terminating`, recheck, warnings: [warning("STOP_CALL_TIMED_OUT", "info", `Lambda's terminate did not answer in time; instance ${id} reads as terminating, so it landed.`), nfs] };
-    }
+    if (hung) return timedOutOutcome(performed, recheck, "Lambda's terminate", { steps: t.meter_stop.manual_steps, warnings: [nfs] });
     return {
       status: "done",
       performed,

@@ -7,6 +7,8 @@
  * ran out) or null (the provider could not be asked).
  */
 import { setting } from "../common/config.js";
+import { warning } from "../common/result.js";
+import type { MeterStopOutcome } from "./types.js";
 
 export interface PollSettings {
   /** total budget for the post-stop check, polls and waits together */
@@ -22,7 +24,6 @@ export interface PollResult extends GoneCheck {
   polls: number;
   waited_s: number;
 }
-
 
 export function pollSettings(env: NodeJS.ProcessEnv = process.env): PollSettings {
   const totalMs = setting("RGT_TEARDOWN_POLL_S", env) * 1000;
@@ -49,4 +50,16 @@ export async function pollUntilGone(check: (budgetMs: number) => Promise<GoneChe
   }
   const waited_s = Math.round((Date.now() - t0) / 100) / 10;
   return { ...r, detail: polls > 1 ? `${r.detail} (after ${polls} polls over ${waited_s} s)` : r.detail, polls, waited_s };
+}
+
+/**
+ * A stop call that ran past its bound may still have landed: it is done only when the re-check saw the
+ * instance gone (with STOP_CALL_TIMED_OUT saying so), else failed with what the re-check saw. Never a blind retry.
+ */
+export function timedOutOutcome(performed: string, recheck: PollResult, what: string, extra: { steps?: string[]; warnings?: MeterStopOutcome["warnings"] } = {}): MeterStopOutcome {
+  const warnings = extra.warnings ?? [];
+  if (recheck.gone === true) {
+    return { status: "done", performed, detail: `${what} timed out, but the re-check shows it gone`, recheck, warnings: [warning("STOP_CALL_TIMED_OUT", "info", `${what} did not answer within the bound; the re-check shows it took effect.`), ...warnings] };
+  }
+  return { status: "failed", performed, detail: `${what} timed out and the instance is not confirmed gone (${recheck.detail})`, recheck, ...(extra.steps ? { steps: extra.steps } : {}), warnings };
 }

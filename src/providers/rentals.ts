@@ -10,7 +10,7 @@
  */
 import { warning } from "../common/result.js";
 import { runCli, safeId } from "./cli.js";
-import { pollSettings, pollUntilGone, type GoneCheck } from "./poll.js";
+import { pollSettings, pollUntilGone, timedOutOutcome, type GoneCheck } from "./poll.js";
 import type { MeterStopOutcome, MeterStopTarget, ProviderAdapter, ProviderDeps } from "./types.js";
 
 /** The line of a listing that names `id` as a whole word (its first column or any other), if any. */
@@ -51,12 +51,7 @@ function cliAdapter(name: string, bin: string, stopArgs: (id: string) => string[
         return { gone: !line, detail: line ? `${what} still lists it: ${line.trim().slice(0, 160)}` : `${what} no longer lists ${id}` };
       };
       const recheck = await pollUntilGone(look, deps.poll ?? pollSettings(deps.env));
-      if (r.timedOut) {
-        if (recheck.gone !== true) {
-          return { status: "failed", performed: argv.join(" "), detail: `${bin} timed out after ${Math.round(deps.timeoutMs / 1000)} s and the instance is not confirmed gone (${recheck.detail})`, recheck, steps: t.meter_stop.manual_steps, warnings: [] };
-        }
-        return { status: "done", performed: argv.join(" "), detail: `${bin} timed out, but the instance is gone`, recheck, warnings: [warning("STOP_CALL_TIMED_OUT", "info", `${bin} did not answer within the bound; the listing shows instance ${id} gone, so the stop landed.`)] };
-      }
+      if (r.timedOut) return timedOutOutcome(argv.join(" "), recheck, bin, { steps: t.meter_stop.manual_steps });
       const warnings = recheck.gone === true ? [] : [warning("METER_RECHECK", "warn", recheck.gone === false
         ? `${name} accepted the stop but still lists instance ${id} after ${recheck.waited_s} s of polling; check the console.`
         : `${name} accepted the stop, but listing the instances afterwards failed, so it is unconfirmed; check the console.`)];

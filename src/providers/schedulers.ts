@@ -1,14 +1,15 @@
 /**
  * Schedulers: Slurm (scancel of OUR runs' job ids only, run on the login box over the pooled ssh
- * connection) and Kubernetes (`kubectl delete job` from this machine, then the reminder that deleting a
+ * connection by scripts/slurm_jobs.sh) and Kubernetes (`kubectl delete job` from this machine, then the reminder that deleting a
  * Job does not shrink the node pool that bills).
  */
 import { warning } from "../common/result.js";
 import { runCli } from "./cli.js";
-import { pollSettings, pollUntilGone, type GoneCheck } from "./poll.js";
+import { pollSettings, pollUntilGone, timedOutOutcome, type GoneCheck } from "./poll.js";
 import type { MeterStopOutcome, MeterStopTarget, ProviderAdapter, ProviderDeps } from "./types.js";
 
 const JOB_ID = /^\d+(_\d+)?$/;
+
 
 export const slurm: ProviderAdapter = {
   name: "slurm",
@@ -23,7 +24,7 @@ export const slurm: ProviderAdapter = {
     const ids = t.slurm_job_ids.filter((j) => JOB_ID.test(j));
     if (ids.length === 0) return { status: "done", performed: "none", detail: "no Slurm job of ours recorded for this host", warnings: [] };
     const queued = async (): Promise<string[]> => {
-      const q = await deps.remote.exec(t.host, `squeue -h -o %i -j ${ids.join(",")} 2>/dev/null || true`, { timeoutMs: deps.timeoutMs, maxOutputBytes: 65_536 });
+      const q = await deps.remote.runScript(t.host, "slurm_jobs.sh", ["queued", ...ids], { timeoutMs: deps.timeoutMs, maxOutputBytes: 65_536 });
       return q.stdout.split(/\s+/).filter(Boolean);
     };
     // only what is still queued or running needs cancelling; finished jobs are left alone
@@ -32,13 +33,15 @@ export const slurm: ProviderAdapter = {
       return { status: "done", performed: "none", detail: `none of our jobs (${ids.join(" ")}) is still queued or running`, recheck: { gone: true, detail: "squeue lists none of them" }, warnings: [] };
     }
     const cmd = `scancel ${ids.join(" ")}`;
-    const r = await deps.remote.exec(t.host, cmd, { timeoutMs: deps.timeoutMs, maxOutputBytes: 16_384 });
-    if (r.exitCode !== 0) return { status: "failed", performed: cmd, detail: `exit ${r.exitCode}: ${r.stderr.slice(-300)}`, warnings: [] };
+    const r = await deps.remote.runScript(t.host, "slurm_jobs.sh", ["cancel", ...ids], { timeoutMs: deps.timeoutMs, maxOutputBytes: 16_384 });
+    if (!r.timedOut && r.exitCode !== 0) return { status: "failed", performed: cmd, detail: `exit ${r.exitCode}: ${r.stderr.slice(-300)}`, warnings: [] };
     const look = async (): Promise<GoneCheck> => {
       const left = await queued();
       return { gone: left.length === 0, detail: left.length ? `still queued: ${left.slice(0, 8).join(" ")}` : "squeue lists none of them" };
     };
     const recheck = await pollUntilGone(look, deps.poll ?? { ...pollSettings(deps.env), baseMs: 500 });
+    // a scancel that hung is judged by squeue, not retried
+    if (r.timedOut) return timedOutOutcome(cmd, recheck, "scancel");
     return {
       status: "done",
       performed: cmd,
@@ -62,8 +65,8 @@ export const kubernetes: ProviderAdapter = {
     const argv = ["kubectl", "delete", "job", name, "-n", namespace];
     const r = await runCli(argv, deps.env, deps.timeoutMs);
     const pool = warning("K8S_NODE_POOL", "warn", "Deleting the Job frees its pods, but the GPU node pool does not scale down by itself unless an autoscaler does it; scale the pool to zero (or delete it) in the cloud console to stop that bill.");
-    if (r.notFound || r.timedOut || r.code !== 0) {
-      return { status: "failed", performed: argv.join(" "), detail: r.notFound ? "kubectl is not installed on this machine" : r.timedOut ? "kubectl timed out" : `exit ${r.code}: ${r.out}`, warnings: [pool] };
+    if (r.notFound || (!r.timedOut && r.code !== 0)) {
+      return { status: "failed", performed: argv.join(" "), detail: r.notFound ? "kubectl is not installed on this machine" : `exit ${r.code}: ${r.out}`, warnings: [pool] };
     }
     // only NotFound proves it gone; an unreachable API server proves nothing
     const look = async (budgetMs: number): Promise<GoneCheck> => {
@@ -72,12 +75,8 @@ export const kubernetes: ProviderAdapter = {
       if (/NotFound|not found/.test(g.out)) return { gone: true, detail: "kubectl get job: NotFound" };
       return { gone: null, detail: `kubectl get job: ${g.timedOut ? "timed out" : `exit ${g.code}: ${g.out.slice(0, 160)}`}` };
     };
-    return {
-      status: "done",
-      performed: argv.join(" "),
-      detail: r.out,
-      recheck: await pollUntilGone(look, deps.poll ?? pollSettings(deps.env)),
-      warnings: [pool],
-    };
+    const recheck = await pollUntilGone(look, deps.poll ?? pollSettings(deps.env));
+    if (r.timedOut) return timedOutOutcome(argv.join(" "), recheck, "kubectl delete", { warnings: [pool] });
+    return { status: "done", performed: argv.join(" "), detail: r.out, recheck, warnings: [pool] };
   },
 };

@@ -2,7 +2,6 @@
  * Opening one authenticated, host-key-checked ssh2 connection to a resolved host, optionally through a
  * ProxyJump chain (each hop is itself a pooled connection; the next hop rides on forwardOut).
  */
-import * as dns from "node:dns";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import type { Duplex } from "node:stream";
@@ -54,6 +53,8 @@ export interface DialOptions {
   onStage?: (stage: DialStage) => void;
   /** a line of platform knowledge for the diagnosis (e.g. "ports move on restart"), passed in from above */
   hint?: string;
+  /** given a reader of what the dial has seen so far (address, first bytes): a caller that stops waiting can diagnose */
+  onFacts?: (facts: () => ConnectFacts) => void;
 }
 
 /** The bound of one dial: the config's ConnectTimeout, cut to what is left of the caller's bound. */
@@ -68,14 +69,6 @@ export function withDiagnosis(e: RefusalError, facts: ConnectFacts): RefusalErro
   return e;
 }
 
-function lookupBounded(host: string, ms: number): Promise<string> {
-  if (net.isIP(host)) return Promise.resolve(host);
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(Object.assign(new Error("DNS lookup timed out"), { code: "ETIMEOUT" })), ms);
-    dns.lookup(host, (err, address) => { clearTimeout(t); if (err) reject(err); else resolve(address); });
-  });
-}
-
 /**
  * Connect and authenticate, every stage (DNS, TCP, banner, key exchange, auth) inside one bound. Throws
  * RefusalError with UNREACHABLE / TIMEOUT (naming the stage that hung) / AUTH_FAILED / HOST_KEY_UNKNOWN /
@@ -85,7 +78,6 @@ export async function openConnection(h: ResolvedHost, sockOrOpts?: Duplex | Dial
   const o: DialOptions = sockOrOpts && typeof (sockOrOpts as Duplex).pipe === "function" ? { sock: sockOrOpts as Duplex } : (sockOrOpts as DialOptions) ?? {};
   const boundMs = dialBoundMs(h, o.deadline);
   const t0 = Date.now();
-  const where = `${h.hostname}:${h.port}`;
   const facts: ConnectFacts = { hostname: h.hostname, port: h.port, ...(o.hint ? { hint: o.hint } : {}) };
   const bound = () => (o.deadline !== undefined && o.deadline - t0 < h.connectTimeoutMs ? `the call's bound (${fmtS(boundMs)})` : `ConnectTimeout (${fmtS(boundMs)})`);
   let stage: DialStage = o.sock ? "SSH banner" : "DNS lookup";
@@ -93,18 +85,12 @@ export async function openConnection(h: ResolvedHost, sockOrOpts?: Duplex | Dial
   enter(stage);
   let sock = o.sock;
   if (!sock) {
-    let address: string;
-    try {
-      address = await lookupBounded(h.hostname, boundMs);
-    } catch (e) {
-      const code = (e as { code?: string }).code;
-      if (code === "ETIMEOUT") throw withDiagnosis(new RefusalError("TIMEOUT", `${where}: the DNS lookup of ${h.hostname} got no answer within ${bound()}`, "Check this machine's DNS (a proxy tool's DNS may be hung), or use the box's IP address as HostName."), { ...facts, stage, outcome: "timeout" });
-      throw withDiagnosis(new RefusalError("UNREACHABLE", `cannot resolve ${h.hostname}: ${code ?? (e as Error).message}`, "Check the HostName in your ssh config (ssh -G <alias>) and this machine's DNS."), { ...facts, stage, outcome: "dns" });
-    }
-    facts.address = address;
-    enter("TCP connect");
-    sock = net.connect({ host: address, port: h.port });
-    (sock as net.Socket).once("connect", () => enter("SSH banner"));
+    // net resolves the name and races IPv6/IPv4 (autoSelectFamily); its events mark the stages
+    const ns = net.connect({ host: h.hostname, port: h.port, autoSelectFamily: true });
+    ns.once("lookup", (err, address) => { if (!err && typeof address === "string") { facts.address = address; enter("TCP connect"); } });
+    ns.once("connect", () => { if (ns.remoteAddress) facts.address = ns.remoteAddress; enter("SSH banner"); });
+    if (net.isIP(h.hostname)) { facts.address = h.hostname; enter("TCP connect"); }
+    sock = ns;
   }
   // the first bytes the port sends say what is behind it (an SSH banner, HTTP, TLS, nothing)
   const first: Buffer[] = [];
@@ -112,12 +98,9 @@ export async function openConnection(h: ResolvedHost, sockOrOpts?: Duplex | Dial
   const grab = (b: Buffer) => { if (firstLen < 256) { first.push(b); firstLen += b.length; } else sock!.off("data", grab); };
   sock.on("data", grab);
   const left = Math.max(1, boundMs - (Date.now() - t0));
-  return dial(h, sock, left, {
-    stage: () => stage,
-    enter,
-    facts: () => ({ ...facts, stage, ...(firstLen ? { firstBytes: Buffer.concat(first) } : {}) }),
-    bound,
-  });
+  const seen = (): ConnectFacts => ({ ...facts, stage, ...(firstLen ? { firstBytes: Buffer.concat(first) } : {}) });
+  o.onFacts?.(seen);
+  return dial(h, sock, left, { stage: () => stage, enter, facts: seen, bound });
 }
 
 function fmtS(ms: number): string {
@@ -159,8 +142,10 @@ function dial(h: ResolvedHost, sock: Duplex, boundMs: number, track: DialTrack):
     // One timer for the whole dial: ssh2's readyTimeout is only a back-stop behind it.
     const timer = setTimeout(() => {
       const s = track.stage();
-      const what = s === "TCP connect" ? "the TCP connection got no answer" : s === "SSH banner" ? "the port accepted TCP but sent no SSH banner" : s === "key exchange" ? "the SSH key exchange stalled" : "authentication got no answer";
-      done(withDiagnosis(new RefusalError("TIMEOUT", `${where}: ${what} within ${track.bound()} (stage: ${s})`, s === "TCP connect"
+      const what = s === "DNS lookup" ? `the DNS lookup of ${h.hostname} got no answer` : s === "TCP connect" ? "the TCP connection got no answer" : s === "SSH banner" ? "the port accepted TCP but sent no SSH banner" : s === "key exchange" ? "the SSH key exchange stalled" : "authentication got no answer";
+      done(withDiagnosis(new RefusalError("TIMEOUT", `${where}: ${what} within ${track.bound()} (stage: ${s})`, s === "DNS lookup"
+        ? "Check this machine's DNS (a proxy tool's DNS may hang), or put the box's IP address in HostName."
+        : s === "TCP connect"
         ? "Check that the box is running and the port is current (rentals change ports on restart); a firewall may drop the packets."
         : "The box's sshd is not answering (frozen or overloaded box), or something between is capturing the connection; retry later, check the box in its console, run `rgt doctor <host>`."), { ...track.facts(), outcome: "timeout" }));
     }, boundMs);
@@ -230,6 +215,9 @@ function dial(h: ResolvedHost, sock: Duplex, boundMs: number, track: DialTrack):
       if (err.level === "client-timeout" && /keepalive/i.test(msg)) return; // only after ready; the pool sees it
       const code = err.code ? ` (${err.code})` : "";
       const f = track.facts();
+      if (err.code === "ENOTFOUND" || err.code === "EAI_AGAIN" || err.code === "EAI_NONAME") {
+        return done(withDiagnosis(new RefusalError("UNREACHABLE", `cannot resolve ${h.hostname} (${err.code})`, "Check the HostName in your ssh config (ssh -G <alias>) and this machine's DNS."), { ...f, outcome: "dns" }));
+      }
       if (err.code === "ECONNREFUSED") {
         return done(withDiagnosis(new RefusalError("UNREACHABLE", `${where} refused the connection: nothing listens on that port`, "Check that the box is running and the port in your ssh config is current (rentals often change the port after a restart)."), { ...f, outcome: "refused" }));
       }

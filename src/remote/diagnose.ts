@@ -111,6 +111,18 @@ export function tunFromRouteGet(text: string): string | undefined {
   return m && TUN_IFACE.test(m[1]) ? m[1] : undefined;
 }
 
+/**
+ * From Windows `route print -4 0.0.0.0`: a default route whose interface address sits in the fake-IP range is a
+ * proxy tool's TUN adapter (Clash/Mihomo and sing-box give theirs an address there); the route with the lowest
+ * metric wins, as Windows picks it.
+ */
+export function tunFromWindowsRoutePrint(text: string): string | undefined {
+  const rows = text.split(/\r?\n/).map((l) => l.trim().split(/\s+/)).filter((f) => f.length === 5 && f[0] === "0.0.0.0" && f[1] === "0.0.0.0" && net.isIPv4(f[3]));
+  rows.sort((a, b) => Number(a[4]) - Number(b[4]));
+  const best = rows[0];
+  return best && classifyAddress(best[3]).kind === "fake-ip" ? `the adapter ${best[3]}` : undefined;
+}
+
 export type BannerKind = "ssh" | "http" | "tls" | "other" | "none";
 
 /** What the first bytes a port sent are. */
@@ -131,9 +143,9 @@ export function classifyBanner(first: Buffer | string | undefined): { kind: Bann
 export function readTunRoute(): string | undefined {
   try {
     if (process.platform === "linux") return tunDefaultRoute(fs.readFileSync("/proc/net/route", "utf8"));
-    if (process.platform === "darwin") {
-      return tunFromRouteGet(execFileSync("route", ["-n", "get", "default"], { encoding: "utf8", timeout: 1500, stdio: ["ignore", "pipe", "ignore"] }));
-    }
+    const run = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: "utf8", timeout: 1500, stdio: ["ignore", "pipe", "ignore"], windowsHide: true });
+    if (process.platform === "darwin") return tunFromRouteGet(run("route", ["-n", "get", "default"]));
+    if (process.platform === "win32") return tunFromWindowsRoutePrint(run("route", ["print", "-4", "0.0.0.0"]));
   } catch { /* no route table to read */ }
   return undefined;
 }

@@ -61,9 +61,18 @@ export class CappedBuffer {
     }
   }
   toString(): string {
-    const h = Buffer.concat(this.head).toString("utf8");
-    const t = Buffer.concat(this.tail).toString("utf8");
-    return this.truncated ? `${h}\n…[output truncated]…\n${t}` : h + t;
+    let h = Buffer.concat(this.head).toString("utf8");
+    let t = Buffer.concat(this.tail).toString("utf8");
+    if (!this.truncated) return h + t;
+    const hl = h.lastIndexOf("\n");
+    if (hl >= 0 && h.length - hl < 64 * 1024) h = h.slice(0, hl);
+    else { const ws = Math.max(h.lastIndexOf(" "), h.lastIndexOf("\t")); h = ws >= 0 ? h.slice(0, ws) : ""; }
+    // the kept tail starts mid-stream: drop its partial first line (or word), so no credential that
+    // straddles the dropped middle comes back in part before redaction sees it
+    const nl = t.indexOf("\n");
+    const sp = t.search(/\s/);
+    t = nl >= 0 && nl < 64 * 1024 ? t.slice(nl + 1) : sp >= 0 ? t.slice(sp + 1) : "";
+    return `${h}\n…[output truncated]…\n${t}`;
   }
 }
 

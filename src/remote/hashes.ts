@@ -37,6 +37,8 @@ export interface RemoteHashTree {
   badNames: string[];
   /** requested paths that are not regular files on the box */
   missing: string[];
+  /** the text of <root>.rgt-manifest.json beside the root, when the box has one (see src/transfer/manifest.ts) */
+  siblingManifest?: string;
 }
 
 const UTF8 = new TextDecoder("utf-8", { fatal: true });
@@ -54,7 +56,7 @@ export function escapeBytes(b: Buffer): string {
 }
 
 const MARK = Buffer.from("RGT-HASH-1\0", "latin1");
-const FIELDS: Record<string, number> = { R: 4, F: 3, L: 2, O: 2, E: 1, M: 1, D: 1 };
+const FIELDS: Record<string, number> = { R: 4, F: 3, L: 2, O: 2, E: 1, M: 1, S: 1, D: 1 };
 
 /** Parse hash_tree.sh output. Throws when the closing D record is absent (output cut short) or a record is malformed. */
 export function parseHashTree(stdout: Buffer): RemoteHashTree {
@@ -96,6 +98,7 @@ export function parseHashTree(stdout: Buffer): RemoteHashTree {
       case "O": { const p = name(f[1]); if (p !== null) out.others.push({ path: p, type: s(0) }); break; }
       case "E": { const p = name(f[0]); if (p !== null) out.unreadable.push(p); break; }
       case "M": { const p = name(f[0]); if (p !== null) out.missing.push(p); break; }
+      case "S": out.siblingManifest = f[0].toString("utf8"); break;
       case "D": done = true; break;
     }
     if (done) break; // whatever follows (a logout script's chatter) is not ours

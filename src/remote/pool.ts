@@ -13,6 +13,7 @@ import { quote } from "shell-quote";
 import { packageRoot, sshConfigFile } from "../common/config.js";
 import { RefusalError, refuse } from "../common/result.js";
 import { forwardThrough, openConnection, withDiagnosis, type DialOptions } from "./connect.js";
+import type { ConnectFacts } from "./diagnose.js";
 import { CHANNEL_OPEN_MS, ChannelTimeoutError, ConnectionLostError, execOn } from "./exec.js";
 import { parseHostSpec, resolveHost, sshBinary } from "./resolve.js";
 import type { ExecOptions, ExecResult, Remote, ResolvedHost, SftpSession } from "./types.js";
@@ -31,6 +32,8 @@ interface PoolEntry {
   via?: string;
   /** the stage the dial in progress is in (named when a caller's bound ends during it) */
   stage?: string;
+  /** what the dial in progress has seen (address, first bytes), for the diagnosis of a caller that stops waiting */
+  dialFacts?: () => ConnectFacts;
   /** the host stopped answering on an open connection (a channel open or a kill that hung): when and how */
   stalled?: { at: number; what: string };
 }
@@ -106,6 +109,8 @@ export class SshRemote implements Remote {
   private readonly scriptsDir: string;
   private reaper?: NodeJS.Timeout;
   private scriptCache = new Map<string, string>();
+  /** bumped by close(): a dial that finishes afterwards ends its connection instead of pooling it */
+  private generation = 0;
   private readonly hint?: (host: string) => string | undefined;
 
   constructor(opts: SshRemoteOptions = {}) {
@@ -146,10 +151,14 @@ export class SshRemote implements Remote {
     if (!entry.connecting) {
       const e = entry;
       e.stage = undefined;
+      e.dialFacts = undefined;
+      const gen = this.generation;
       e.connecting = this.dial(h, e).then(
         (c) => {
-          e.client = c;
           e.connecting = undefined;
+          // close() ran while this dial was in flight: the pool it belonged to is gone
+          if (gen !== this.generation) { c.end(); throw new RefusalError("UNREACHABLE", `${spec}: the connection pool was closed during the dial`, "Retry."); }
+          e.client = c;
           e.stalled = undefined;
           const drop = () => { if (e.client === c) e.client = undefined; };
           c.on("close", drop);
@@ -171,7 +180,7 @@ export class SshRemote implements Remote {
       const stalled = e.stalled ? ` (it stopped answering ${secs(Date.now() - e.stalled.at)} ago: ${e.stalled.what})` : "";
       return withDiagnosis(new RefusalError("TIMEOUT", `${spec}: no answer within the call's bound (${secs(deadline - t0)}); the connection was still in the ${stage} stage${stalled}`,
         "The box's sshd is not answering (frozen or overloaded box, or something on the path holds the connection). Retry later; check the box in its console; `rgt doctor <host>` walks the path."),
-      { hostname: h.hostname, port: h.port, stage, outcome: "timeout", ...(this.hintFor(spec) ? { hint: this.hintFor(spec) } : {}) });
+      { ...(e.dialFacts?.() ?? { hostname: h.hostname, port: h.port }), stage, outcome: "timeout", ...(this.hintFor(spec) ? { hint: this.hintFor(spec) } : {}) });
     });
     this.startReaper();
     return { client, entry };
@@ -179,8 +188,9 @@ export class SshRemote implements Remote {
 
   private async dial(h: ResolvedHost, entry: PoolEntry): Promise<Client> {
     const onStage = (s: string) => { entry.stage = s; };
+    const onFacts = (f: () => ConnectFacts) => { entry.dialFacts = f; };
     const hint = this.hintFor(h.spec);
-    const opts = { onStage, ...(hint ? { hint } : {}) };
+    const opts = { onStage, onFacts, ...(hint ? { hint } : {}) };
     if (h.proxyCommand) return this.dialViaCommand(h, opts);
     if (!h.proxyJump) return (await openConnection(h, opts)).client;
     // ProxyJump a,b,c: a is dialled (pooled, with its own config), each later hop rides on the previous one.
@@ -296,12 +306,8 @@ export class SshRemote implements Remote {
 
   /** Run fn on a pooled connection within deadline; a connection found dead is replaced and the call retried once. */
   private async withClient<T>(host: string, deadline: number, fn: (c: Client) => Promise<T>): Promise<T> {
-    let note = "";
     for (let attempt = 0; ; attempt++) {
-      const { client, entry } = await this.connection(host, deadline).catch((e) => {
-        if (note && e instanceof RefusalError) e.refusal.reason = `${note}; then ${e.refusal.reason}`.slice(0, 600);
-        throw e;
-      });
+      const { client, entry } = await this.connection(host, deadline);
       if (!(await this.acquire(entry, client, deadline))) { attempt--; continue; }
       entry.lastUsed = Date.now();
       try {
@@ -309,12 +315,12 @@ export class SshRemote implements Remote {
       } catch (e) {
         if (e instanceof RefusalError) throw e;
         if (e instanceof ChannelTimeoutError) {
-          const opened = `the pooled connection to ${host} stopped answering: ${e.what} got no reply within ${secs(e.ms)}`;
+          // Not retried inside this call: a box that is merely slow may still start the command late, and a
+          // second try could run it twice. The connection is dropped, so the next call dials afresh.
           this.markStalled(entry, client, `${e.what} hung`);
-          // the command never started: a fresh connection may go through, if the bound leaves time for one
-          if (attempt === 0 && deadline - Date.now() > 2000) { note = `${opened} (connection dropped)`; continue; }
-          throw withDiagnosis(new RefusalError("TIMEOUT", `${opened} (stage: channel open); the connection is dropped, the next call dials afresh`, "The box's sshd froze or the box is overloaded; nothing ran. Retry later, or check the box in its console."),
-            { hostname: entry.host.hostname, port: entry.host.port, stage: "channel open", ...(this.hintFor(host) ? { hint: this.hintFor(host) } : {}) });
+          throw withDiagnosis(new RefusalError("TIMEOUT", `the pooled connection to ${host} stopped answering: ${e.what} got no reply within ${secs(e.ms)} (stage: channel open); the connection is dropped, the next call dials afresh`,
+            "The box's sshd froze or the box is overloaded; the box never confirmed the session, so the command most likely did not start. Retry later, or check the box in its console."),
+          { hostname: entry.host.hostname, port: entry.host.port, stage: "channel open", outcome: "timeout", ...(this.hintFor(host) ? { hint: this.hintFor(host) } : {}) });
         }
         const msg = (e as Error).message ?? "";
         // The box said no to one more channel (MaxSessions, a busy sshd): the connection itself is fine and
@@ -426,6 +432,7 @@ export class SshRemote implements Remote {
   }
 
   async close(): Promise<void> {
+    this.generation++;
     if (this.reaper) { clearInterval(this.reaper); this.reaper = undefined; }
     for (const e of this.pool.values()) e.client?.end();
     this.pool.clear();

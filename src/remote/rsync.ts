@@ -344,13 +344,19 @@ export function parseRsyncVersion(text: string): RsyncFlavour {
   return { flavour: "rsync", version, usable: true };
 }
 
-let localRsync: RsyncFlavour | undefined;
+/** what `rsync --version` on this PATH said (cached per PATH: a test or a user may put another rsync first) */
+const localRsync = new Map<string, RsyncFlavour>();
 export function localRsyncFlavour(): RsyncFlavour {
-  if (localRsync) return localRsync;
-  if (!onPath("rsync")) return (localRsync = { flavour: "absent", version: "", usable: false, why: "rsync is not installed on this machine" });
-  const r = spawnSync("rsync", ["--version"], { encoding: "utf8", timeout: 10_000 });
-  localRsync = r.error ? { flavour: "unknown", version: "", usable: false, why: `rsync --version failed: ${r.error.message}` } : parseRsyncVersion(`${r.stdout}\n${r.stderr}`);
-  return localRsync;
+  const key = process.env.PATH ?? "";
+  let f = localRsync.get(key);
+  if (f) return f;
+  if (!onPath("rsync")) f = { flavour: "absent", version: "", usable: false, why: "rsync is not installed on this machine" };
+  else {
+    const r = spawnSync("rsync", ["--version"], { encoding: "utf8", timeout: 10_000 });
+    f = r.error ? { flavour: "unknown", version: "", usable: false, why: `rsync --version failed: ${r.error.message}` } : parseRsyncVersion(`${r.stdout}\n${r.stderr}`);
+  }
+  localRsync.set(key, f);
+  return f;
 }
 
 /** A local rsync that understands every flag this project passes. */

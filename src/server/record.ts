@@ -10,6 +10,8 @@ import { idleWarnings, markClocksShown, meterView, touchHosts } from "../ledger/
 import type { Ledger } from "../ledger/store.js";
 import { hostInfo, ownSlurmJobIds, protectedPathsFor, runsOnHost } from "../ledger/hostinfo.js";
 import type { GuardInputContext } from "../guard/inputs.js";
+import { clearParkReady, parkReadyHosts, parkReadyWarning } from "../ledger/parks.js";
+import { pushedFileLookup } from "../transfer/provenance.js";
 import type { HandlerResult, ToolContext, ToolDef } from "./tool.js";
 
 function named(args: Record<string, unknown>): string[] {
@@ -33,7 +35,8 @@ export function guardContextFor(ledger: Ledger, args: Record<string, unknown>): 
   if (!host) return undefined;
   try {
     const runs = runsOnHost(ledger, host);
-    return { protectedPaths: protectedPathsFor(hostInfo(ledger, host), runs), ownJobIds: ownSlurmJobIds(runs) };
+    const pushedFile = pushedFileLookup(ledger, host);
+    return { protectedPaths: protectedPathsFor(hostInfo(ledger, host), runs), ownJobIds: ownSlurmJobIds(runs), ...(pushedFile ? { pushedFile } : {}) };
   } catch {
     return undefined;
   }
@@ -49,6 +52,16 @@ export async function recordMeter(def: ToolDef, args: Record<string, unknown>, r
     return { host, firstSeen };
   });
   const meters = await touchHosts(ctx.ledger, seen, { activity });
+  // a box that is safe to park but that nobody parked (PARK_READY) carries its idle cost in every result
+  // until work or a teardown takes it over
+  const ready = parkReadyHosts(ctx.ledger);
+  for (const host of hosts) {
+    if (!ready[host]) continue;
+    if ((def.name === "launch_queue" || def.name === "request_teardown") && result.ok) { await clearParkReady(ctx.ledger, host); continue; }
+    if (!Array.isArray(result.warnings)) result.warnings = [];
+    if (result.warnings.some((w) => w.code === "PARK_READY")) continue;
+    result.warnings.push(parkReadyWarning(host, ready[host].verb, meterView(host, meters[host], hostInfo(ctx.ledger, host).registry).cost_text));
+  }
   if (def.meter?.reportsItself) return;
   for (const host of hosts) {
     const m = meters[host];

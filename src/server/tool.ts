@@ -12,7 +12,8 @@
 import * as z from "zod";
 import type { ToolAnnotations } from "@modelcontextprotocol/sdk/types.js";
 import { RefusalError, type Warning, type Refusal } from "../common/result.js";
-import { redactDeep } from "../guard/redact.js";
+import { redactDeep, type Fingerprints } from "../guard/redact.js";
+import { loadFingerprints } from "../ledger/fingerprints.js";
 import { guardInputs } from "../guard/inputs.js";
 import type { Remote } from "../remote/types.js";
 import type { Ledger } from "../ledger/store.js";
@@ -154,6 +155,30 @@ async function act(def: ToolDef, args: Record<string, unknown>, ctx: ToolContext
   }
 }
 
+/** what push_secret delivered, as salted fingerprints, for exact-match redaction */
+function fingerprintsOf(ctx: ToolContext): Fingerprints | undefined {
+  try { return loadFingerprints(ctx.ledger); } catch { return undefined; }
+}
+
+/**
+ * The guard refuses what it cannot read (opaque) rather than guess. For remote_exec, when the client can
+ * ask its human (elicitation), the exact command is shown and may be run this once; nothing is
+ * remembered, and the seatbelt on the box still stands. Any other finding is never asked about.
+ */
+async function humanRunsOpaqueOnce(tool: string, args: Record<string, unknown>, refusal: Refusal, ctx: ToolContext): Promise<boolean> {
+  if (tool !== "remote_exec" || refusal.code !== "DESTROY_UNAPPROVED" || !ctx.elicit) return false;
+  const found = ((refusal as Refusal & { extra?: { destroys?: { kind: string }[] } }).extra?.destroys ?? []);
+  if (found.length === 0 || !found.every((d) => d.kind === "obfuscated")) return false;
+  const command = String(args.command ?? "");
+  if (command.length > 4000) return false;
+  const message =
+    `remote_exec wants to run, on ${String(args.host).slice(0, 100)}, a command whose effect the guard cannot read ` +
+    `(it is computed at run time):\n\n${command}\n\nRun exactly this, once? (Provider CLIs and power verbs stay blocked on the box.)`;
+  const schema = { type: "object", properties: { run_once: { type: "boolean", title: "Run this exact command once" } }, required: ["run_once"] };
+  const r = await ctx.elicit(message, schema, 120_000).catch(() => undefined);
+  return r?.action === "accept" && r.content?.run_once === true;
+}
+
 /** The pipeline. Every tool call — from the MCP server, the CLI or a test — goes through here. */
 export async function runTool(def: ToolDef, rawArgs: unknown, ctx: ToolContext): Promise<McpToolResult> {
   // 1. check inputs
@@ -164,12 +189,14 @@ export async function runTool(def: ToolDef, rawArgs: unknown, ctx: ToolContext):
     result = badInput(parsed.error);
   } else {
     args = parsed.data as Record<string, unknown>;
-    const refusal = guardInputs(def.name, args, guardContextFor(ctx.ledger, args));
+    let refusal = guardInputs(def.name, args, guardContextFor(ctx.ledger, args));
+    // an opaque remote_exec command may be run once when a human, shown the exact command, says so
+    if (refusal && (await humanRunsOpaqueOnce(def.name, args, refusal, ctx))) refusal = null;
     // 2. act
     result = refusal ? refusalResult(refusal) : await act(def, args, ctx);
   }
   // 3. redact, and bound what comes back of the inputs
-  result = redactDeep(result) as HandlerResult;
+  result = redactDeep(result, fingerprintsOf(ctx)) as HandlerResult;
   if (!result.ok) result = boundEchoes(result, rawArgs);
   // 4. record
   if (parsed.success && result.refused?.code !== "BAD_INPUT") {

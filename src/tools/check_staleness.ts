@@ -50,7 +50,8 @@ export const checkStaleness = defineTool({
     if (platform !== undefined && !names.includes(platform)) {
       refuse("BAD_INPUT", `platform: no profile named "${String(platform).slice(0, 40)}"`, `Use one of: ${names.join(", ")}; or omit platform to scan all.`);
     }
-    const r = scanStaleness({ platform, maxAgeMonths: max_age_months, today });
+    // without a platform, the shared references (references/*.md) are scanned too
+    const r = scanStaleness({ platform, maxAgeMonths: max_age_months, today, references: platform === undefined });
     const warnings: Warning[] = [];
     const billingStale = new Map<string, number>();
     for (const s of r.stale) if (s.billing) billingStale.set(s.platform, (billingStale.get(s.platform) ?? 0) + 1);

@@ -5,31 +5,32 @@
  */
 import * as z from "zod";
 import { refuse, warning, type Warning } from "../common/result.js";
+import { checkLaunchInput } from "../guard/launch_input.js";
 import { getProfile } from "../knowledge/profiles.js";
 import type { Profile } from "../knowledge/schema.js";
 import { hostInfo } from "../ledger/hostinfo.js";
 import { getRun, runIdFor, saveRun } from "../ledger/runs.js";
 import { defineTool } from "../server/tool.js";
 import { backendFor, chooseBackendName } from "../backends/index.js";
+import { armPark, pick } from "../backends/park.js";
 import type { LaunchRequest } from "../backends/types.js";
 import { hostText, nameText, pathText } from "./fields.js";
-
-const CELL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const RESERVED_ENV = new Set(["RGT_RUN_ID", "RGT_CELL", "RGT_OUTPUT_DIR", "RGT_STATE_DIR", "RGT_WORKDIR", "RGT_DURABLE_ROOT", "CUDA_VISIBLE_DEVICES"]);
 
 const CellInput = z.object({
   name: nameText(64),
   command: z.string().min(1).max(65_536),
   env: z.record(z.string().max(128), z.string().max(16_384)).optional(),
-  gpus: z.number().int().min(0).max(16).optional().describe("default 1"),
+  gpus: z.number().int().min(0).max(16).optional(),
+  min_free_gb: z.number().min(0).max(1e6).optional(),
+  min_free_inodes: z.number().int().min(0).max(1e12).optional(),
 });
+const Obj = z.record(z.string(), z.unknown()).optional();
 
 export const launchQueue = defineTool({
   name: "launch_queue",
   title: "Launch a detached, resumable queue",
   description:
-    "Start cells (one command each) detached on boxes (tmux, nohup, Slurm, k8s), one lane per free GPU, each with its own $RGT_OUTPUT_DIR. Same run_name resumes.",
+    "Start cells (one command each) detached on boxes (tmux, nohup, Slurm, k8s), a lane per free GPU, each with its own $RGT_OUTPUT_DIR. Same run_name resumes.",
   input: {
     host: hostText().optional(),
     hosts: z.array(hostText()).max(64).optional(),
@@ -41,19 +42,16 @@ export const launchQueue = defineTool({
     profile: nameText(64).optional(),
     durable_dir: z.string().max(4096).optional(),
     data_dir: z.string().max(4096).optional(),
-    scheduler: z
-      .object({
-        lanes: z.number().int().min(1).max(4096).optional(),
-        walltime: z.union([z.string().max(64), z.number()]).optional(),
-        partition: z.string().max(128).optional(),
-        signal_lead_s: z.number().int().min(0).max(86_400).optional(),
-        image: z.string().max(512).optional(),
-        namespace: z.string().max(253).optional(),
-        pvc: z.string().max(253).optional(),
-      })
-      .passthrough()
-      .optional()
-      .describe("Slurm/Kubernetes knobs"),
+    // the backends check each knob and name it (scheduler.lanes, …) when it is wrong
+    scheduler: z.record(z.string().max(32), z.unknown()).optional()
+      .describe("Slurm/k8s: lanes, walltime, partition, signal_lead_s, image, namespace, pvc"),
+    min_free_gb: z.number().min(0).max(1e6).optional().describe("free GB each cell needs first"),
+    min_free_inodes: z.number().int().min(0).max(1e12).optional(),
+    on_disk_low: z.enum(["skip", "wait"]).optional(),
+    disk_wait_s: z.number().int().min(0).max(86_400).optional(),
+    max_hours: z.number().positive().max(24 * 60).optional().describe("cap, enforced on the box"),
+    on_done: z.enum(["nothing", "park"]).optional().describe("park: reversible meter-stop once all is durable"),
+    park_approval_id: z.string().min(1).max(128).optional(),
   },
   output: {
     run_id: z.string().optional(),
@@ -65,6 +63,10 @@ export const launchQueue = defineTool({
     skipped_live: z.array(z.string()).optional(),
     first_log_line: z.string().optional(),
     backend: z.string().optional(),
+    network: Obj,
+    disk_gate: Obj,
+    max_hours: z.number().optional(),
+    park: Obj,
     elapsed_ms: z.number().optional(),
   },
   effect: "write",
@@ -76,23 +78,7 @@ export const launchQueue = defineTool({
     if (hosts.length === 0) refuse("BAD_INPUT", "host: give host or hosts", "Pass host: \"<ssh alias>\" or hosts: [\"a\", \"b\"].");
 
     // --- validate before anything reaches a box ---
-    const seen = new Set<string>();
-    args.cells.forEach((c, i) => {
-      if (!CELL_NAME.test(c.name)) refuse("BAD_INPUT", `cells[${i}].name: "${c.name.slice(0, 40)}" must be 1-64 of letters, digits, . _ - (starting with a letter or digit)`, "Rename the cell.");
-      if (seen.has(c.name)) refuse("BAD_INPUT", `cells[${i}].name: "${c.name}" appears twice`, "Cell names must be unique within a run.");
-      seen.add(c.name);
-      if (c.command.includes("\r")) refuse("CRLF_SCRIPT", `cells[${i}].command contains a carriage return (CRLF text)`, "Send the command with LF line endings only.");
-      if (c.command.includes("\0")) refuse("BAD_INPUT", `cells[${i}].command contains a NUL byte`, "Remove it.");
-      for (const [k, v] of Object.entries(c.env ?? {})) {
-        if (!ENV_NAME.test(k)) refuse("BAD_INPUT", `cells[${i}].env: "${k.slice(0, 40)}" is not a valid variable name`, "Use letters, digits and _, not starting with a digit.");
-        if (RESERVED_ENV.has(k)) refuse("BAD_INPUT", `cells[${i}].env.${k} is set by rgt for every cell`, "Drop it; rgt sets it (CUDA_VISIBLE_DEVICES comes from placement).");
-        if (v.includes("\0")) refuse("BAD_INPUT", `cells[${i}].env.${k} contains a NUL byte`, "Remove it.");
-      }
-    });
-    (args.expect ?? []).forEach((e, i) => {
-      if (e.startsWith("/") || e.split("/").includes("..") || /[\n\r\0]/.test(e)) refuse("BAD_INPUT", `expect[${i}]: "${e.slice(0, 60)}" must be a path relative to the cell's output dir`, "Use e.g. \"best.pth\" or \"ckpt/last.pt\".");
-    });
-    if (!/^(\/|~)/.test(args.workdir) || /[\n\r\0]/.test(args.workdir)) refuse("BAD_INPUT", `workdir: "${args.workdir.slice(0, 80)}" must be an absolute path (or start with ~/)`, "Pass the directory push_code wrote to.");
+    checkLaunchInput(args);
     // credentials and destroys in commands/env were refused by the input guard (src/guard/inputs.ts)
 
     // --- profile: explicit, else the host registry's, else what probe_env detected for the first host ---
@@ -118,7 +104,7 @@ export const launchQueue = defineTool({
       run_name: args.run_name,
       hosts,
       workdir: args.workdir,
-      cells: args.cells.map((c) => ({ name: c.name, command: c.command, env: c.env ?? {}, ...(c.gpus !== undefined ? { gpus: c.gpus } : {}) })),
+      cells: args.cells.map((c) => ({ ...c, env: c.env ?? {} })),
       expect: args.expect ?? existing?.expect ?? [],
       ...(profile ? { profile } : {}),
       ...(args.durable_dir !== undefined ? { durable_dir: args.durable_dir } : existing?.durable_dir ? { durable_dir: existing.durable_dir } : {}),
@@ -126,6 +112,8 @@ export const launchQueue = defineTool({
       ...(existing ? { existing } : {}),
       ...(args.scheduler ? { scheduler: args.scheduler as Record<string, unknown> } : {}),
     };
+    const park = args.on_done === "park" ? await armPark(ctx, { hosts, run_id: runId, profile, expect: req.expect, backend: backendName, durable_dir: req.durable_dir, data_dir: req.data_dir }, args.park_approval_id) : undefined;
+    req.while_run = { ...pick(args, ["min_free_gb", "min_free_inodes", "on_disk_low", "disk_wait_s", "max_hours"]), ...(park?.armed ? { park: park.armed } : {}) };
     await ctx.progress(0, 2, `launching ${args.cells.length} cell(s) on ${hosts.join(", ")}`);
     const out = await backend.launch({ remote: ctx.remote, ledger: ctx.ledger, signal: ctx.signal, log: ctx.log }, req);
     await saveRun(ctx.ledger, out.record);
@@ -144,7 +132,8 @@ export const launchQueue = defineTool({
       skipped_live: out.skipped_live,
       ...(out.first_log_line ? { first_log_line: out.first_log_line } : {}),
       ...(out.extra ?? {}),
-      warnings: [...warnings, ...out.warnings],
+      ...(park ? { park: park.view } : {}),
+      warnings: [...warnings, ...(park?.warnings ?? []), ...out.warnings],
       elapsed_ms: Date.now() - t0,
     };
   },

@@ -33,6 +33,7 @@ interface RawProbe {
   python: { path: string; version: string | null; torch: { version: string | null; cuda_build: string | null; cuda_available?: boolean;
     device_count?: number; method: string } | null; torch_error?: string } | null;
   markers: { paths: string[]; env: string[]; commands: string[]; env_values: Record<string, string>; evidence?: Record<string, boolean | null> };
+  pip_index?: boolean;
 }
 
 const pct = (used?: number | null, total?: number | null) => (used != null && total ? Math.round((used / total) * 1000) / 10 : null);
@@ -46,7 +47,7 @@ export const probeEnv = defineTool({
   name: "probe_env",
   title: "Probe a GPU box",
   description:
-    "Audit a GPU box in one round trip: GPUs, driver/CUDA, disks (bytes and inodes), memory, python/torch, tools, platform and its traps. Call first on a new box.",
+    "Audit a GPU box in one round trip: GPUs, CUDA, disks (bytes and inodes), memory, python/torch, tools, the platform and its traps. Call first on a new box.",
   input: {
     host: hostText(),
     profile: nameText(64).optional(),
@@ -231,6 +232,11 @@ export const probeEnv = defineTool({
       gpu_name: gpus[0]?.name,
       ...(Object.keys(instance_ids).length ? { instance_ids } : {}),
     });
+    // the box's own pip without the profile's mirror: said on first contact and on a deep probe (the
+    // steady-state answer stays small; launch_queue sets the mirrors for its cells either way)
+    if ((first || args.deep) && profile?.china_mirror_needed && profile.china_mirrors?.pip_index_url && raw.pip_index === false) {
+      warnings.push(warning("MIRRORS_MISSING", "info", "the box's pip has no index set (PyPI direct: slow here); launch_queue sets the profile's mirrors", "rgt://references/china-network"));
+    }
     // First sight of a host: the profile's conveniences and danger clocks, once. The clocks' full text is in
     // the profile resource; here they are named with their stamps so the agent can tell the user and cite them.
     const surface_to_user = first && profile

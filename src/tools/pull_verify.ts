@@ -13,7 +13,7 @@ export const pullVerify = defineTool({
   name: "pull_verify",
   title: "Pull artifacts and verify them (hash both ends, load-check)",
   description:
-    "Pull a dir or a run's outputs, resumably; hash both ends, load-check checkpoints, check the expect roster. A full match writes the receipt teardown needs.",
+    "Pull a dir or a run's outputs resumably; hash both ends, load-check checkpoints, check the roster. A full match writes the receipt teardown needs.",
   input: {
     host: hostText(),
     run_id: nameText().optional(),
@@ -37,6 +37,7 @@ export const pullVerify = defineTool({
     failed_units: z.array(z.string()).optional(),
     uncarriable: z.array(z.string()).optional(),
     links_total: z.number().optional(),
+    links_outside: z.array(z.string()).optional(),
     manifest_path: z.string().optional(),
     elapsed_ms: z.number().optional(),
   },

@@ -9,25 +9,22 @@ import * as z from "zod";
 import { quote } from "shell-quote";
 import { defineTool } from "../server/tool.js";
 import { refuse, warning, type Warning } from "../common/result.js";
+import { redactThenTail } from "../guard/redact.js";
 import { saveExecOutput } from "../ledger/execlog.js";
+import { loadFingerprints } from "../ledger/fingerprints.js";
+import { blockedLines, ensureSeatbelt, withSeatbelt } from "../backends/seatbelt.js";
 import { hostText, pathText } from "./fields.js";
 
 const STDOUT_TAIL = 1200;
 const STDERR_TAIL = 500;
 const CAPTURE_BYTES = 4 * 1024 * 1024;
 
-function tailOf(s: string, n: number): { text: string; cut: boolean } {
-  if (s.length <= n) return { text: s, cut: false };
-  const t = s.slice(-n);
-  const nl = t.indexOf("\n");
-  return { text: nl >= 0 && nl < 200 ? t.slice(nl + 1) : t, cut: true };
-}
 
 export const remoteExec = defineTool({
   name: "remote_exec",
   title: "Run one guarded command on a box",
   description:
-    "Run one short command on a box: exit code and output tails. Refuses credentials and destructive commands; long work belongs in launch_queue.",
+    "Run one short command on a box: exit code and output tails. Refuses credentials and destructive commands; long work goes to launch_queue.",
   input: {
     host: hostText(),
     command: z.string().min(1).max(65_536),
@@ -47,18 +44,33 @@ export const remoteExec = defineTool({
   async handler(args, ctx) {
     const { host, command } = args;
     const timeoutS = args.timeout_s ?? 60;
-    if (command.includes("\0")) refuse("BAD_INPUT", "command: contains a NUL byte", "Remove the NUL byte from command.");
-    const full = args.cwd ? `cd ${quote([args.cwd])} && ${command}` : command;
+    // the seatbelt: provider CLIs and power verbs resolve to the shims first (installed once per host)
+    const belted = await ensureSeatbelt(ctx.remote, host);
+    const line = args.cwd ? `cd ${quote([args.cwd])} && ${command}` : command;
+    const full = belted ? withSeatbelt(line) : line;
 
     // run, bounded (secrets and destroys were refused by the input guard before this point)
     const r = await ctx.remote.exec(host, full, { timeoutMs: timeoutS * 1000, maxOutputBytes: CAPTURE_BYTES, signal: ctx.signal });
-    const out = tailOf(r.stdout, STDOUT_TAIL);
-    const err = tailOf(r.stderr, STDERR_TAIL);
+    // redact the whole output, then cut: nothing that straddles the cut comes back in part
+    const fp = loadFingerprints(ctx.ledger);
+    const out = redactThenTail(r.stdout, STDOUT_TAIL, fp);
+    const err = redactThenTail(r.stderr, STDERR_TAIL, fp);
+    const blocked = blockedLines(r.stderr);
     const truncated = r.truncated || out.cut || err.cut;
     const warnings: Warning[] = [];
-    const fullOutput = truncated ? saveExecOutput(ctx.ledger, command, r.stdout, r.stderr) : undefined;
+    const fullOutput = truncated ? saveExecOutput(ctx.ledger, command, r.stdout, r.stderr, fp) : undefined;
     if (r.timedOut) {
       warnings.push(warning("TIMEOUT", "warn", `The command ran past ${timeoutS}s and was killed on the box with its process group. For long work use launch_queue.`));
+    }
+    if (!belted) warnings.push(warning("NO_SEATBELT", "warn", `the seatbelt shims could not be installed on ${host}; only the static guard stood between this command and a provider CLI`));
+    if (blocked.length) {
+      // a destroy the static guard could not see was stopped on the box by a shim
+      return {
+        ok: false,
+        refused: { code: "DESTROY_BLOCKED_ON_BOX", reason: `The seatbelt on ${host} stopped a destroy at run time: ${blocked[0]!.slice(0, 240)}`, remedy: "Nothing was destroyed. Ending or powering off a machine goes through request_teardown; stop a run with stop_run." },
+        summary: `A destroy was blocked on ${host} by the seatbelt.`,
+        exit_code: r.exitCode, stdout_tail: out.text, stderr_tail: err.text, truncated, elapsed_ms: r.elapsedMs, warnings,
+      };
     }
     return {
       ok: !r.timedOut && r.exitCode === 0,

@@ -12,6 +12,7 @@ import { matchRoster } from "../verify/roster.js";
 import { newReceiptId, saveReceipt, type Receipt } from "../ledger/receipts.js";
 import type { TransferContext, TransferResult } from "./context.js";
 import type { PullRequest, Source } from "./pull.js";
+import { buildManifest, writeManifest, type Manifest } from "./manifest.js";
 
 const LIST_CAP = 20;
 
@@ -22,6 +23,11 @@ export interface PulledSource {
   links: RemoteLink[];
   /** links leading out of the root: reported, not followed */
   outside: RemoteLink[];
+  /** the manifest an earlier pull of this same source left beside the local tree */
+  prior?: Manifest;
+  /** the manifest beside the tree on the box, and the sha256 of its text */
+  carried?: Manifest;
+  carriedSha?: string;
 }
 
 interface FileOut {
@@ -44,6 +50,8 @@ export interface PullState {
   bytesTotal: number;
   warnings: Warning[];
   t0: number;
+  hostKey?: string;
+  startedAt: string;
 }
 
 export async function judgePull(ctx: TransferContext, s: PullState): Promise<TransferResult> {
@@ -94,6 +102,7 @@ export async function judgePull(ctx: TransferContext, s: PullState): Promise<Tra
     files: listed,
     files_total: files.length,
     ...(links ? { links_total: links } : {}),
+    ...(trees.some((t) => t.outside.length) ? { links_outside: trees.flatMap((t) => t.outside.map((l) => `${prefix(t.src, l.path)} -> ${l.target}`)).slice(0, 20) } : {}),
     missing: [...missing, ...absent].slice(0, 50),
     mismatched: mismatched.slice(0, 50),
     bytes_transferred: s.bytesTransferred,
@@ -154,9 +163,15 @@ export async function judgePull(ctx: TransferContext, s: PullState): Promise<Tra
     ...(req.runId ? { cells: trees.map((t) => ({ name: t.src.cell, remote_dir: t.tree.root, local_dir: t.src.localDir })) } : {}),
   };
   await saveReceipt(ctx.ledger, receipt);
+  const manifestPaths = trees.map((t) => writeManifest(t.src.localDir, buildManifest({
+    ledger: ctx.ledger, receiptId: receipt.receipt_id, host: req.host, hostKey: s.hostKey, remoteDir: t.tree.root, runId: req.runId,
+      cell: t.src.cell || undefined,
+    files: t.tree.files, links: t.links, startedAt: s.startedAt, carried: t.carriedSha,
+  })));
   await ctx.progress(s.bytesTotal, s.bytesTotal, "verified");
   if (!rosterPaths.size && !(req.expect ?? []).length && !req.runId) {
     warnings.push(warning("NO_ROSTER", "info", "No expect roster given: the receipt proves these files arrived intact, not that every artifact the run should produce exists."));
   }
-  return { ok: true, receipt_id: receipt.receipt_id, manifest_sha256: receipt.manifest_sha256, ...base, elapsed_ms: Date.now() - s.t0, warnings };
+  return { ok: true, receipt_id: receipt.receipt_id, manifest_sha256: receipt.manifest_sha256, manifest_path: manifestPaths[0], ...base,
+    elapsed_ms: Date.now() - s.t0, warnings };
 }

@@ -102,17 +102,23 @@ async function rsyncWouldChange(remote: Remote, host: string, localDir: string, 
   });
 }
 
-/** The same question answered by hashes: the box hashes the files that exist there (one round trip), we hash ours. */
-async function hashesWouldChange(ctx: Ctx, host: string, localDir: string, remoteDir: string, files: { path: string; bytes: number;
-  link?: string }[]): Promise<string[]> {
+/**
+ * The files that exist on the box with other content than here, by hashes: the box hashes the ones it
+ * has (one round trip), we hash ours. `sameSize`: the sizes agree, so only the bytes tell (what SFTP's
+ * whole-second size + mtime check cannot see).
+ */
+export async function differingOnBox(ctx: Ctx, host: string, localDir: string, remoteDir: string, files: { path: string; bytes: number;
+  link?: string }[]): Promise<{ path: string; sameSize: boolean }[]> {
   const plain = files.filter((f) => f.link === undefined);
+  if (!plain.length) return [];
   const tree = await remoteHashTree(ctx.remote, host, remoteDir, plain.map((f) => f.path), { timeoutMs: 300_000, signal: ctx.signal });
   const there = new Map(tree.files.map((f) => [f.path, f]));
-  const out: string[] = [];
+  const out: { path: string; sameSize: boolean }[] = [];
   for (const f of plain) {
     const r = there.get(f.path);
     if (!r) continue; // not on the box yet: adding it changes nothing a run reads
-    if (r.bytes !== f.bytes || r.sha256 !== sha256FileSync(path.join(localDir, f.path))) out.push(f.path);
+    if (r.bytes !== f.bytes) out.push({ path: f.path, sameSize: false });
+    else if (r.sha256 !== sha256FileSync(path.join(localDir, f.path))) out.push({ path: f.path, sameSize: true });
   }
   return out;
 }
@@ -126,7 +132,7 @@ export async function changedUnder(
     const bytes = files.reduce((a, f) => a + f.bytes, 0);
     changed = await rsyncWouldChange(ctx.remote, host, localDir, remoteDir, files.map((f) => f.path), 120_000 + Math.ceil(bytes / 50_000));
   }
-  return changed ?? hashesWouldChange(ctx, host, localDir, remoteDir, files);
+  return changed ?? (await differingOnBox(ctx, host, localDir, remoteDir, files)).map((d) => d.path);
 }
 
 /**

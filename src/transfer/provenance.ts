@@ -2,6 +2,8 @@
  * What a push knew about the tree it sent: the git commit and whether the work tree was dirty, recorded
  * in the ledger per destination (pushes/<key>) so a later pull's manifest can say what code produced it.
  */
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import type { Ledger } from "../ledger/store.js";
@@ -47,4 +49,39 @@ export function pushFor(ledger: Ledger, hostKey: string, remoteDir: string): Pus
     if (r) return r;
   }
   return ledger.read<PushRecord | null>(keyOf(hostKey, "/"), null) ?? undefined;
+}
+
+const MAX_SCRIPT = 512 * 1024;
+
+/**
+ * For the input guard: the local text of a file of a tree pushed to `host` (by the name it was pushed
+ * under), by its absolute path on the box — the deepest recorded push that holds the path answers —
+ * or undefined (not from a push, not a regular file, too big, unreadable). Scripts a cell or
+ * remote_exec runs from the pushed tree are judged by what they say.
+ */
+export function pushedFileLookup(ledger: Ledger, host: string): ((remotePath: string) => string | undefined) | undefined {
+  let recs: PushRecord[] = [];
+  try {
+    const dir = path.join(ledger.dir, "pushes");
+    for (const f of fs.readdirSync(dir)) {
+      if (!f.endsWith(".json")) continue;
+      const r = ledger.read<PushRecord | null>(`pushes/${f.slice(0, -5)}`, null);
+      if (r && r.host === host && r.remote_dir && r.local_dir) recs.push(r);
+    }
+  } catch { return undefined; }
+  if (recs.length === 0) return undefined;
+  recs = recs.sort((a, b) => b.remote_dir.length - a.remote_dir.length);
+  return (remotePath) => {
+    const r = recs.find((x) => remotePath.startsWith(x.remote_dir.replace(/\/+$/, "") + "/"));
+    if (!r) return undefined;
+    const rel = remotePath.slice(r.remote_dir.replace(/\/+$/, "").length + 1);
+    if (rel.split("/").includes("..")) return undefined;
+    try {
+      const local = path.join(r.local_dir, rel);
+      const st = fs.statSync(local);
+      return st.isFile() && st.size <= MAX_SCRIPT ? fs.readFileSync(local, "utf8") : undefined;
+    } catch {
+      return undefined;
+    }
+  };
 }

@@ -13,6 +13,7 @@ import { rsyncMover, sftpMover, type MoveFile } from "./mover.js";
 import { throttled, type TransferContext, type TransferResult } from "./context.js";
 import { cleanDebris } from "./debris.js";
 import { judgePull, type PulledSource } from "./judge.js";
+import { checkManifest, manifestPathFor, parseManifest, readManifest, sha256Text } from "./manifest.js";
 
 export interface PullRequest {
   host: string;
@@ -84,6 +85,8 @@ export async function pull(ctx: TransferContext, req: PullRequest): Promise<Tran
     refuse("BAD_INPUT", `local_dir: cannot create ${req.localDir} (${(e as NodeJS.ErrnoException).code})`, "Pick a writable local directory.");
   }
   const sources = sourcesOf(ctx, req, localRoot);
+  const hostKey = await ctx.remote.resolve(req.host).then((h) => h.key, () => undefined);
+  const startedAt = new Date().toISOString();
   return withTransferLock([`pull:${fs.realpathSync(localRoot)}`], `pulling into ${localRoot}`, async (lock) => {
     // 1. the box lists and hashes its own files (one round trip per source)
     const trees: PulledSource[] = [];
@@ -92,10 +95,37 @@ export async function pull(ctx: TransferContext, req: PullRequest): Promise<Tran
       if (!tree.exists && src.fallbackRoot) tree = await remoteHashTree(ctx.remote, req.host, src.fallbackRoot, undefined, { signal: ctx.signal });
       const label = (p: string): string => (src.cell ? `${src.cell}/${p}` : p);
       refuseListing(req.host, tree, label);
-      trees.push({ src, tree, links: tree.links.filter((l) => linkInside(l.path, l.target)), outside: tree.links.filter((l) => !linkInside(l.path,
-        l.target)) });
+      // the manifest an earlier pull of this same source left beside the local tree
+      const prior = readManifest(manifestPathFor(src.localDir));
+      const same = prior && prior.source.remote_dir === tree.root
+        && (prior.source.host_key && hostKey ? prior.source.host_key === hostKey : prior.source.host === req.host);
+      const carried = tree.siblingManifest !== undefined ? parseManifest(tree.siblingManifest) : undefined;
+      if (tree.siblingManifest !== undefined && !carried) {
+        warnings.push(warning("MANIFEST_UNREADABLE", "warn", `${manifestPathFor(tree.root)} on the box is not a manifest this server can read; the tree was not checked against it`));
+      }
+      trees.push({
+        src, tree, links: tree.links.filter((l) => linkInside(l.path, l.target)), outside: tree.links.filter((l) => !linkInside(l.path, l.target)),
+        ...(same ? { prior } : {}), ...(carried ? { carried, carriedSha: sha256Text(tree.siblingManifest!) } : {}),
+      });
     }
     const prefix = (src: Source, p: string): string => (src.cell ? `${src.cell}/${p}` : p);
+    // a tree that has a manifest beside it on the box is checked against it before anything moves
+    const differs = trees.flatMap((t) => (t.carried ? checkManifest(t.carried, t.tree.files).differs.map((p) => prefix(t.src, p)) : []));
+    if (differs.length) {
+      refuse("HASH_MISMATCH", `${differs.length} file(s) on ${req.host} differ from the manifest the tree carries: ${differs.slice(0, 5).join(", ")}. Nothing was pulled.`,
+        "Treat them as tampered or rewritten: find out why before trusting them. If the run legitimately rewrote them, remove or replace the stale manifest beside the tree.",
+        { receipt_id: null, mismatched: differs.slice(0, 50), local_dir: localRoot });
+    }
+    const gone = trees.flatMap((t) => (t.carried ? checkManifest(t.carried, t.tree.files).gone.map((p) => prefix(t.src, p)) : []));
+    if (gone.length) {
+      refuse("ROSTER_MISMATCH", `${gone.length} file(s) the tree's manifest lists are not on ${req.host}: ${gone.slice(0, 8).join(", ")}. Nothing was pulled.`,
+        "Find out where they went before trusting the copy; the box still holds whatever exists.", { receipt_id: null, missing: gone.slice(0, 50), local_dir: localRoot });
+    }
+    // what changed on the box since an earlier verified pull of this same source (a rewrite is allowed, never silent)
+    const changed = trees.flatMap((t) => (t.prior ? checkManifest(t.prior, t.tree.files).differs.map((p) => prefix(t.src, p)) : []));
+    if (changed.length) {
+      warnings.push(warning("CHANGED_SINCE_LAST_PULL", "warn", `${changed.length} file(s) differ from what the last verified pull into local_dir recorded (rewritten on the box since): ${changed.slice(0, 5).join(", ")}`));
+    }
     const totalFiles = trees.reduce((a, t) => a + t.tree.files.length, 0);
     const bytesTotal = trees.reduce((a, t) => a + t.tree.files.reduce((b, f) => b + f.bytes, 0), 0);
     if (totalFiles === 0) {
@@ -133,7 +163,7 @@ export async function pull(ctx: TransferContext, req: PullRequest): Promise<Tran
       if (!useRsync) usedSftp = true;
       const mover = useRsync ? rsyncMover(ctx.remote, req.host, t.tree.rsyncVersion) : sftpMover(ctx.remote, req.host);
       const items: (MoveFile & { isLink?: boolean })[] = [...t.tree.files, ...t.links.map((l) => ({ path: l.path, bytes: 0, link: l.target }))];
-      for (const unit of transferUnits(items)) {
+      for (const unit of transferUnits(items, { minFiles: 4000 })) {
         const label = prefix(t.src, unit.label);
         if (ctx.signal.aborted) { failedUnits.push({ label, error: "cancelled" }); continue; }
         const r = await mover.move({
@@ -189,7 +219,7 @@ export async function pull(ctx: TransferContext, req: PullRequest): Promise<Tran
     }
 
     // 4. compare, load-check, receipt
-    return judgePull(ctx, { req, localRoot, trees, localHash, failedUnits, bytesTransferred, bytesReused, bytesTotal, warnings, t0 });
+    return judgePull(ctx, { req, localRoot, trees, localHash, failedUnits, bytesTransferred, bytesReused, bytesTotal, warnings, t0, hostKey, startedAt });
   });
 }
 

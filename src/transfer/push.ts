@@ -4,9 +4,7 @@ import * as path from "node:path";
 import { refuse, warning, RefusalError, type Warning } from "../common/result.js";
 import { localRsyncFlavour, prepareRemoteDir, SHELL_NOT_CLEAN_REMEDY } from "../remote/rsync.js";
 import { crlfScripts, scanPushTree, secretFiles, PROJECT_IGNORE, type PushScan } from "../verify/tree.js";
-import { remoteHashTree } from "../remote/hashes.js";
-import { sha256FileSync } from "../verify/hash.js";
-import { guardLiveRuns } from "./live.js";
+import { differingOnBox, guardLiveRuns } from "./live.js";
 import { withTransferLock } from "./lock.js";
 import { rsyncMover, sftpMover, type Mover } from "./mover.js";
 import { recordPush } from "./provenance.js";
@@ -66,16 +64,6 @@ function sizeWarnings(files: { path: string; bytes: number }[], bytesTotal: numb
   return out;
 }
 
-/** SFTP times are whole seconds: the files whose content differs on the box although size + mtime may match. */
-async function sftpForce(ctx: TransferContext, host: string, localDir: string, remoteDir: string, files: { path: string; bytes: number;
-  link?: string }[]): Promise<Set<string>> {
-  const plain = files.filter((f) => f.link === undefined);
-  const tree = await remoteHashTree(ctx.remote, host, remoteDir, plain.map((f) => f.path), { timeoutMs: 300_000, signal: ctx.signal });
-  const there = new Map(tree.files.map((f) => [f.path, f]));
-  return new Set(plain.filter((f) => { const r = there.get(f.path);
-    return r && r.bytes === f.bytes && r.sha256 !== sha256FileSync(path.join(localDir, f.path)); }).map((f) => f.path));
-}
-
 export async function push(ctx: TransferContext, req: PushRequest): Promise<TransferResult> {
   const t0 = Date.now();
   const warnings: Warning[] = [];
@@ -89,11 +77,11 @@ export async function push(ctx: TransferContext, req: PushRequest): Promise<Tran
   // 1. scan: exactly the files that would go, evaluated before anything leaves this machine
   const scan = await scanPushTree(localDir, req.exclude ?? []);
   const flavour = localRsyncFlavour();
-  if (scan.via === "walk") warnings.push(warning("NO_LOCAL_RSYNC", "warn", `${flavour.why ?? "no usable local rsync"}: .gitignore/.rgtignore were not applied and SFTP is used.`));
+  if (scan.via === "walk") warnings.push(warning("NO_LOCAL_RSYNC", "warn", `${flavour.why ?? "no usable local rsync"}: SFTP is used; .gitignore applied through git where git is installed, .rgtignore and exclude patterns were not applied.`));
   refuseUnsafe(localDir, scan, req.allowSecretFiles ?? []);
   const files = scan.files;
   if (scan.outside.length) {
-    warnings.push(warning("LINK_OUTSIDE", "warn", `${scan.outside.length} symlink(s) lead out of local_dir and were not sent (never followed): ${scan.outside.slice(0, 5).map((l) => `${l.path} -> ${l.target}`).join(", ")}`));
+    warnings.push(warning("LINK_OUTSIDE", "warn", `${scan.outside.length} symlink(s) lead out of local_dir (or name an absolute target) and were not sent (never followed): ${scan.outside.slice(0, 5).map((l) => `${l.path} -> ${l.target}`).join(", ")}`));
   }
   const bytesTotal = files.reduce((a, f) => a + f.bytes, 0);
   warnings.push(...sizeWarnings(files, bytesTotal));
@@ -113,7 +101,9 @@ export async function push(ctx: TransferContext, req: PushRequest): Promise<Tran
 
     await ctx.progress(0, bytesTotal, `pushing ${files.length} files`);
     const mover: Mover = useRsync ? rsyncMover(ctx.remote, req.host, prep.rsyncVersion) : sftpMover(ctx.remote, req.host);
-    const force = files.length && !useRsync ? await sftpForce(ctx, req.host, localDir, prep.dir, files) : undefined;
+    // SFTP times are whole seconds: a same-size edit within the second is found by the box's hashes
+    const force = files.length && !useRsync ? new Set((await differingOnBox(ctx, req.host, localDir, prep.dir,
+      files)).filter((d) => d.sameSize).map((d) => d.path)) : undefined;
     const r = files.length
       ? await mover.move({
         direction: "push", localDir, remoteDir: prep.dir, files, force, deadline: Date.now() + 600_000 + Math.ceil(bytesTotal / 1000),

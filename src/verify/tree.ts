@@ -152,9 +152,15 @@ export async function scanPushTree(localDir: string, exclude: string[] = []): Pr
       fs.rmSync(tmp, { recursive: true, force: true });
     }
   }
-  // no usable local rsync: plain walk (ignore files are then not honoured; the caller warns)
+  // no usable local rsync: a walk, with git's verdict on what is ignored where git is here
+  // (.rgtignore and the call's excludes need rsync's filter rules; the caller warns)
   const w = walkTree(localDir);
-  return finish(w.files, w.links, w.badNames, "walk");
+  const ignored = new Set((gitIgnoredExcludes(localDir) ?? []).map((l) => l.slice(1).replace(/\\(.)/g, "$1").replace(/\/$/, "")));
+  const kept = (rel: string): boolean => {
+    for (let p = rel; p && p !== "."; p = path.posix.dirname(p)) if (ignored.has(p)) return false;
+    return true;
+  };
+  return finish(w.files.filter((f) => kept(f.path)), w.links.filter(kept), w.badNames, "walk");
 }
 
 export function secretFiles(files: TreeFile[], allow: string[] = []): { path: string; rule: string }[] {

@@ -46,6 +46,7 @@ beforeAll(async () => {
   closedPort = await new Promise((res) => { const s = net.createServer().listen(0, "127.0.0.1", () => { const p = (s.address() as net.AddressInfo).port; s.close(() => res(p)); }); });
   const silent = await listen(() => { /* accepts, never says a word */ });
   const http = await listen((s) => s.once("data", () => s.end("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")));
+  const smtp = await listen((s) => s.write("220 mail.lab ESMTP ready\r\n"));
   const dir = fs.mkdtempSync(path.join(lab.env.RGT_HOME!, "diag-"));
   const other = path.join(dir, "other_ed25519");
   execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", other]);
@@ -55,6 +56,7 @@ beforeAll(async () => {
     `Host closed\n  HostName 127.0.0.1\n  Port ${closedPort}\n${common}`,
     `Host silent\n  HostName 127.0.0.1\n  Port ${silent}\n${common}`,
     `Host http\n  HostName 127.0.0.1\n  Port ${http}\n${common}`,
+    `Host smtp\n  HostName 127.0.0.1\n  Port ${smtp}\n${common}`,
     `Host via-closed\n  HostName 127.0.0.1\n  Port ${lab.boxes.dg1.port}\n${common}\n  ProxyJump closed`,
     `Host wrongkey\n  HostName 127.0.0.1\n  Port ${lab.boxes.dg1.port}\n  User root\n  IdentityFile ${other}\n  IdentitiesOnly yes\n  IdentityAgent none\n  UserKnownHostsFile ${lab.knownHosts}\n  StrictHostKeyChecking yes`,
     fs.readFileSync(lab.sshConfig, "utf8"),
@@ -84,6 +86,12 @@ describe("refusals carry a diagnosis", () => {
     const ref = await refusalOf("http");
     expect(ref.code).toBe("UNREACHABLE");
     expect(ref.diagnosis).toMatch(/answered with HTTP, not SSH/);
+  });
+
+  it("a port that greets with another protocol's banner and waits: TIMEOUT, and the banner is quoted", async () => {
+    const ref = await refusalOf("smtp", 2500);
+    expect(ref.code).toBe("TIMEOUT");
+    expect(ref.diagnosis).toMatch(/answered with '220 mail\.lab ESMTP ready', not SSH/);
   });
 
   it("a failing jump host: the route's failure, naming the hop, not the target's", async () => {
@@ -141,6 +149,8 @@ describe("rgt doctor <host>: the ladder", () => {
     const h = await connectionLadder("http", opts());
     expect(rung(h, "banner")?.detail).toMatch(/speaks HTTP, not SSH/);
     expect(rung(h, "fallback: OpenSSH")?.status).toBe("fail");
+    const m = await connectionLadder("smtp", opts());
+    expect(rung(m, "banner")?.detail).toMatch(/speaks '220 mail\.lab ESMTP ready', not SSH/);
   });
 
   it("a failing jump host: the rungs run against the hop, and the fallback tries the hop alone", async () => {
@@ -148,6 +158,19 @@ describe("rgt doctor <host>: the ladder", () => {
     expect(rung(c, "resolve")?.detail).toMatch(/via ProxyJump closed/);
     expect(rung(c, "tcp")?.detail).toMatch(/jump host closed.*refused/);
     expect(rung(c, "fallback: jump host alone")?.detail).toMatch(/blocked at the jump host/);
+  });
+
+  it("the CLI prints each rung with its fix and exits 1 when a rung failed", () => {
+    let out = "";
+    let code = 0;
+    try {
+      execFileSync(process.execPath, [path.join(__dirname, "..", "..", "dist", "cli", "main.js"), "doctor", "closed"], { env: { ...lab.env, RGT_SSH_CONFIG: cfg }, encoding: "utf8", timeout: 60_000 });
+    } catch (e) { out = (e as { stdout: string }).stdout; code = (e as { status: number }).status; }
+    expect(code).toBe(1);
+    expect(out).toMatch(/^ok +resolve +root@127\.0\.0\.1:/m);
+    expect(out).toMatch(/^FAIL +tcp +.*connection refused/m);
+    expect(out).toMatch(/fix: The box is stopped, sshd is down, or the port moved/);
+    expect(out).toMatch(/closed: \d+ rung\(s\) failed/);
   });
 
   it("refused keys stop at auth, no fallback (no route change fixes a key)", async () => {

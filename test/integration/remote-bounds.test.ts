@@ -13,6 +13,8 @@ import { SshRemote } from "../../src/remote/pool.js";
 
 type R = Record<string, any>;
 let lab: Lab;
+/** measured answer times, printed once at the end (numbers for the record, not assertions beyond the bounds) */
+const measured: string[] = [];
 
 async function timed<T>(p: Promise<T>): Promise<{ ms: number; value?: T; error?: unknown }> {
   const t0 = Date.now();
@@ -23,7 +25,10 @@ beforeAll(async () => {
   lab = await startLab([{ name: "fz1", gpus: 1 }, { name: "fz2", gpus: 0 }]);
 });
 afterEach(() => { for (const b of Object.values(lab.boxes)) b.thawSshd(); });
-afterAll(async () => { await lab?.stop(); });
+afterAll(async () => {
+  if (measured.length) console.info(`frozen-box answer times: ${measured.join(", ")}`);
+  await lab?.stop();
+});
 
 describe("a box whose sshd is frozen before we connect (the handshake hangs)", () => {
   it("exec with a 5 s bound is TIMEOUT naming the banner stage within 10 s; after the thaw the next call works", async () => {
@@ -37,10 +42,12 @@ describe("a box whose sshd is frozen before we connect (the handshake hangs)", (
       expect(ref.reason).toMatch(/SSH banner/);
       expect(ref.diagnosis).toMatch(/accepts TCP but sends no SSH banner/);
       expect(a.ms).toBeLessThan(10_000);
+      measured.push(`handshake-hang exec(5 s) ${a.ms} ms`);
       // a second call is not queued behind the first: it gets its own bound (joining or redialling)
       const b = await timed(r.exec("fz2", "echo hi", { timeoutMs: 3000 }));
       expect(((b.error as RefusalError).refusal as R).code).toBe("TIMEOUT");
       expect(b.ms).toBeLessThan(8000);
+      measured.push(`second exec(3 s) ${b.ms} ms`);
 
       lab.boxes.fz2.thawSshd();
       const c = await r.exec("fz2", "echo back", { timeoutMs: 15_000 });
@@ -68,12 +75,14 @@ describe("a box whose sshd freezes under an open pooled connection (the channel 
       expect(xr.refused.code, JSON.stringify(xr)).toBe("TIMEOUT");
       expect(xr.refused.reason).toMatch(/channel open/);
       expect(x.ms).toBeLessThan(10_000);
+      measured.push(`channel-hang remote_exec(timeout_s 5) ${x.ms} ms`);
 
       const st = await timed(srv.call("run_status", { run_id: l.run_id }) as Promise<R>);
       const sr = st.value as R;
       expect(sr.state, JSON.stringify(sr)).toBe("unknown");
       expect(sr.cells[0].state).toBe("unknown");
       expect(st.ms).toBeLessThan(30_000);
+      measured.push(`run_status → unknown ${st.ms} ms`);
 
       // many calls at once on the frozen box: each answers inside its own bound, none waits behind another
       const many = await Promise.all(Array.from({ length: 10 }, () => timed(srv.call("remote_exec", { host: "fz1", command: "true", timeout_s: 4 }) as Promise<R>)));
@@ -81,6 +90,7 @@ describe("a box whose sshd freezes under an open pooled connection (the channel 
         expect((m.value as R).refused?.code, JSON.stringify(m.value)).toBe("TIMEOUT");
         expect(m.ms).toBeLessThan(9000);
       }
+      measured.push(`10 parallel remote_exec(timeout_s 4) slowest ${Math.max(...many.map((m) => m.ms))} ms`);
 
       box.thawSshd();
       const after = (await srv.call("remote_exec", { host: "fz1", command: "echo thawed", timeout_s: 20 })) as R;
@@ -105,6 +115,7 @@ describe("a box whose sshd freezes under an open pooled connection (the channel 
       expect(a.value?.timedOut).toBe(true);
       expect(a.value?.unresponsive).toBe(true);
       expect(a.value?.stderr).toMatch(/unconfirmed/);
+      measured.push(`frozen mid-command exec(4 s) ${a.ms} ms`);
       box.thawSshd();
       expect((await r.exec("fz2", "echo again", { timeoutMs: 15_000 })).stdout.trim()).toBe("again");
     } finally { await r.close(); }

@@ -57,7 +57,7 @@ describe("teardown on Slurm", () => {
   it("RUN_ACTIVE while our array job runs", async () => {
     const l = await s.call("launch_queue", {
       host: "hpc", run_name: "td-slurm", workdir: "/root/proj", detach: "slurm",
-      cells: [0, 1].map((i) => ({ name: `c${i}`, command: `sleep 4; echo w${i} > "$RGT_OUTPUT_DIR/best.bin"` })),
+      cells: [0, 1].map((i) => ({ name: `c${i}`, command: `sleep 4; python3 -c "import os; open(os.environ['RGT_OUTPUT_DIR'] + '/best.bin', 'w').write('w${i}')"` })),
       expect: ["best.bin"],
     });
     expect(l.ok, JSON.stringify(l).slice(0, 600)).toBe(true);

@@ -87,8 +87,10 @@ describe("push_code never changes a file under a live run", () => {
     const parentSrc = path.join(work, "a-parent");
     writeTree(parentSrc, { "proj-lv-a/train.sh": "echo v3\n", "unrelated.txt": "x\n" });
     const up = await call("push_code", { host: "lv-a", local_dir: parentSrc, remote_dir: "~/" });
-    expect(up.refused?.code, JSON.stringify(up)).toBe("LIVE_SCRIPT_MUTATION");
-    expect(up.changed_files).toEqual(["proj-lv-a/train.sh"]);
+    // home itself is now refused as a destination before anything else (BAD_INPUT, issue 13 item 5);
+    // either refusal keeps the live workdir untouched
+    expect(["LIVE_SCRIPT_MUTATION", "BAD_INPUT"], JSON.stringify(up)).toContain(up.refused?.code);
+    if (up.refused?.code === "LIVE_SCRIPT_MUTATION") expect(up.changed_files).toEqual(["proj-lv-a/train.sh"]);
     const confSrc = path.join(work, "a-conf");
     writeTree(confSrc, { "a.yaml": "lr: 0.3\n" });
     const down = await call("push_code", { host: "lv-a", local_dir: confSrc, remote_dir: `${W}/conf` });

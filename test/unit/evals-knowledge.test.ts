@@ -58,8 +58,15 @@ describe("knowledge half of the evals", () => {
     }
     const known = new Set(allTools.map((t) => t.name));
     for (const st of steps) expect(known.has(st.tool), `replay names unknown tool ${st.tool}`).toBe(true);
-    for (const st of steps.filter((x) => x.tool === "request_teardown")) {
-      expect(st.expect.ok, "an eval must never expect a teardown to go through").not.toBe(true);
+    // a teardown goes through only against a stand-in provider the case plants, approved by the case's own
+    // human; everywhere else the tripwire CLIs stay in place and nothing approves (issue 15.6)
+    for (const c of cases) {
+      for (const st of (c.replay?.steps ?? []).filter((x) => x.tool === "request_teardown")) {
+        if (st.expect.ok === true) {
+          expect(c.replay!.provider_stub, `${c.id}: a teardown that goes through needs a provider_stub`).toBeDefined();
+          expect(c.replay!.human, `${c.id}`).toBe("approve");
+        }
+      }
     }
     // the lifecycle chain is there: launch → poll until done → pull with a receipt → the human gate
     const life = cases.find((c) => c.id === "replay-lifecycle-two-cells")!;

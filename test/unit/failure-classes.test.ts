@@ -160,3 +160,12 @@ describe("references/training-failures.md", () => {
     expect(fs.readFileSync(path.join(root, "skill", "SKILL.md"), "utf8")).toContain("rgt://references/training-failures");
   });
 });
+
+describe("traceback shapes", () => {
+  it("a `python -c` traceback has no source echo: the exception line right after File … is read", () => {
+    expect(classifyLog(["Traceback (most recent call last):", '  File "<string>", line 1, in <module>', "ModuleNotFoundError: No module named 'x'"])?.cls).toBe("missing_module");
+  });
+  it("a source echo under File … is code, not a message", () => {
+    expect(classifyLog(["Traceback (most recent call last):", '  File "t.py", line 3, in <module>', "    raise RuntimeError('CUDA out of memory')", "SyntaxError: bad"])).toBeUndefined();
+  });
+});

@@ -42,6 +42,11 @@ describe("detectProfile", () => {
     expect(detectProfile(facts({ commands: ["sbatch"], env_present: ["SLURM_JOB_ID"] })).name).toBe("slurm");
   });
 
+  it("a generic container variable is no platform marker (toolbox and distrobox set CONTAINER_ID too)", () => {
+    expect(detectProfile(facts({ env_present: ["CONTAINER_ID"] })).name).toBe("generic-ssh");
+    expect(detectProfile(facts({ env_present: ["CONTAINER_ID", "VAST_CONTAINERLABEL"] })).name).toBe("vastai");
+  });
+
   it("every command marker that stands alone in a profile names the evidence it needs", () => {
     for (const p of loadProfiles()) {
       for (const m of [...p.detect.any, ...p.variants.flatMap((v) => v.detect?.any ?? [])]) {

@@ -90,3 +90,26 @@ describe("billingFactsStale", () => {
     }
   });
 });
+
+describe("the 2026-08 snapshot's stamps (issue 15.1)", () => {
+  it("check_staleness's scan sees the newer stamps carried over from reference-head", () => {
+    const r = scanStaleness({ today: "2027-06", references: true, maxAgeMonths: 0 });
+    const stamp = (platform: string, re: RegExp) => r.stale.find((s) => s.platform === platform && re.test(s.fact));
+    expect(stamp("vastai", /destroy is eventually consistent|destroy that returned OK|still shows the instance|re-lists/i)?.verified).toBe("2026-06");
+    expect(stamp("runpod", /not enabled|lower-priority capacity/i)?.verified).toBe("2026-04");
+    expect(stamp("lambda", /hang|stall/i)?.verified).toBe("2026-06");
+    expect(stamp("autodl", /gateway/i)?.verified).toBe("2026-07");
+    expect(stamp("autodl", /fixed run layout/i)?.verified).toBe("2026-08");
+    expect(stamp("local", /nothing is rented|no meter|not applicable/i)?.verified).toBe("2026-08");
+    expect(stamp("references/artifact-layout", /layout/i)?.verified).toBe("2026-08");
+    expect(stamp("references/monitoring-patterns", /payload|print/i)?.verified).toBe("2026-08");
+    expect(r.newest_stamp).toBe("2026-08");
+  });
+
+  it("reference stamps are scanned only when asked, and never for one platform", () => {
+    const without = scanStaleness({ today: "2026-09" });
+    const withRefs = scanStaleness({ today: "2026-09", references: true });
+    expect(withRefs.stamps_scanned).toBeGreaterThan(without.stamps_scanned);
+    expect(scanStaleness({ today: "2026-09", references: true, platform: "vastai" }).stamps_scanned).toBe(scanStaleness({ today: "2026-09", platform: "vastai" }).stamps_scanned);
+  });
+});

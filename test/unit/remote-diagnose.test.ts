@@ -1,6 +1,6 @@
 /** Connection diagnosis, pure parts: address classes, banners, route tables, the one line. Nothing is dialled. */
 import { describe, expect, it } from "vitest";
-import { classifyAddress, classifyBanner, diagnosisLine, proxyVariables, tunDefaultRoute, tunFromRouteGet } from "../../src/remote/diagnose.js";
+import { classifyAddress, classifyBanner, diagnosisLine, proxyVariables, tunDefaultRoute, tunFromRouteGet, tunFromWindowsRoutePrint } from "../../src/remote/diagnose.js";
 
 describe("classifyAddress", () => {
   it.each([
@@ -42,6 +42,15 @@ describe("route tables", () => {
     expect(tunDefaultRoute(`${header}Meta\t00000000\t00000000\t0001\t0\t0\t0\t00000000\t0\t0\t0\n`)).toBe("Meta");
     expect(tunDefaultRoute(`${header}tun0\t0000000A\t00000000\t0001\t0\t0\t0\t000000FF\t0\t0\t0\n`)).toBeUndefined();
   });
+  it("reads Windows `route print -4 0.0.0.0`: the lowest-metric default through a fake-IP adapter is a proxy's TUN", () => {
+    const head = "===========================================================================\r\nIPv4 Route Table\r\n===========================================================================\r\nActive Routes:\r\nNetwork Destination        Netmask          Gateway       Interface  Metric\r\n";
+    const lan = "          0.0.0.0          0.0.0.0      192.168.1.1    192.168.1.23     35\r\n";
+    const tun = "          0.0.0.0          0.0.0.0      198.18.0.2       198.18.0.1      0\r\n";
+    expect(tunFromWindowsRoutePrint(head + lan + tun + "===\r\nPersistent Routes:\r\n  None\r\n")).toBe("the adapter 198.18.0.1");
+    expect(tunFromWindowsRoutePrint(head + lan)).toBeUndefined();
+    expect(tunFromWindowsRoutePrint(head + lan.replace("35", "1") + tun.replace(/0\r\n$/, "50\r\n"))).toBeUndefined();
+  });
+
   it("reads macOS `route -n get default`", () => {
     expect(tunFromRouteGet("   route to: default\ndestination: default\n  interface: utun4\n")).toBe("utun4");
     expect(tunFromRouteGet("   route to: default\n  interface: en0\n")).toBeUndefined();

@@ -74,6 +74,23 @@ describe("eventually consistent destroy", () => {
   });
 });
 
+describe("every provider call is bounded and re-checked", () => {
+  it("kubectl delete that hangs but landed: NotFound on the re-check → done, STOP_CALL_TIMED_OUT; the node-pool reminder stays", async () => {
+    fs.writeFileSync(path.join(dir, "kubectl"), `#!/bin/bash
+d=${dir}
+echo "$*" >> "$d/calls"
+if [ "$1" = delete ]; then touch "$d/deleted"; sleep 30; fi
+if [ "$1" = get ]; then if [ -f "$d/deleted" ]; then echo 'Error from server (NotFound): jobs.batch "j" not found' >&2; exit 1; fi; echo job.batch/j; fi
+`, { mode: 0o755 });
+    const t: MeterStopTarget = { host: "k", platform: "kubernetes", slurm_job_ids: [], k8s: { namespace: "ml", name: "j" }, meter_stop: { verb: "delete job", irreversible: false, via: "scheduler", command: "kubectl delete job {name} -n {namespace}", manual_steps: [] } };
+    const out = await adapterFor(t)!.act(t, { remote: noRemote, env: env(), timeoutMs: 400, poll: FAST });
+    expect(out.status).toBe("done");
+    expect(out.recheck?.gone).toBe(true);
+    expect(out.warnings.map((w) => w.code)).toEqual(["STOP_CALL_TIMED_OUT", "K8S_NODE_POOL"]);
+    expect(calls().filter((c) => c.startsWith("delete"))).toHaveLength(1);
+  });
+});
+
 describe("pollUntilGone", () => {
   it("an unanswerable provider stays gone: null and the budget holds", async () => {
     let n = 0;
@@ -90,6 +107,7 @@ describe("pollUntilGone", () => {
   it("settings: 120 s by default, bounded from the environment", () => {
     expect(pollSettings({}).totalMs).toBe(120_000);
     expect(pollSettings({ RGT_TEARDOWN_POLL_S: "5", RGT_TEARDOWN_POLL_BASE_MS: "100" })).toMatchObject({ totalMs: 5000, baseMs: 100 });
-    expect(pollSettings({ RGT_TEARDOWN_POLL_S: "99999" }).totalMs).toBe(600_000);
+    // out of range (over 600 s) falls back to the default, as every setting does; rgt doctor lists it
+    expect(pollSettings({ RGT_TEARDOWN_POLL_S: "99999" }).totalMs).toBe(120_000);
   });
 });

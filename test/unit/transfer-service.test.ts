@@ -184,3 +184,30 @@ describe("checkpoint checks judge by name and structure", () => {
     expect(get("cut_legacy.bin")).toMatchObject({ ok: false, torch_load: "failed" });
   }, 120_000);
 });
+
+describe("a machine whose rsync lacks our flags (macOS openrsync)", () => {
+  it("is detected from the rsync on PATH; the push scan walks the tree and still applies .gitignore through git", async () => {
+    const { localRsyncFlavour } = await import("../../src/remote/rsync.js");
+    const { scanPushTree } = await import("../../src/verify/tree.js");
+    const bin = tmp("rgt-fakersync-");
+    fs.writeFileSync(path.join(bin, "rsync"), "#!/bin/sh\necho 'openrsync: protocol version 29'\necho 'rsync version 2.6.9 compatible'\n", { mode: 0o755 });
+    const proj = tmp("rgt-mac-");
+    fs.mkdirSync(path.join(proj, "data"));
+    fs.mkdirSync(path.join(proj, "src"));
+    fs.writeFileSync(path.join(proj, ".gitignore"), "data/\n*.log\n");
+    fs.writeFileSync(path.join(proj, "data/x.bin"), "x");
+    fs.writeFileSync(path.join(proj, "run.log"), "x");
+    fs.writeFileSync(path.join(proj, "src/train.py"), "x");
+    const saved = process.env.PATH;
+    process.env.PATH = `${bin}:${saved}`;
+    try {
+      expect(localRsyncFlavour()).toMatchObject({ flavour: "openrsync", usable: false });
+      const scan = await scanPushTree(proj);
+      expect(scan.via).toBe("walk");
+      expect(scan.files.map((f) => f.path).sort()).toEqual([".gitignore", "src/train.py"]);
+    } finally {
+      process.env.PATH = saved;
+    }
+    expect(localRsyncFlavour().usable).toBe(true);
+  });
+});

@@ -10,7 +10,7 @@ import { checkHttp, checkProvider, HTTP_CLIENTS, providerFamily } from "./provid
 import { checkPower, isCronPath, judgeCronText } from "./power.js";
 import { checkKill } from "./kill.js";
 import { INTERPRETERS, checkInterpreter, judgeCode } from "./interp.js";
-import { baseName, echoText, fedText, judgeFed, opaqueHead } from "./opaque.js";
+import { baseName, echoText, fedText, judgeFed, opaqueHead, printfText, stageName } from "./opaque.js";
 import { expandTildeText, normAbs } from "./paths.js";
 import { MAX_DEPTH, push, words, type At, type State } from "./state.js";
 import { OPAQUE } from "./state.js";
@@ -39,6 +39,7 @@ export function analyzeText(text: string, st: State, depth: number): void {
       const at: At = { cmd, pipeline, k, depth, fed: fedText(cmd, pipeline.slice(0, k)) };
       for (const r of cmd.redirects) {
         checkRedirect(r.op, r.target, st);
+        rememberWritten(cmd, r.op, r.target.text, at, st);
         const target = expandTildeText(r.target.text, st.home);
         if (isCronPath(target)) {
           // text written where cron runs it: judged as schedule lines (system files carry a user field)
@@ -54,6 +55,26 @@ export function analyzeText(text: string, st: State, depth: number): void {
   st.subs = outer;
 }
 
+/**
+ * A file written on this line with literal text (`echo … > f`, `printf … >> f`, `cat > f <<EOF`) and run
+ * later on it (`bash f`, `./f`, `source f`, `python f`) is judged by that text, like a pushed script.
+ */
+function rememberWritten(cmd: SimpleCommand, op: string, target: string, at: At, st: State): void {
+  if (op !== ">" && op !== ">>" && op !== ">|" && op !== "&>") return;
+  const n = stageName(cmd);
+  const w = cmd.argv.findIndex((x) => baseName(x.text) === n);
+  let text: string | null = null;
+  if (n === "echo") text = echoText(cmd.argv.slice(w + 1)) + "\n";
+  else if (n === "printf") text = printfText(words(cmd.argv.slice(w + 1)));
+  else if ((n === "cat" || n === "tee" || n === "") && typeof at.fed === "string" && at.fed !== OPAQUE) text = at.fed + "\n";
+  else if (n === "cat" && cmd.stdinText !== undefined) text = cmd.stdinText + "\n";
+  const abs = st.resolvePath(target);
+  if (!abs) return;
+  if (text === null) { st.written.set(abs, null); return; }
+  const prev = op === ">>" ? st.written.get(abs) ?? "" : "";
+  st.written.set(abs, prev === null ? null : prev + text);
+}
+
 /** `{a,b}` in a word is two words, as bash expands it */
 function expandBraces(argv: Word[]): Word[] {
   if (!argv.some((w) => w.brace)) return argv;
@@ -65,7 +86,7 @@ export function analyzeArgv(argv0: Word[], at: At, st: State): void {
   if (argv.some((w) => w.text.startsWith("IFS="))) st.env.set("IFS", st.env.get("IFS") ?? UNKNOWN);
   // skip reserved words and prefix assignments; an alias definition is judged as the command it names
   let i = 0;
-  while (i < argv.length && (RESERVED.has(argv[i]!.text) || /^[A-Za-z_][A-Za-z0-9_]*\+?=/.test(argv[i]!.text))) i++;
+  while (i < argv.length && (RESERVED.has(argv[i]!.text) || /^[A-Za-z_][A-Za-z0-9_]*\+?=/.test(argv[i]!.text))) i += argv[i]!.text === "function" ? 2 : 1;
   if (i < argv.length && /^(for|select|case)$/.test(argv[i]!.text)) return;
   argv = argv.slice(i);
   if (argv.length === 0) return;
@@ -106,6 +127,7 @@ export function analyzeArgv(argv0: Word[], at: At, st: State): void {
   if (checkPower(name, rest, at, st)) return;
   if (checkKill(name, rest, at, st)) return;
   const fam = providerFamily(name);
+  if (fam && texts.some((t) => t === "--help" || t === "-h")) return; // usage text only
   if (fam && checkProvider(fam, name, texts, st)) return;
   if (HTTP_CLIENTS.has(name)) checkHttp(name, texts, st);
 }

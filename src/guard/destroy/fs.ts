@@ -171,7 +171,7 @@ export function checkFileVerb(name: string, rest: Word[], at: At, st: State): bo
   if (name === "mv") { checkMv(rest, st); return true; }
   if (name === "cp") {
     const pos = rest.filter((x) => !x.text.startsWith("-"));
-    if (pos.length === 2 && pos[0]!.text === "/dev/null") {
+    if (pos.length === 2 && /^\/dev\/(null|zero|u?random|full)$/.test(pos[0]!.text)) {
       const why = overwriteReason(pos[1]!, st) ?? (isCheckpointLike(pos[1]!.text) ? `checkpoint ${show(pos[1]!)}` : null);
       if (why) push(st, "truncate", "cp /dev/null", `empties ${why}`);
     }

@@ -74,7 +74,9 @@ function unescape(s: string): string {
   });
 }
 
-const PROCESS_EXEC = /\b(os\.(system|popen|exec\w*|spawn\w*|posix_spawn\w*)|subprocess\b|Popen|check_output|check_call|getoutput|pty\.spawn|child_process|execSync|execFileSync|spawnSync|execFile|qx\s*[({\/]|IO\.popen|Open3|%x[({]|shell_exec|passthru|proc_open|Deno\.(run|Command)|Bun\.spawn|sh\.\w+\s*\()|(?<![.\w])(system|spawn|exec[lv]p?e?|sh)\s*\(/;
+const PROCESS_EXEC = /\b(os\.(system|popen|exec\w*|spawn\w*|posix_spawn\w*)|subprocess\b|Popen|check_output|check_call|getoutput|pty\.spawn|child_process|execSync|execFileSync|spawnSync|execFile|qx\s*[({\/]|IO\.popen|Open3|%x[({]|shell_exec|passthru|proc_open|Deno\.(run|Command)|Bun\.spawn|sh\.\w+\s*\()|(?<![.\w])(system|spawn|exec[lv]p?e?|sh)\s*\(|\.system\s*\(|__import__\s*\(\s*["'](os|subprocess|pty)["']/;
+/** method calls that run a process once a process module is in the code (subprocess.call, cp.exec, s.run …) */
+const EXEC_METHOD = /\.(call|run|Popen|check_output|check_call|getoutput|getstatusoutput|system|popen|spawn\w*|exec\w*|fork|execFile\w*)\s*\(|\b(system|exec)(?=\s+["'])/;
 const DECODERS = /\b(b64decode|b32decode|b85decode|a85decode|decodebytes|base64|fromhex|unhexlify|codecs\.decode|rot_?13|zlib|gzip\.decompress|bz2|lzma|marshal\.loads|pickle\.loads|fromCharCode|atob|decode_base64|unpack|Buffer\.from)\b|\[::-1\]|reversed\s*\(|\bchr\s*\(|\.reverse\s*\(/;
 const CODE_EXEC = /(?<![.\w])(exec|eval|compile|execfile|Function|instance_eval|class_eval)\s*\(|\bvm\.run\w*\s*\(|\brunpy\.|__import__\s*\(/;
 const SDK_DESTROY = /\b(destroy_instances?|terminate_instances?|terminate_pods?|delete_instances?|remove_pods?|release_instances?|destroyInstance|terminatePod|terminateInstances?|deleteInstance|delete_pod|stop_and_destroy|destroy_machine|delete_machine)\s*\(/;
@@ -84,7 +86,7 @@ export function judgeCode(name: string, code: string, st: State, depth: number, 
   if (code.includes(UNKNOWN)) { push(st, "obfuscated", `${name} <code>`, "interpreter code that is not literal (a variable or substitution): what it runs cannot be read here"); return; }
   if (depth > 8) { push(st, "obfuscated", "nesting", "code nested too deep; refusing to guess what it runs"); return; }
   const lits = literals(code);
-  const execs = PROCESS_EXEC.test(code) || (/^(perl|ruby|php)/.test(name) && /`[^`]+`/.test(code));
+  const execs = PROCESS_EXEC.test(code) || /\bgetattr\s*\([^)]*["'](system|popen|exec\w*|spawn\w*)["']/.test(code) || (/^(perl|ruby|php)/.test(name) && (/`[^`]+`/.test(code) || /\b(system|exec)\s*[("']/.test(code)));
   if (!script && (CODE_EXEC.test(code) || execs) && DECODERS.test(code)) {
     push(st, "obfuscated", `${name} decode+exec`, "code that decodes a payload and executes it: what it runs cannot be read here");
   }
@@ -111,7 +113,7 @@ export function judgeCode(name: string, code: string, st: State, depth: number, 
  */
 function execArguments(code: string, lits: Literal[], name: string): string[] {
   const out: string[] = [];
-  const re = new RegExp(PROCESS_EXEC.source, "g");
+  const re = new RegExp(`${PROCESS_EXEC.source}|${EXEC_METHOD.source}`, "g");
   const spans: [number, number][] = [];
   let m: RegExpExecArray | null;
   while ((m = re.exec(code)) !== null) {
@@ -119,7 +121,15 @@ function execArguments(code: string, lits: Literal[], name: string): string[] {
     if (m[0].endsWith("(")) open = m.index + m[0].length - 1;
     else {
       const call = /^[\w.]*\s*\(/.exec(code.slice(m.index + m[0].length));
-      if (!call) continue;
+      if (!call) {
+        // perl/ruby/php: system "…", exec '…', `…` without parentheses
+        const bare = /^\s*(?=["'])/.exec(code.slice(m.index + m[0].length));
+        if (!bare) continue;
+        const at = m.index + m[0].length + bare[0].length;
+        const l = lits.find((x) => x.start === at);
+        if (l) out.push(l.text);
+        continue;
+      }
       open = m.index + m[0].length + call[0].length - 1;
     }
     let depth = 0;
@@ -131,6 +141,10 @@ function execArguments(code: string, lits: Literal[], name: string): string[] {
       else if (c === '"' || c === "'") { const l = lits.find((x) => x.start === end); if (l) end = l.end - 1; }
     }
     spans.push([open, end]);
+  }
+  // getattr(os, "system")("…") / __import__("os").system: every literal is a candidate command
+  if (/\bgetattr\s*\(|__import__\s*\(|\bimportlib\b/.test(code) && lits.some((l) => /^(system|popen|run|call|Popen|check_output|exec\w*|spawn\w*)$/.test(l.text))) {
+    return [...out, ...lits.map((l) => l.text)];
   }
   const inSpan = (l: Literal): boolean => spans.some(([a, b]) => l.start > a && l.start < b);
   const names = new Set<string>();

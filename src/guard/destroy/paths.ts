@@ -68,8 +68,9 @@ function checkpointNames(visible: string, res: Judgement): void {
 /** The absolute path a word reaches (null when relative with no known cwd), with unknown tails cut off. */
 export function judge(w: Word, st: State): Judgement {
   let t = expandTildeText(w.text, st.home);
-  const res: Judgement = { abs: null, unresolved: false, protectedReason: null, insideProtected: null, checkpointReason: null, checkpointFile: null,
-    wholeDir: false };
+  const res: Judgement = {
+    abs: null, unresolved: false, protectedReason: null, insideProtected: null, checkpointReason: null, checkpointFile: null, wholeDir: false,
+  };
   if (t === "") return res;
   checkpointNames(t.replaceAll(UNKNOWN, ""), res);
   // a word that starts with an expansion can be any path, absolute or not

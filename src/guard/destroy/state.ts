@@ -54,6 +54,10 @@ export interface State {
   readScripts: Set<string>;
   /** bodies of the command substitutions of the line being judged */
   subs: string[];
+  /** files written earlier on the line: absolute path → their literal text (null: written with text we cannot read) */
+  written: Map<string, string | null>;
+  /** a path word made absolute against the line's cwd and home; null when it cannot be */
+  resolvePath(p: string): string | null;
   /** the local text of a script of the pushed tree named by this word (resolved against cwd), read once */
   readPushed(pathText: string): string | undefined;
   /** judge a nested command line (bash -c, eval, ssh, a here-doc …) */
