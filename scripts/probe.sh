@@ -53,6 +53,10 @@ if have nvidia-smi; then
   timeout 15 nvidia-smi --query-gpu=index,name,memory.total,memory.used,utilization.gpu,temperature.gpu,uuid,driver_version --format=csv,noheader,nounits >"$tmp/q" 2>&1 &
   { timeout 15 nvidia-smi 2>/dev/null | head -n 5; } >"$tmp/t" &
   timeout 15 nvidia-smi --query-compute-apps=gpu_uuid,pid,used_memory --format=csv,noheader,nounits >"$tmp/a" 2>/dev/null &
+  # health: the same fields as HEALTH_FIELDS in src/knowledge/gpu-health.ts (a test keeps them equal)
+  timeout 15 nvidia-smi --query-gpu=index,persistence_mode,ecc.errors.uncorrected.volatile.total,retired_pages.pending,clocks_throttle_reasons.hw_slowdown,clocks_throttle_reasons.hw_thermal_slowdown,clocks_throttle_reasons.hw_power_brake_slowdown,clocks_throttle_reasons.sw_thermal_slowdown,clocks_throttle_reasons.sw_power_cap --format=csv,noheader,nounits >"$tmp/h" 2>/dev/null &
+  # NVIDIA Xid errors since boot (dmesg may be restricted: then none are reported)
+  { timeout 5 dmesg 2>/dev/null | grep -i 'NVRM: Xid' | tail -n 5; } >"$tmp/x" 2>/dev/null &
 fi
 declare -A seen=()
 dpaths=()
@@ -236,12 +240,23 @@ if [ $hasgpu -eq 1 ]; then
         cmdline='' user=''
         if [ -r "/proc/$pid/cmdline" ]; then cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null); cmdline=${cmdline:0:160}; fi
         user=$(ps -o user= -p "$pid" 2>/dev/null)
+        # gone from this box (or another container's), and whether one of our runs started it
+        palive=false; [ -d "/proc/$pid" ] && palive=true
+        rr='' rc='' rs=''
+        if [ -r "/proc/$pid/environ" ]; then
+          while IFS= read -r -d '' kv; do
+            case $kv in RGT_RUN_ID=*) rr=${kv#*=} ;; RGT_CELL=*) rc=${kv#*=} ;; esac
+          done <"/proc/$pid/environ" 2>/dev/null
+          [ -n "$rr" ] && [ -n "$rc" ] && { IFS= read -r rs <"${HOME:-/root}/.rgt/runs/$rr/cells/$rc/state"; } 2>/dev/null
+        fi
         [ $first -eq 1 ] || apps+=','; first=0
         T "$guuid"; J "$R"; x="{\"gpu_uuid\":$R"
         N "$pid"; x+=",\"pid\":$R"
         T "$mem"; N "$R"; x+=",\"used_memory_mib\":$R"
         T "$user"; J "$R"; x+=",\"user\":$R"
-        J "$cmdline"; x+=",\"command\":$R}"
+        J "$cmdline"; x+=",\"command\":$R,\"alive\":$palive"
+        if [ -n "$rr" ]; then J "$rr"; x+=",\"rgt_run\":$R"; J "$rc"; x+=",\"rgt_cell\":$R"; J "$rs"; x+=",\"rgt_state\":$R"; fi
+        x+='}'
         apps+=$x
       done <<<"$a"
       ;;
@@ -251,6 +266,18 @@ else
   gpu_err="nvidia-smi not found"
 fi
 out+=",\"gpus\":$gpus],\"gpu_processes\":$apps]"
+# health rows and Xid lines, as text (judged by the server)
+hl='[' first=1
+for f in "$tmp/h" "$tmp/x"; do
+  [ "$f" = "$tmp/x" ] && { hl+='],"xid":['; first=1; }
+  [ -r "$f" ] || continue
+  while IFS= read -r line; do
+    [ -n "$line" ] || continue
+    [ $first -eq 1 ] || hl+=','; first=0
+    J "${line:0:300}"; hl+=$R
+  done <"$f"
+done
+out+=",\"gpu_health\":$hl]"
 if [ -n "$driver" ]; then J "$driver"; out+=",\"driver_version\":$R"; else out+=",\"driver_version\":null"; fi
 if [ -n "$cuda" ]; then J "$cuda"; out+=",\"cuda_version\":$R"; else out+=",\"cuda_version\":null"; fi
 if [ -n "$gpu_err" ]; then J "$gpu_err"; out+=",\"gpu_error\":$R"; else out+=",\"gpu_error\":null"; fi

@@ -117,6 +117,12 @@ for c in "${cells[@]}"; do
   fi
   envv "$d/env0" RGT_OUTPUT_DIR
   [ -n "$ENVV" ] && roots[${ENVV%/*}]=1
+  # a live cell's newest checkpoint (by name, three levels deep at most): its age is checked against the
+  # cadence checkpoint_cadence gave
+  if [ "$a" = 1 ] && [ -n "$ENVV" ] && [ -d "$ENVV" ]; then
+    ck=$(find "$ENVV" -maxdepth 3 -type f \( -name '*.pt' -o -name '*.pth' -o -name '*.ckpt' -o -name '*.safetensors' -o -name '*.bin' -o -path '*checkpoint*' \) -printf '%T@\n' 2>/dev/null | sort -n | tail -n 1)
+    tab CKPT "$c" "${ck%.*}"
+  fi
   # the disk gate's budget ("bytes inodes source") and, for a blocked cell, the numbers it saw
   rd bu "$d/budget"
   rd bl "$d/blocked"
@@ -193,15 +199,17 @@ for p in "$SD" "${!roots[@]}" ${ENVV:+"$ENVV"}; do
   paths+=("${p:-/}")
 done
 declare -A inode=() seen=()
+# DISK mount size used% inodes% avail (avail in bytes: the server keeps the last patrol's reading and
+# estimates the time to full from two)
 disk() {
   [ -n "${4:-}" ] && [ -z "${seen[$4]:-}" ] || return 0
   seen[$4]=1
-  tab DISK "$4" "$1" "${2%\%}" "${3%\%}"
+  tab DISK "$4" "$1" "${2%\%}" "${3%\%}" "${5:-}"
 }
 # GNU df gives bytes and inodes in one call; others (busybox) take two, the -i one first
-if ! { read -r _ && while read -r size pct ipct m; do disk "$size" "$pct" "$ipct" "$m"; done; } < <(df -B1 --output=size,pcent,ipcent,target "${paths[@]}" 2>/dev/null) || [ "${#seen[@]}" -eq 0 ]; then
+if ! { read -r _ && while read -r size avail pct ipct m; do disk "$size" "$pct" "$ipct" "$m" "$avail"; done; } < <(df -B1 --output=size,avail,pcent,ipcent,target "${paths[@]}" 2>/dev/null) || [ "${#seen[@]}" -eq 0 ]; then
   while read -r _ _ _ _ pct m; do [ -n "${m:-}" ] && inode[$m]=$pct; done < <(df -P -i "${paths[@]}" 2>/dev/null | tail -n +2)
-  while read -r _ size _ _ pct m; do disk "$size" "$pct" "${inode[$m]:-}" "$m"; done < <(df -P -B1 "${paths[@]}" 2>/dev/null | tail -n +2)
+  while read -r _ size _ avail pct m; do disk "$size" "$pct" "${inode[$m]:-}" "$m" "$avail"; done < <(df -P -B1 "${paths[@]}" 2>/dev/null | tail -n +2)
 fi
 
 # the kernel's OOM-killer and GPU-fault (NVIDIA Xid, ECC, fallen off the bus) messages, read only when a

@@ -64,6 +64,14 @@ for c in "${cells[@]}"; do
       [ -n "${RGT_STOP_REASON:-}" ] && printf '%s\n' "$RGT_STOP_REASON" >"$d/reason"
       printf 'stopped\n' >"$d/state"
     fi
+    # a process left behind in the cell's recorded group after the command ended (a worker that outlived
+    # it, still holding GPU memory): reclaimed only when it carries this run's id
+    pg=$(cat "$d/pgid" 2>/dev/null)
+    if [ -n "$pg" ] && [ -n "$RUN_ID" ]; then
+      for p in $(members "$pg"); do
+        if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qxF "RGT_RUN_ID=$RUN_ID"; then groups+=("leftover:$c $pg"); break; fi
+      done
+    fi
   fi
 done
 
@@ -110,6 +118,7 @@ for g in "${groups[@]}"; do
         tab ALIVE "$c" "$pg" "$rest"
       fi
       ;;
+    leftover:*) [ -z "$rest" ] && tab LEFTOVER "${label#leftover:}" "$pg" || tab ALIVE "${label#leftover:}" "$pg" "$rest" ;;
     lane:*) [ -z "$rest" ] && tab LANESTOPPED "${label#lane:}" "$pg" || tab LANEALIVE "${label#lane:}" "$pg" "$rest" ;;
   esac
 done

@@ -20,6 +20,8 @@ export interface BoxCellRow {
   seatbelt?: string;
   /** a failed cell's command start and batch/precision env entries (for the OOM ladder) */
   knobs?: string;
+  /** a live cell's newest checkpoint mtime (0 = none yet) */
+  ckpt_mtime?: number;
 }
 export interface BoxStatus {
   host: string; now: number; uptime_s: number; boot: number; nostate: boolean;
@@ -54,8 +56,9 @@ export function parseStatus(host: string, stdout: string): BoxStatus {
       }
       case "LANE": b.lanes.push({ id: r[1], alive: r[2] === "1", signal: r[3] ?? "", cells: (r[4] ?? "").split(",").filter(Boolean), ended: r[5] === "ended" }); break;
       case "GPU": b.gpus.push({ host, index: Number(r[1]), memory_used_mib: num(r[2]), memory_total_mib: num(r[3]), utilization_pct: num(r[4]) }); break;
-      case "DISK": b.disks.push({ host, mount: r[1], size_bytes: num(r[2]), used_pct: num(r[3]), inodes_used_pct: num(r[4]) }); break;
+      case "DISK": { const a = num(r[5]); b.disks.push({ host, mount: r[1], size_bytes: num(r[2]), used_pct: num(r[3]), inodes_used_pct: num(r[4]), ...(a !== undefined ? { avail_bytes: a } : {}) }); break; }
       case "DMESG": b.dmesg.push(r.slice(1).join(" ")); break;
+      case "CKPT": { const c = b.cells.get(r[1]); if (c) c.ckpt_mtime = num(r[2]) ?? 0; break; }
       case "GATE": (b.gates ??= new Map()).set(r[1], parseGate(r[2] ?? "", r[3] ?? "")); break;
       case "WATCH": b.watch = parseWatch(r); break;
       case "SEATBELT": { const c = b.cells.get(r[1]); if (c) c.seatbelt = r.slice(2).join(" ").slice(0, 300); break; }
@@ -149,6 +152,7 @@ export function classifyCell(b: BoxStatus, row: BoxCellRow | undefined, cell: Ru
     disks: b.disks,
   });
   if (row.knobs) out.knobs = row.knobs;
+  if (row.ckpt_mtime !== undefined) out.ckpt_age_s = row.ckpt_mtime ? Math.max(0, b.now - row.ckpt_mtime) : -(b.now - (row.started_at ?? b.now));
 
   // the runner writes exit_code a moment before state: a finished process with an exit code is not "vanished"
   let st = row.state;
@@ -192,10 +196,19 @@ export function classifyCell(b: BoxStatus, row: BoxCellRow | undefined, cell: Ru
     case "running": {
       if (row.alive) {
         const quiet = b.now - lastChange;
+        const mine = b.gpus.filter((g) => cell.gpu_indices.includes(g.index) && g.utilization_pct !== undefined);
+        const util = mine.length ? Math.max(...mine.map((g) => g.utilization_pct!)) : undefined;
         if (quiet > opts.stall_after_s) {
           out.state = "stalled";
           out.reason = `process ${row.pid} alive but its log has not grown for ${quiet}s (threshold ${opts.stall_after_s}s)`;
-        } else out.state = "running";
+          // log silent while the GPU works: a hung collective or a long silent phase, not a dead loader
+          if (util !== undefined && util >= 50) out.stall = { kind: "hang", evidence: `log silent ${quiet}s while GPU ${mine.map((g) => g.index).join(",")} at ${util}%` };
+        } else {
+          out.state = "running";
+          // a GPU near zero on a live cell: starved input or a wait in a collective (confirmed over two
+          // patrols by the run level before it is reported)
+          if (util !== undefined && util <= 2 && (b.now - (row.started_at ?? b.now)) > 60) out.stall = { kind: "gpu_idle", evidence: `GPU ${mine.map((g) => g.index).join(",")} at ${util}% utilisation` };
+        }
         return out;
       }
       if (row.runner_alive) {

@@ -8,6 +8,7 @@ import * as path from "node:path";
 import { RefusalError, warning, type Warning } from "../common/result.js";
 import { cleanLine, refFor, remedyFor, type FailureClass } from "../knowledge/failures.js";
 import { redactText } from "../guard/redact.js";
+import { patrolSentinels } from "./sentinels.js";
 import type { Ledger } from "../ledger/store.js";
 import { getRun, listRuns, type BackendName, type RunRecord } from "../ledger/runs.js";
 import type { Remote } from "../remote/types.js";
@@ -105,6 +106,10 @@ export function nextAction(run: RunRecord, state: RunState, cells: CellStatus[],
     case "done":
       return `All ${cells.length} cell(s) done. Pull and verify: pull_verify { host: "${host}", run_id: "${run.run_id}", local_dir: … }, then request_teardown.`;
     case "running": {
+      const idle = cells.filter((c) => c.stall?.kind === "gpu_idle");
+      if (idle.length && !byCause(cells).length) {
+        return `${idle.map((c) => c.name).join(", ")}: alive but the GPU sits near 0 % (${idle[0].stall!.evidence}) — starved input (more DataLoader workers, data off the network mount) or a wait in a collective; look with remote_exec py-spy dump before stopping. See rgt://references/training-failures#nccl.`;
+      }
       const f = remedies(cells, relaunch);
       return f
         ? `Still running. ${f}`
@@ -171,7 +176,7 @@ function compact(cells: CellStatus[], tailBudget: number): CellStatus[] {
   const interesting = cells.filter((c) => c.state !== "done" && c.state !== "pending");
   const per = interesting.length ? Math.max(1, Math.min(5, Math.floor(tailBudget / interesting.length))) : 0;
   return cells.map((c) => {
-    const { gpu_indices: _g, knobs: _k, ...rest } = c;
+    const { gpu_indices: _g, knobs: _k, ckpt_age_s: _c, ...rest } = c;
     if (rest.cause && !rest.cause.ref) rest.cause = { ...rest.cause, ref: refFor(rest.cause.cause) };
     const known = rest.cause && rest.cause.cause !== "unknown";
     if (c.state === "done" || c.state === "pending" || (c.state === "running" && interesting.length > 4) || (known && interesting.length > 2)) delete rest.tail;
@@ -185,7 +190,8 @@ function fit<T extends {
   cells: CellStatus[]; gpus: GpuStatus[]; disks: DiskStatus[]; vanished_cause?: CellCause; gpus_omitted?: number; disks_omitted?: number;
   next_action: string; new_text_dir?: string;
 }>(r: T, newTextDir?: string): T {
-  const size = () => Buffer.byteLength(JSON.stringify(r)) + 24; // + what the tool adds (elapsed_ms)
+  // + what the tool and the pipeline add after (elapsed_ms, a one-line summary)
+  const size = () => Buffer.byteLength(JSON.stringify(r)) + 24 + 80;
   const clipEvidence = (n: number) => {
     for (const c of r.cells) {
       if (!c.cause || c.cause.evidence.length <= n) continue;
@@ -257,6 +263,8 @@ function fit<T extends {
     () => { for (const c of r.cells) delete c.new_text; },
     // the run's cause repeats a cell's: the cell keeps it
     () => { if (r.vanished_cause?.evidence.startsWith("as ")) delete r.vanished_cause; },
+    // last: the while-run view, when no cell is held by it (dead cells' causes matter more)
+    () => { if (!r.cells.some((c) => (c as { blocked?: unknown }).blocked)) delete (r as { while_run?: unknown }).while_run; },
   ];
   for (const step of steps) {
     if (size() <= STATUS_BUDGET_BYTES) break;
@@ -271,13 +279,17 @@ export async function runStatusOf(
   const run = getRun(ledger, runId);
   if (!run) throw new RefusalError("NOT_FOUND", `no run ${runId} in the ledger`, "List runs with `rgt status`, or pass the run_id launch_queue returned.");
   const backend = await backendFor(run.backend);
-  const full: StatusOptions = { stall_after_s: opts.stall_after_s ?? DEFAULT_STALL_S, tail_lines: opts.tail_lines ?? 5,
-    ...(opts.log_offset !== undefined ? { log_offset: opts.log_offset } : {}) };
+  const full: StatusOptions = {
+    stall_after_s: opts.stall_after_s ?? DEFAULT_STALL_S, tail_lines: opts.tail_lines ?? 5,
+    ...(opts.log_offset !== undefined ? { log_offset: opts.log_offset } : {}),
+    ...(opts.checkpoint_every_s !== undefined ? { checkpoint_every_s: opts.checkpoint_every_s } : {}),
+  };
   const ctx: BackendContext = { remote, ledger };
   const s = await backend.status(ctx, run, full);
   const stopReason = [...(s.watch?.values() ?? [])].find((w) => w.stop_reason)?.stop_reason;
   const { state, vanished_cause } = summarize(s.cells, stopReason);
-  const warnings = [...s.warnings, ...(await whileRunWarnings(ledger, run, s.cells, s.watch))];
+  const warnings = [...s.warnings, ...(await whileRunWarnings(ledger, run, s.cells, s.watch)), ...patrolSentinels(ledger, run.run_id, s.cells,
+    s.disks, full.checkpoint_every_s)];
   const whileRun = s.watch || s.gates ? whileRunView(s.watch ?? new Map(), s.gates ?? []) : undefined;
   // the seatbelt stopped a destroy that a cell reached at run time (nothing was destroyed)
   const blocked = s.cells.filter((c) => c.destroy_blocked);
@@ -292,6 +304,7 @@ export async function runStatusOf(
   const gpus = s.gpus.length > 8 ? [...s.gpus].sort((a, b) => (b.memory_used_mib ?? 0) - (a.memory_used_mib ?? 0)).slice(0, manyHosts ? 4 : 8) : s.gpus;
   const pressure = (d: DiskStatus) => Math.max(d.used_pct ?? 0, d.inodes_used_pct ?? 0);
   const byPressure = [...s.disks].sort((a, b) => pressure(b) - pressure(a));
+  for (const d of s.disks) delete d.avail_bytes;
   const disks = manyHosts ? byPressure.filter((d) => pressure(d) >= 80).slice(0, 6) : s.disks.length > 6 ? byPressure.slice(0, 6) : s.disks;
   const newTextDir = keepNewText(ledger.dir, run.run_id, s.cells);
   const next_action = nextAction(run, state, s.cells, vanished_cause);

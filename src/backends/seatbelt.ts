@@ -26,13 +26,13 @@ export function withSeatbelt(command: string): string {
 const installed = new WeakMap<Remote, Map<string, Promise<boolean>>>();
 
 /** Install the shim and its links on a host once per server process; false when it could not be done. */
-export function ensureSeatbelt(remote: Remote, host: string): Promise<boolean> {
+export function ensureSeatbelt(remote: Remote, host: string, timeoutMs = 30_000): Promise<boolean> {
   let m = installed.get(remote);
   if (!m) { m = new Map(); installed.set(remote, m); }
   const hit = m.get(host);
   if (hit) return hit;
   const p = (async () => {
-    const { res } = await installAndRun(remote, host, SEATBELT_SCRIPTS, { script: "seatbelt.sh", args: [hashedScript(SHIM_SCRIPT).hashed] }, 30_000);
+    const { res } = await installAndRun(remote, host, SEATBELT_SCRIPTS, { script: "seatbelt.sh", args: [hashedScript(SHIM_SCRIPT).hashed] }, timeoutMs);
     return res.exitCode === 0 && tsv(res.stdout).some((r) => r[0] === "SHIMS");
   })().catch(() => false);
   m.set(host, p);

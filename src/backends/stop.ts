@@ -26,6 +26,7 @@ export async function sshStop(ctx: BackendContext, run: RunRecord, cells?: strin
         case "ALREADY": if (!want || want.has(row[1])) out.already_stopped.push(row[1]); break;
         case "ALIVE": out.still_alive.push(row[1]); out.evidence.push(`${h}: cell ${row[1]} group ${row[2]} still has pids ${row[3]}`); break;
         case "NOTOURS": out.still_alive.push(row[1]); out.warnings.push(warning("PID_NOT_OURS", "warn", `${h}: pid ${row[2]} recorded for ${row[1]} does not carry this run's id; left alone`)); break;
+        case "LEFTOVER": out.evidence.push(`${h}: cell ${row[1]} had ended, but processes were left in its group ${row[2]} (GPU memory held); reclaimed`); break;
         case "LANESTOPPED": out.evidence.push(`${h}: lane ${row[1]} stopped`); break;
         case "LANEALIVE": out.warnings.push(warning("LANE_ALIVE", "warn", `${h}: lane ${row[1]} still has pids ${row[3]}`)); break;
         case "GPU":

@@ -127,12 +127,16 @@ export interface CellStatus {
   /** the disk gate kept the cell from starting: the numbers it saw */
   blocked?: BlockedNumbers;
   gpu_indices?: number[];
+  /** a sentinel on a live cell: GPU idle (starved input / hung collective) or log silent while the GPU works */
+  stall?: { kind: "gpu_idle" | "hang"; evidence: string; since_s?: number };
+  /** internal, never returned: seconds since the newest checkpoint; negative = none yet, running that long */
+  ckpt_age_s?: number;
   /** internal, never returned: the command/env knobs the OOM ladder reads */
   knobs?: string;
 }
 
 export interface GpuStatus { host: string; index: number; memory_used_mib?: number; memory_total_mib?: number; utilization_pct?: number }
-export interface DiskStatus { host: string; mount: string; size_bytes?: number; used_pct?: number; inodes_used_pct?: number }
+export interface DiskStatus { host: string; mount: string; size_bytes?: number; used_pct?: number; inodes_used_pct?: number; avail_bytes?: number }
 
 export interface StatusOptions {
   log_offset?: number;
@@ -140,6 +144,8 @@ export interface StatusOptions {
   stall_after_s: number;
   /** max tail lines per cell */
   tail_lines: number;
+  /** the checkpoint interval checkpoint_cadence gave: a live cell's newest checkpoint older than 2× is flagged */
+  checkpoint_every_s?: number;
 }
 
 /** What a backend reports; index.ts derives the run-level state and next_action from it. */

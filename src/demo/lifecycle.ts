@@ -78,7 +78,7 @@ export async function runLifecycle(target: DemoTarget, out: Transcript, opts: { 
     if (!p.ok) fail("probe_env failed", p);
     const gpus: any[] = p.gpus ?? [];
     out.detail(`platform: ${p.profile?.name ?? "?"} (detected by ${p.profile?.detected_by ?? "?"})`);
-    out.detail(`${gpus.length ? `${gpus.length} GPU(s): ${gpus[0].name}` : "no GPU (CPU only)"}; python ${p.python?.version ?? "missing"}` +
+    out.detail(`${gpus.length ? `${gpus.length} GPU(s): ${p.gpu_name ?? gpus[0].name}` : "no GPU (CPU only)"}; python ${p.python?.version ?? "missing"}` +
       `${p.python?.torch?.version ? `, torch ${p.python.torch.version}` : ", no torch (pure-Python stand-in)"}; tmux ${p.tools?.tmux ? "yes" : "no"}, rsync ${p.tools?.rsync ? "yes" : "no"}`);
     for (const s of (p.surface_to_user ?? []).slice(0, 2)) out.detail(`tell the user: ${String(s).slice(0, 150)}`);
     const torch = target.torch ?? !!p.python?.torch?.version;

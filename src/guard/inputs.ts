@@ -9,6 +9,7 @@
 import { RefusalCode, type Refusal } from "../common/result.js";
 import { findInlineCredentials, judgeNameValue } from "./credentials.js";
 import { destroyRefusal, findDestroys, type DestroyContext } from "./destroy.js";
+import { CELL_OUTPUT } from "./destroy/paths.js";
 
 export type FieldKind = "runname" | "command" | "dir" | "localdir" | "path" | "file" | "name" | "env" | "pattern" | "text";
 
@@ -42,6 +43,9 @@ type Args = Record<string, unknown>;
 const str = (v: unknown): string | undefined => (typeof v === "string" ? v : undefined);
 const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
+/** what rgt sets for every cell: its own output dir stands for itself (writing there is the cell's job) */
+const CELL_ENV = { RGT_OUTPUT_DIR: CELL_OUTPUT, RGT_SCRATCH_DIR: `${CELL_OUTPUT}/.scratch` };
+
 /** Which fields reach a shell on the box, per tool. */
 export const SHELL_FIELDS: Record<string, (a: Args) => InputField[]> = {
   remote_exec: (a) => [
@@ -59,7 +63,7 @@ export const SHELL_FIELDS: Record<string, (a: Args) => InputField[]> = {
       return [
         ...opt(`cells[${i}].name`, "name", cell.name),
         ...Object.entries(env).map(([k, v]) => ({ field: `cells[${i}].env.${k}`, kind: "env" as const, value: `${k}=${String(v)}` })),
-        ...opt(`cells[${i}].command`, "command", cell.command, { env, ...(str(a.workdir) ? { cwd: str(a.workdir)! } : {}) }),
+        ...opt(`cells[${i}].command`, "command", cell.command, { env: { ...env, ...CELL_ENV }, ...(str(a.workdir) ? { cwd: str(a.workdir)! } : {}) }),
       ];
     }),
   ],

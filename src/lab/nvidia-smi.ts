@@ -9,8 +9,12 @@
  *   -i/--id=<indices>  --version
  *
  * Which GPUs are busy can change while the box runs: when the state file exists, each of its lines
- * "<index> [pid] [used MiB]" marks one GPU busy (an empty file = all idle). Every invocation appends its
- * argv to the log file, so tests can assert how the GPU was queried.
+ * "<index> [pid] [used MiB]" marks one GPU busy (an empty file = all idle); a pid no process has is how a
+ * test makes a VRAM zombie. Health faults come from "<state file>.health": lines
+ * "<index> <field>=<value> …" override any --query-gpu field of that GPU, e.g.
+ * "3 clocks_throttle_reasons.hw_thermal_slowdown=Active ecc.errors.uncorrected.volatile.total=2
+ * retired_pages.pending=Yes" (values as the driver prints them; "_" stands for a space in a value).
+ * Every invocation appends its argv to the log file, so tests can assert how the GPU was queried.
  */
 import { shq } from "../common/text.js";
 
@@ -103,6 +107,18 @@ load_busy() {
 }
 load_busy
 
+# health overrides: HOV["<index>|<field>"]=value, from "<state file>.health"
+declare -A HOV=()
+load_health() {
+  local idx kv
+  [ -n "$STATE_FILE" ] && [ -f "$STATE_FILE.health" ] || return 0
+  while read -r idx rest; do
+    case "$idx" in ''|*[!0-9]*) continue ;; esac
+    for kv in $rest; do HOV["$idx|\${kv%%=*}"]="\${kv#*=}"; done
+  done < "$STATE_FILE.health"
+}
+load_health
+
 is_busy() { [ -n "\${BUSY_PID[$1]:-}" ]; }
 # results go to globals (MU, GF), not stdout: a $(…) per field made an 8-GPU query take ~0.2 s
 mem_used() { if is_busy "$1"; then MU=$(( BUSY_MEM[$1] + 4 )); else MU=4; fi; }
@@ -112,6 +128,7 @@ fail() { printf '%s\\n' "$1" >&2; exit "\${2:-2}"; }
 # value of one --query-gpu field for GPU $2, as "number|unit" (unit may be empty)
 gpu_field() {
   local f="$1" i="$2" used
+  if [ -n "\${HOV[$i|$f]:-}" ]; then GF="\${HOV[$i|$f]//_/ }|"; return 0; fi
   mem_used "$i"; used=$MU
   case "$f" in
     index) GF="$i|" ;;
@@ -144,6 +161,11 @@ gpu_field() {
     ecc.mode.current|ecc.mode.pending) GF="Enabled|" ;;
     ecc.errors.corrected.volatile.total|ecc.errors.uncorrected.volatile.total|ecc.errors.corrected.aggregate.total|ecc.errors.uncorrected.aggregate.total) GF="0|" ;;
     retired_pages.pending) GF="No|" ;;
+    retired_pages.single_bit_ecc.count|retired_pages.sbe|retired_pages.double_bit.count|retired_pages.dbe) GF="0|" ;;
+    clocks_throttle_reasons.active|clocks_event_reasons.active) if is_busy "$i"; then GF="0x0000000000000000|"; else GF="0x0000000000000001|"; fi ;;
+    clocks_throttle_reasons.gpu_idle|clocks_event_reasons.gpu_idle) if is_busy "$i"; then GF="Not Active|"; else GF="Active|"; fi ;;
+    clocks_throttle_reasons.hw_slowdown|clocks_throttle_reasons.hw_thermal_slowdown|clocks_throttle_reasons.hw_power_brake_slowdown|clocks_throttle_reasons.sw_thermal_slowdown|clocks_throttle_reasons.sw_power_cap|clocks_throttle_reasons.applications_clocks_setting|clocks_throttle_reasons.sync_boost) GF="Not Active|" ;;
+    clocks_event_reasons.hw_slowdown|clocks_event_reasons.hw_thermal_slowdown|clocks_event_reasons.hw_power_brake_slowdown|clocks_event_reasons.sw_thermal_slowdown|clocks_event_reasons.sw_power_cap|clocks_event_reasons.applications_clocks_setting|clocks_event_reasons.sync_boost) GF="Not Active|" ;;
     timestamp) GF="$(date '+%Y/%m/%d %H:%M:%S.000')|" ;;
     *) return 1 ;;
   esac

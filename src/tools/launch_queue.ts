@@ -45,11 +45,11 @@ export const launchQueue = defineTool({
     // the backends check each knob and name it (scheduler.lanes, …) when it is wrong
     scheduler: z.record(z.string().max(32), z.unknown()).optional()
       .describe("Slurm/k8s: lanes, walltime, partition, signal_lead_s, image, namespace, pvc"),
-    min_free_gb: z.number().min(0).max(1e6).optional().describe("free GB each cell needs first"),
+    min_free_gb: z.number().min(0).max(1e6).optional(),
     min_free_inodes: z.number().int().min(0).max(1e12).optional(),
     on_disk_low: z.enum(["skip", "wait"]).optional(),
     disk_wait_s: z.number().int().min(0).max(86_400).optional(),
-    max_hours: z.number().positive().max(24 * 60).optional().describe("cap, enforced on the box"),
+    max_hours: z.number().positive().max(24 * 60).optional(),
     on_done: z.enum(["nothing", "park"]).optional().describe("park: reversible meter-stop once all is durable"),
     park_approval_id: z.string().min(1).max(128).optional(),
   },

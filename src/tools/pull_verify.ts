@@ -19,7 +19,7 @@ export const pullVerify = defineTool({
     run_id: nameText().optional(),
     remote_path: pathText("remote_path").optional(),
     local_dir: pathText("local_dir"),
-    expect: z.array(z.string().min(1).max(1024)).max(500).optional().describe("roster (globs ok)"),
+    expect: z.array(z.string().min(1).max(1024)).max(500).optional(),
   },
   output: {
     receipt_id: z.string().nullable().optional(),

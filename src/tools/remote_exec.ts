@@ -45,12 +45,15 @@ export const remoteExec = defineTool({
     const { host, command } = args;
     const timeoutS = args.timeout_s ?? 60;
     // the seatbelt: provider CLIs and power verbs resolve to the shims first (installed once per host)
-    const belted = await ensureSeatbelt(ctx.remote, host);
+    // (its install shares the call's time bound: at most a third of it, the rest is the command's)
+    const t0 = Date.now();
+    const belted = await ensureSeatbelt(ctx.remote, host, Math.min(30_000, Math.ceil((timeoutS * 1000) / 3)));
+    const leftMs = Math.max(1000, timeoutS * 1000 - (Date.now() - t0));
     const line = args.cwd ? `cd ${quote([args.cwd])} && ${command}` : command;
     const full = belted ? withSeatbelt(line) : line;
 
     // run, bounded (secrets and destroys were refused by the input guard before this point)
-    const r = await ctx.remote.exec(host, full, { timeoutMs: timeoutS * 1000, maxOutputBytes: CAPTURE_BYTES, signal: ctx.signal });
+    const r = await ctx.remote.exec(host, full, { timeoutMs: leftMs, maxOutputBytes: CAPTURE_BYTES, signal: ctx.signal });
     // redact the whole output, then cut: nothing that straddles the cut comes back in part
     const fp = loadFingerprints(ctx.ledger);
     const out = redactThenTail(r.stdout, STDOUT_TAIL, fp);

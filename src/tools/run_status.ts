@@ -28,6 +28,7 @@ const CellOut = z.object({
   new_text_file: z.string().optional(),
   reason: z.string().optional(),
   cause: Cause.optional(),
+  stall: z.object({ kind: z.enum(["gpu_idle", "hang"]), evidence: z.string(), since_s: z.number().optional() }).optional(),
   blocked: z.object({ code: z.string(), dir: z.string(), free_bytes: z.number().optional(), need_bytes: z.number().optional(),
     free_inodes: z.number().optional(), need_inodes: z.number().optional(), waiting_until: z.number().optional() }).optional(),
 });
@@ -46,6 +47,7 @@ export const runStatus = defineTool({
     host: hostText().optional(),
     log_offset: z.number().int().min(0).max(2 ** 50).optional().describe("last log_bytes"),
     stall_after_s: z.number().int().min(1).max(7 * 24 * 3600).optional(), // default: backends DEFAULT_STALL_S (skill/SKILL.md)
+    checkpoint_every_s: z.number().int().min(1).max(7 * 24 * 3600).optional().describe("checkpoint_cadence's interval_s"),
     wait_s: z.number().int().min(0).max(MAX_WAIT_S).optional().describe("long-poll while running"),
   },
   output: {
@@ -78,6 +80,7 @@ export const runStatus = defineTool({
     const opts = {
       ...(args.log_offset !== undefined ? { log_offset: args.log_offset } : {}),
       ...(args.stall_after_s !== undefined ? { stall_after_s: args.stall_after_s } : {}),
+      ...(args.checkpoint_every_s !== undefined ? { checkpoint_every_s: args.checkpoint_every_s } : {}),
     };
     // wait_s: a bounded long-poll. Only `running` is worth waiting on; every other state (done, failed,
     // stalled, vanished, unknown) is news the agent must act on now.

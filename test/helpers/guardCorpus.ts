@@ -20,6 +20,8 @@ export interface GuardItem {
   /** expected refusal code; null for negatives */
   code: "DESTROY_UNAPPROVED" | "SECRET_INLINE" | null;
   how: string;
+  /** only meaningful as a launch_queue cell (it writes its own $RGT_OUTPUT_DIR) */
+  cellOnly?: boolean;
 }
 
 /** as the AutoDL profile gives them: the home (/root) is protected by the home rule, the data/durable dirs at any depth */
@@ -360,6 +362,10 @@ export function negatives(seed = 77): GuardItem[] {
   // env maps that are references or not credentials
   const envs: Record<string, string>[] = [{ HF_TOKEN: "$HF_TOKEN" }, { WANDB_API_KEY: "${WANDB_API_KEY}" }, { TOKENIZERS_PARALLELISM: "false" }, { WANDB_RUN_ID: g.uuid() },
     { GIT_SHA: g.hex(40) }, { EXPERIMENT_KEY: `exp-${g.hex(8)}` }, { HF_HUB_ENABLE_HF_TRANSFER: "1" }, { PAD_TOKEN: "<pad>" }, { OPENAI_API_KEY: "EMPTY" }, { MAX_TOKENS: "4096" }];
+  const cell = ["head -c 3000000 /dev/urandom > $RGT_OUTPUT_DIR/big.bin", "printf 'w%s' \"$SEED\" > \"$RGT_OUTPUT_DIR/best.pth\"",
+    "python train.py --out $RGT_OUTPUT_DIR > $RGT_OUTPUT_DIR/train.log 2>&1", "cp /tmp/last.pt $RGT_OUTPUT_DIR/last.pt", "echo '{\"acc\":0.9}' > \"$RGT_OUTPUT_DIR/metrics.json\"",
+    "dd if=/dev/zero of=$RGT_OUTPUT_DIR/pad.bin bs=1M count=1", "python export.py | tee $RGT_OUTPUT_DIR/model.onnx", "rm -rf \"$RGT_SCRATCH_DIR/tmp\""];
+  for (let r = 0; r < 10; r++) for (const c of cell) out.push({ cls: "negative", command: c, code: null, how: "cell output", cellOnly: true });
   for (let r = 0; r < 10; r++) for (const env of envs) out.push({ cls: "negative", command: "python train.py", env, code: null, how: `env ${Object.keys(env)[0]}` });
   return out;
 }

@@ -5,7 +5,7 @@
  * builds under it are not; a recursive forced delete of a target that cannot be resolved is refused.
  */
 import { UNKNOWN, braceExpand, type Word } from "../shell.js";
-import { CKPT_EXT, CKPT_NAME, expandTildeText, isCheckpointLike, isDevice, judge, show } from "./paths.js";
+import { CELL_OUTPUT, CKPT_EXT, CKPT_NAME, expandTildeText, isCheckpointLike, isDevice, judge, show } from "./paths.js";
 import { positionals, push, words, type At, type State } from "./state.js";
 
 export function checkRm(args: Word[], st: State, verb: string, allowRecursive = true): void {
@@ -118,6 +118,7 @@ const LOGLIKE = /\.(log|out|err|txt)$/i;
 /** Does overwriting this file destroy protected data? (a checkpoint anywhere, or a non-log inside a protected dir) */
 function overwriteReason(target: Word, st: State): string | null {
   const t = expandTildeText(target.text, st.home);
+  if (t.startsWith(CELL_OUTPUT + "/")) return null; // the cell writing its own outputs
   const base = t.slice(t.lastIndexOf("/") + 1);
   if (CKPT_EXT.test(base) || (CKPT_NAME.test(base) && /\.[a-z0-9]+$/i.test(base))) return `checkpoint ${show(target)}`;
   const j = judge(target, st);

@@ -7,6 +7,8 @@ import { UNKNOWN, type Word } from "../shell.js";
 import type { State } from "./state.js";
 
 const TOP_LEVEL_OK = new Set(["/tmp", "/var/tmp", "/dev/shm"]);
+/** stands for a launch_queue cell's own $RGT_OUTPUT_DIR: new files written there are the cell's outputs */
+export const CELL_OUTPUT = "/rgt-cell-output";
 export const CKPT_DIR = /^(checkpoints?|ckpts?|outputs?)$/i;
 export const CKPT_NAME = /ckpt|checkpoint/i;
 export const CKPT_EXT = /\.(pt|pth|ckpt|safetensors|bin|h5|hdf5|pdparams|msgpack|gguf|npz|onnx|engine|distcp)$/i;
