@@ -7,6 +7,7 @@
  *  - the relay alone (rsync through it with no delay vs rsync straight to sshd): it must not be the bottleneck
  * RGT_BENCH_PULL_MB shrinks the sets while developing (default 1024).
  */
+import { setting } from "../common/config.js";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { execFile } from "node:child_process";
@@ -58,7 +59,7 @@ async function ours(srv: ServerConnection, alias: string, set: PullSet, dst: str
 
 export async function bench(lab: Lab, want: (id: string) => boolean = () => true): Promise<BenchRow[]> {
   const host = Object.keys(lab.boxes)[0];
-  const mb = Number(process.env.RGT_BENCH_PULL_MB) || 1024;
+  const mb = setting("RGT_BENCH_PULL_MB");
   const root = fs.mkdtempSync(path.join(lab.root, "bench-par-"));
   const rows: BenchRow[] = [];
   const wan = await lab.cutProxy(host, { cutAfterBytes: Infinity, delayMs: ONE_WAY_MS, alias: `${host}-wan` });
