@@ -41,6 +41,13 @@ export function checkPower(name: string, rest: Word[], at: At, st: State): boole
       if (texts.some((t) => /^-[lr]$/.test(t))) return true;
       if ((typeof at.fed === "string" && at.fed !== OPAQUE)) judgeCronText(at.fed, at, st);
       else if (at.fed === OPAQUE || pos.length === 0 || pos[0] === "-") push(st, "obfuscated", "crontab", "installs a schedule whose commands cannot be read here");
+      else {
+        // `crontab FILE`: a file written on this line or pushed is judged; any other file cannot be read here
+        const abs = st.resolvePath(pos[0]!);
+        const body = (abs ? st.written.get(abs) : undefined) ?? st.readPushed(pos[0]!);
+        if (typeof body === "string") judgeCronText(body, at, st);
+        else push(st, "obfuscated", "crontab FILE", `installs the schedule in ${pos[0]}, whose commands cannot be read here`);
+      }
       return true;
     }
     case "at": case "batch": {
