@@ -288,3 +288,31 @@ describe("red-team outputs: redaction with every cut", () => {
     expect(out).toBe("PATH=/usr/bin\nHOME=/root\nSSH_KEY=/root/.ssh/id_rsa\nMAX_TOKENS=4096\nHF_TOKEN=$HF_TOKEN\n");
   });
 });
+
+describe("red-team classes, siblings of each fix", () => {
+  const refused = [
+    "/usr/sbin/shut* -h now", "/bin/[r]m -rf /root/autodl-fs", "/opt/*/vastai destroy instance 2", "kill 0", "kill -TERM 0", "tmux kill-session", "tmux kill-window",
+    "crontab ./sched.txt", "crontab -u root /tmp/c", "echo '@daily root poweroff' | sudo tee /etc/cron.d/x", "mv /root/autodl-tmp/data /root/proj/", "mv /root/autodl-fs/a.pt ~/a.pt",
+    "rsync -a --remove-source-files /root/autodl-tmp/ckpt/ /tmp/c/", "tar --remove-files -cf /tmp/a.tar /root/autodl-tmp/data", "git clean -ffdx /root/autodl-tmp",
+    "ln -s /root/autodl-tmp d && rm -rf d", "ln -s /root/autodl-fs/ckpt c; : > c/best.pt", "shred -u /root/autodl-fs/a.bin", "shred -u \"$F\"",
+    `python -c "import os; [os.remove(os.path.join(r, f)) for r, _, fs in os.walk('/root/autodl-fs') for f in fs]"`,
+    `python -c "open('/root/autodl-tmp/ckpt/last.pt', 'w')"`, `python -c "from pathlib import Path; Path('/root/autodl-fs/m.pt').write_bytes(b'')"`,
+    `node -e "require('fs').writeFileSync('/root/autodl-fs/best.pt', '')"`, `node -e "require('child_process').spawn('shutdown', ['-h', 'now'])"`,
+    `ruby -e 'system("rm", "-rf", "/root/autodl-fs")'`, `php -r 'exec("vastai destroy instance 3");'`, `perl -e 'unlink "/root/autodl-tmp/ckpt/best.pt"'`,
+  ];
+  const passed = [
+    "kill -0 $PID", "kill -s 0 12345", "[ -f ckpt.pt ] && echo yes", "[[ -d /root/autodl-fs ]] && ls /root/autodl-fs", "mv /root/autodl-fs/a /root/autodl-fs/b",
+    "mv /tmp/new.pt /root/autodl-tmp/ckpt/new.pt", "rsync -a --remove-source-files /tmp/out/ /root/autodl-fs/out/", "tar --remove-files -czf /tmp/logs.tgz /tmp/logs",
+    "shred -u /tmp/k.txt", "ln -s /root/autodl-tmp/data data && ls data", "crontab -l", "tmux kill-session -t tb", "tee -a /tmp/notes.txt < x",
+    `python -c "print(open('/root/autodl-fs/metrics.json').read())"`, `python -c "import os; os.remove('/tmp/x.lock'); print(os.listdir('/tmp'))"`,
+    `node -e "require('child_process').spawnSync('nvidia-smi', ['-L'])"`, `ruby -e 'puts "hello"'`, `php -r 'echo 1;'`,
+  ];
+  it("each refused with DESTROY_UNAPPROVED through both tools", () => {
+    const missed = refused.flatMap((c) => [["exec", viaExec(c)], ["cell", viaCell(c)]].filter(([, r]) => (r as ReturnType<typeof viaExec>)?.code !== "DESTROY_UNAPPROVED").map(([t]) => `${t} ${c}`));
+    expect(missed).toEqual([]);
+  });
+  it("none of the harmless siblings refused", () => {
+    const falses = passed.flatMap((c) => [["exec", viaExec(c)], ["cell", viaCell(c)]].filter(([, r]) => r).map(([t, r]) => `${t} ${c} -> ${(r as { reason: string }).reason.slice(0, 100)}`));
+    expect(falses).toEqual([]);
+  });
+});

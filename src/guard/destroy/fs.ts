@@ -213,10 +213,10 @@ export function checkFileVerb(name: string, rest: Word[], at: At, st: State): bo
 
 function checkRsync(rest: Word[], st: State): void {
   const texts = words(rest);
-  if (!texts.some((t) => t.startsWith("--delete") || t === "--remove-source-files" || t === "--del")) return;
   const pos = rest.filter((x) => !x.text.startsWith("-"));
   const dest = pos[pos.length - 1];
   if (texts.includes("--remove-source-files")) sourcesLeave(pos.slice(0, -1), st, "rsync --remove-source-files");
+  if (!texts.some((t) => t.startsWith("--delete") || t === "--del")) return;
   if (!dest || /^[^/]*:/.test(dest.text)) return;
   const j = judge(dest, st);
   const why = j.protectedReason ?? j.checkpointReason;

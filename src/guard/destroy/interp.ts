@@ -207,7 +207,8 @@ function execArguments(code: string, lits: Literal[], name: string): string[] {
         if (last && !/^\s*,\s*$/.test(code.slice(last.end, l.start))) break;
         group.push(l);
       }
-      if (group.length) out.push(group.map((x) => `'${x.text.replace(/'/g, "'\\''")}'`).join(" "));
+      if (group.length === 1) out.push(group[0]!.text);
+      else if (group.length) out.push(group.map((x) => `'${x.text.replace(/'/g, "'\\''")}'`).join(" "));
     }
   }
   return out;
