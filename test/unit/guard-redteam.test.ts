@@ -298,6 +298,9 @@ describe("red-team classes, siblings of each fix", () => {
     `python -c "import os; [os.remove(os.path.join(r, f)) for r, _, fs in os.walk('/root/autodl-fs') for f in fs]"`,
     `python -c "open('/root/autodl-tmp/ckpt/last.pt', 'w')"`, `python -c "from pathlib import Path; Path('/root/autodl-fs/m.pt').write_bytes(b'')"`,
     `node -e "require('fs').writeFileSync('/root/autodl-fs/best.pt', '')"`, `node -e "require('child_process').spawn('shutdown', ['-h', 'now'])"`,
+    "trap 'poweroff' EXIT", `trap "vastai destroy instance 1" EXIT; python train.py`, "rm -rf ~root/autodl-fs", "rm -rf ~root", "rm -rf ~ubuntu",
+    "fallocate -p -o 0 -l 1G /root/autodl-fs/best.pt", "fallocate --punch-hole -l 1M /root/autodl-tmp/data.bin", "install -m644 /dev/null /root/autodl-fs/best.pt",
+    "at now + 1 hour -f /tmp/j <<< ''", "batch -f /tmp/job", "loginctl terminate-user root", "loginctl kill-session 3",
     `ruby -e 'system("rm", "-rf", "/root/autodl-fs")'`, `php -r 'exec("vastai destroy instance 3");'`, `perl -e 'unlink "/root/autodl-tmp/ckpt/best.pt"'`,
   ];
   const passed = [
@@ -305,7 +308,8 @@ describe("red-team classes, siblings of each fix", () => {
     "mv /tmp/new.pt /root/autodl-tmp/ckpt/new.pt", "rsync -a --remove-source-files /tmp/out/ /root/autodl-fs/out/", "tar --remove-files -czf /tmp/logs.tgz /tmp/logs",
     "shred -u /tmp/k.txt", "ln -s /root/autodl-tmp/data data && ls data", "crontab -l", "tmux kill-session -t tb", "tee -a /tmp/notes.txt < x",
     `python -c "print(open('/root/autodl-fs/metrics.json').read())"`, `python -c "import os; os.remove('/tmp/x.lock'); print(os.listdir('/tmp'))"`,
-    `node -e "require('child_process').spawnSync('nvidia-smi', ['-L'])"`, `ruby -e 'puts "hello"'`, `php -r 'echo 1;'`,
+    `node -e "require('child_process').spawnSync('nvidia-smi', ['-L'])"`, "trap 'echo bye' EXIT; python train.py", "ls ~root/.cache", "fallocate -l 1G /tmp/swap",
+    "install -m755 run.sh /usr/local/bin/run", "echo abc > ckpt.sha256", "at -l", "loginctl list-users", `ruby -e 'puts "hello"'`, `php -r 'echo 1;'`,
   ];
   it("each refused with DESTROY_UNAPPROVED through both tools", () => {
     const missed = refused.flatMap((c) => [["exec", viaExec(c)], ["cell", viaCell(c)]].filter(([, r]) => (r as ReturnType<typeof viaExec>)?.code !== "DESTROY_UNAPPROVED").map(([t]) => `${t} ${c}`));

@@ -120,6 +120,8 @@ export function analyzeArgv(argv0: Word[], at: At, st: State): void {
   const rest = argv.slice(1);
   const texts = words(rest);
 
+  // `trap 'CMD' EXIT`: CMD runs later, on the signal, and is judged as if written here
+  if (name === "trap") { const body = rest.find((x) => !x.text.startsWith("-")); if (body && rest.length >= 2) st.text(body.text, at.depth + 1); return; }
   if (name === "alias") { for (const t of texts) { const m = /^[^=]+=([\s\S]*)$/.exec(t); if (m) st.text(m[1]!, at.depth + 1); } return; }
   if (SHELLS.test(name) || name === "eval" || name === "source" || name === ".") { judgeShell(name, head, rest, at, st); return; }
   if (INTERPRETERS.test(name)) { checkInterpreter(name, rest, at, st); return; }

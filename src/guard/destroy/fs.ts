@@ -120,7 +120,7 @@ function overwriteReason(target: Word, st: State): string | null {
   const t = expandTildeText(target.text, st.home);
   if (t.startsWith(CELL_OUTPUT + "/")) return null; // the cell writing its own outputs
   const base = t.slice(t.lastIndexOf("/") + 1);
-  if (CKPT_EXT.test(base) || (CKPT_NAME.test(base) && /\.[a-z0-9]+$/i.test(base))) return `checkpoint ${show(target)}`;
+  if (CKPT_EXT.test(base) || (CKPT_NAME.test(base) && /\.[a-z0-9]+$/i.test(base) && !/\.(sha\d*|md5|sum|sig|txt|log|out|err)$/i.test(base))) return `checkpoint ${show(target)}`;
   const j = judge(target, st);
   if (j.insideProtected && !LOGLIKE.test(base)) return `${show(target)} inside protected ${j.insideProtected}`;
   return null;
@@ -190,7 +190,11 @@ export function checkFileVerb(name: string, rest: Word[], at: At, st: State): bo
     return false;
   }
   if (name === "mv") { checkMv(rest, st); return true; }
-  if (name === "cp") {
+  if (name === "fallocate" && texts.some((t) => /^(-[a-zA-Z]*[pcz]|--punch-hole|--collapse-range|--zero-range|--dig-holes|-d)$/.test(t))) {
+    for (const w of rest.filter((x) => !x.text.startsWith("-") && !/^[0-9]+[KMGTkmgt]?i?[Bb]?$/.test(x.text))) { const why = overwriteReason(w, st); if (why) push(st, "truncate", "fallocate", `punches or zeroes ranges of ${why}`); }
+    return true;
+  }
+  if (name === "cp" || name === "install") {
     const pos = rest.filter((x) => !x.text.startsWith("-"));
     if (pos.length === 2 && /^\/dev\/(null|zero|u?random|full)$/.test(pos[0]!.text)) {
       const why = overwriteReason(pos[1]!, st) ?? (isCheckpointLike(pos[1]!.text) ? `checkpoint ${show(pos[1]!)}` : null);
