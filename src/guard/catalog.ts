@@ -341,7 +341,7 @@ export const SECRET_RULES: SecretRule[] = [
   {
     id: "auth-header",
     label: "Authorization header credential",
-    re: /(?:authorization|x-api-key|api-key|private-token|x-auth-token)\s*:\s*(?:bearer\s+|basic\s+|token\s+)?([A-Za-z0-9._~+\/=-]{12,})/gi,
+    re: /(?:authorization|x-api-key|api-key|private-token|x-auth-token|cookie)\s*:\s*(?:bearer\s+|basic\s+|token\s+|[A-Za-z0-9_.-]{1,64}=)?([A-Za-z0-9._~+\/=%-]{12,})/gi,
     wordStart: true,
     group: 1,
     accept: (v) => (v.length >= 12 && isCredentialValue(v, "named") && /[0-9]/.test(v) && /[A-Za-z]/.test(v)) || looksGenerated(v, "named"),

@@ -93,6 +93,7 @@ const creds = [
   `python train.py --hf_token ${C.hf}`,
   `python train.py --wandb-key=${C.wandb}`,
   `accelerate launch train.py --report_to wandb --wandb_api_key ${C.wandb}`,
+  `curl -H "Cookie: session=${A(40, 10)}" https://x`, `curl -b "sid=${A(32, 11)}" -H 'Cookie: auth=${A(36, 12)}' https://x`,
 ];
 const credEnv = [
   { AWS_ACCESS_KEY_ID: C.akia }, { GH_TOKEN: C.ghp }, { GITLAB_TOKEN: C.glpat }, { SLACK_TOKEN: C.xoxb }, { STRIPE_SECRET: C.stripe },
