@@ -341,7 +341,7 @@ export const SECRET_RULES: SecretRule[] = [
   {
     id: "auth-header",
     label: "Authorization header credential",
-    re: /(?:authorization|x-api-key|api-key|private-token|x-auth-token)\s*:\s*(?:bearer\s+|basic\s+|token\s+)?([A-Za-z0-9._~+\/=-]{12,})/gi,
+    re: /(?:authorization|x-api-key|api-key|private-token|x-auth-token|cookie)\s*:\s*(?:bearer\s+|basic\s+|token\s+|[A-Za-z0-9_.-]{1,64}=)?([A-Za-z0-9._~+\/=%-]{12,})/gi,
     wordStart: true,
     group: 1,
     accept: (v) => (v.length >= 12 && isCredentialValue(v, "named") && /[0-9]/.test(v) && /[A-Za-z]/.test(v)) || looksGenerated(v, "named"),
@@ -358,9 +358,9 @@ export const SECRET_RULES: SecretRule[] = [
     id: "password-option",
     hint: ["-p", "-u", "--", "-a", "pass:"],
     label: "password/token passed as a command-line option (mysql -p…, sshpass -p, docker login -p, curl -u user:pass, --password/--token …)",
-    re: /(?:(?:^|[\s;|&(])--?(?:password|passwd|pass|pwd|token|secret|api-?key|apikey|access-?key|secret-?key|auth-?token|private-?key|http-password|ftp-password|proxy-password)(?:=|[ \t]+)|\b(?:mysql|mysqldump|mariadb|mysqladmin|mysqlimport|mysqlsh|mysqlcheck)\b[^\n|;&]*?[ \t]-p|\bsshpass\b[^\n|;&]*?[ \t]-p[ \t]*|\bredis-cli\b[^\n|;&]*?[ \t]-a[ \t]+|\b(?:mongo|mongosh|mongodump|mongorestore)\b[^\n|;&]*?[ \t]-p[ \t]+|[ \t]-pass(?:in|out)?[ \t]+pass:|\bdocker\b[^\n|;&]*?\blogin\b[^\n|;&]*?[ \t]-p[ \t]+|\b(?:curl|wget|http)\b[^\n|;&]*?[ \t](?:-u|--user)[ \t]*["']?[^\s:"']*:)(["']?)([^\s"'`;|&<>]{1,512})/gi,
+    re: /(?:(?:^|[\s;|&(])--?(?:password|passwd|pass|pwd|token|secret|api-?key|apikey|access-?key|secret-?key|auth-?token|private-?key|http-password|ftp-password|proxy-password)(?:=|[ \t]+)|\b(?:mysql|mysqldump|mariadb|mysqladmin|mysqlimport|mysqlsh|mysqlcheck)\b[^\n|;&]*?[ \t]-p|\bsshpass\b[^\n|;&]*?[ \t]-p[ \t]*|\bredis-cli\b[^\n|;&]*?[ \t]-a[ \t]+|\b(?:mongo|mongosh|mongodump|mongorestore)\b[^\n|;&]*?[ \t]-p[ \t]+|[ \t]-pass(?:in|out)?[ \t]+pass:|\bdocker\b[^\n|;&]*?\blogin\b[^\n|;&]*?[ \t]-p[ \t]+|\b(?:curl|wget|http)\b[^\n|;&]*?[ \t](?:-u|--user)[ \t]*["']?[^\s:"']*:|\blftp\b[^\n|;&]*?[ \t]-u[ \t]*["']?[^\s,"']*,|\b(?:smbclient|rpcclient|smbmap|net)\b[^\n|;&]*?[ \t](?:-U|--user)[ \t]*["']?[^\s%"']*%)(["']?)([^\s"'`;|&<>]{1,512})/gi,
     group: 2,
-    accept: (v, m) => isCredentialValue(v, /pass|pwd|-p$|:$/i.test(m[0].slice(0, m[0].length - v.length - m[1]!.length).trim()) ? "password" : "named"),
+    accept: (v, m) => isCredentialValue(v, /pass|pwd|-p$|:$|,$|%$/i.test(m[0].slice(0, m[0].length - v.length - m[1]!.length).trim()) ? "password" : "named"),
   },
   {
     id: "kaggle-key",
@@ -378,6 +378,8 @@ export const SECRET_RULES: SecretRule[] = [
     re: /(?:password|passwd|passphrase|pwd|token|secret|key|auth|credentials?)(?:["']\s*\]|["'])?[ \t]*(?::=|=|:|["']?\s*,)[ \t]*(["']?)([^\s"'`,;&|(){}<>\\]{8,512})/gi,
     group: 2,
     accept: (v, m, text) => {
+      // `${NAME:?msg}`, `${NAME:-x}`, `${NAME:=x}`: a parameter expansion's operator, not a value
+      if (/^[?=+-]/.test(v) && /\$\{[A-Za-z_]*$/.test(text.slice(Math.max(0, m.index - 64), m.index))) return false;
       if (v.length < 8 && !/^(pass|pwd|sshp|pgp|tok|sec)/i.test(m[0]) && !/(api|secret|access|private|kaggle)_?$/i.test(text.slice(Math.max(0, m.index - 8), m.index))) return false;
       const name = nameBefore(text, m.index, m[0]);
       if (name === null) return false;
@@ -418,6 +420,23 @@ export const SECRET_RULES: SecretRule[] = [
       return strength !== null && looksGenerated(v, strength);
     },
   },
+  {
+    id: "credential-env-line",
+    hint: ["="],
+    label: "a credential-named variable on a line of its own (env / printenv / export -p / declare -x output)",
+    // the whole value to the end of the line: a password may hold & ; | and other characters no token rule takes
+    re: /^[ \t]*(?:export[ \t]+|declare[ \t]+-x[ \t]+|setenv[ \t]+)?([A-Za-z_][A-Za-z0-9_]*)=(["']?)([^\s"']{6,512})\2\r?$/gm,
+    group: 3,
+    accept: (v, m) => credentialName(m[1]!) !== null && !/^[$/~.]|^[a-z]+:\/\/[^:@]*$/.test(v) && !isPlaceholder(v) && !/^[0-9]{1,6}$/.test(v) && /[0-9]/.test(v) && /[A-Za-z]/.test(v),
+  },
+  {
+    id: "netrc-password",
+    hint: ["password", "passwd"],
+    label: "a password in .netrc form (machine … login … password …)",
+    re: /^[ \t]*(?:machine[ \t]+\S+[ \t]+(?:login[ \t]+\S+[ \t]+)?)?(?:password|passwd)[ \t]+([^\s$`]\S{3,255})/gim,
+    group: 1,
+    accept: (v) => !isPlaceholder(v),
+  },
 ];
 
 /**
@@ -430,10 +449,13 @@ function keyBodies(text: string): SecretSpan[] {
   let runEnd = -1;
   let lines = 0;
   let at = 0;
+  let tailPad = false;
   const flush = (): void => {
-    if (lines >= 2 && entropy(text.slice(runStart, runEnd).replace(/\s+/g, "")) >= 5.0) out.push({ rule: "key-body", start: runStart, end: runEnd });
+    // two full lines, or one full line and a short last line padded with = (a block's end)
+    if ((lines >= 2 || (lines >= 1 && tailPad)) && entropy(text.slice(runStart, runEnd).replace(/\s+/g, "")) >= 5.0) out.push({ rule: "key-body", start: runStart, end: runEnd });
     lines = 0;
     runStart = -1;
+    tailPad = false;
   };
   while (at <= text.length) {
     let nl = text.indexOf("\n", at);
@@ -441,13 +463,13 @@ function keyBodies(text: string): SecretSpan[] {
     const len = nl - at - (text[nl - 1] === "\r" ? 1 : 0);
     const body = len >= 60 && len <= 76 && /^[A-Za-z0-9+/]+={0,2}$/.test(text.slice(at, at + len));
     // the last line of a body may be short
-    const tailLine = !body && lines >= 2 && len > 0 && len < 60 && /^[A-Za-z0-9+/]+={0,2}$/.test(text.slice(at, at + len));
+    const tailLine = !body && lines >= 1 && len > 0 && len < 60 && /^[A-Za-z0-9+/]+={0,2}$/.test(text.slice(at, at + len));
     if (body) {
       if (runStart < 0) runStart = at;
       runEnd = at + len;
       lines++;
     } else {
-      if (tailLine) runEnd = at + len;
+      if (tailLine) { runEnd = at + len; tailPad = /=$/.test(text.slice(at, at + len)) || lines >= 2; }
       flush();
     }
     at = nl + 1;
@@ -509,7 +531,11 @@ export function scanSecrets(text: string): SecretSpan[] {
       found.push({ rule: rule.id, start, end: start + value.length, prio: r });
     }
   }
-  if (text.length >= 120) for (const k of keyBodies(text)) found.push({ ...k, prio: SECRET_RULES.length });
+  if (text.length >= 96) for (const k of keyBodies(text)) found.push({ ...k, prio: SECRET_RULES.length });
+  // the base64 lines right above an END marker are a key's body, however few (its BEGIN line cut away)
+  if (text.includes("-----END")) {
+    for (const m of text.matchAll(/((?:^[A-Za-z0-9+/]{8,}={0,2}\r?\n)+)-----END[ A-Z0-9]*PRIVATE KEY/gm)) found.push({ rule: "key-body", start: m.index!, end: m.index! + m[1]!.length - 1, prio: SECRET_RULES.length });
+  }
   if (found.length === 0) return [];
   found.sort((a, b) => a.start - b.start || a.prio - b.prio);
   const out: SecretSpan[] = [];

@@ -147,6 +147,7 @@ export function redactCutLines(lines: string[], opts: { firstPartial: boolean; c
 
 /** Text cut at its end by the box (`capped`): the partial last line dropped, then redacted. */
 export function redactCutText(text: string, capped: boolean, fp?: Fingerprints): string {
-  const t = capped && text.includes("\n") ? text.slice(0, text.lastIndexOf("\n") + 1) : text;
+  // the last line may end inside a token: with a newline it is dropped, without one its trailing word is
+  const t = !capped ? text : text.includes("\n") ? text.slice(0, text.lastIndexOf("\n") + 1) : text.replace(/[A-Za-z0-9+/=_.~-]+$/, "…");
   return redactText(t, fp);
 }

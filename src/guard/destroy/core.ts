@@ -49,6 +49,15 @@ export function analyzeText(text: string, st: State, depth: number): void {
           else judgeCronText(body, at, st, /^\/etc\/(cron\.d|crontab)/.test(target));
         }
       }
+      // `… | tee -a /etc/crontab`: text appended where cron runs it
+      if (stageName(cmd) === "tee") {
+        for (const w of cmd.argv.slice(1)) {
+          const target = expandTildeText(w.text, st.home);
+          if (!isCronPath(target)) continue;
+          if (typeof at.fed === "string" && at.fed !== OPAQUE) judgeCronText(at.fed, at, st, /^\/etc\/(cron\.d|crontab)/.test(target));
+          else push(st, "obfuscated", `tee ${target}`, "writes a cron schedule whose commands cannot be read here");
+        }
+      }
       analyzeArgv(cmd.argv, at, st);
     }
   }
@@ -105,14 +114,18 @@ export function analyzeArgv(argv0: Word[], at: At, st: State): void {
   if (argv.length === 0) return;
   const head = argv[0]!;
   if (head.text.includes(UNKNOWN)) { opaqueHead(head, st); return; }
+  // `/bin/r? -rf …`, `/usr/local/bin/vast* destroy`: the shell picks the program by globbing
+  if (head.glob && /[*?]|\[[^\]]+\]/.test(head.text)) { push(st, "obfuscated", head.text.slice(0, 40), "the command word is a glob: which program it runs depends on the box's files; refusing to guess"); return; }
   const name = baseName(head.text);
   const rest = argv.slice(1);
   const texts = words(rest);
 
+  // `trap 'CMD' EXIT`: CMD runs later, on the signal, and is judged as if written here
+  if (name === "trap") { const body = rest.find((x) => !x.text.startsWith("-")); if (body && rest.length >= 2) st.text(body.text, at.depth + 1); return; }
   if (name === "alias") { for (const t of texts) { const m = /^[^=]+=([\s\S]*)$/.exec(t); if (m) st.text(m[1]!, at.depth + 1); } return; }
   if (SHELLS.test(name) || name === "eval" || name === "source" || name === ".") { judgeShell(name, head, rest, at, st); return; }
   if (INTERPRETERS.test(name)) { checkInterpreter(name, rest, at, st); return; }
-  if (INERT.has(name)) return;
+  if (INERT.has(name) && !(name === "git" && texts[0] === "clean")) return;
   // a script of the pushed tree run directly (`./prep.sh`, `scripts/run.sh`)
   if (head.text.includes("/") || /\.(sh|bash)$/.test(name)) {
     const body = st.readPushed(head.text);

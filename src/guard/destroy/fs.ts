@@ -120,7 +120,7 @@ function overwriteReason(target: Word, st: State): string | null {
   const t = expandTildeText(target.text, st.home);
   if (t.startsWith(CELL_OUTPUT + "/")) return null; // the cell writing its own outputs
   const base = t.slice(t.lastIndexOf("/") + 1);
-  if (CKPT_EXT.test(base) || (CKPT_NAME.test(base) && /\.[a-z0-9]+$/i.test(base))) return `checkpoint ${show(target)}`;
+  if (CKPT_EXT.test(base) || (CKPT_NAME.test(base) && /\.[a-z0-9]+$/i.test(base) && !/\.(sha\d*|md5|sum|sig|txt|log|out|err)$/i.test(base))) return `checkpoint ${show(target)}`;
   const j = judge(target, st);
   if (j.insideProtected && !LOGLIKE.test(base)) return `${show(target)} inside protected ${j.insideProtected}`;
   return null;
@@ -137,7 +137,12 @@ export function checkRedirect(op: string, target: Word, st: State): void {
 }
 
 const DISK_VERBS: Record<string, (texts: string[], st: State) => void> = {
-  shred: (t, st) => push(st, "disk", "shred", `overwrites ${positionals(t).join(" ").slice(0, 80) || "files"} beyond recovery`),
+  shred: (t, st) => {
+    // shred of a scratch file that resolves outside everything protected is fine; anything else is refused
+    const pos = positionals(t, new Set(["-n", "--iterations", "-s", "--size", "--random-source"]));
+    const risky = pos.length === 0 || pos.some((x) => { const w = { text: x, glob: /[*?[]/.test(x), brace: false }; const j = judge(w, st); return j.abs === null || j.unresolved || !!j.protectedReason || !!j.insideProtected || !!j.checkpointReason; });
+    if (risky) push(st, "disk", "shred", `overwrites ${pos.join(" ").slice(0, 80) || "files"} beyond recovery`);
+  },
   wipefs: (t, st) => push(st, "disk", "wipefs", `erases ${positionals(t).join(" ") || "a device"}`),
   blkdiscard: (t, st) => push(st, "disk", "blkdiscard", `erases ${positionals(t).join(" ") || "a device"}`),
   mkswap: (t, st) => { if (t.some((x) => x.startsWith("/dev/"))) push(st, "disk", "mkswap", `formats ${t.find((x) => x.startsWith("/dev/"))}`); },
@@ -168,9 +173,28 @@ export function checkFileVerb(name: string, rest: Word[], at: At, st: State): bo
     push(st, "disk", name, `formats ${texts.find((t) => t.startsWith("/dev/")) ?? positionals(texts).pop() ?? "a filesystem"}`);
     return true;
   }
+  if (name === "ln" && texts.some((t) => /^-[a-zA-Z]*s/.test(t) || t === "--symbolic")) {
+    // `ln -s /root/autodl-fs x`: the link reaches protected data, so the link is protected for the rest of the line
+    const pos = rest.filter((x) => !x.text.startsWith("-"));
+    if (pos.length === 2) {
+      const j = judge(pos[0]!, st);
+      const dest = st.resolvePath(expandTildeText(pos[1]!.text, st.home));
+      if ((j.protectedReason || j.insideProtected) && dest && !st.protectedNorm.includes(dest)) st.protectedNorm.push(dest);
+    }
+    return true;
+  }
   if (name === "rsync") { checkRsync(rest, st); return true; }
+  if (name === "tar" && texts.includes("--remove-files")) { sourcesLeave(rest.filter((x) => !x.text.startsWith("-")), st, "tar --remove-files"); return true; }
+  if (name === "git" && texts[0] === "clean" && texts.some((t) => /^-[a-zA-Z]*f/.test(t))) {
+    for (const w of rest.slice(1)) if (!w.text.startsWith("-")) { const j = judge(w, st); const why = j.protectedReason ?? (j.insideProtected ? `inside protected ${j.insideProtected}` : null); if (why) push(st, "delete", "git clean", `deletes untracked files under ${show(w)}: ${why}`); }
+    return false;
+  }
   if (name === "mv") { checkMv(rest, st); return true; }
-  if (name === "cp") {
+  if (name === "fallocate" && texts.some((t) => /^(-[a-zA-Z]*[pcz]|--punch-hole|--collapse-range|--zero-range|--dig-holes|-d)$/.test(t))) {
+    for (const w of rest.filter((x) => !x.text.startsWith("-") && !/^[0-9]+[KMGTkmgt]?i?[Bb]?$/.test(x.text))) { const why = overwriteReason(w, st); if (why) push(st, "truncate", "fallocate", `punches or zeroes ranges of ${why}`); }
+    return true;
+  }
+  if (name === "cp" || name === "install") {
     const pos = rest.filter((x) => !x.text.startsWith("-"));
     if (pos.length === 2 && /^\/dev\/(null|zero|u?random|full)$/.test(pos[0]!.text)) {
       const why = overwriteReason(pos[1]!, st) ?? (isCheckpointLike(pos[1]!.text) ? `checkpoint ${show(pos[1]!)}` : null);
@@ -193,9 +217,10 @@ export function checkFileVerb(name: string, rest: Word[], at: At, st: State): bo
 
 function checkRsync(rest: Word[], st: State): void {
   const texts = words(rest);
-  if (!texts.some((t) => t.startsWith("--delete") || t === "--remove-source-files" || t === "--del")) return;
   const pos = rest.filter((x) => !x.text.startsWith("-"));
   const dest = pos[pos.length - 1];
+  if (texts.includes("--remove-source-files")) sourcesLeave(pos.slice(0, -1), st, "rsync --remove-source-files");
+  if (!texts.some((t) => t.startsWith("--delete") || t === "--del")) return;
   if (!dest || /^[^/]*:/.test(dest.text)) return;
   const j = judge(dest, st);
   const why = j.protectedReason ?? j.checkpointReason;
@@ -211,5 +236,20 @@ function checkMv(rest: Word[], st: State): void {
     const j = judge(src, st);
     // moving a protected dir (or what contains one) away, or its whole contents
     if (j.protectedReason && !/^inside/.test(j.protectedReason)) push(st, "delete", "mv", `moves ${show(src)} away: ${j.protectedReason}`);
+    else if (j.insideProtected) {
+      // data moved out of a protected dir is gone from it; a move within the same protected dir is a rename
+      const d = judge(dest, st);
+      if (d.insideProtected !== j.insideProtected) push(st, "delete", "mv", `moves ${show(src)} out of protected ${j.insideProtected}`);
+    }
+  }
+}
+
+/** a tool that deletes its sources once done (tar --remove-files, rsync --remove-source-files) */
+function sourcesLeave(srcs: Word[], st: State, what: string): void {
+  for (const src of srcs) {
+    if (/^[^/]*:/.test(src.text)) continue;
+    const j = judge(src, st);
+    const why = j.protectedReason ?? (j.insideProtected ? `inside protected ${j.insideProtected}` : null) ?? j.checkpointReason;
+    if (why) push(st, "delete", what, `deletes ${show(src)} after copying it: ${why}`);
   }
 }

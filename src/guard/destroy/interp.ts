@@ -6,6 +6,7 @@
  */
 import { UNKNOWN, type Word } from "../shell.js";
 import { checkRm } from "./fs.js";
+import { CKPT_EXT, judge } from "./paths.js";
 import { httpDestroy, providerFamily, checkProvider } from "./providers.js";
 import { lit, push, words, type At, type State } from "./state.js";
 import { OPAQUE } from "./state.js";
@@ -16,7 +17,7 @@ export const INTERPRETERS = /^(python[0-9.]*|pypy[0-9]*|perl[0-9.]*|ruby[0-9.]*|
 export function checkInterpreter(name: string, rest: Word[], at: At, st: State): void {
   const texts = words(rest);
   const lang = /^(python|pypy)/.test(name) ? "py" : /awk$/.test(name) ? "awk" : name.replace(/[0-9.]+$/, "");
-  const flag = rest.findIndex((x) => /^-[a-zA-Z]*[ceE]$/.test(x.text) || x.text === "--eval" || x.text === "--exec");
+  const flag = rest.findIndex((x) => /^-[a-zA-Z]*[ceE]$/.test(x.text) || x.text === "--eval" || x.text === "--exec" || (lang === "php" && x.text === "-r"));
   let code: string | null = null;
   if (flag >= 0) code = rest[flag + 1]?.text ?? "";
   else if (lang === "awk") code = rest.find((x) => !x.text.startsWith("-"))?.text ?? null;
@@ -105,6 +106,36 @@ export function judgeCode(name: string, code: string, st: State, depth: number, 
   if (lits.some((l) => l.text === "/proc/sysrq-trigger")) push(st, "power", `${name} sysrq`, "a magic-sysrq write can reboot or power off the machine at once");
   if (/\bos\.(kill|killpg)\s*\(\s*(-1|1)\s*,/.test(code) || /process\.kill\s*\(\s*(-1|1)\s*[,)]/.test(code)) push(st, "power", `${name} kill -1`, "signals every process (or init)");
   if (RM_FN.test(code)) judgeRemovals(name, code, st);
+  judgeProtectedWrites(name, code, lits, st);
+}
+
+/** calls that delete, empty or overwrite what they are given */
+const WIPE_FN = /\b(rmtree|rmdir|remove|unlink|removedirs|rm_rf|rm_r|rmSync|rmdirSync|unlinkSync|remove_tree|truncate|ftruncate|write_bytes|write_text|writeFileSync|shred)\b|\bFileUtils\.(rm\w*|remove\w*)|\bunlink\b/;
+/** open(…) for writing: python/ruby/perl modes that empty the file first */
+const OPEN_WRITE = /\bopen\s*\(\s*(?:"([^"]*)"|'([^']*)')\s*,\s*(?:mode\s*=\s*)?["'](?:[wx][bt+]*|>|\+>)["']/g;
+
+/**
+ * Code that names a protected path (or a checkpoint file) and deletes, truncates or overwrites: the
+ * removal's argument may be computed (os.path.join, a loop over os.listdir, a glob), so the literal
+ * path and the wiping call together are refused — a fine-grained data-flow analysis is not attempted.
+ */
+function judgeProtectedWrites(name: string, code: string, lits: Literal[], st: State): void {
+  let m: RegExpExecArray | null;
+  OPEN_WRITE.lastIndex = 0;
+  while ((m = OPEN_WRITE.exec(code)) !== null) {
+    const t = m[1] ?? m[2] ?? "";
+    const j = judge(lit(t), st);
+    const why = j.protectedReason ?? (j.insideProtected ? `inside protected ${j.insideProtected}` : null) ?? (CKPT_EXT.test(t) ? "a checkpoint file" : null);
+    if (why) push(st, "delete", `${name} open(…, "w")`, `empties ${t}: ${why}`);
+  }
+  if (!WIPE_FN.test(code)) return;
+  for (const l of lits) {
+    const t = l.text;
+    if (!(t.startsWith("/") || t.startsWith("~"))) continue;
+    const j = judge({ text: t, glob: /[*?[]/.test(t), brace: false }, st);
+    const why = j.protectedReason ?? (j.insideProtected ? `inside protected ${j.insideProtected}` : null);
+    if (why) { push(st, "delete", `${name} delete/overwrite`, `code that deletes or overwrites files names ${t} (${why}); what it removes cannot be pinned to a harmless path`); return; }
+  }
 }
 
 /**
@@ -160,11 +191,26 @@ function execArguments(code: string, lits: Literal[], name: string): string[] {
     if (!inSpan(l) && !assigned(l)) continue;
     const prev = grouped[grouped.length - 1];
     const last = prev?.[prev.length - 1];
-    if (last && /^\s*,\s*$/.test(code.slice(last.end, l.start))) prev!.push(l);
+    if (last && /^\s*,\s*[[(]?\s*$/.test(code.slice(last.end, l.start))) prev!.push(l);
     else grouped.push([l]);
   }
   for (const g of grouped) out.push(g.length === 1 ? g[0]!.text : g.map((x) => `'${x.text.replace(/'/g, "'\\''")}'`).join(" "));
-  if (/^(perl|ruby|php)/.test(name)) for (const b of code.matchAll(/`([^`]+)`/g)) out.push(b[1]!);
+  if (/^(perl|ruby|php)/.test(name)) {
+    for (const b of code.matchAll(/`([^`]+)`/g)) out.push(b[1]!);
+    // exec("…") / system("…") / spawn("…") with parentheses: the first literal argument and those after it
+    for (const c of code.matchAll(/(?<![.\w$])(system|exec|spawn|passthru|shell_exec|popen|proc_open)\s*\(/g)) {
+      const after = lits.filter((l) => l.start > c.index!);
+      const group: Literal[] = [];
+      for (const l of after) {
+        const last = group[group.length - 1];
+        if (!last && !/^\s*$/.test(code.slice(c.index! + c[0].length, l.start))) break;
+        if (last && !/^\s*,\s*$/.test(code.slice(last.end, l.start))) break;
+        group.push(l);
+      }
+      if (group.length === 1) out.push(group[0]!.text);
+      else if (group.length) out.push(group.map((x) => `'${x.text.replace(/'/g, "'\\''")}'`).join(" "));
+    }
+  }
   return out;
 }
 

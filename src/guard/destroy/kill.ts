@@ -11,6 +11,7 @@ export function checkKill(name: string, rest: Word[], at: At, st: State): boolea
   const texts = words(rest);
   switch (name) {
     case "pkill": case "killall": case "killall5": case "skill": case "slay": case "pgrep-kill":
+      if (texts.some((t) => /^-(0|SIG0)$/.test(t) || t === "--signal=0")) return true; // a probe, nothing is signalled
       if (!texts.some((t) => t === "--help" || t === "-l" || t === "--list" || t === "-V")) push(st, "kill", name, "kills processes by name pattern: it can hit another run or the detach server itself");
       return true;
     case "fuser":
@@ -18,8 +19,11 @@ export function checkKill(name: string, rest: Word[], at: At, st: State): boolea
       return true;
     case "kill": {
       if (texts.some((t) => t === "-l" || t === "-L" || t === "--list")) return true;
+      // signal 0 only probes whether a process exists
+      if (texts.some((t, j) => /^-(0|SIG0)$/.test(t) || ((t === "-s" || t === "-n") && texts[j + 1] === "0"))) return true;
       const pids = killTargets(texts);
-      if (pids.includes("-1")) push(st, "power", "kill -1", "signals every process of the user (ends every run on the box)");
+      if (pids.includes("0")) push(st, "kill", "kill 0", "signals the whole process group of the caller: it can end a run or the detach server");
+      else if (pids.includes("-1")) push(st, "power", "kill -1", "signals every process of the user (ends every run on the box)");
       else if (pids.includes("1")) push(st, "power", "kill 1", "signals PID 1 (the box/container init)");
       else if (pids.some((p) => p.includes(UNKNOWN)) && (st.subs.some(isPatternLookup) || at.pipeline.slice(0, at.k).some((c) => c.argv.some((w) => /(^|[{,])(pgrep|pidof|ps|lsof|fuser)([,}]|$)/.test(w.text.slice(w.text.lastIndexOf("/") + 1)))))) push(st, "kill", "kill (from pgrep)", "kills whatever a name pattern matched");
       return true;
@@ -29,7 +33,8 @@ export function checkKill(name: string, rest: Word[], at: At, st: State): boolea
       if (sub === "kill-server") push(st, "kill", "tmux kill-server", "ends every tmux session on the box, every detached run with them");
       else if (sub === "kill-session" || sub === "kill-window" || sub === "kill-pane") {
         // a session of a run this server launched (rgt-…), or one we cannot name, is stopped with stop_run
-        const t = texts[texts.indexOf("-t") + 1];
+        const ti = texts.findIndex((x) => x === "-t" || /^-t./.test(x));
+        const t = ti < 0 ? undefined : texts[ti] === "-t" ? texts[ti + 1] : texts[ti]!.slice(2);
         if (texts.includes("-a") || t === undefined || /^=?rgt/.test(t) || t.includes(UNKNOWN)) push(st, "kill", `tmux ${sub}`, "ends a run's tmux session (or all others); a run is stopped with stop_run");
       }
       return false; // tmux new-session … still carries a command to judge

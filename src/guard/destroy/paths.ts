@@ -16,6 +16,9 @@ export const CKPT_EXT = /\.(pt|pth|ckpt|safetensors|bin|h5|hdf5|pdparams|msgpack
 export function expandTildeText(t: string, home: string): string {
   if (t === "~") return home;
   if (t.startsWith("~/")) return home + t.slice(1);
+  // ~user: root's home is /root, anyone else's /home/<user>
+  const m = /^~([A-Za-z_][A-Za-z0-9_.-]*)(\/.*)?$/.exec(t);
+  if (m) return (m[1] === "root" ? "/root" : `/home/${m[1]}`) + (m[2] ?? "");
   return t;
 }
 

@@ -28,6 +28,7 @@ export function checkPower(name: string, rest: Word[], at: At, st: State): boole
       const pos = positionals(texts, new Set(["-H", "--host", "-M", "--machine", "-t", "--type", "-p", "--property", "--signal", "-s"]));
       const verb = pos[0];
       if (verb && POWER_VERB.test(verb)) push(st, "power", `${name} ${verb}`, "powers off / reboots the machine");
+      else if (name === "loginctl" && verb && /^(terminate|kill)-(user|session|seat)$/.test(verb)) push(st, "kill", `loginctl ${verb}`, "ends every process of a user or session, every run with them");
       else if (verb && /^(isolate|start|restart|reload-or-restart|try-restart|enable)$/.test(verb) && pos.some((t) => POWER_TARGET.test(t))) push(st, "power", `${name} ${verb}`, "switches to a power-off/reboot target");
       else if (name === "systemctl" && verb && /^(stop|kill|mask|disable)$/.test(verb) && pos.some((t) => /^(ssh|sshd|openssh-server)(\.service)?$/.test(t))) push(st, "power", `systemctl ${verb} sshd`, "cuts every way back into the box");
       return true;
@@ -41,11 +42,26 @@ export function checkPower(name: string, rest: Word[], at: At, st: State): boole
       if (texts.some((t) => /^-[lr]$/.test(t))) return true;
       if ((typeof at.fed === "string" && at.fed !== OPAQUE)) judgeCronText(at.fed, at, st);
       else if (at.fed === OPAQUE || pos.length === 0 || pos[0] === "-") push(st, "obfuscated", "crontab", "installs a schedule whose commands cannot be read here");
+      else {
+        // `crontab FILE`: a file written on this line or pushed is judged; any other file cannot be read here
+        const abs = st.resolvePath(pos[0]!);
+        const body = (abs ? st.written.get(abs) : undefined) ?? st.readPushed(pos[0]!);
+        if (typeof body === "string") judgeCronText(body, at, st);
+        else push(st, "obfuscated", "crontab FILE", `installs the schedule in ${pos[0]}, whose commands cannot be read here`);
+      }
       return true;
     }
     case "at": case "batch": {
       if (texts.some((t) => /^-[lrdc]$/.test(t))) return true;
-      if ((typeof at.fed === "string" && at.fed !== OPAQUE)) st.text(at.fed, at.depth + 1);
+      const fi = texts.indexOf("-f");
+      if (fi >= 0) {
+        // `at -f FILE`: the job is the file, judged when written on this line or pushed, else unreadable
+        const f = texts[fi + 1] ?? "";
+        const abs = st.resolvePath(f);
+        const body = (abs ? st.written.get(abs) : undefined) ?? st.readPushed(f);
+        if (typeof body === "string") st.text(body, at.depth + 1);
+        else push(st, "obfuscated", `${name} -f`, `schedules the commands of ${f || "a file"}, which cannot be read here`);
+      } else if ((typeof at.fed === "string" && at.fed !== OPAQUE)) st.text(at.fed, at.depth + 1);
       else push(st, "obfuscated", name, "schedules commands that cannot be read here");
       return true;
     }
