@@ -56,7 +56,8 @@ export function escapeBytes(b: Buffer): string {
 }
 
 const MARK = Buffer.from("RGT-HASH-1\0", "latin1");
-const FIELDS: Record<string, number> = { R: 4, F: 3, L: 2, O: 2, E: 1, M: 1, S: 1, D: 1 };
+const FIELDS: Record<string, number> = { R: 4, F: 3, Z: 2, H: 2, X: 0, L: 2, O: 2, E: 1, M: 1, S: 1, D: 1 };
+const SHA = /^[0-9a-f]{64}$/;
 
 /** Parse hash_tree.sh output. Throws when the closing D record is absent (output cut short) or a record is malformed. */
 export function parseHashTree(stdout: Buffer): RemoteHashTree {
@@ -71,6 +72,9 @@ export function parseHashTree(stdout: Buffer): RemoteHashTree {
     at = z + 1;
   }
   let done = false;
+  // Z (listed, with its size) and H/X (hashed) records, joined once the listing is complete
+  const listed = new Map<string, Buffer>();
+  const hashed = new Map<string, string>();
   const name = (b: Buffer): string | null => {
     const s = utf8(b);
     if (s === null) out.badNames.push(escapeBytes(b));
@@ -89,9 +93,22 @@ export function parseHashTree(stdout: Buffer): RemoteHashTree {
       case "F": {
         const p = name(f[2]);
         if (p !== null) {
-          if (!/^[0-9a-f]{64}$/.test(s(1))) throw new Error(`hash listing has a bad sha256 for ${p.slice(0, 80)}`);
+          if (!SHA.test(s(1))) throw new Error(`hash listing has a bad sha256 for ${p.slice(0, 80)}`);
           out.files.push({ path: p, bytes: Number(s(0)), sha256: s(1) });
         }
+        break;
+      }
+      case "Z": listed.set(f[1].toString("latin1"), f[0]); break;
+      case "H": if (!SHA.test(s(0))) throw new Error("hash listing has a bad sha256"); hashed.set(f[1].toString("latin1"), s(0)); break;
+      case "X": {
+        for (; i < fields.length && fields[i].length; i++) {
+          const rec = fields[i];
+          const hex = rec.subarray(0, 64).toString("latin1");
+          if (rec.length < 67 || rec[64] !== 0x20 || rec[65] !== 0x20 || !SHA.test(hex)) throw new Error("hash listing has a malformed sha256sum record");
+          hashed.set(rec.subarray(66).toString("latin1"), hex);
+        }
+        if (i >= fields.length) break; // no closing empty field: cut short
+        i++;
         break;
       }
       case "L": { const p = name(f[0]); const t = utf8(f[1]); if (p !== null) { if (t === null) out.badNames.push(`${p} -> ${escapeBytes(f[1])}`); else out.links.push({ path: p, target: t }); } break; }
@@ -104,6 +121,14 @@ export function parseHashTree(stdout: Buffer): RemoteHashTree {
     if (done) break; // whatever follows (a logout script's chatter) is not ours
   }
   if (!done) throw new Error("hash_tree.sh output ended early (no end record)");
+  for (const [key, bytes] of listed) {
+    const raw = Buffer.from(key, "latin1");
+    const p = name(raw);
+    if (p === null) continue;
+    const h = hashed.get(key);
+    if (h === undefined) out.unreadable.push(p);
+    else out.files.push({ path: p, bytes: Number(bytes.toString("latin1")), sha256: h });
+  }
   out.files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   out.links.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   return out;

@@ -4,7 +4,7 @@ import * as path from "node:path";
 import { refuse, warning, RefusalError, type Warning } from "../common/result.js";
 import { remoteHashTree, type RemoteFileHash, type RemoteHashTree } from "../remote/hashes.js";
 import { localRsyncFlavour, PARTIAL_DIR, shellNotClean, SHELL_NOT_CLEAN_REMEDY } from "../remote/rsync.js";
-import { sha256File } from "../verify/hash.js";
+import { sha256FileQuick } from "../verify/hash.js";
 import { matchRoster, transferUnits } from "../verify/roster.js";
 import { secretLinkTarget } from "../verify/tree.js";
 import { getRun, artifactRoot } from "../ledger/runs.js";
@@ -154,7 +154,15 @@ async function pullLocked(ctx: TransferContext, req: PullRequest, localRoot: str
     const flavour = localRsyncFlavour();
     const localHash = new Map<string, { bytes: number; sha256: string } | null>();
     const hashLocal = async (src: Source, f: RemoteFileHash): Promise<void> => {
-      try { localHash.set(prefix(src, f.path), await sha256File(path.join(src.localDir, f.path))); } catch { localHash.set(prefix(src, f.path), null); }
+      try { localHash.set(prefix(src, f.path), await sha256FileQuick(path.join(src.localDir, f.path), f.bytes)); } catch { localHash.set(prefix(src, f.path), null); }
+    };
+    // small files hash synchronously; give the event loop (progress, the ssh connection) a turn every 20 ms
+    const hashAll = async (src: Source, files: RemoteFileHash[]): Promise<void> => {
+      let since = Date.now();
+      for (const f of files) {
+        await hashLocal(src, f);
+        if (Date.now() - since > 20) { await new Promise((r) => setImmediate(r)); since = Date.now(); }
+      }
     };
     const hashJobs: Promise<void>[] = [];
     const failedUnits: { label: string; error: string; shellNoise?: boolean }[] = [];
@@ -203,7 +211,7 @@ async function pullLocked(ctx: TransferContext, req: PullRequest, localRoot: str
         else if (r.failed.length) failedUnits.push({ label, error: r.failed.slice(0, 2).map((f) => `${f.path}: ${f.error}`).join("; ") });
         doneBytes += unit.bytes;
         const files = unit.files.filter((f) => f.link === undefined) as RemoteFileHash[];
-        hashJobs.push((async () => { for (const f of files) await hashLocal(t.src, f); })());
+        hashJobs.push(hashAll(t.src, files));
       }
     }
     await Promise.all(rangedJobs);
