@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test run, as CI and a newcomer run it: installs what the tests need (Debian packages as root,
 # only those missing; npm packages), builds, runs the vitest suite (unit + integration against real sshd,
-# rsync, tmux, Slurm) and the eval replay, and ends with one plain "N passed, N failed" line.
+# rsync, tmux, Slurm) and the eval replay, lints (npm run lint: the layer rules of docs/ARCHITECTURE.md), and ends with one plain "N passed, N failed" line.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +22,8 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund || exit 1
 fi
 npm run build || exit 1
+lint_rc=0
+npm run lint || lint_rc=$?
 
 mkdir -p .rgt-test
 vitest_rc=0
@@ -37,4 +39,5 @@ const m = /^(\d+) passed, (\d+) failed$/m.exec(fs.readFileSync(".rgt-test/evals.
 if (m) { p += +m[1]; f += +m[2]; } else f += 1;
 console.log(`${p} passed, ${f} failed`);
 '
-[ $vitest_rc -eq 0 ] && [ $evals_rc -eq 0 ]
+[ $lint_rc -eq 0 ] || echo "lint failed (npm run lint)"
+[ $vitest_rc -eq 0 ] && [ $evals_rc -eq 0 ] && [ $lint_rc -eq 0 ]

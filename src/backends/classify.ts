@@ -11,7 +11,8 @@ import { parseGate, parseWatch, type GateRow, type WatchRow } from "./while_run.
 
 export interface BoxCellRow {
   name: string; state: string; exit_code?: number; alive: boolean; log_bytes: number; log_mtime: number; beat_mtime: number;
-  hb_mtime: number; started_at?: number; ended_at?: number; signal: string; reason: string; cause: string; oom_before?: number; pid?: number; oom_now?: number; oom_file?: string;
+  hb_mtime: number; started_at?: number; ended_at?: number; signal: string; reason: string; cause: string; oom_before?: number; pid?: number;
+    oom_now?: number; oom_file?: string;
   /** the cell's runner (run_one.sh) is alive; undefined when the box recorded no runner pid (older runs) */
   runner_alive?: boolean;
   tail: string[]; new_text?: string; new_from?: number; missing?: boolean;

@@ -303,7 +303,8 @@ export async function runStatusOf(
   const s = await backend.status(ctx, run, full);
   const stopReason = [...(s.watch?.values() ?? [])].find((w) => w.stop_reason)?.stop_reason;
   const { state, vanished_cause } = summarize(s.cells, stopReason);
-  const warnings = [...s.warnings, ...(await whileRunWarnings(ledger, run, s.cells, s.watch)), ...patrolSentinels(ledger, run.run_id, s.cells, s.disks, full.checkpoint_every_s)];
+  const warnings = [...s.warnings, ...(await whileRunWarnings(ledger, run, s.cells, s.watch)), ...patrolSentinels(ledger, run.run_id, s.cells,
+    s.disks, full.checkpoint_every_s)];
   const whileRun = s.watch || s.gates ? whileRunView(s.watch ?? new Map(), s.gates ?? []) : undefined;
   // the seatbelt stopped a destroy that a cell reached at run time (nothing was destroyed)
   const blocked = s.cells.filter((c) => c.destroy_blocked);
@@ -356,7 +357,8 @@ export async function liveRunsOn(remote: Remote, ledger: Ledger, host: string): 
       continue;
     }
     const opts: StatusOptions = { stall_after_s: DEFAULT_STALL_S, tail_lines: 0 };
-    const b = await statusOfHost(remote, host, run.host_dirs?.[host]?.state_dir ?? run.state_dir, cells.map((c) => c.name), opts, run.host_dirs?.[host]?.scripts_dir);
+    const b = await statusOfHost(remote, host, run.host_dirs?.[host]?.state_dir ?? run.state_dir, cells.map((c) => c.name), opts,
+      run.host_dirs?.[host]?.scripts_dir);
     const live = cells.map((c) => classifyCell(b, b.cells.get(c.name), c, opts)).filter((c) => ["running", "pending", "stalled"].includes(c.state) || (c.state === "blocked" && !!c.blocked?.waiting_until)).map((c) => c.name);
     if (live.length) out.push({ run_id: run.run_id, cells_running: live });
   }

@@ -12,6 +12,7 @@ import { shq } from "../common/text.js";
 import { execa } from "execa";
 import { stringify } from "yaml";
 import { RefusalError, warning, type Warning } from "../common/result.js";
+import { setting } from "../common/config.js";
 import type {
   Backend, BackendContext, CellState, CellStatus, LaunchOutcome, LaunchRequest, RunRecord, StatusOptions, StatusOutcome, StopOutcome,
 } from "./types.js";
@@ -146,14 +147,14 @@ export function buildK8sManifest(req: SchedulerLaunchRequest, env: NodeJS.Proces
   if (n === 0) throw badInput("cells", "no cells to run", "Pass at least one cell.");
   const lanes = opts.lanes ?? n;
   if (!Number.isInteger(lanes) || lanes < 1) throw badInput("scheduler.lanes", "must be a whole number ≥ 1", "Pass lanes ≥ 1 (cells running at once).");
-  const image = opts.image ?? env.RGT_K8S_IMAGE;
+  const image = opts.image ?? setting("RGT_K8S_IMAGE", env);
   if (!image) {
     throw badInput("scheduler.image", "a Kubernetes run needs a container image holding the code and its Python", "Pass scheduler.image (pinned by @sha256 digest), or set RGT_K8S_IMAGE for the server.");
   }
   if (!/@sha256:[0-9a-f]{64}$/.test(image)) {
     warnings.push(warning("K8S_IMAGE_TAG", "warn", `image ${image} is not pinned by digest; a retried pod may pull different bits. Prefer image@sha256:…`));
   }
-  const namespace = opts.namespace ?? env.RGT_K8S_NAMESPACE ?? "default";
+  const namespace = opts.namespace ?? setting("RGT_K8S_NAMESPACE", env);
   if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(namespace) || namespace.length > 63) {
     throw badInput("scheduler.namespace", `"${namespace}" is not a valid namespace name`, "Use lower-case letters, digits and '-'.");
   }

@@ -257,7 +257,8 @@ export async function sshLaunch(mode: "tmux" | "nohup", ctx: BackendContext, req
   for (const c of req.cells) {
     const lane = placed.get(c.name);
     if (lane && started.includes(c.name)) {
-      cellMap.set(c.name, { name: c.name, host: lane.host, gpu_indices: lane.gpus, output_dir: outputDirOf.get(c.name)!, spec_sha: specSha(c), command: c.command.slice(0, 2000) });
+      cellMap.set(c.name, { name: c.name, host: lane.host, gpu_indices: lane.gpus, output_dir: outputDirOf.get(c.name)!, spec_sha: specSha(c),
+        command: c.command.slice(0, 2000) });
     } else if (!cellMap.has(c.name) && lane) {
       cellMap.set(c.name, { name: c.name, host: lane.host, gpu_indices: lane.gpus, output_dir: `${outRoot(facts.get(lane.host)!)}/${c.name}`, spec_sha: specSha(c), command: c.command.slice(0, 2000) });
     }

@@ -71,7 +71,8 @@ export interface ParkCtx {
 }
 
 /** The profile's plan plus the human: an armed park for the box, or why there is none (in `view`). */
-export async function armPark(ctx: ParkCtx, a: ParkAsk, approvalId: string | undefined, now = Date.now()): Promise<{ armed?: ArmedPark; view: Record<string, unknown>; warnings: Warning[] }> {
+export async function armPark(ctx: ParkCtx, a: ParkAsk, approvalId: string | undefined, now = Date.now()): Promise<{ armed?: ArmedPark;
+  view: Record<string, unknown>; warnings: Warning[] }> {
   const plan = planPark(a);
   if (!plan.ok) {
     return { view: { armed: false, refused: { code: "PARK_REFUSED", reason: plan.reason } }, warnings: [warning("PARK_REFUSED", "warn", `on_done park refused: ${plan.reason}. The box will bill idle after the sweep until someone stops it.`, plan.ref)] };

@@ -127,7 +127,8 @@ export async function settle<T>(hosts: string[], fn: (h: string) => Promise<T>):
  * Run one of our scripts on a box: the copy installed at launch under its content-hashed name when it is
  * there (a file read is far cheaper for bash than a script streamed over stdin), else streamed.
  */
-export async function runInstalled(remote: Remote, host: string, scriptsDir: string | undefined, name: string, args: string[], timeoutMs: number): Promise<ExecResult> {
+export async function runInstalled(remote: Remote, host: string, scriptsDir: string | undefined, name: string, args: string[],
+  timeoutMs: number): Promise<ExecResult> {
   if (scriptsDir) {
     const f = `${scriptsDir}/${hashedScript(name).hashed}`;
     // sourced by the wrapper's own bash (ours, started --norc) rather than run by yet another bash

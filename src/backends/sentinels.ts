@@ -26,7 +26,8 @@ function hours(s: number): string {
   return s >= 3600 ? `${(s / 3600).toFixed(1)} h` : `${Math.max(1, Math.round(s / 60))} min`;
 }
 
-export function judge(prev: PatrolMemo | undefined, nowS: number, cells: CellStatus[], disks: DiskStatus[], ckptEveryS?: number): { memo: PatrolMemo; warnings: Warning[] } {
+export function judge(prev: PatrolMemo | undefined, nowS: number, cells: CellStatus[], disks: DiskStatus[], ckptEveryS?: number): { memo: PatrolMemo;
+  warnings: Warning[] } {
   const memo: PatrolMemo = { t: nowS, idle_since: {}, avail: {} };
   const warnings: Warning[] = [];
   if (ckptEveryS) {
@@ -61,7 +62,8 @@ export function judge(prev: PatrolMemo | undefined, nowS: number, cells: CellSta
 }
 
 /** judge against the memo the previous patrol left in the ledger, and leave this one's */
-export function patrolSentinels(ledger: Ledger, runId: string, cells: CellStatus[], disks: DiskStatus[], ckptEveryS?: number, nowS = Math.floor(Date.now() / 1000)): Warning[] {
+export function patrolSentinels(ledger: Ledger, runId: string, cells: CellStatus[], disks: DiskStatus[], ckptEveryS?: number,
+  nowS = Math.floor(Date.now() / 1000)): Warning[] {
   const name = `sentinels/${runId.replace(/[^\w.-]/g, "_")}`;
   let prev: PatrolMemo | undefined;
   try { prev = ledger.read<PatrolMemo | undefined>(name, undefined); } catch { prev = undefined; }

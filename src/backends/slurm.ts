@@ -13,7 +13,7 @@ import { createHash, randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { quote } from "shell-quote";
-import { packageRoot } from "../common/config.js";
+import { packageRoot, setting } from "../common/config.js";
 import { RefusalError, warning, type Warning } from "../common/result.js";
 import type {
   Backend, BackendContext, CellState, CellStatus, LaunchOutcome, LaunchRequest, RunRecord, StatusOptions, StatusOutcome, StopOutcome, VanishCause,
@@ -197,7 +197,7 @@ export const slurmBackend: Backend = {
     const lanes = sreq.scheduler?.lanes ?? req.cells.length;
     if (!Number.isInteger(lanes) || lanes < 1) throw badInput("scheduler.lanes", "must be a whole number ≥ 1", "Pass lanes ≥ 1 (array tasks running at once).");
     const opts = sbatchOptions(sreq);
-    const forward = process.env.RGT_SLURM_FORWARD_SIGNAL;
+    const forward = setting("RGT_SLURM_FORWARD_SIGNAL");
     if (forward && /^[A-Z0-9]+$/.test(forward)) opts.push(`--export=ALL,RGT_SLURM_FORWARD=${forward}`);
 
     const existing = req.existing;

@@ -11,7 +11,8 @@ import type { GateRow, WatchRow } from "./while_run.js";
 const STATUS_TIMEOUT_MS = 20_000;
 
 /** One status round trip for one host, re-asked once when the connection drops; both inside one bound. */
-export async function statusOfHost(remote: Remote, host: string, stateDir: string, cells: string[], opts: StatusOptions, scriptsDir?: string): Promise<BoxStatus> {
+export async function statusOfHost(remote: Remote, host: string, stateDir: string, cells: string[], opts: StatusOptions,
+  scriptsDir?: string): Promise<BoxStatus> {
   const args = [stateDir, "40", String(opts.log_offset ?? -1), ...cells];
   const deadline = Date.now() + STATUS_TIMEOUT_MS;
   let lastErr: unknown;

@@ -179,7 +179,8 @@ export function whileRunView(watch: Map<string, WatchRow>, gates: { cell: string
 }
 
 /** The launch result's extras: the network the cells get, and what the box will enforce on its own. */
-export function launchExtras(req: { profile?: Profile; cells: LaunchCellSpec[]; while_run?: WhileRunOptions }, mirrorSetup: string[]): { extra?: Record<string, unknown> } {
+export function launchExtras(req: { profile?: Profile; cells: LaunchCellSpec[]; while_run?: WhileRunOptions },
+  mirrorSetup: string[]): { extra?: Record<string, unknown> } {
   const w = req.while_run;
   const net = networkView(req.profile, req.cells, mirrorSetup);
   const b = req.profile?.disk_budget;
@@ -188,7 +189,8 @@ export function launchExtras(req: { profile?: Profile; cells: LaunchCellSpec[]; 
     min_free_inodes: w?.min_free_inodes ?? b?.min_free_inodes ?? null,
     source: w?.min_free_gb !== undefined || w?.min_free_inodes !== undefined ? "launch" : b ? `profile ${req.profile!.name}` : "the last finished cell's outputs",
     on_disk_low: w?.on_disk_low ?? "skip",
-    ...(req.cells.some((c) => c.min_free_gb !== undefined || c.min_free_inodes !== undefined) ? { per_cell: req.cells.filter((c) => c.min_free_gb !== undefined || c.min_free_inodes !== undefined).length } : {}),
+    ...(req.cells.some((c) => c.min_free_gb !== undefined
+      || c.min_free_inodes !== undefined) ? { per_cell: req.cells.filter((c) => c.min_free_gb !== undefined || c.min_free_inodes !== undefined).length } : {}),
   };
   const extra: Record<string, unknown> = {
     ...(net ? { network: net } : {}),

@@ -11,7 +11,8 @@ export interface BenchRow {
 }
 
 export function row(name: string, ours_ms: number, baseline_ms: number, target?: number, note?: string): BenchRow {
-  return { name, ours_ms: Math.round(ours_ms * 10) / 10, baseline_ms: Math.round(baseline_ms * 10) / 10, ratio: Math.round((ours_ms / baseline_ms) * 1000) / 1000, ...(target !== undefined ? { target } : {}), ...(note ? { note } : {}) };
+  return { name, ours_ms: Math.round(ours_ms * 10) / 10, baseline_ms: Math.round(baseline_ms * 10) / 10,
+      ratio: Math.round((ours_ms / baseline_ms) * 1000) / 1000, ...(target !== undefined ? { target } : {}), ...(note ? { note } : {}) };
 }
 
 export function median(xs: number[]): number {

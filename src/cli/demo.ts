@@ -14,6 +14,7 @@
 import { defaultBoxKind, startDemoBox, type BoxKind, type DemoBox } from "../demo/boxes.js";
 import { DemoFailure, runLifecycle } from "../demo/lifecycle.js";
 import { Transcript } from "../demo/transcript.js";
+import { setting } from "../common/config.js";
 
 function usage(): string {
   return "usage: rgt demo [--box sshd|embedded]\n";
@@ -43,13 +44,13 @@ export async function run(argv: string[]): Promise<number> {
   process.once("SIGTERM", onSignal);
   try {
     try {
-      box = await startDemoBox(kind, { providerLog: process.env.RGT_DEMO_PROVIDER_LOG || undefined });
+      box = await startDemoBox(kind, { providerLog: setting("RGT_DEMO_PROVIDER_LOG") });
     } catch (e) {
       const msg = (e instanceof Error ? e.message : String(e)).split("\n")[0];
       if (kind === "sshd" && !chosen) {
         out.say(`(the system sshd box did not start: ${msg}; using the embedded ssh2 box instead)`);
         try {
-          box = await startDemoBox("embedded", { providerLog: process.env.RGT_DEMO_PROVIDER_LOG || undefined });
+          box = await startDemoBox("embedded", { providerLog: setting("RGT_DEMO_PROVIDER_LOG") });
         } catch (e2) {
           process.stderr.write(`rgt demo: could not start the embedded box either: ${e2 instanceof Error ? e2.message : String(e2)}\n`);
           return 1;

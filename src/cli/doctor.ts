@@ -14,6 +14,7 @@ import { Ledger } from "../ledger/store.js";
 import { knownHostsName, loadKnownKeys } from "../remote/knownHosts.js";
 import { knownHostsFiles } from "../remote/connect.js";
 import { resolveHost, sshBinary } from "../remote/resolve.js";
+import { settingsListing } from "./settings.js";
 
 export interface Check { name: string; status: "ok" | "warn" | "fail"; detail: string; fix?: string }
 
@@ -107,6 +108,7 @@ export async function run(argv: string[]): Promise<number> {
     return fails ? 1 : 0;
   }
   const fails = printChecks(await runChecks());
+  process.stdout.write(settingsListing(process.env));
   process.stdout.write(fails ? `\n${fails} problem(s) to fix.\n` : "\nlocal side looks fine.\n");
   return fails ? 1 : 0;
 }

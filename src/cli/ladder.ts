@@ -30,7 +30,8 @@ function lookup(host: string, ms: number): Promise<{ address?: string; error?: s
 }
 
 /** OpenSSH itself, batch mode, bounded: the independent second route. */
-function opensshTrue(host: string, sshConfig: string | undefined, env: NodeJS.ProcessEnv, ms: number, extra: string[] = []): Promise<{ ok: boolean; out: string }> {
+function opensshTrue(host: string, sshConfig: string | undefined, env: NodeJS.ProcessEnv, ms: number, extra: string[] = []): Promise<{ ok: boolean;
+  out: string }> {
   const args = [...(sshConfig ? ["-F", sshConfig] : []), "-o", "BatchMode=yes", "-o", `ConnectTimeout=${Math.ceil(ms / 1000)}`, ...extra, host, "true"];
   return new Promise((resolve) => {
     execFile(process.platform === "win32" ? "ssh.exe" : "ssh", args, { timeout: ms + 2000, env }, (err, _o, stderr) => {

@@ -9,6 +9,9 @@ import { fileURLToPath } from "node:url";
 import * as z from "zod";
 
 const seconds = (dflt: number) => z.coerce.number().finite().min(0).default(dflt);
+const positiveSeconds = (dflt: number) => z.coerce.number().finite().positive().default(dflt);
+/** a number pulled into [min, max] rather than refused */
+const clamped = (dflt: number, min: number, max: number) => z.coerce.number().finite().transform((n) => Math.min(max, Math.max(min, n))).default(dflt);
 const text = () => z.string().min(1).optional();
 
 /** group: "server" (what users set), "providers" (cloud adapters), "lab" (tests and the demo only) */
@@ -21,8 +24,10 @@ export const SETTINGS = {
   RGT_TOOLS: def(z.string().default("all"), "which tools are served: all, read-only (only tools that change nothing on a box and spend nothing), or a comma list of tool names"),
   RGT_DEBUG: def(z.string().optional(), "when set, diagnostics also go to stderr (normally only through MCP logging)"),
   RGT_IDLE_METER_S: def(seconds(1800), "seconds a host may sit with no live run before results carry an IDLE_METER warning with the cost so far"),
-  RGT_ELICIT_TIMEOUT_S: def(seconds(120), "seconds request_teardown waits for the human to answer an approval prompt"),
-  RGT_APPROVAL_TTL_S: def(seconds(900), "seconds an approval id stays valid"),
+  RGT_ELICIT_TIMEOUT_S: def(positiveSeconds(120), "seconds request_teardown waits for the human to answer an approval prompt"),
+  RGT_APPROVAL_TTL_S: def(positiveSeconds(900), "seconds an approval id stays valid"),
+  RGT_TEARDOWN_POLL_S: def(clamped(120, 0, 600), "seconds request_teardown keeps polling the provider after a stop until the instance is seen gone (0-600)", "providers"),
+  RGT_TEARDOWN_POLL_BASE_MS: def(clamped(2000, 10, 60_000), "first wait between those polls, in ms; it doubles up to 20 s", "providers"),
   RGT_WATCH_TICK_S: def(seconds(15), "seconds between the checks of a run's watcher on the box (max_hours, park); sent to the box at launch"),
   RGT_PROFILES_DIR: def(text(), "a directory of platform profiles used instead of the package's profiles/ (a site's own copies; the lab's stand-ins)"),
   RGT_PYTHON: def(text(), "local python used to load-check pulled checkpoints (default /usr/bin/python3, then python3)"),
@@ -32,8 +37,6 @@ export const SETTINGS = {
   RGT_FANOUT: def(z.coerce.number().int().min(1).max(256).default(16), "hosts asked at once when a tool fans out over many boxes (run_status, launch_queue, stop_run)"),
   RGT_PARALLEL_STREAMS: def(z.coerce.number().int().min(1).max(8).default(8), "most SFTP streams (each its own connection) a pull of big files over a long link may use; 1 = always one stream"),
   RGT_PARALLEL_LOG: def(text(), "file that gets a line per parallel-stream decision and per stream (development aid)", "lab"),
-  RGT_TEARDOWN_POLL_S: def(z.coerce.number().finite().min(0).max(600).default(120), "seconds request_teardown's post-stop check may poll the provider until the instance reads as gone (a destroy is eventually consistent)", "providers"),
-  RGT_TEARDOWN_POLL_BASE_MS: def(z.coerce.number().finite().min(10).max(60_000).default(2000), "first wait between those polls in ms; doubled after each, capped at 20 s", "providers"),
   RGT_LAMBDA_API_BASE: def(z.string().default("https://cloud.lambdalabs.com/api/v1"), "Lambda Cloud API base URL", "providers"),
   RGT_DEMO_PROVIDER_LOG: def(text(), "file where the demo's stub provider CLIs record their argv", "lab"),
 } satisfies Record<string, Setting>;

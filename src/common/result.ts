@@ -52,10 +52,12 @@ export const baseResultShape = {
   summary: z.string().describe("one sentence: what happened, or what was refused and the remedy"),
   warnings: z.array(WarningSchema),
   refused: RefusalSchema.optional(),
-  // extras some refusals carry, wherever they come from (SECRET_INLINE names the field and the rule)
+  // extras the input checks' refusals carry: BAD_INPUT and SECRET_INLINE name the field (SECRET_INLINE also
+  // the catalog rule and how many hits); DESTROY_UNAPPROVED lists what it found
   field: z.string().optional(),
   rule: z.string().optional(),
   count: z.number().optional(),
+  destroys: z.array(z.object({ kind: z.string(), verb: z.string(), detail: z.string() })).optional(),
 };
 
 /**

@@ -94,7 +94,8 @@ function absOf(receipt: TeardownReceipt, file: string): string {
 }
 
 /** Does `receipt` contain the roster entry `entry` of `cell` of `run`? */
-export function receiptCovers(receipt: TeardownReceipt, run: TeardownRun, cell: { name: string; output_dir: string }, entry: string, extraRoots: string[] = []): boolean {
+export function receiptCovers(receipt: TeardownReceipt, run: TeardownRun, cell: { name: string; output_dir: string }, entry: string,
+    extraRoots: string[] = []): boolean {
   const wanted = new Set([cell.output_dir, ...extraRoots].filter(Boolean).map((r) => norm(path.posix.join(r, entry))));
   const cellsOfRun = run.cells.length;
   for (const f of receipt.files) {
@@ -475,7 +476,8 @@ export function decide(f: TeardownFacts): TeardownDecisionResult {
   if (!a.meterVerb) warnings.push(warning("MANUAL_ACTION", "info", `"${a.action}" is not the meter-stop verb "${f.meter.verb}" of ${f.platform}; it is returned as manual steps only.`));
   const binding: ApprovalBinding = { host: f.host, instance_id: f.instance_id, action: a.action, evidence_hash: ev.evidence_hash };
   const plan: TeardownPlan = adapter ? { via: "provider", adapter: adapter.name, describe: adapter.describe } : { via: "manual", describe: `manual steps (${f.meter.via})` };
-  const verdict: TeardownVerdict = { action: a.action, irreversible: a.irreversible, binding, evidence: { receipt_ids: ev.receipt_ids, covered: ev.covered }, plan, warnings };
+  const verdict: TeardownVerdict = { action: a.action, irreversible: a.irreversible, binding, evidence: { receipt_ids: ev.receipt_ids,
+    covered: ev.covered }, plan, warnings };
 
   if (f.approval) {
     const d = checkApproval(f.approval.record, binding, f.now, f.approval.id);

@@ -135,7 +135,8 @@ export function scanStaleness(opts: ScanOptions = {}): StalenessReport {
   const stale = stamps
     .map((s) => ({ ...s, age_months: now - monthIndex(s.verified) }))
     .filter((s) => s.age_months > threshold)
-    .sort((a, b) => Number(b.billing) - Number(a.billing) || KIND_RANK[a.kind] - KIND_RANK[b.kind] || b.age_months - a.age_months || a.platform.localeCompare(b.platform));
+    .sort((a, b) => Number(b.billing) - Number(a.billing) || KIND_RANK[a.kind] - KIND_RANK[b.kind] || b.age_months - a.age_months
+      || a.platform.localeCompare(b.platform));
   return { stamps_scanned: stamps.length, threshold_months: threshold, today, newest_stamp: newest, stale };
 }
 

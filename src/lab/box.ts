@@ -3,7 +3,8 @@
  *
  * How one box is built (all of it needs root):
  *  - `unshare --mount --uts --pid --fork --propagation private` starts a small holder process (pid 1 of
- *    the box, so `ps` on a box lists only that box's processes) in fresh mount and hostname namespaces. Inside it, an overlay filesystem whose lower layer is the real `/` and
+ *    the box, so `ps` on a box lists only that box's processes) in fresh mount and hostname namespaces. Inside it, an overlay filesystem whose lower
+ * layer is the real `/` and
  *    whose upper layer is a tmpfs becomes the box's root (`<box.dir>/rootfs`, a mount point only inside
  *    that namespace). Whatever the box writes outside its bind mounts lands in the tmpfs and vanishes
  *    with the box; the real `/`, `/root` and `/etc` are never written.

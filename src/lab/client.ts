@@ -86,6 +86,8 @@ export async function connectServer(env: Record<string, string | undefined>, opt
     await transport.close().catch(() => undefined);
     throw new Error(`lab: the server did not start: ${e instanceof Error ? e.message : String(e)}\n${errText.slice(-2000)}`);
   }
+  // as every real client does: list the tools first, so the SDK client checks each result against its outputSchema
+  await client.listTools();
 
   const defaultTimeout = opts.timeoutMs ?? 120_000;
   const callRaw = (name: string, args: Record<string, unknown> = {}, co: CallOptions = {}) =>

@@ -10,9 +10,9 @@ import * as path from "node:path";
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import type { Ledger } from "./store.js";
 import type { ApprovalBinding, ApprovalState, ApprovalView } from "../guard/teardown.js";
+import { setting } from "../common/config.js";
 
 const DOC = "approvals";
-const DEFAULT_TTL_S = 15 * 60;
 
 export interface ApprovalSummary {
   /** what is approved: a teardown (default) or a park the box performs by itself later */
@@ -41,8 +41,7 @@ export interface ApprovalRecord extends ApprovalView {
 interface ApprovalDoc { records: ApprovalRecord[] }
 
 export function approvalTtlMs(env: NodeJS.ProcessEnv = process.env): number {
-  const v = Number(env.RGT_APPROVAL_TTL_S);
-  return (Number.isFinite(v) && v > 0 ? v : DEFAULT_TTL_S) * 1000;
+  return setting("RGT_APPROVAL_TTL_S", env) * 1000;
 }
 
 function secretKey(ledger: Ledger): Buffer {
@@ -78,7 +77,8 @@ function sameKey(a: string, b: string): boolean {
 }
 
 /** Issue a pending approval; returns the id (the only time it exists in clear). */
-export async function issueApproval(ledger: Ledger, binding: ApprovalBinding, summary: ApprovalSummary, now = Date.now()): Promise<{ id: string; record: ApprovalRecord }> {
+export async function issueApproval(ledger: Ledger, binding: ApprovalBinding, summary: ApprovalSummary,
+    now = Date.now()): Promise<{ id: string; record: ApprovalRecord }> {
   const id = `apv_${randomBytes(16).toString("base64url")}`;
   const record: ApprovalRecord = {
     ...binding,

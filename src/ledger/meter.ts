@@ -6,6 +6,7 @@
  */
 import { warning, type Warning } from "../common/result.js";
 import type { Ledger } from "./store.js";
+import { setting } from "../common/config.js";
 
 const DOC = "meter";
 
@@ -20,8 +21,7 @@ export interface HostMeter {
 interface MeterDoc { hosts: Record<string, HostMeter> }
 
 export function idleThresholdMs(env: NodeJS.ProcessEnv = process.env): number {
-  const v = Number(env.RGT_IDLE_METER_S);
-  return (Number.isFinite(v) && v >= 0 && env.RGT_IDLE_METER_S !== "" && env.RGT_IDLE_METER_S !== undefined ? v : 1800) * 1000;
+  return setting("RGT_IDLE_METER_S", env) * 1000;
 }
 
 export function readMeters(ledger: Ledger): Record<string, HostMeter> {
@@ -34,7 +34,8 @@ export async function touchHost(ledger: Ledger, host: string, opts: { activity?:
 }
 
 /** touchHost for many hosts in one locked update of the meter document (a 16-host call writes it once). */
-export async function touchHosts(ledger: Ledger, hosts: { host: string; firstSeen?: number }[], opts: { activity?: boolean; now?: number } = {}): Promise<Record<string, HostMeter>> {
+export async function touchHosts(ledger: Ledger, hosts: { host: string; firstSeen?: number }[],
+    opts: { activity?: boolean; now?: number } = {}): Promise<Record<string, HostMeter>> {
   const now = opts.now ?? Date.now();
   const out: Record<string, HostMeter> = {};
   await ledger.update<MeterDoc>(DOC, { hosts: {} }, (doc) => {
@@ -94,7 +95,8 @@ export interface MeterView {
   cost_text: string;
 }
 
-export function meterView(host: string, m: HostMeter, price: { price_per_hour?: number; currency?: string } | undefined, now = Date.now(), thresholdMs = idleThresholdMs()): MeterView {
+export function meterView(host: string, m: HostMeter, price: { price_per_hour?: number; currency?: string } | undefined, now = Date.now(),
+    thresholdMs = idleThresholdMs()): MeterView {
   const stopped = m.teardown?.status === "done";
   const end = stopped ? m.teardown!.at : now;
   const since = m.last_activity ?? m.first_seen;

@@ -16,17 +16,21 @@ const DISK_WARN_PCT = 90;
 /** a GPU this hot is worth naming (most throttle in the high 80s) */
 const HOT_C = 80;
 
-interface RawDisk { path: string; exists: boolean; mountpoint?: string; filesystem?: string; size_kb?: number | null; used_kb?: number | null; inodes_total?: number | null; inodes_used?: number | null }
+interface RawDisk { path: string; exists: boolean; mountpoint?: string; filesystem?: string; size_kb?: number | null; used_kb?: number | null;
+  inodes_total?: number | null; inodes_used?: number | null }
 export interface RawProbe {
   hostname: string; uptime_s: number | null; home: string; user: string;
-  gpus: { index: number; name: string; memory_total_mib: number | null; memory_used_mib: number | null; utilization_pct: number | null; temperature_c: number | null; uuid: string }[];
-  gpu_processes: { gpu_uuid: string; pid: number; used_memory_mib: number | null; user: string; command: string; alive?: boolean; rgt_run?: string; rgt_cell?: string; rgt_state?: string }[];
+  gpus: { index: number; name: string; memory_total_mib: number | null; memory_used_mib: number | null; utilization_pct: number | null;
+    temperature_c: number | null; uuid: string }[];
+  gpu_processes: { gpu_uuid: string; pid: number; used_memory_mib: number | null; user: string; command: string; alive?: boolean; rgt_run?: string;
+    rgt_cell?: string; rgt_state?: string }[];
   gpu_health?: string[]; xid?: string[];
   driver_version: string | null; cuda_version: string | null; gpu_error: string | null;
   disks: RawDisk[];
   memory: { cgroup_limit_bytes: number | "max" | null; host_total_bytes: number | null };
   tools: Record<string, boolean>;
-  python: { path: string; version: string | null; torch: { version: string | null; cuda_build: string | null; cuda_available?: boolean; device_count?: number; method: string } | null; torch_error?: string } | null;
+  python: { path: string; version: string | null; torch: { version: string | null; cuda_build: string | null; cuda_available?: boolean;
+    device_count?: number; method: string } | null; torch_error?: string } | null;
   markers: { paths: string[]; env: string[]; commands: string[]; env_values: Record<string, string>; evidence?: Record<string, boolean | null> };
   pip_index?: boolean;
 }
@@ -34,7 +38,8 @@ export interface RawProbe {
 type Torch = { version: string | null; cuda_available: boolean | null; basis: "metadata" | "import"; cuda_build?: string };
 export interface ProbeReport {
   disks: { mount: string; role: "data" | "durable" | "system" | "other"; size_bytes: number | null; used_pct: number | null; inodes_used_pct: number | null }[];
-  gpus: { index: number; name?: string; memory_total_mib?: number | null; memory_used_mib: number | null; utilization_pct?: number | null; temperature_c?: number | null }[];
+  gpus: { index: number; name?: string; memory_total_mib?: number | null; memory_used_mib: number | null; utilization_pct?: number | null;
+    temperature_c?: number | null }[];
   /** the name and memory size every GPU shares (then absent from each GPU) */
   gpu_name?: string;
   gpu_memory_total_mib?: number;
@@ -94,7 +99,8 @@ export function buildReport(raw: RawProbe, o: { profile?: Profile; ref: string; 
       warnings.push(warning("NO_GPU", "danger", `no GPU visible${raw.gpu_error ? ` (${raw.gpu_error.slice(0, 120)})` : ""}. On a rental this is usually a container started without GPUs or a failed driver; do not launch GPU work here.`));
     }
   }
-  const running = raw.gpu_processes.map((p) => ({ pid: p.pid, gpu: uuidToIndex.get(p.gpu_uuid) ?? null, used_memory_mib: p.used_memory_mib, user: p.user, command: p.command.slice(0, 100) }));
+  const running = raw.gpu_processes.map((p) => ({ pid: p.pid, gpu: uuidToIndex.get(p.gpu_uuid) ?? null, used_memory_mib: p.used_memory_mib,
+    user: p.user, command: p.command.slice(0, 100) }));
   if (running.length) {
     const idx = [...new Set(running.map((r) => r.gpu))].filter((x) => x !== null).sort();
     warnings.push(warning("GPU_BUSY", "warn", `GPU ${idx.join(",")} already hold${idx.length === 1 ? "s" : ""} another process's memory (pid ${running.map((r) => r.pid).slice(0, 4).join(", ")}); launch_queue skips ${idx.length === 1 ? "it" : "them"}.`));
@@ -123,7 +129,8 @@ export function buildReport(raw: RawProbe, o: { profile?: Profile; ref: string; 
   if (reclaim) warnings.push(warning("VRAM_ZOMBIE", "warn", `${reclaim} frees GPU memory its leftover processes hold`));
 
   // ---- tools, python ----
-  const tools = { tmux: !!raw.tools.tmux, rsync: !!raw.tools.rsync, python: !!raw.tools.python3 || !!raw.python, sbatch: !!raw.tools.sbatch, kubectl: !!raw.tools.kubectl };
+  const tools = { tmux: !!raw.tools.tmux, rsync: !!raw.tools.rsync, python: !!raw.tools.python3 || !!raw.python, sbatch: !!raw.tools.sbatch,
+    kubectl: !!raw.tools.kubectl };
   if (!tools.tmux) warnings.push(warning("NO_TMUX", "info", "tmux is not installed: launch_queue will detach with setsid nohup instead (runs survive the connection either way)."));
   if (!tools.rsync) warnings.push(warning("NO_RSYNC", "info", "rsync is not installed on the box: push_code and pull_verify fall back to SFTP (slower, still resumable per file)."));
   let python: { path: string; version: string | null; torch?: { version: string | null; cuda_available: boolean | null; basis: "metadata" | "import"; cuda_build?: string } | null } | null = null;
@@ -186,7 +193,8 @@ export function probeArgs(profiles: Profile[], forced: Profile | undefined, moun
 
 /** The platform: forced (caller or host registry) or detected from markers, with the warnings that go with it. */
 export function detectionOf(raw: RawProbe, profiles: Profile[], forced: Profile | undefined, forcedBy: string, preamble: string[]) {
-  const detected = detectProfile({ paths_present: raw.markers.paths, env_present: raw.markers.env, hostname: raw.hostname, commands: raw.markers.commands, evidence: raw.markers.evidence }, profiles);
+  const detected = detectProfile({ paths_present: raw.markers.paths, env_present: raw.markers.env, hostname: raw.hostname,
+    commands: raw.markers.commands, evidence: raw.markers.evidence }, profiles);
   const detection: { name: string; detected_by: string; variant?: string } = forced
     ? {
         name: forced.name,

@@ -9,17 +9,19 @@ import { warning } from "../common/result.js";
 import { safeId } from "./cli.js";
 import { pollSettings, pollUntilGone, timedOutOutcome, type GoneCheck } from "./poll.js";
 import type { MeterStopOutcome, MeterStopTarget, ProviderAdapter, ProviderDeps } from "./types.js";
+import { setting } from "../common/config.js";
 
 export const LAMBDA_DEFAULT_BASE = "https://cloud.lambdalabs.com/api/v1";
 
 function base(env: NodeJS.ProcessEnv): string {
-  return (env.RGT_LAMBDA_API_BASE || LAMBDA_DEFAULT_BASE).replace(/\/+$/, "");
+  return setting("RGT_LAMBDA_API_BASE", env).replace(/\/+$/, "");
 }
 function keyEnv(t: MeterStopTarget): string {
   return t.meter_stop.api_key_env || "LAMBDA_API_KEY";
 }
 
-async function call(url: string, key: string, timeoutMs: number, init: { method: string; body?: unknown }): Promise<{ status: number; json: unknown; text: string }> {
+async function call(url: string, key: string, timeoutMs: number,
+    init: { method: string; body?: unknown }): Promise<{ status: number; json: unknown; text: string }> {
   const res = await fetch(url, {
     method: init.method,
     headers: {

@@ -3,7 +3,8 @@
  * Both CLIs keep their own API key in their own config; we pass nothing secret. After the stop we list
  * the account's instances with the same CLI until it no longer names the instance (a destroy is
  * eventually consistent: the list can show it for a while), bounded by src/providers/poll.ts. Every
- * call is bounded; a stop call that times out is judged by that listing, not retried blind. The list is read for the id alone (vast `show instances -q` prints one id
+ * call is bounded; a stop call that times out is judged by that listing, not retried blind. The list is read for the id alone (vast `show instances
+ * -q` prints one id
  * a line; runpodctl's table starts each row with the pod id), so no wording of either CLI is relied on;
  * a list that fails proves nothing either way (gone: null).
  */

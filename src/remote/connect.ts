@@ -136,7 +136,8 @@ function dial(h: ResolvedHost, sock: Duplex, boundMs: number, track: DialTrack):
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      if (err) { client.destroy(); sock.destroy(); reject(err); } else resolve({ client, host: h, ...(track.facts().address ? { address: track.facts().address } : {}) });
+      if (err) { client.destroy(); sock.destroy(); reject(err); } else resolve({ client, host: h,
+        ...(track.facts().address ? { address: track.facts().address } : {}) });
     };
     // One timer for the whole dial: ssh2's readyTimeout is only a back-stop behind it.
     const timer = setTimeout(() => {

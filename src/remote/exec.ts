@@ -154,7 +154,8 @@ export function execOn(client: Client, command: string, opts: ExecOptions = {}):
         // the box stopped answering after the bound: say so rather than pretend the kill happened
         const unconfirmed = timedOut && (!closed || (!!pgid && !confirmed));
         if (unconfirmed) err.push(Buffer.from(`\n[rgt: the box stopped answering; the kill of the command${pgid ? ` (process group ${pgid})` : ""} is unconfirmed]\n`));
-        resolve({ exitCode: timedOut ? null : exitCode, signal, stdout: out.toString(), stderr: err.toString(), truncated: out.truncated || err.truncated, timedOut, elapsedMs: Date.now() - t0, ...(unconfirmed ? { unresponsive: true } : {}) });
+        resolve({ exitCode: timedOut ? null : exitCode, signal, stdout: out.toString(), stderr: err.toString(), truncated: out.truncated
+          || err.truncated, timedOut, elapsedMs: Date.now() - t0, ...(unconfirmed ? { unresponsive: true } : {}) });
       };
       const stop = () => {
         if (killing) return;

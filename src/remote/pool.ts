@@ -18,6 +18,7 @@ import { CHANNEL_OPEN_MS, ChannelTimeoutError, ConnectionLostError, execOn } fro
 import { parseHostSpec, resolveHost, sshBinary } from "./resolve.js";
 import type { ExecOptions, ExecResult, Remote, ResolvedHost, SftpSession } from "./types.js";
 import { wrapSftp } from "./sftp.js";
+import { trackChild } from "../common/children.js";
 
 interface PoolEntry {
   host: ResolvedHost;
@@ -225,7 +226,7 @@ export class SshRemote implements Remote {
 
   /** ProxyCommand: the command's stdin/stdout carry the ssh stream (cloud IAP tunnels, `ssh -W`, nc via a proxy). */
   private async dialViaCommand(h: ResolvedHost, opts: DialOptions): Promise<Client> {
-    const child = spawn("/bin/sh", ["-c", h.proxyCommand!], { stdio: ["pipe", "pipe", "pipe"] });
+    const child = trackChild(spawn("/bin/sh", ["-c", h.proxyCommand!], { stdio: ["pipe", "pipe", "pipe"] }));
     let errText = "";
     child.stderr.on("data", (b: Buffer) => { errText = (errText + b.toString()).slice(-400); });
     const sock = Duplex.from({ readable: child.stdout, writable: child.stdin });

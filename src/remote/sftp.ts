@@ -112,7 +112,8 @@ function checkDeadline(o: SftpOptions): void {
  * file (or ends the call with stopOnError) and the rest go on. `one` returns the file's size when the
  * copy already matched and nothing moved, or null when it sent the file.
  */
-async function eachFile(files: SftpTransferFile[], o: SftpOptions, one: (f: SftpTransferFile, res: SftpTransferResult) => Promise<number | null>): Promise<SftpTransferResult> {
+async function eachFile(files: SftpTransferFile[], o: SftpOptions, one: (f: SftpTransferFile,
+  res: SftpTransferResult) => Promise<number | null>): Promise<SftpTransferResult> {
   const res: SftpTransferResult = { filesTransferred: 0, bytesTransferred: 0, resumedFiles: 0, failed: [] };
   for (const f of files) {
     try {
@@ -132,7 +133,8 @@ async function eachFile(files: SftpTransferFile[], o: SftpOptions, one: (f: Sftp
  * round trips otherwise dominate); `chunk` moves one piece and returns how many bytes it moved. The
  * first failure stops new requests and is thrown once the outstanding ones settle.
  */
-export async function pipelined(from: number, size: number, o: SftpOptions, chunk: (at: number, len: number) => Promise<number>, moved: (n: number) => void): Promise<void> {
+export async function pipelined(from: number, size: number, o: SftpOptions, chunk: (at: number, len: number) => Promise<number>,
+  moved: (n: number) => void): Promise<void> {
   const inflight = new Set<Promise<void>>();
   let failure: Error | undefined;
   for (let pos = from; pos < size && !failure; pos += CHUNK) {
@@ -148,7 +150,8 @@ export async function pipelined(from: number, size: number, o: SftpOptions, chun
 }
 
 /** Push local files (relative to localDir) into remoteDir (absolute). */
-export async function sftpPush(sftp: SftpSession, localDir: string, remoteDir: string, files: SftpTransferFile[], o: SftpOptions = {}): Promise<SftpTransferResult> {
+export async function sftpPush(sftp: SftpSession, localDir: string, remoteDir: string, files: SftpTransferFile[],
+  o: SftpOptions = {}): Promise<SftpTransferResult> {
   const made = new Set<string>();
   const partialDirs = new Set<string>();
   let done = 0;
@@ -203,7 +206,8 @@ export async function sftpPush(sftp: SftpSession, localDir: string, remoteDir: s
 }
 
 /** Pull remote files (relative to remoteDir, absolute) into localDir. */
-export async function sftpPull(sftp: SftpSession, remoteDir: string, localDir: string, files: SftpTransferFile[], o: SftpOptions = {}): Promise<SftpTransferResult> {
+export async function sftpPull(sftp: SftpSession, remoteDir: string, localDir: string, files: SftpTransferFile[],
+  o: SftpOptions = {}): Promise<SftpTransferResult> {
   let done = 0;
   return eachFile(files, o, async (f, res) => {
     const src = path.posix.join(remoteDir, f.path);

@@ -102,7 +102,9 @@ const sftpOn = (c: Client): Promise<SFTPWrapper> => new Promise((resolve, reject
  * `count` streams, opened in parallel, numbered from `firstId`; those that fail to open are left out
  * (the transfer goes on with fewer). `shared` tells whether they are sessions on the pooled connection.
  */
-export async function openStreams(remote: Remote, host: string, count: number, o: { firstId?: number; windowBytes?: number } = {}): Promise<{ streams: SftpStream[]; shared: boolean }> {
+export async function openStreams(
+  remote: Remote, host: string, count: number, o: { firstId?: number; windowBytes?: number } = {},
+): Promise<{ streams: SftpStream[]; shared: boolean }> {
   const h = await remote.resolve(host);
   const shared = !!(h.proxyJump || h.proxyCommand);
   const firstId = o.firstId ?? 0;

@@ -136,7 +136,8 @@ export async function resolveDestination(remote: Remote, host: string, info: Hos
   }
   const resolved = new Map<string, string>();
   for (const l of line("M")) { const [a, b] = l.split("\t"); resolved.set(a, b || a); }
-  const forbiddenRoot = forbiddenCredentialRoots(profile).find((root) => isUnder(target, resolved.get(root) ?? root) || isUnder(raw, root) || isUnder(target, root));
+  const forbiddenRoot = forbiddenCredentialRoots(profile).find((root) => isUnder(target, resolved.get(root) ?? root) || isUnder(raw, root)
+    || isUnder(target, root));
   return { target, raw, profile, profileName, ...(forbiddenRoot ? { forbiddenRoot } : {}) };
 }
 

@@ -7,6 +7,7 @@
  * so malformed arguments come back as a BAD_INPUT result naming the field, and the output schemas are open.
  */
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { Protocol } from "@modelcontextprotocol/sdk/shared/protocol.js";
 import { ErrorCode, ListToolsRequestSchema, McpError, type Tool as McpTool } from "@modelcontextprotocol/sdk/types.js";
 import * as z from "zod";
 import { VERSION, setting } from "../common/config.js";
@@ -78,7 +79,10 @@ export function createServer(deps: ServerDeps = {}): CreatedServer {
   const byName = new Map(tools.map((t) => [t.name, t]));
 
   low.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: listed }));
-  low.setRequestHandler(CallToolRequest, async (req, extra) => {
+  // Protocol's own setRequestHandler, not Server's: Server wraps tools/call in a check that answers
+  // non-object `arguments` with a protocol error; here they reach the pipeline and become BAD_INPUT.
+  const setHandler = Protocol.prototype.setRequestHandler as unknown as typeof low.setRequestHandler;
+  setHandler.call(low, CallToolRequest, async (req, extra) => {
     const def = byName.get(req.params.name);
     if (!def) throw new McpError(ErrorCode.InvalidParams, `Tool ${req.params.name.slice(0, 64)} not found`);
     const token = req.params._meta?.progressToken;

@@ -22,11 +22,15 @@ function open(node: unknown): unknown {
   return out;
 }
 
-/** `"minLength": 1` is enforced by the pipeline but left out of what is published: a model reads these every turn. */
+/**
+ * A model reads these every turn: bounds that carry no news — `minLength: 1`, `minimum: 0`, the safe-integer
+ * maximum — are enforced by the pipeline (BAD_INPUT naming the field) but left out of what is published.
+ */
+const NOISE: [string, unknown][] = [["minLength", 1], ["minimum", 0], ["maximum", Number.MAX_SAFE_INTEGER]];
 function lean(node: unknown): unknown {
   if (Array.isArray(node)) return node.map(lean);
   if (!node || typeof node !== "object") return node;
-  return Object.fromEntries(Object.entries(node as Json).filter(([k, v]) => !(k === "minLength" && v === 1)).map(([k, v]) => [k, lean(v)]));
+  return Object.fromEntries(Object.entries(node as Json).filter(([k, v]) => !NOISE.some(([nk, nv]) => k === nk && v === nv)).map(([k, v]) => [k, lean(v)]));
 }
 
 export function inputJsonSchema(def: Pick<ToolDef, "input">, opts: { full?: boolean } = {}): Json {

@@ -110,7 +110,8 @@ export function toMcpResult(result: HandlerResult): McpToolResult {
 
 function refusalResult(r: Refusal & { extra?: Record<string, unknown> }): HandlerResult {
   const { extra, ...refused } = r;
-  return { ok: false, warnings: [], ...(extra ?? {}), refused: { code: refused.code, reason: refused.reason, remedy: refused.remedy, ...(refused.diagnosis ? { diagnosis: refused.diagnosis } : {}) } };
+  return { ok: false, warnings: [], ...(extra ?? {}), refused: { code: refused.code, reason: refused.reason, remedy: refused.remedy,
+    ...(refused.diagnosis ? { diagnosis: refused.diagnosis } : {}) } };
 }
 
 /** "cells[0].name" from a zod issue path. */

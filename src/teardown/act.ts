@@ -11,14 +11,14 @@ import { meterView, readMeters, recordTeardown } from "../ledger/meter.js";
 import { adapterFor, manualSteps, type MeterStopTarget } from "../providers/index.js";
 import { pollSettings } from "../providers/poll.js";
 import type { Gathered } from "./facts.js";
+import { setting } from "../common/config.js";
 
 const PROVIDER_TIMEOUT_MS = 60_000;
 
 type Out = Record<string, unknown> & { ok: boolean; warnings: Warning[] };
 
 function elicitTimeoutMs(): number {
-  const v = Number(process.env.RGT_ELICIT_TIMEOUT_S);
-  return (Number.isFinite(v) && v > 0 ? v : 120) * 1000;
+  return setting("RGT_ELICIT_TIMEOUT_S") * 1000;
 }
 
 /** Stop the meter (or hand over the steps) and record what happened. The approval is already spent. */

@@ -84,7 +84,8 @@ async function boxState(ctx: ToolContext, host: string, info: HostInfo): Promise
 }
 
 function asTeardownReceipt(r: Receipt): TeardownReceipt {
-  return { receipt_id: r.receipt_id, host: r.host, remote_path: r.remote_path, run_id: r.run_id, files: r.files, manifest_sha256: r.manifest_sha256, created_at: r.created_at, roster: rosterOf(r) };
+  return { receipt_id: r.receipt_id, host: r.host, remote_path: r.remote_path, run_id: r.run_id, files: r.files, manifest_sha256: r.manifest_sha256,
+    created_at: r.created_at, roster: rosterOf(r) };
 }
 
 /** The ledger's and the knowledge's facts: no connection. */

@@ -28,9 +28,9 @@ export const checkpointCadence = defineTool({
   name: "checkpoint_cadence",
   title: "Checkpoint interval for a preemptible run",
   description:
-    "Young/Daly checkpoint interval, in seconds and in whole iterations, from MTBF, checkpoint write time and seconds per iteration. Pure arithmetic.",
+    "Young/Daly checkpoint interval in seconds and whole iterations, from MTBF, checkpoint write time and seconds per iteration. Pure arithmetic.",
   input: {
-    mtbf_s: z.number().describe("mean time between preemptions, s"),
+    mtbf_s: z.number().describe("s between preemptions"),
     checkpoint_write_s: z.number(),
     seconds_per_iter: z.number(),
     formula: z.enum(["young", "daly"]).optional(),

@@ -21,9 +21,9 @@ const CellInput = z.object({
   name: nameText(64),
   command: z.string().min(1).max(65_536),
   env: z.record(z.string().max(128), z.string().max(16_384)).optional(),
-  gpus: z.number().int().min(0).max(16).optional().describe("default 1"),
-  min_free_gb: z.number().min(0).max(1e6).optional().describe("this cell's disk budget"),
-  min_free_inodes: z.number().int().min(0).optional(),
+  gpus: z.number().int().min(0).max(16).optional(),
+  min_free_gb: z.number().min(0).max(1e6).optional(),
+  min_free_inodes: z.number().int().min(0).max(1e12).optional(),
 });
 const Obj = z.record(z.string(), z.unknown()).optional();
 
@@ -31,7 +31,7 @@ export const launchQueue = defineTool({
   name: "launch_queue",
   title: "Launch a detached, resumable queue",
   description:
-    "Start cells (one command each) detached on boxes (tmux, nohup, Slurm, k8s), one lane per free GPU, each with its own $RGT_OUTPUT_DIR. Same run_name resumes.",
+    "Start cells (one command each) detached on boxes (tmux, nohup, Slurm, k8s), a lane per free GPU, each with its own $RGT_OUTPUT_DIR. Same run_name resumes.",
   input: {
     host: hostText().optional(),
     hosts: z.array(hostText()).max(64).optional(),
@@ -43,25 +43,15 @@ export const launchQueue = defineTool({
     profile: nameText(64).optional(),
     durable_dir: z.string().max(4096).optional(),
     data_dir: z.string().max(4096).optional(),
-    scheduler: z
-      .object({
-        lanes: z.number().int().min(1).max(4096).optional(),
-        walltime: z.union([z.string().max(64), z.number()]).optional(),
-        partition: z.string().max(128).optional(),
-        signal_lead_s: z.number().int().min(0).max(86_400).optional(),
-        image: z.string().max(512).optional(),
-        namespace: z.string().max(253).optional(),
-        pvc: z.string().max(253).optional(),
-      })
-      .passthrough()
-      .optional()
-      .describe("Slurm/Kubernetes knobs"),
-    min_free_gb: z.number().min(0).max(1e6).optional().describe("free GB (1e9) each cell needs on its output+durable dir before it starts"),
-    min_free_inodes: z.number().int().min(0).optional(),
-    on_disk_low: z.enum(["skip", "wait"]).optional().describe("below budget: skip (DISK_LOW) or wait up to disk_wait_s"),
+    // the backends check each knob and name it (scheduler.lanes, …) when it is wrong
+    scheduler: z.record(z.string().max(32), z.unknown()).optional()
+      .describe("Slurm/k8s: lanes, walltime, partition, signal_lead_s, image, namespace, pvc"),
+    min_free_gb: z.number().min(0).max(1e6).optional(),
+    min_free_inodes: z.number().int().min(0).max(1e12).optional(),
+    on_disk_low: z.enum(["skip", "wait"]).optional(),
     disk_wait_s: z.number().int().min(0).max(86_400).optional(),
-    max_hours: z.number().positive().max(24 * 60).optional().describe("time cap enforced on the box"),
-    on_done: z.enum(["nothing", "park"]).optional().describe("park: the box runs the profile's reversible meter-stop once every roster is durable (human-approved)"),
+    max_hours: z.number().positive().max(24 * 60).optional(),
+    on_done: z.enum(["nothing", "park"]).optional().describe("park: reversible meter-stop once all is durable"),
     park_approval_id: z.string().min(1).max(128).optional(),
   },
   output: {

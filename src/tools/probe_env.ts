@@ -21,14 +21,15 @@ const GpuHealthOut = z.object({
   issues: z.array(z.string()).optional(),
   faulty_gpus: z.array(z.number()).optional(),
   xid: z.array(z.string()).optional(),
-  zombies: z.array(z.object({ gpu: z.number().nullable(), pid: z.number(), used_mib: z.number().nullable(), owner: z.string(), reclaim: z.string().optional() })).optional(),
+  zombies: z.array(z.object({ gpu: z.number().nullable(), pid: z.number(), used_mib: z.number().nullable(), owner: z.string(),
+    reclaim: z.string().optional() })).optional(),
 });
 
 export const probeEnv = defineTool({
   name: "probe_env",
   title: "Probe a GPU box",
   description:
-    "Audit a GPU box in one round trip: GPUs, driver/CUDA, disks (bytes and inodes), memory, python/torch, tools, platform and its traps. Call first on a new box.",
+    "Audit a GPU box in one round trip: GPUs, CUDA, disks (bytes and inodes), memory, python/torch, tools, the platform and its traps. Call first on a new box.",
   input: {
     host: hostText(),
     profile: nameText(64).optional(),
@@ -39,7 +40,8 @@ export const probeEnv = defineTool({
     host: z.string(),
     profile: z.object({ name: z.string(), detected_by: z.string(), variant: z.string().optional() }),
     // per GPU only what tells something; a name / memory size every GPU shares is in gpu_name / gpu_memory_total_mib
-    gpus: z.array(z.object({ index: z.number(), name: z.string().optional(), memory_total_mib: z.number().nullable().optional(), memory_used_mib: z.number().nullable(), utilization_pct: z.number().nullable().optional(), temperature_c: z.number().nullable().optional() })),
+    gpus: z.array(z.object({ index: z.number(), name: z.string().optional(), memory_total_mib: z.number().nullable().optional(),
+      memory_used_mib: z.number().nullable(), utilization_pct: z.number().nullable().optional(), temperature_c: z.number().nullable().optional() })),
     gpu_name: z.string().optional(),
     gpu_memory_total_mib: z.number().optional(),
     gpu_health: GpuHealthOut.optional(),

@@ -19,13 +19,16 @@ export const pushSecret = defineTool({
   name: "push_secret",
   title: "Put one credential on a box (stdin → 0600 file)",
   description:
-    "Put one credential (an env var of this server, or a local file) into a 0600 file on the box via stdin; it never shows in a command, log or result.",
+    "Put one credential (a server env var or a local file) into a 0600 file on the box via stdin; it never shows in a command, log or result.",
   input: {
     host: hostText(),
-    source: z.union([
-      z.object({ env: z.string().max(128).regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "source.env must be an environment variable name") }).strict(),
-      z.object({ file: z.string().min(1).max(4096), block: z.string().min(1).max(512).optional() }).strict(),
-    ]).describe("{env: NAME} or {file, block?}"),
+    // one object with exactly one of env / file (not a union: plain types publish smaller and travel better)
+    source: z.strictObject({
+      env: z.string().max(128).regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "source.env must be an environment variable name").optional(),
+      file: pathText("source.file").optional(),
+      block: z.string().min(1).max(512).optional(),
+    }).refine((v) => (v.env === undefined) !== (v.file === undefined) && (v.block === undefined || v.file !== undefined), "give source.env, or source.file (with an optional block)")
+      .describe("{env: NAME} or {file, block?}"),
     remote_path: pathText("remote_path"),
   },
   output: {

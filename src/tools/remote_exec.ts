@@ -5,14 +5,12 @@
  * The command is bounded in time (killed on the box past timeout_s) and its output is cut to short
  * tails; the full text, redacted, stays in a local file whose path is returned.
  */
-import * as fs from "node:fs";
-import * as path from "node:path";
-import { randomBytes } from "node:crypto";
 import * as z from "zod";
 import { quote } from "shell-quote";
 import { defineTool } from "../server/tool.js";
 import { refuse, warning, type Warning } from "../common/result.js";
-import { redactText, redactThenTail } from "../guard/redact.js";
+import { redactThenTail } from "../guard/redact.js";
+import { saveExecOutput } from "../ledger/execlog.js";
 import { loadFingerprints } from "../ledger/fingerprints.js";
 import { blockedLines, ensureSeatbelt, withSeatbelt } from "../backends/seatbelt.js";
 import { hostText, pathText } from "./fields.js";
@@ -26,7 +24,7 @@ export const remoteExec = defineTool({
   name: "remote_exec",
   title: "Run one guarded command on a box",
   description:
-    "Run one short command on a box: exit code and output tails. Refuses credentials and destructive commands; long work belongs in launch_queue.",
+    "Run one short command on a box: exit code and output tails. Refuses credentials and destructive commands; long work goes to launch_queue.",
   input: {
     host: hostText(),
     command: z.string().min(1).max(65_536),
@@ -63,17 +61,7 @@ export const remoteExec = defineTool({
     const blocked = blockedLines(r.stderr);
     const truncated = r.truncated || out.cut || err.cut;
     const warnings: Warning[] = [];
-    let fullOutput: string | undefined;
-    if (truncated) {
-      try {
-        const dir = path.join(ctx.ledger.dir, "exec");
-        fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-        fullOutput = path.join(dir, `${new Date().toISOString().replace(/[:.]/g, "-")}-${randomBytes(3).toString("hex")}.log`);
-        fs.writeFileSync(fullOutput, redactText(`$ ${command}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}\n`, fp), { mode: 0o600 });
-      } catch {
-        fullOutput = undefined;
-      }
-    }
+    const fullOutput = truncated ? saveExecOutput(ctx.ledger, command, r.stdout, r.stderr, fp) : undefined;
     if (r.timedOut) {
       warnings.push(warning("TIMEOUT", "warn", `The command ran past ${timeoutS}s and was killed on the box with its process group. For long work use launch_queue.`));
     }

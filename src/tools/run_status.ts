@@ -8,7 +8,7 @@ import * as z from "zod";
 import { refuse } from "../common/result.js";
 import { listRuns } from "../ledger/runs.js";
 import { defineTool } from "../server/tool.js";
-import { DEFAULT_STALL_S, runStatusOf } from "../backends/index.js";
+import { runStatusOf } from "../backends/index.js";
 import { hostText, nameText } from "./fields.js";
 
 /** a failure class (src/knowledge/failures.ts), the line or counter that decided it, the section explaining it */
@@ -19,7 +19,8 @@ const CellOut = z.object({
   host: z.string().optional(),
   state: z.string(),
   exit_code: z.number().optional(),
-  progress: z.object({ step: z.number().optional(), total_steps: z.number().optional(), epoch: z.number().optional(), total_epochs: z.number().optional(), pct: z.number().optional() }).optional(),
+  progress: z.object({ step: z.number().optional(), total_steps: z.number().optional(), epoch: z.number().optional(),
+    total_epochs: z.number().optional(), pct: z.number().optional() }).optional(),
   log_age_s: z.number().optional(),
   tail: z.array(z.string()).optional(),
   log_bytes: z.number().optional(),
@@ -28,7 +29,8 @@ const CellOut = z.object({
   reason: z.string().optional(),
   cause: Cause.optional(),
   stall: z.object({ kind: z.enum(["gpu_idle", "hang"]), evidence: z.string(), since_s: z.number().optional() }).optional(),
-  blocked: z.object({ code: z.string(), dir: z.string(), free_bytes: z.number().optional(), need_bytes: z.number().optional(), free_inodes: z.number().optional(), need_inodes: z.number().optional(), waiting_until: z.number().optional() }).optional(),
+  blocked: z.object({ code: z.string(), dir: z.string(), free_bytes: z.number().optional(), need_bytes: z.number().optional(),
+    free_inodes: z.number().optional(), need_inodes: z.number().optional(), waiting_until: z.number().optional() }).optional(),
 });
 
 /** the longest a call may hold its answer (many clients time a tool call out after a few minutes) */
@@ -39,13 +41,13 @@ export const runStatus = defineTool({
   name: "run_status",
   title: "Status of a launched run",
   description:
-    "Patrol a run in one round trip per host: run and cell state, progress, log tail, GPU and disk pressure, cause of a death, next_action.",
+    "Patrol a run, one round trip per host: run and cell state, progress, log tail, GPU/disk pressure, cause of a death, next_action.",
   input: {
-    run_id: nameText().optional().describe("default: the latest run"),
+    run_id: nameText().optional(),
     host: hostText().optional(),
-    log_offset: z.number().int().min(0).max(2 ** 50).optional().describe("a cell's last log_bytes"),
-    stall_after_s: z.number().int().min(1).max(7 * 24 * 3600).optional().describe(`default ${DEFAULT_STALL_S}`),
-    checkpoint_every_s: z.number().int().min(1).max(7 * 24 * 3600).optional().describe("checkpoint_cadence's interval_s: flag a live cell whose newest checkpoint is older than twice it"),
+    log_offset: z.number().int().min(0).max(2 ** 50).optional().describe("last log_bytes"),
+    stall_after_s: z.number().int().min(1).max(7 * 24 * 3600).optional(), // default: backends DEFAULT_STALL_S (skill/SKILL.md)
+    checkpoint_every_s: z.number().int().min(1).max(7 * 24 * 3600).optional().describe("checkpoint_cadence's interval_s"),
     wait_s: z.number().int().min(0).max(MAX_WAIT_S).optional().describe("long-poll while running"),
   },
   output: {
@@ -55,8 +57,10 @@ export const runStatus = defineTool({
     cells: z.array(CellOut).optional(),
     cell_counts: z.record(z.string(), z.number()).optional().describe("cells per state, when the listing is cut to fit"),
     cells_omitted: z.number().optional().describe("cells not listed (plain running/done/pending ones) to stay within ~2 KB"),
-    gpus: z.array(z.object({ host: z.string(), index: z.number(), memory_used_mib: z.number().optional(), memory_total_mib: z.number().optional(), utilization_pct: z.number().optional() })).optional(),
-    disks: z.array(z.object({ host: z.string(), mount: z.string(), size_bytes: z.number().optional(), used_pct: z.number().optional(), inodes_used_pct: z.number().optional() })).optional(),
+    gpus: z.array(z.object({ host: z.string(), index: z.number(), memory_used_mib: z.number().optional(), memory_total_mib: z.number().optional(),
+      utilization_pct: z.number().optional() })).optional(),
+    disks: z.array(z.object({ host: z.string(), mount: z.string(), size_bytes: z.number().optional(), used_pct: z.number().optional(),
+      inodes_used_pct: z.number().optional() })).optional(),
     gpus_omitted: z.number().optional(),
     new_text_dir: z.string().optional(),
     disks_omitted: z.number().optional(),

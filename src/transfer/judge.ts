@@ -164,12 +164,14 @@ export async function judgePull(ctx: TransferContext, s: PullState): Promise<Tra
   };
   await saveReceipt(ctx.ledger, receipt);
   const manifestPaths = trees.map((t) => writeManifest(t.src.localDir, buildManifest({
-    ledger: ctx.ledger, receiptId: receipt.receipt_id, host: req.host, hostKey: s.hostKey, remoteDir: t.tree.root, runId: req.runId, cell: t.src.cell || undefined,
+    ledger: ctx.ledger, receiptId: receipt.receipt_id, host: req.host, hostKey: s.hostKey, remoteDir: t.tree.root, runId: req.runId,
+      cell: t.src.cell || undefined,
     files: t.tree.files, links: t.links, startedAt: s.startedAt, carried: t.carriedSha,
   })));
   await ctx.progress(s.bytesTotal, s.bytesTotal, "verified");
   if (!rosterPaths.size && !(req.expect ?? []).length && !req.runId) {
     warnings.push(warning("NO_ROSTER", "info", "No expect roster given: the receipt proves these files arrived intact, not that every artifact the run should produce exists."));
   }
-  return { ok: true, receipt_id: receipt.receipt_id, manifest_sha256: receipt.manifest_sha256, manifest_path: manifestPaths[0], ...base, elapsed_ms: Date.now() - s.t0, warnings };
+  return { ok: true, receipt_id: receipt.receipt_id, manifest_sha256: receipt.manifest_sha256, manifest_path: manifestPaths[0], ...base,
+    elapsed_ms: Date.now() - s.t0, warnings };
 }

@@ -75,7 +75,8 @@ async function liveWorkdirsAt(ctx: Ctx, host: string, dest: string): Promise<Liv
  * Only a line for an existing file counts ("+++++++++" marks a file that does not exist yet).
  * Resolves undefined when rsync could not answer (the caller then compares hashes instead).
  */
-async function rsyncWouldChange(remote: Remote, host: string, localDir: string, remoteDir: string, files: string[], timeoutMs: number): Promise<string[] | undefined> {
+async function rsyncWouldChange(remote: Remote, host: string, localDir: string, remoteDir: string, files: string[],
+  timeoutMs: number): Promise<string[] | undefined> {
   const transport = await remote.sshTransport(host);
   return withTempDir("rgt-live-", (tmp) => {
     const list = path.join(tmp, "files");
@@ -106,7 +107,8 @@ async function rsyncWouldChange(remote: Remote, host: string, localDir: string, 
  * has (one round trip), we hash ours. `sameSize`: the sizes agree, so only the bytes tell (what SFTP's
  * whole-second size + mtime check cannot see).
  */
-export async function differingOnBox(ctx: Ctx, host: string, localDir: string, remoteDir: string, files: { path: string; bytes: number; link?: string }[]): Promise<{ path: string; sameSize: boolean }[]> {
+export async function differingOnBox(ctx: Ctx, host: string, localDir: string, remoteDir: string, files: { path: string; bytes: number;
+  link?: string }[]): Promise<{ path: string; sameSize: boolean }[]> {
   const plain = files.filter((f) => f.link === undefined);
   if (!plain.length) return [];
   const tree = await remoteHashTree(ctx.remote, host, remoteDir, plain.map((f) => f.path), { timeoutMs: 300_000, signal: ctx.signal });

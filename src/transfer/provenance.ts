@@ -32,7 +32,8 @@ export function gitState(dir: string): { git_commit?: string; git_dirty?: boolea
   return { git_commit: head.stdout.trim(), ...(st.status === 0 ? { git_dirty: st.stdout.length > 0 } : {}) };
 }
 
-export async function recordPush(ledger: Ledger, p: { host: string; hostKey: string; remoteDir: string; localDir: string; files: number; bytes: number }): Promise<PushRecord> {
+export async function recordPush(ledger: Ledger, p: { host: string; hostKey: string; remoteDir: string; localDir: string; files: number;
+  bytes: number }): Promise<PushRecord> {
   const rec: PushRecord = {
     host: p.host, host_key: p.hostKey, remote_dir: p.remoteDir, local_dir: p.localDir, ...gitState(p.localDir),
     files: p.files, bytes: p.bytes, pushed_at: new Date().toISOString(),

@@ -64,7 +64,8 @@ function refuseListing(host: string, t: RemoteHashTree, label: (p: string) => st
   if (t.badNames.length || t.unreadable.length) {
     const names = [...t.badNames.map((n) => `${n} (name is not UTF-8)`), ...t.unreadable.map((n) => `${label(n)} (unreadable on the box)`)];
     refuse("UNCARRIABLE", `${names.length} file(s) under ${t.root} on ${host} cannot be pulled faithfully: ${names.slice(0, 5).join(", ")}. No receipt was written.`,
-      "Rename non-UTF-8 names on the box (remote_exec: convmv, or mv), fix the permissions of unreadable files, then pull again.", { files: names.slice(0, 20) });
+      "Rename non-UTF-8 names on the box (remote_exec: convmv, or mv), fix the permissions of unreadable files, then pull again.",
+      { uncarriable: names.slice(0, 20) });
   }
   const secret = t.links.filter((l) => !linkInside(l.path, l.target) && secretLinkTarget(path.posix.resolve(t.root, path.posix.dirname(l.path), l.target)));
   if (secret.length) {
@@ -98,7 +99,10 @@ export async function pull(ctx: TransferContext, req: PullRequest): Promise<Tran
   });
 }
 
-async function pullLocked(ctx: TransferContext, req: PullRequest, localRoot: string, sources: Source[], lock: TransferLock, parallel: ParallelSession, t0: number, warnings: Warning[], stamp: { hostKey?: string; startedAt: string }): Promise<TransferResult> {
+async function pullLocked(
+  ctx: TransferContext, req: PullRequest, localRoot: string, sources: Source[], lock: TransferLock, parallel: ParallelSession, t0: number,
+  warnings: Warning[], stamp: { hostKey?: string; startedAt: string },
+): Promise<TransferResult> {
   {
     // 1. the box lists and hashes its own files (one round trip per source)
     const trees: PulledSource[] = [];
@@ -109,7 +113,8 @@ async function pullLocked(ctx: TransferContext, req: PullRequest, localRoot: str
       refuseListing(req.host, tree, label);
       // the manifest an earlier pull of this same source left beside the local tree
       const prior = readManifest(manifestPathFor(src.localDir));
-      const same = prior && prior.source.remote_dir === tree.root && (prior.source.host_key && stamp.hostKey ? prior.source.host_key === stamp.hostKey : prior.source.host === req.host);
+      const same = prior && prior.source.remote_dir === tree.root
+        && (prior.source.host_key && stamp.hostKey ? prior.source.host_key === stamp.hostKey : prior.source.host === req.host);
       const carried = tree.siblingManifest !== undefined ? parseManifest(tree.siblingManifest) : undefined;
       if (tree.siblingManifest !== undefined && !carried) {
         warnings.push(warning("MANIFEST_UNREADABLE", "warn", `${manifestPathFor(tree.root)} on the box is not a manifest this server can read; the tree was not checked against it`));
@@ -142,7 +147,8 @@ async function pullLocked(ctx: TransferContext, req: PullRequest, localRoot: str
     if (totalFiles === 0) {
       const where = trees.map((t) => (t.tree.root ? `${t.tree.root} (empty)` : `${t.src.remoteRoot} (does not exist)`)).join(", ");
       refuse("EMPTY_ARTIFACT_SET", `nothing to pull from ${req.host}: ${where}`, "Check the run finished and wrote its outputs (run_status), or point remote_path at the directory that holds them. Never tear down on an empty pull.", {
-        receipt_id: null, complete: false, files: [], missing: trees.flatMap((t) => t.src.expect.map((e) => prefix(t.src, e))), mismatched: [], bytes_transferred: 0, elapsed_ms: Date.now() - t0,
+        receipt_id: null, complete: false, files: [], missing: trees.flatMap((t) => t.src.expect.map((e) => prefix(t.src, e))), mismatched: [],
+          bytes_transferred: 0, elapsed_ms: Date.now() - t0,
       });
     }
     const outside = trees.flatMap((t) => t.outside.map((l) => `${prefix(t.src, l.path)} -> ${l.target}`));
@@ -189,7 +195,8 @@ async function pullLocked(ctx: TransferContext, req: PullRequest, localRoot: str
       if (split.ranged.length && !ctx.signal.aborted && (await parallel.worth())) {
         unitFiles = split.rest;
         const src = t.src;
-        rangedJobs.push(parallel.pull(t.tree.root, src.localDir, split.ranged, { deadline, signal: ctx.signal, onProgress: (b) => { rangedDone = b; tick(0); } }).then((r) => {
+        const onProgress = (b: number) => { rangedDone = b; tick(0); };
+        rangedJobs.push(parallel.pull(t.tree.root, src.localDir, split.ranged, { deadline, signal: ctx.signal, onProgress }).then((r) => {
           bytesTransferred += r.bytesTransferred;
           parallelStreams = Math.max(parallelStreams, r.streams);
           for (const [p, h] of r.hashes) localHash.set(prefix(src, p), h);
@@ -275,7 +282,10 @@ async function pullLocked(ctx: TransferContext, req: PullRequest, localRoot: str
     }
 
     // 4. compare, load-check, receipt
-    const out = await judgePull(ctx, { req, localRoot, trees, localHash, failedUnits, bytesTransferred, bytesReused, bytesTotal, warnings, t0, hostKey: stamp.hostKey, startedAt: stamp.startedAt });
+    const out = await judgePull(ctx, {
+      req, localRoot, trees, localHash, failedUnits, bytesTransferred, bytesReused, bytesTotal, warnings, t0,
+      hostKey: stamp.hostKey, startedAt: stamp.startedAt,
+    });
     return parallelStreams > 0 ? { ...out, streams: parallelStreams } : out;
   }
 }

@@ -102,7 +102,8 @@ export async function push(ctx: TransferContext, req: PushRequest): Promise<Tran
     await ctx.progress(0, bytesTotal, `pushing ${files.length} files`);
     const mover: Mover = useRsync ? rsyncMover(ctx.remote, req.host, prep.rsyncVersion) : sftpMover(ctx.remote, req.host);
     // SFTP times are whole seconds: a same-size edit within the second is found by the box's hashes
-    const force = files.length && !useRsync ? new Set((await differingOnBox(ctx, req.host, localDir, prep.dir, files)).filter((d) => d.sameSize).map((d) => d.path)) : undefined;
+    const force = files.length && !useRsync ? new Set((await differingOnBox(ctx, req.host, localDir, prep.dir,
+      files)).filter((d) => d.sameSize).map((d) => d.path)) : undefined;
     const r = files.length
       ? await mover.move({
         direction: "push", localDir, remoteDir: prep.dir, files, force, deadline: Date.now() + 600_000 + Math.ceil(bytesTotal / 1000),

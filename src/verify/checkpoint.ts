@@ -10,6 +10,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { execFile, execFileSync } from "node:child_process";
+import { setting } from "../common/config.js";
 
 export type CheckpointFormat = "safetensors" | "torch_zip" | "torch_legacy" | "unknown";
 
@@ -261,7 +262,7 @@ let torchPython: string | null | undefined;
 /** The first local Python that can import torch ($RGT_PYTHON, /usr/bin/python3, python3), or null. Cached. */
 export function findTorchPython(): string | null {
   if (torchPython !== undefined) return torchPython;
-  const cands = [process.env.RGT_PYTHON, "/usr/bin/python3", "python3"].filter((x): x is string => !!x);
+  const cands = [setting("RGT_PYTHON"), "/usr/bin/python3", "python3"].filter((x): x is string => !!x);
   torchPython = null;
   for (const py of cands) {
     try {
@@ -306,7 +307,7 @@ function runBatch(py: string, files: string[], timeoutMs: number): Promise<{ tor
  */
 export async function torchLoadBatch(files: string[], timeoutMs: number): Promise<Map<string, TorchLoadResult> | null> {
   if (torchPython === null) return null;
-  const cands = torchPython ? [torchPython] : [process.env.RGT_PYTHON, "/usr/bin/python3", "python3"].filter((x): x is string => !!x);
+  const cands = torchPython ? [torchPython] : [setting("RGT_PYTHON"), "/usr/bin/python3", "python3"].filter((x): x is string => !!x);
   for (const py of cands) {
     const r = await runBatch(py, files, timeoutMs);
     if (r.torch) { torchPython = py; return r.results; }

@@ -98,7 +98,8 @@ describe("knowledge tools over the wire", () => {
     const later = await s.call("check_staleness", { today: "2028-06" });
     expect(later.ok).toBe(true);
     expect(later.stale_total).toBeGreaterThan(later.stale.length);
-    expect(new Set(later.stale.filter((x: any) => x.billing).map((x: any) => x.platform)).size).toBe(11); // ten rentals and schedulers + the local workstation profile
+    expect(new Set(later.stale.filter((x: any) => x.billing).map((x: any) => x.platform)).size).toBe(11);
+      // ten rentals and schedulers + the local workstation profile
   });
 
   it("checkpoint_cadence answers, and refuses a non-positive number as BAD_INPUT", async () => {

@@ -11,7 +11,8 @@ const W = 2 * MiB;
 
 describe("range planner", () => {
   it("merges overlapping and touching ranges, finds the gaps", () => {
-    expect(mergeRanges([{ start: 10, end: 20 }, { start: 0, end: 5 }, { start: 5, end: 8 }, { start: 15, end: 30 }, { start: 40, end: 40 }])).toEqual([{ start: 0, end: 8 }, { start: 10, end: 30 }]);
+    const ranges = [{ start: 10, end: 20 }, { start: 0, end: 5 }, { start: 5, end: 8 }, { start: 15, end: 30 }, { start: 40, end: 40 }];
+    expect(mergeRanges(ranges)).toEqual([{ start: 0, end: 8 }, { start: 10, end: 30 }]);
     expect(missingRanges(50, [{ start: 10, end: 20 }, { start: 0, end: 5 }, { start: 45, end: 90 }])).toEqual([{ start: 5, end: 10 }, { start: 20, end: 45 }]);
     expect(missingRanges(0, [])).toEqual([]);
     expect(coveredBytes([{ start: 0, end: 10 }, { start: 5, end: 15 }])).toBe(15);
@@ -22,7 +23,8 @@ describe("range planner", () => {
     const done = [[{ start: 2 * MiB, end: 5 * MiB }], [], []];
     const pieces = planPieces(files, 2 * MiB, done);
     expect(pieces.every((p) => p.end - p.start <= 2 * MiB && p.end > p.start)).toBe(true);
-    expect(pieces.filter((p) => p.file === 0).map((p) => [p.start, p.end])).toEqual([[0, 2 * MiB], [5 * MiB, 7 * MiB], [7 * MiB, 9 * MiB], [9 * MiB, 10 * MiB + 7]]);
+    expect(pieces.filter((p) => p.file === 0).map((p) => [p.start, p.end]))
+      .toEqual([[0, 2 * MiB], [5 * MiB, 7 * MiB], [7 * MiB, 9 * MiB], [9 * MiB, 10 * MiB + 7]]);
     expect(pieces.filter((p) => p.file === 1)).toEqual([{ file: 1, start: 0, end: 3 }]);
     expect(pieces.some((p) => p.file === 2)).toBe(false);
     // pieces + done cover file a exactly

@@ -12,8 +12,8 @@ export const DECODER = /^(base64|base32|basenc|xxd|od|rev|openssl|tr|sed|awk|gaw
 
 /** printf FORMAT ARGS… as bash would print it (the common conversions only) */
 export function printfText(args: string[]): string {
-  let fmt = args[0] ?? "";
-  let rest = args.slice(1);
+  const fmt = args[0] ?? "";
+  const rest = args.slice(1);
   let out = "";
   let guard = 0;
   do {

@@ -97,7 +97,9 @@ function advanceHash(st: FileState): Promise<void> {
   return st.hashing;
 }
 
-export async function parallelPull(first: SftpStream, remoteRoot: string, localDir: string, files: RangedFile[], o: ParallelPullOptions): Promise<ParallelPullResult> {
+export async function parallelPull(
+  first: SftpStream, remoteRoot: string, localDir: string, files: RangedFile[], o: ParallelPullOptions,
+): Promise<ParallelPullResult> {
   const pieceBytes = o.pieceBytes ?? 2 ** 20;
   const chunk = o.chunkBytes ?? 128 * 1024;
   // two windows: the first one is the ramp
@@ -124,7 +126,10 @@ export async function parallelPull(first: SftpStream, remoteRoot: string, localD
     if (cur && cur.size === f.bytes && Math.floor(cur.mtimeMs / 1000) === rst.mtime) {
       const h = createHash("sha256");
       const fd = fs.openSync(target, "r");
-      try { const b = Buffer.allocUnsafe(HASH_CHUNK); for (let n; (n = fs.readSync(fd, b, 0, b.length, null)) > 0; ) h.update(b.subarray(0, n)); } finally { fs.closeSync(fd); }
+      try {
+        const b = Buffer.allocUnsafe(HASH_CHUNK);
+        for (let n; (n = fs.readSync(fd, b, 0, b.length, null)) > 0; ) h.update(b.subarray(0, n));
+      } finally { fs.closeSync(fd); }
       const sha = h.digest("hex");
       if (sha === f.sha256) { res.reusedFiles++; res.hashes.set(f.path, { bytes: f.bytes, sha256: sha }); progress(f.bytes); continue; }
     }
@@ -291,7 +296,10 @@ export async function parallelPull(first: SftpStream, remoteRoot: string, localD
     workers.push(worker(first, true));
     const bps = await Promise.race([firstRate, Promise.all(workers).then(() => 0)]);
     const remaining = queue.reduce((a, p) => a + p.end - p.start, 0);
-    res.choice = chooseStreams({ rttMs: o.rttMs, firstStreamBps: bps > 0 ? bps : undefined, windowBytes: first.windowBytes, remainingBytes: remaining, targetBps: o.targetBps ?? 125e6, cap: o.cap });
+    res.choice = chooseStreams({
+      rttMs: o.rttMs, firstStreamBps: bps > 0 ? bps : undefined, windowBytes: first.windowBytes, remainingBytes: remaining,
+      targetBps: o.targetBps ?? 125e6, cap: o.cap,
+    });
     trace(`rtt ${o.rttMs.toFixed(1)} ms, first stream ${(bps / 2 ** 20).toFixed(1)} MiB/s: ${res.choice.streams} streams (${res.choice.reason})`);
     if (res.choice.streams > 1 && queue.length && !stopped()) {
       const t = performance.now();
