@@ -110,7 +110,8 @@ export function parseHashTree(stdout: Buffer): RemoteHashTree {
         for (; i < nFields && flen(i); i++) {
           const a = bounds[2 * i];
           const hex = stdout.toString("latin1", a, a + 64);
-          if (flen(i) < 67 || stdout[a + 64] !== 0x20 || stdout[a + 65] !== 0x20 || !SHA.test(hex)) throw new Error("hash listing has a malformed sha256sum record");
+          const wellFormed = flen(i) >= 67 && stdout[a + 64] === 0x20 && stdout[a + 65] === 0x20 && SHA.test(hex);
+          if (!wellFormed) throw new Error("hash listing has a malformed sha256sum record");
           hashed.set(stdout.toString("latin1", a + 66, bounds[2 * i + 1]), hex);
         }
         if (i >= nFields) break; // no closing empty field: cut short

@@ -160,7 +160,8 @@ async function pullLocked(
     const flavour = localRsyncFlavour();
     const localHash = new Map<string, { bytes: number; sha256: string } | null>();
     const hashLocal = async (src: Source, f: RemoteFileHash): Promise<void> => {
-      try { localHash.set(prefix(src, f.path), await sha256FileQuick(path.join(src.localDir, f.path), f.bytes)); } catch { localHash.set(prefix(src, f.path), null); }
+      const key = prefix(src, f.path);
+      try { localHash.set(key, await sha256FileQuick(path.join(src.localDir, f.path), f.bytes)); } catch { localHash.set(key, null); }
     };
     // small files hash synchronously; give the event loop (progress, the ssh connection) a turn every 20 ms
     const hashAll = async (src: Source, files: RemoteFileHash[]): Promise<void> => {
