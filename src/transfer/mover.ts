@@ -34,6 +34,8 @@ export interface MoveJob {
   onProgress?: (bytesDone: number) => void;
   /** pid of a local child process the mover started (recorded in the transfer lock) */
   onChild?: (pid: number) => void;
+  /** a file rsync reports done (a hint for early hashing: the caller re-checks what does not match) */
+  onFile?: (rel: string) => void;
 }
 
 export interface MoveResult {
@@ -66,7 +68,7 @@ export function rsyncMover(remote: Remote, host: string, remoteVersion: string):
         const r = await runRsync({
           transport, direction: job.direction, localDir: job.localDir, remoteDir: job.remoteDir, remoteVersion,
           files: files.map((f) => f.path), extraArgs, timeoutMs: Math.max(10_000, job.deadline - Date.now()), signal: job.signal,
-          onProgress: (b) => job.onProgress?.(b), onSpawn: job.onChild,
+          onProgress: (b) => job.onProgress?.(b), onSpawn: job.onChild, onFile: job.onFile,
         });
         return {
           filesMoved: r.filesTransferred,

@@ -4,7 +4,7 @@ import * as path from "node:path";
 import { refuse, warning, RefusalError, type Warning } from "../common/result.js";
 import { remoteHashTree, type RemoteFileHash, type RemoteHashTree } from "../remote/hashes.js";
 import { localRsyncFlavour, PARTIAL_DIR, shellNotClean, SHELL_NOT_CLEAN_REMEDY } from "../remote/rsync.js";
-import { sha256File } from "../verify/hash.js";
+import { sha256FileQuick } from "../verify/hash.js";
 import { matchRoster, transferUnits } from "../verify/roster.js";
 import { secretLinkTarget } from "../verify/tree.js";
 import { getRun, artifactRoot } from "../ledger/runs.js";
@@ -160,7 +160,16 @@ async function pullLocked(
     const flavour = localRsyncFlavour();
     const localHash = new Map<string, { bytes: number; sha256: string } | null>();
     const hashLocal = async (src: Source, f: RemoteFileHash): Promise<void> => {
-      try { localHash.set(prefix(src, f.path), await sha256File(path.join(src.localDir, f.path))); } catch { localHash.set(prefix(src, f.path), null); }
+      const key = prefix(src, f.path);
+      try { localHash.set(key, await sha256FileQuick(path.join(src.localDir, f.path), f.bytes)); } catch { localHash.set(key, null); }
+    };
+    // small files hash synchronously; give the event loop (progress, the ssh connection) a turn every 20 ms
+    const hashAll = async (src: Source, files: RemoteFileHash[]): Promise<void> => {
+      let since = Date.now();
+      for (const f of files) {
+        await hashLocal(src, f);
+        if (Date.now() - since > 20) { await new Promise((r) => setImmediate(r)); since = Date.now(); }
+      }
     };
     const hashJobs: Promise<void>[] = [];
     const failedUnits: { label: string; error: string; shellNoise?: boolean }[] = [];
@@ -197,20 +206,40 @@ async function pullLocked(
         }, (e: Error) => { failedUnits.push({ label: prefix(src, "(ranged)"), error: e.message.slice(0, 200) }); }));
       }
       const items: (MoveFile & { isLink?: boolean })[] = [...unitFiles, ...t.links.map((l) => ({ path: l.path, bytes: 0, link: l.target }))];
-      for (const unit of transferUnits(items, { minFiles: 4000 })) {
+      // one rsync for up to 50,000 files (each rsync start costs more than the overlap it buys); files are
+      // hashed as rsync reports them done, so hashing overlaps the transfer inside the unit too
+      for (const unit of transferUnits(items, { minFiles: 50_000 })) {
         const label = prefix(t.src, unit.label);
         if (ctx.signal.aborted) { failedUnits.push({ label, error: "cancelled" }); continue; }
+        const byPath = new Map(unit.files.filter((f) => f.link === undefined).map((f) => [f.path, f as RemoteFileHash]));
+        const early: RemoteFileHash[] = [];
+        let wake: (() => void) | undefined;
+        let moving = true;
+        const earlyJob = (async () => {
+          let since = Date.now();
+          for (let i = 0; ; ) {
+            if (i < early.length) {
+              await hashLocal(t.src, early[i++]);
+              if (Date.now() - since > 20) { await new Promise((r) => setImmediate(r)); since = Date.now(); }
+            } else if (moving) await new Promise<void>((r) => { wake = r; });
+            else break;
+          }
+        })();
         const r = await mover.move({
           direction: "pull", localDir: t.src.localDir, remoteDir: t.tree.root, files: unit.files, deadline, signal: ctx.signal,
           onProgress: tick, onChild: (pid) => lock.addChild(pid),
+          onFile: (rel) => { const f = byPath.get(rel); if (f) { early.push(f); wake?.(); wake = undefined; } },
         });
+        moving = false;
+        wake?.();
         bytesTransferred += r.bytesMoved;
         bytesReused += r.bytesReused;
         if (r.error) failedUnits.push({ label, error: r.error, shellNoise: r.shellNoise });
         else if (r.failed.length) failedUnits.push({ label, error: r.failed.slice(0, 2).map((f) => `${f.path}: ${f.error}`).join("; ") });
         doneBytes += unit.bytes;
-        const files = unit.files.filter((f) => f.link === undefined) as RemoteFileHash[];
-        hashJobs.push((async () => { for (const f of files) await hashLocal(t.src, f); })());
+        // after the unit: what was not hashed early (rsync found it current), and what was hashed early but
+        // does not match (read before rsync put it in place), hashed now
+        hashJobs.push(earlyJob.then(() => hashAll(t.src, [...byPath.values()].filter((f) => localHash.get(prefix(t.src, f.path))?.sha256 !== f.sha256))));
       }
     }
     await Promise.all(rangedJobs);

@@ -26,6 +26,31 @@ export async function sha256File(file: string): Promise<{ bytes: number; sha256:
   return { bytes, sha256: h.digest("hex") };
 }
 
+const SMALL = 1024 * 1024;
+
+/**
+ * sha256 + size of a file expected to be small: one synchronous read, about 3× cheaper than a stream
+ * per file when there are thousands (and no 256 KiB stream buffer each). A file that turns out larger
+ * than 1 MiB is streamed instead.
+ */
+export async function sha256FileQuick(file: string, bytesHint: number): Promise<{ bytes: number; sha256: string }> {
+  if (bytesHint > SMALL) return sha256File(file);
+  const fd = fs.openSync(file, "r");
+  let buf: Buffer;
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (size > SMALL) return await sha256File(file);
+    buf = Buffer.allocUnsafe(size + 1);
+    let n = 0;
+    for (let r; n < buf.length && (r = fs.readSync(fd, buf, n, buf.length - n, null)) > 0; ) n += r;
+    if (n > size) return await sha256File(file); // grew while read: take it whole
+    buf = buf.subarray(0, n);
+  } finally {
+    fs.closeSync(fd);
+  }
+  return { bytes: buf.length, sha256: createHash("sha256").update(buf).digest("hex") };
+}
+
 /** sha256 of one file, read synchronously in chunks (for the few small files a quick check doubts). */
 export function sha256FileSync(file: string): string {
   const h = createHash("sha256");

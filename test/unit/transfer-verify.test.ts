@@ -165,6 +165,34 @@ describe("scripts/hash_tree.sh (run here with bash)", () => {
     expect(none.exists).toBe(false);
     expect(none.files).toEqual([]);
   });
+  it("many files and a few big ones: every file once, in parallel workers, each hash right", async () => {
+    const t = fs.mkdtempSync(path.join(os.tmpdir(), "rgt-ht-many-"));
+    for (let d = 0; d < 5; d++) {
+      fs.mkdirSync(path.join(t, `d${d}`));
+      for (let f = 0; f < 300; f++) fs.writeFileSync(path.join(t, `d${d}/f${f}`), `${d}:${f}`);
+    }
+    const tree = parseHashTree(execFileSync("bash", [path.join(ROOT, "scripts/hash_tree.sh"), t], { env: { ...process.env, RGT_HASH_JOBS: "3" }, maxBuffer: 1 << 26 }));
+    expect(tree.files.length).toBe(1500);
+    expect(tree.unreadable).toEqual([]);
+    for (const f of [tree.files[0], tree.files[777], tree.files[1499]]) expect(f).toEqual({ path: f.path, ...(await sha256File(path.join(t, f.path))) });
+    const big = fs.mkdtempSync(path.join(os.tmpdir(), "rgt-ht-big-"));
+    for (let i = 0; i < 3; i++) fs.writeFileSync(path.join(big, `b${i}`), Buffer.alloc(3_000_000 + i, i + 1));
+    const bt = parseHashTree(execFileSync("bash", [path.join(ROOT, "scripts/hash_tree.sh"), big], { env: { ...process.env, RGT_HASH_JOBS: "2" } }));
+    for (const f of bt.files) expect(f).toEqual({ path: f.path, ...(await sha256File(path.join(big, f.path))) });
+    expect(bt.files.length).toBe(3);
+  });
+  it("a listed file without a hash is unreadable; hash records are joined to the listing", () => {
+    const h = "b".repeat(64);
+    const rec = (...f: string[]): string => f.map((x) => `${x}\x00`).join("");
+    const head = `RGT-HASH-1\x00${rec("R", "1", "1", "3.2.7", "/x")}`;
+    const t = parseHashTree(Buffer.from(`${head}${rec("Z", "3", "a", "Z", "4", "b c", "Z", "1", "gone")}${rec("X", `${h}  a`, `${h}  b c`, `${h}  unlisted`, "")}${rec("D", "3")}`, "latin1"));
+    expect(t.files).toEqual([{ path: "a", bytes: 3, sha256: h }, { path: "b c", bytes: 4, sha256: h }]);
+    expect(t.unreadable).toEqual(["gone"]);
+    const old = parseHashTree(Buffer.from(`${head}${rec("Z", "3", "a", "H", h, "a", "D", "1")}`, "latin1"));
+    expect(old.files).toEqual([{ path: "a", bytes: 3, sha256: h }]);
+    expect(() => parseHashTree(Buffer.from(`${head}${rec("Z", "3", "a", "X", `${h}  a`)}`, "latin1"))).toThrow(/ended early/);
+    expect(() => parseHashTree(Buffer.from(`${head}${rec("X", "nothex  a", "")}${rec("D", "0")}`, "latin1"))).toThrow(/malformed/);
+  });
   it("output without the closing record is an error, not an empty tree", () => {
     expect(() => parseHashTree(Buffer.from(`RGT-HASH-1\x00R\x001\x001\x003.2.7\x00/x\x00F\x001\x00${"a".repeat(64)}\x00a\x00`, "latin1"))).toThrow(/ended early/);
   });
