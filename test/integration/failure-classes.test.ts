@@ -11,12 +11,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startLab, type Lab } from "../../src/lab/box.js";
 import { connectServer } from "../../src/lab/client.js";
+import { until } from "../helpers/until.js";
 
 type R = Record<string, any>;
 let lab: Lab;
 let srv: Awaited<ReturnType<typeof connectServer>>;
 const WORKDIR = "/root/proj";
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** each failing program is a file in the workdir (written to every box before the tests) */
 const SCRIPTS: Record<string, string> = {};
 const py = (code: string) => {
@@ -25,16 +25,6 @@ const py = (code: string) => {
   return `python3 ${name}`;
 };
 
-async function until(what: string, fn: () => Promise<R>, ok: (r: R) => boolean, timeoutMs = 90_000): Promise<R> {
-  const t0 = Date.now();
-  let last: R = {};
-  while (Date.now() - t0 < timeoutMs) {
-    last = await fn();
-    if (ok(last)) return last;
-    await sleep(700);
-  }
-  throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last).slice(0, 1500)}`);
-}
 const status = (run_id: string, extra: R = {}) => srv.call("run_status", { run_id, ...extra }) as Promise<R>;
 const launch = (args: R) => srv.call("launch_queue", { workdir: WORKDIR, ...args }) as Promise<R>;
 const settled = (s: R) => s.state !== "running";

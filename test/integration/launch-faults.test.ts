@@ -10,6 +10,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startLab, type Box, type Lab } from "../../src/lab/box.js";
 import { connectServer } from "../../src/lab/client.js";
+import { until } from "../helpers/until.js";
 
 type R = Record<string, any>;
 let lab: Lab;
@@ -18,16 +19,6 @@ const TRAIN = fs.readFileSync(path.join(__dirname, "..", "fixtures", "train_ckpt
 const WORKDIR = "/root/proj";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until(what: string, fn: () => Promise<R>, ok: (r: R) => boolean, timeoutMs = 90_000): Promise<R> {
-  const t0 = Date.now();
-  let last: R = {};
-  while (Date.now() - t0 < timeoutMs) {
-    last = await fn();
-    if (ok(last)) return last;
-    await sleep(700);
-  }
-  throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last).slice(0, 1500)}`);
-}
 const status = (run_id: string, extra: R = {}) => srv.call("run_status", { run_id, ...extra }) as Promise<R>;
 const launch = (args: R) => srv.call("launch_queue", { workdir: WORKDIR, ...args }) as Promise<R>;
 
