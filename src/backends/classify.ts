@@ -5,7 +5,7 @@
 import { redactCutLines, redactCutText } from "../guard/redact.js";
 import type { RunCell } from "../ledger/runs.js";
 import type { CellCause, CellStatus, DiskStatus, GpuStatus, StatusOptions } from "./types.js";
-import { classifyFailure, cleanLine, refFor, type FailureClass } from "../knowledge/failures.js";
+import { classifyFailure, cleanLine, refFor, signalOf, type FailureClass } from "../knowledge/failures.js";
 import { num, tsv } from "./scripts.js";
 import { parseGate, parseWatch, type GateRow, type WatchRow } from "./while_run.js";
 
@@ -106,12 +106,10 @@ export function parseProgress(lines: string[]): CellStatus["progress"] | undefin
   return Object.keys(p).length ? p : undefined;
 }
 
-const SIGNALS: Record<number, string> = { 1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 6: "SIGABRT", 9: "SIGKILL", 11: "SIGSEGV", 13: "SIGPIPE", 15: "SIGTERM" };
-
 /** "exit 137 (128+9: SIGKILL)": a shell reports death by signal N as exit 128+N; say which signal. */
 export function exitText(code: number | null | undefined): string {
   if (code == null) return "no exit code";
-  const sig = code > 128 && code < 160 ? SIGNALS[code - 128] ?? `signal ${code - 128}` : "";
+  const sig = signalOf(code);
   return sig ? `exit ${code} (128+${code - 128}: ${sig})` : `exit ${code}`;
 }
 
