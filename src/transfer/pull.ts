@@ -10,6 +10,7 @@ import { secretLinkTarget } from "../verify/tree.js";
 import { getRun, artifactRoot } from "../ledger/runs.js";
 import { withTransferLock, type TransferLock } from "./lock.js";
 import { ParallelSession, splitForRanges } from "./parallel/index.js";
+import { trace } from "./parallel/pull.js";
 import { rsyncMover, sftpMover, type MoveFile } from "./mover.js";
 import { throttled, type TransferContext, type TransferResult } from "./context.js";
 import { cleanDebris } from "./debris.js";
@@ -124,6 +125,7 @@ async function pullLocked(
         ...(same ? { prior } : {}), ...(carried ? { carried, carriedSha: sha256Text(tree.siblingManifest!) } : {}),
       });
     }
+    trace(`pull: listed+hashed on box ${Date.now() - t0} ms`);
     const prefix = (src: Source, p: string): string => (src.cell ? `${src.cell}/${p}` : p);
     // a tree that has a manifest beside it on the box is checked against it before anything moves
     const differs = trees.flatMap((t) => (t.carried ? checkManifest(t.carried, t.tree.files).differs.map((p) => prefix(t.src, p)) : []));
@@ -232,6 +234,7 @@ async function pullLocked(
         });
         moving = false;
         wake?.();
+        trace(`pull: unit ${label.slice(0, 60)} moved ${Date.now() - t0} ms`);
         bytesTransferred += r.bytesMoved;
         bytesReused += r.bytesReused;
         if (r.error) failedUnits.push({ label, error: r.error, shellNoise: r.shellNoise });
@@ -244,6 +247,7 @@ async function pullLocked(
     }
     await Promise.all(rangedJobs);
     await Promise.all(hashJobs);
+    trace(`pull: hashed locally ${Date.now() - t0} ms`);
 
     // 3. one repair pass. rsync's quick check trusts size + mtime: a local copy with the box's size and
     // mtime but other bytes (a box rsync older than 3.1.3 and a same-second rewrite there, or a local copy
@@ -287,6 +291,7 @@ async function pullLocked(
       req, localRoot, trees, localHash, failedUnits, bytesTransferred, bytesReused, bytesTotal, warnings, t0,
       hostKey: stamp.hostKey, startedAt: stamp.startedAt,
     });
+    trace(`pull: judged ${Date.now() - t0} ms`);
     return parallelStreams > 0 ? { ...out, streams: parallelStreams } : out;
   }
 }

@@ -13,6 +13,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { createHash, type Hash } from "node:crypto";
 import { setting } from "../../common/config.js";
+import { collector } from "../../common/memory.js";
 import { PARTIAL_DIR } from "../../remote/rsync.js";
 import type { SftpStream } from "../../remote/streams.js";
 import type { SftpFile } from "../../remote/types.js";
@@ -71,6 +72,7 @@ interface FileState {
   hash: Hash;
   hashed: number;
   hashing?: Promise<void>;
+  hashBuf?: Buffer;
   failed?: string;
   finished?: Promise<void>;
 }
@@ -84,7 +86,8 @@ function prefixEnd(st: FileState): number {
 function advanceHash(st: FileState): Promise<void> {
   if (st.hashing) return st.hashing;
   st.hashing = (async () => {
-    const buf = Buffer.allocUnsafe(HASH_CHUNK);
+    // one buffer per file, kept between calls (a fresh 1 MiB per landed piece was most of the garbage)
+    const buf = (st.hashBuf ??= Buffer.allocUnsafe(HASH_CHUNK));
     for (let end = prefixEnd(st); st.hashed < end; end = prefixEnd(st)) {
       const n = fs.readSync(st.fd, buf, 0, Math.min(HASH_CHUNK, end - st.hashed), st.hashed);
       if (n <= 0) throw new Error(`short local read at ${st.hashed}`);
@@ -109,6 +112,8 @@ export async function parallelPull(
   const states: FileState[] = [];
   let doneBytes = 0;
   const progress = (n: number) => { doneBytes += n; o.onProgress?.(doneBytes); };
+  // the packet buffers behind every landed chunk are garbage at once: collected as the bytes move
+  const collect = collector(setting("RGT_PARALLEL_GC_MB") * 2 ** 20);
 
   // 1. what each file needs: the box's mtime, any partial copy and its record
   // the box's mtime of every file, asked all at once (SFTP pipelines the requests on one channel)
@@ -161,6 +166,7 @@ export async function parallelPull(
       while (st.hashed < st.f.bytes) await advanceHash(st);
       fs.closeSync(st.fd);
       st.fd = -1;
+      st.hashBuf = undefined;
       fs.utimesSync(st.partial, st.mtime, st.mtime);
       fs.renameSync(st.partial, st.target);
       fs.rmSync(st.sidecar, { force: true });
@@ -230,6 +236,7 @@ export async function parallelPull(
       fs.writeSync(st.fd, buf, 0, n, at);
       landed.get(p)?.push({ start: at, end: at + n });
       res.bytesTransferred += n;
+      collect(n);
       moved += n;
       progress(n);
       if (measure && measured) {
@@ -292,6 +299,10 @@ export async function parallelPull(
 
   const workers: Promise<void>[] = [];
   const streams: SftpStream[] = [first];
+  const memTimer = setting("RGT_PARALLEL_LOG") ? setInterval(() => {
+    const m = process.memoryUsage();
+    trace(`mem rss ${(m.rss / 2 ** 20).toFixed(0)} heap ${(m.heapUsed / 2 ** 20).toFixed(0)}/${(m.heapTotal / 2 ** 20).toFixed(0)} ext ${(m.external / 2 ** 20).toFixed(0)} ab ${(m.arrayBuffers / 2 ** 20).toFixed(0)} MiB`);
+  }, 1000) : undefined;
   if (queue.length) {
     workers.push(worker(first, true));
     const bps = await Promise.race([firstRate, Promise.all(workers).then(() => 0)]);
@@ -317,6 +328,7 @@ export async function parallelPull(
     }
   }
   res.streams = streams.length;
+  if (memTimer) clearInterval(memTimer);
 
   const tHash = performance.now();
   await Promise.all(states.map((st) => st.finished));
