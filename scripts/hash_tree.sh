@@ -11,11 +11,15 @@
 #   O type path                                      something else (fifo, socket, device): not carried
 #   E path                                           listed but could not be read/hashed (also: a Z without a hash)
 #   M path                                           a requested path that is not a regular file
+#   Y mark                                           the listing is complete (Z, L, O, M records all sent);
+#                                                    only with RGT_HASH_MARK set, whose value it carries
 #   S manifest                                       the content of ROOT.rgt-manifest.json beside ROOT, if any
 #   D count                                          last record (files listed); absent = the output was cut short
 # Env: RGT_HASH_PATHS  paths relative to ROOT, one a line, "\" and newline escaped as \\ and \n
 #                      (default: every file under ROOT)
 #      RGT_HASH_JOBS   parallel sha256sum workers (default: CPU count, at most 8)
+#      RGT_HASH_MARK   a token (hex) the caller chose: sent in a Y record between the listing and the
+#                      hashes, so the caller can start moving files while they are hashed
 # Needs bash 4 + coreutils + findutils. .rgt-partial/ dirs are skipped.
 set -u
 export LC_ALL=C
@@ -77,6 +81,11 @@ else
   find . -name .rgt-partial -prune -o -type l -printf 'L\0%P\0%l\0' 2>/dev/null
   find . -name .rgt-partial -prune -o ! -type f ! -type l ! -type d -printf 'O\0%y\0%P\0' 2>/dev/null
 fi
+
+case ${RGT_HASH_MARK:-} in
+  *[!0-9a-f]*|'') ;;
+  *) printf 'Y\000%s\000' "$RGT_HASH_MARK" ;;
+esac
 
 count=$(tr -cd '\000' <"$list" | wc -c)
 # batch size: a few files per worker when they are few (big files hash side by side, one per core),

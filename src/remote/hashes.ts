@@ -3,6 +3,7 @@
  * NUL-separated records (no name can break it). Used by the transfer service (what to pull, what to
  * compare) and by request_teardown (do the receipt's hashes still hold?).
  */
+import { randomBytes } from "node:crypto";
 import { RefusalError } from "../common/result.js";
 import type { Remote } from "./types.js";
 
@@ -56,11 +57,15 @@ export function escapeBytes(b: Buffer): string {
 }
 
 const MARK = Buffer.from("RGT-HASH-1\0", "latin1");
-const FIELDS: Record<string, number> = { R: 4, F: 3, Z: 2, H: 2, X: 0, L: 2, O: 2, E: 1, M: 1, S: 1, D: 1 };
+const FIELDS: Record<string, number> = { R: 4, F: 3, Z: 2, H: 2, X: 0, L: 2, O: 2, E: 1, M: 1, S: 1, D: 1, Y: 1 };
 const SHA = /^[0-9a-f]{64}$/;
 
-/** Parse hash_tree.sh output. Throws when the closing D record is absent (output cut short) or a record is malformed. */
-export function parseHashTree(stdout: Buffer): RemoteHashTree {
+/**
+ * Parse hash_tree.sh output. Throws when the closing D record is absent (output cut short) or a record is
+ * malformed. With `listingMark`, parses only up to the Y record carrying that mark (throws when it is not
+ * there): the listing, every listed file with sha256 "" (not hashed yet).
+ */
+export function parseHashTree(stdout: Buffer, listingMark?: string): RemoteHashTree {
   const out: RemoteHashTree = { root: "", exists: false, hasRsync: false, rsyncVersion: "", files: [], links: [], others: [], unreadable: [], badNames: [], missing: [] };
   // fields as offsets into stdout (a view or string is made only where one is needed: 20,000 files made
   // 60,000 Buffer views, some 20 MB of garbage, before)
@@ -123,16 +128,17 @@ export function parseHashTree(stdout: Buffer): RemoteHashTree {
       case "E": { const p = name(f[0]); if (p !== null) out.unreadable.push(p); break; }
       case "M": { const p = name(f[0]); if (p !== null) out.missing.push(p); break; }
       case "S": out.siblingManifest = f[0].toString("utf8"); break;
-      case "D": done = true; break;
+      case "D": done = listingMark === undefined; break;
+      case "Y": if (listingMark !== undefined && s(0) === listingMark) done = true; break;
     }
     if (done) break; // whatever follows (a logout script's chatter) is not ours
   }
-  if (!done) throw new Error("hash_tree.sh output ended early (no end record)");
+  if (!done) throw new Error(listingMark !== undefined ? "hash_tree.sh output has no listing record" : "hash_tree.sh output ended early (no end record)");
   for (const [key, bytes] of listed) {
     const raw = Buffer.from(key, "latin1");
     const p = name(raw);
     if (p === null) continue;
-    const h = hashed.get(key);
+    const h = listingMark !== undefined ? "" : hashed.get(key);
     if (h === undefined) out.unreadable.push(p);
     else out.files.push({ path: p, bytes: Number(bytes), sha256: h });
   }
@@ -148,23 +154,41 @@ export function encodeHashPaths(paths: string[]): string {
 
 const MAX_LISTING = 256 * 1024 * 1024;
 
+/** the Y record's bytes, NUL-terminated on both sides: no file name holds a NUL, so no name can fake it */
+const listingNeedle = (mark: string): Buffer => Buffer.from(`\0Y\0${mark}\0`, "latin1");
+
 export async function remoteHashTree(
   remote: Remote,
   host: string,
   root: string,
   paths?: string[],
-  opts: { timeoutMs?: number; signal?: AbortSignal } = {},
+  opts: { timeoutMs?: number; signal?: AbortSignal; onListing?: (listing: RemoteHashTree) => void } = {},
 ): Promise<RemoteHashTree> {
   const env: Record<string, string> = {};
   if (paths && paths.length) env.RGT_HASH_PATHS = encodeHashPaths(paths);
+  const mark = opts.onListing ? randomBytes(12).toString("hex") : undefined;
+  if (mark) env.RGT_HASH_MARK = mark;
+  const needle = mark ? listingNeedle(mark) : undefined;
   // stdout is read as bytes (names need not be UTF-8); the exec layer's own text copy is kept small
   const chunks: Buffer[] = [];
   let size = 0;
+  let tail = Buffer.alloc(0);
+  let listed = false;
   const r = await remote.runScript(host, "hash_tree.sh", [root], {
     env,
     timeoutMs: opts.timeoutMs ?? 600_000,
     maxOutputBytes: 64 * 1024,
-    onStdout: (b) => { size += b.length; if (size <= MAX_LISTING) chunks.push(b); },
+    onStdout: (b) => {
+      size += b.length;
+      if (size <= MAX_LISTING) chunks.push(b);
+      if (!needle || listed || size > MAX_LISTING) return;
+      // the record may straddle two chunks: search the previous chunk's end together with this one
+      const win = Buffer.concat([tail, b]);
+      tail = win.subarray(Math.max(0, win.length - needle.length));
+      if (win.indexOf(needle) < 0) return;
+      listed = true;
+      try { opts.onListing!(parseHashTree(Buffer.concat(chunks), mark)); } catch { /* the full parse below decides */ }
+    },
     signal: opts.signal,
   });
   if (r.timedOut) throw new RefusalError("TIMEOUT", `hashing ${root} on ${host} ran past its time limit`, "Hash a smaller directory, or retry when the box is less busy.");

@@ -36,6 +36,12 @@ export interface MoveJob {
   onChild?: (pid: number) => void;
   /** a file rsync reports done (a hint for early hashing: the caller re-checks what does not match) */
   onFile?: (rel: string) => void;
+  /**
+   * `files` is everything the box listed under remoteDir: rsync walks the tree itself instead of reading
+   * a --files-from list (several times faster on many small files). Whatever it reports beyond `files`
+   * (created on the box after the listing) is the caller's to undo.
+   */
+  wholeTree?: boolean;
 }
 
 export interface MoveResult {
@@ -67,7 +73,7 @@ export function rsyncMover(remote: Remote, host: string, remoteVersion: string):
       const runOnce = async (files: MoveFile[], extraArgs: string[] = []): Promise<MoveResult> => {
         const r = await runRsync({
           transport, direction: job.direction, localDir: job.localDir, remoteDir: job.remoteDir, remoteVersion,
-          files: files.map((f) => f.path), extraArgs, timeoutMs: Math.max(10_000, job.deadline - Date.now()), signal: job.signal,
+          files: job.wholeTree && !extraArgs.length ? undefined : files.map((f) => f.path), extraArgs, timeoutMs: Math.max(10_000, job.deadline - Date.now()), signal: job.signal,
           onProgress: (b) => job.onProgress?.(b), onSpawn: job.onChild, onFile: job.onFile,
         });
         return {

@@ -75,6 +75,33 @@ function refuseListing(host: string, t: RemoteHashTree, label: (p: string) => st
   }
 }
 
+/**
+ * hash_tree.sh on one root: `listing` as soon as the box has listed it (files with sha256 "", not hashed
+ * yet; the whole tree when the listing record never came), `full` when it has hashed everything.
+ */
+async function stagedHashTree(ctx: TransferContext, host: string, root: string): Promise<{ listing: RemoteHashTree; full: Promise<RemoteHashTree> }> {
+  let listed: (t: RemoteHashTree) => void = () => {};
+  const listing = new Promise<RemoteHashTree>((r) => { listed = r; });
+  const full = remoteHashTree(ctx.remote, host, root, undefined, { signal: ctx.signal, onListing: (t) => listed(t) });
+  full.catch(() => {}); // awaited later, where its failure is reported
+  return { listing: await Promise.race([listing, full]), full };
+}
+
+/** Remove the files and links at these relative paths (never directories); the paths removed. */
+function removeExtras(root: string, rels: string[]): string[] {
+  const out: string[] = [];
+  for (const rel of rels) {
+    const abs = path.join(root, rel);
+    if (path.relative(root, abs).startsWith("..")) continue;
+    try {
+      if (fs.lstatSync(abs).isDirectory()) continue;
+      fs.unlinkSync(abs);
+      out.push(rel);
+    } catch { /* already gone */ }
+  }
+  return out;
+}
+
 export async function pull(ctx: TransferContext, req: PullRequest): Promise<TransferResult> {
   const t0 = Date.now();
   const warnings: Warning[] = [];
@@ -105,11 +132,18 @@ async function pullLocked(
   warnings: Warning[], stamp: { hostKey?: string; startedAt: string },
 ): Promise<TransferResult> {
   {
-    // 1. the box lists and hashes its own files (one round trip per source)
+    // 1. the box lists and hashes its own files (one round trip per source). Where rsync carries the tree
+    // and no manifest beside it must be checked first, the transfer starts on the listing while the box
+    // still hashes: the hashes are only needed to judge what arrived.
     const trees: PulledSource[] = [];
+    const fulls: Promise<RemoteHashTree>[] = [];
+    const flavour = localRsyncFlavour();
     for (const src of sources) {
-      let tree = await remoteHashTree(ctx.remote, req.host, src.remoteRoot, undefined, { signal: ctx.signal });
-      if (!tree.exists && src.fallbackRoot) tree = await remoteHashTree(ctx.remote, req.host, src.fallbackRoot, undefined, { signal: ctx.signal });
+      let staged = await stagedHashTree(ctx, req.host, src.remoteRoot);
+      if (!staged.listing.exists && src.fallbackRoot) staged = await stagedHashTree(ctx, req.host, src.fallbackRoot);
+      let tree = staged.listing;
+      if (tree.siblingManifest !== undefined || !tree.hasRsync || !flavour.usable) tree = await staged.full;
+      fulls.push(staged.full);
       const label = (p: string): string => (src.cell ? `${src.cell}/${p}` : p);
       refuseListing(req.host, tree, label);
       // the manifest an earlier pull of this same source left beside the local tree
@@ -125,7 +159,7 @@ async function pullLocked(
         ...(same ? { prior } : {}), ...(carried ? { carried, carriedSha: sha256Text(tree.siblingManifest!) } : {}),
       });
     }
-    trace(`pull: listed+hashed on box ${Date.now() - t0} ms`);
+    trace(`pull: listed on box ${Date.now() - t0} ms`);
     const prefix = (src: Source, p: string): string => (src.cell ? `${src.cell}/${p}` : p);
     // a tree that has a manifest beside it on the box is checked against it before anything moves
     const differs = trees.flatMap((t) => (t.carried ? checkManifest(t.carried, t.tree.files).differs.map((p) => prefix(t.src, p)) : []));
@@ -138,11 +172,6 @@ async function pullLocked(
     if (gone.length) {
       refuse("ROSTER_MISMATCH", `${gone.length} file(s) the tree's manifest lists are not on ${req.host}: ${gone.slice(0, 8).join(", ")}. Nothing was pulled.`,
         "Find out where they went before trusting the copy; the box still holds whatever exists.", { receipt_id: null, missing: gone.slice(0, 50), local_dir: localRoot });
-    }
-    // what changed on the box since an earlier verified pull of this same source (a rewrite is allowed, never silent)
-    const changed = trees.flatMap((t) => (t.prior ? checkManifest(t.prior, t.tree.files).differs.map((p) => prefix(t.src, p)) : []));
-    if (changed.length) {
-      warnings.push(warning("CHANGED_SINCE_LAST_PULL", "warn", `${changed.length} file(s) differ from what the last verified pull into local_dir recorded (rewritten on the box since): ${changed.slice(0, 5).join(", ")}`));
     }
     const totalFiles = trees.reduce((a, t) => a + t.tree.files.length, 0);
     const bytesTotal = trees.reduce((a, t) => a + t.tree.files.reduce((b, f) => b + f.bytes, 0), 0);
@@ -159,7 +188,8 @@ async function pullLocked(
     if (others.length) warnings.push(warning("NOT_A_FILE", "info", `${others.length} entr(ies) are neither files nor links (fifo, socket, device) and were not pulled: ${others.slice(0, 5).join(", ")}`));
 
     // 2. transfer per unit, hashing each finished unit locally while the next one moves
-    const flavour = localRsyncFlavour();
+    // the box's sha256 of each file of tree i, once it has hashed them
+    const boxSha = fulls.map((f) => f.then((t) => new Map(t.files.map((x) => [x.path, x.sha256] as [string, string])), () => new Map<string, string>()));
     const localHash = new Map<string, { bytes: number; sha256: string } | null>();
     const hashLocal = async (src: Source, f: RemoteFileHash): Promise<void> => {
       const key = prefix(src, f.path);
@@ -185,7 +215,7 @@ async function pullLocked(
     const tick = throttled(ctx, bytesTotal, "pulling", () => doneBytes + rangedDone);
     await ctx.progress(0, bytesTotal, `pulling ${totalFiles} files`);
     let usedSftp = false;
-    for (const t of trees) {
+    for (const [ti, t] of trees.entries()) {
       if (!t.tree.files.length && !t.links.length) continue;
       fs.mkdirSync(t.src.localDir, { recursive: true });
       cleanDebris(t.src.localDir, t.tree.files.map((f) => f.path));
@@ -199,7 +229,7 @@ async function pullLocked(
         unitFiles = split.rest;
         const src = t.src;
         const onProgress = (b: number) => { rangedDone = b; tick(0); };
-        rangedJobs.push(parallel.pull(t.tree.root, src.localDir, split.ranged, { deadline, signal: ctx.signal, onProgress }).then((r) => {
+        rangedJobs.push(parallel.pull(t.tree.root, src.localDir, split.ranged, { deadline, signal: ctx.signal, onProgress, boxSha: boxSha[ti] }).then((r) => {
           bytesTransferred += r.bytesTransferred;
           parallelStreams = Math.max(parallelStreams, r.streams);
           for (const [p, h] of r.hashes) localHash.set(prefix(src, p), h);
@@ -210,7 +240,13 @@ async function pullLocked(
       const items: (MoveFile & { isLink?: boolean })[] = [...unitFiles, ...t.links.map((l) => ({ path: l.path, bytes: 0, link: l.target }))];
       // one rsync for up to 50,000 files (each rsync start costs more than the overlap it buys); files are
       // hashed as rsync reports them done, so hashing overlaps the transfer inside the unit too
-      for (const unit of transferUnits(items, { minFiles: 50_000 })) {
+      const units = transferUnits(items, { minFiles: 50_000 });
+      // one rsync over the whole tree walks it itself (a --files-from list of 20,000 names cost rsync 2-3×
+      // its own walk); not when a link leads out of the tree (rsync would carry it) or big files went ranged
+      const wholeTree = useRsync && units.length === 1 && unitFiles.length === t.tree.files.length && !t.outside.length;
+      const listed = wholeTree ? new Set(items.map((f) => f.path)) : undefined;
+      const extras: string[] = [];
+      for (const unit of units) {
         const label = prefix(t.src, unit.label);
         if (ctx.signal.aborted) { failedUnits.push({ label, error: "cancelled" }); continue; }
         const byPath = new Map(unit.files.filter((f) => f.link === undefined).map((f) => [f.path, f as RemoteFileHash]));
@@ -230,7 +266,11 @@ async function pullLocked(
         const r = await mover.move({
           direction: "pull", localDir: t.src.localDir, remoteDir: t.tree.root, files: unit.files, deadline, signal: ctx.signal,
           onProgress: tick, onChild: (pid) => lock.addChild(pid),
-          onFile: (rel) => { const f = byPath.get(rel); if (f) { early.push(f); wake?.(); wake = undefined; } },
+          onFile: (rel) => {
+            const f = byPath.get(rel);
+            if (f) { early.push(f); wake?.(); wake = undefined; } else if (listed && !listed.has(rel)) extras.push(rel);
+          },
+          wholeTree,
         });
         moving = false;
         wake?.();
@@ -242,12 +282,32 @@ async function pullLocked(
         doneBytes += unit.bytes;
         // after the unit: what was not hashed early (rsync found it current), and what was hashed early but
         // does not match (read before rsync put it in place), hashed now
-        hashJobs.push(earlyJob.then(() => hashAll(t.src, [...byPath.values()].filter((f) => localHash.get(prefix(t.src, f.path))?.sha256 !== f.sha256))));
+        hashJobs.push(earlyJob.then(async () => {
+          const sha = await boxSha[ti];
+          await hashAll(t.src, [...byPath.values()].filter((f) => localHash.get(prefix(t.src, f.path))?.sha256 !== sha.get(f.path)));
+        }));
+      }
+      // what the whole-tree rsync carried beyond the listing appeared on the box after it was hashed: never
+      // left beside verified files as if it were one of them
+      const removed = removeExtras(t.src.localDir, extras);
+      if (removed.length) {
+        warnings.push(warning("APPEARED_AFTER_LISTING", "info", `${removed.length} entr(ies) appeared on the box after it was listed and hashed; not pulled (pull again to include them): ${removed.slice(0, 5).map((p) => prefix(t.src, p)).join(", ")}`));
       }
     }
     await Promise.all(rangedJobs);
     await Promise.all(hashJobs);
     trace(`pull: hashed locally ${Date.now() - t0} ms`);
+    // the box's hashes (already there where nothing overlapped): what the rest is judged against
+    for (const [ti, t] of trees.entries()) {
+      t.tree = await fulls[ti];
+      refuseListing(req.host, t.tree, (p) => prefix(t.src, p));
+    }
+    trace(`pull: box hashes in ${Date.now() - t0} ms`);
+    // what changed on the box since an earlier verified pull of this same source (a rewrite is allowed, never silent)
+    const changed = trees.flatMap((t) => (t.prior ? checkManifest(t.prior, t.tree.files).differs.map((p) => prefix(t.src, p)) : []));
+    if (changed.length) {
+      warnings.push(warning("CHANGED_SINCE_LAST_PULL", "warn", `${changed.length} file(s) differ from what the last verified pull into local_dir recorded (rewritten on the box since): ${changed.slice(0, 5).join(", ")}`));
+    }
 
     // 3. one repair pass. rsync's quick check trusts size + mtime: a local copy with the box's size and
     // mtime but other bytes (a box rsync older than 3.1.3 and a same-second rewrite there, or a local copy

@@ -20,6 +20,7 @@ import type { SftpFile } from "../../remote/types.js";
 import { chooseStreams, coveredBytes, mergeRanges, missingRanges, planPieces, type Piece, type Range, type StreamChoice } from "./plan.js";
 import { createSidecar, loadSidecar, recordRange, RANGED_SUFFIX, SIDECAR_SUFFIX } from "./sidecar.js";
 
+/** a file to pull; sha256 is "" while the box is still hashing it (see boxSha) */
 export interface RangedFile { path: string; bytes: number; sha256: string }
 
 export interface ParallelPullOptions {
@@ -39,6 +40,8 @@ export interface ParallelPullOptions {
   signal?: AbortSignal;
   deadline?: number;
   onProgress?: (bytesDone: number) => void;
+  /** the box's sha256 of each file, when the box has hashed them (asked only to keep a local copy without pulling it again) */
+  boxSha?: Promise<Map<string, string>>;
 }
 
 export interface ParallelPullResult {
@@ -136,10 +139,11 @@ export async function parallelPull(
         for (let n; (n = fs.readSync(fd, b, 0, b.length, null)) > 0; ) h.update(b.subarray(0, n));
       } finally { fs.closeSync(fd); }
       const sha = h.digest("hex");
-      if (sha === f.sha256) { res.reusedFiles++; res.hashes.set(f.path, { bytes: f.bytes, sha256: sha }); progress(f.bytes); continue; }
+      if (sha === (f.sha256 || (await o.boxSha)?.get(f.path))) { res.reusedFiles++; res.hashes.set(f.path, { bytes: f.bytes, sha256: sha }); progress(f.bytes); continue; }
     }
     fs.mkdirSync(pdir, { recursive: true });
-    const id = { size: f.bytes, sha256: f.sha256 };
+    // the version is told by size and the box's mtime: its hash may not be known yet, and the final hash decides anyway
+    const id = { size: f.bytes, mtime: rst.mtime };
     let done: Range[] = [];
     let partSize = -1;
     try { partSize = fs.statSync(partial).size; } catch { /* none */ }

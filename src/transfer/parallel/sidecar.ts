@@ -1,14 +1,15 @@
 /**
  * The record of which byte ranges of a ranged partial file are already written, so a cut transfer
  * re-requests only what is missing. It sits beside the partial file: a first line naming the file it
- * is for (size and the source's sha256), then one "start end" line per finished range, appended as each
+ * is for (size, and the source's sha256 or mtime), then one "start end" line per finished range, appended as each
  * range lands (after its bytes were written). A record for another version of the file is discarded
  * together with its partial.
  */
 import * as fs from "node:fs";
 import type { Range } from "./plan.js";
 
-export interface SidecarId { size: number; sha256: string }
+/** which version of the source file: its size and its sha256 or its mtime (what is known when the pull starts) */
+export interface SidecarId { size: number; sha256?: string; mtime?: number }
 
 export const RANGED_SUFFIX = ".prange";
 export const SIDECAR_SUFFIX = ".prange.ranges";
@@ -20,7 +21,7 @@ export function loadSidecar(file: string, id: SidecarId): Range[] {
   const lines = text.split("\n");
   try {
     const head = JSON.parse(lines[0]) as Partial<SidecarId>;
-    if (head.size !== id.size || head.sha256 !== id.sha256) return [];
+    if (head.size !== id.size || head.sha256 !== id.sha256 || head.mtime !== id.mtime) return [];
   } catch { return []; }
   const out: Range[] = [];
   for (const l of lines.slice(1)) {
@@ -35,7 +36,7 @@ export function loadSidecar(file: string, id: SidecarId): Range[] {
 
 /** Start a fresh record (truncating any other). */
 export function createSidecar(file: string, id: SidecarId): void {
-  fs.writeFileSync(file, `${JSON.stringify({ size: id.size, sha256: id.sha256 })}\n`);
+  fs.writeFileSync(file, `${JSON.stringify({ size: id.size, sha256: id.sha256, mtime: id.mtime })}\n`);
 }
 
 /** Append one finished range. */
