@@ -154,6 +154,31 @@ describe("pull_verify over rsync", () => {
     expect(r.mismatched).not.toContain("a.bin");
   });
 
+  it("what appears on the box after its listing (while it hashes) is never passed off as verified: removed, warned, verified next time", async () => {
+    // the box's sha256sum, once armed, adds a file to the tree and stalls: the listing is already sent, so
+    // the pull is under way (rsync walking the whole tree) while the box hashes, and rsync sees the newcomer
+    fs.writeFileSync(path.join(lab.boxes.q1.dir, "bin", "sha256sum"),
+      "#!/bin/bash\nif rm /root/late.arm 2>/dev/null; then echo late > /root/late/new.txt; sleep 2; fi\nexec /usr/bin/sha256sum \"$@\"\n", { mode: 0o755 });
+    try {
+      await lab.boxes.q1.exec("rm -rf /root/late && mkdir -p /root/late/sub && head -c 5000 /dev/urandom > /root/late/a.bin && echo b > /root/late/sub/b.txt && touch /root/late.arm");
+      const dst = path.join(local, "late");
+      const r = await s.call("pull_verify", { host: "q1", remote_path: "/root/late", local_dir: dst });
+      expect(r.ok, JSON.stringify(r.refused)).toBe(true);
+      expect(r.files_total).toBe(2);
+      expect(r.files.map((f: { path: string }) => f.path).sort()).toEqual(["a.bin", "sub/b.txt"]);
+      expect(r.warnings.find((w: { code: string }) => w.code === "APPEARED_AFTER_LISTING")?.message).toContain("new.txt");
+      expect(fs.existsSync(path.join(dst, "new.txt"))).toBe(false);
+      expect(sha(path.join(dst, "a.bin"))).toBe(await boxSha("q1", "/root/late/a.bin"));
+      // pulled again, the newcomer is listed, hashed and verified like the rest
+      const again = await s.call("pull_verify", { host: "q1", remote_path: "/root/late", local_dir: dst });
+      expect(again.ok).toBe(true);
+      expect(again.files_total).toBe(3);
+      expect(fs.readFileSync(path.join(dst, "new.txt"), "utf8")).toBe("late\n");
+    } finally {
+      fs.rmSync(path.join(lab.boxes.q1.dir, "bin", "sha256sum"), { force: true });
+    }
+  });
+
   it("bad input names the field", async () => {
     const r = await s.call("pull_verify", { host: "q1", local_dir: path.join(local, "x") });
     expect(r.refused.code).toBe("BAD_INPUT");

@@ -70,6 +70,27 @@ describe("the box listing (scripts/hash_tree.sh, run here)", () => {
     expect(some.files.map((f) => f.path).sort()).toEqual(["a\\#101", "new\nline"]);
     expect(some.missing).toEqual(["nope"]);
   });
+  it("with a mark, a listing record sits between the listing and the hashes; a name cannot fake it", () => {
+    const t = tmp("rgt-ls-");
+    // files named like the record's tag and like a mark
+    for (const n of ["Y", "D", "0123abcd", "d/Y"]) { fs.mkdirSync(path.dirname(path.join(t, n)), { recursive: true }); fs.writeFileSync(path.join(t, n), n); }
+    const mark = "0123abcd0123abcd";
+    const out = execFileSync("bash", [path.join(ROOT, "scripts/hash_tree.sh"), t], { env: { ...process.env, RGT_HASH_MARK: mark } });
+    const at = out.indexOf(Buffer.from(`\0Y\0${mark}\0`, "latin1"));
+    expect(at).toBeGreaterThan(0);
+    // only what precedes the record: every file listed, none hashed yet
+    const listing = parseHashTree(out.subarray(0, at + mark.length + 4), mark);
+    expect(listing.files.map((f) => [f.path, f.sha256])).toEqual([["0123abcd", ""], ["D", ""], ["Y", ""], ["d/Y", ""]]);
+    expect(listing.unreadable).toEqual([]);
+    // another mark is not this caller's record; the whole output still parses as before
+    expect(() => parseHashTree(out.subarray(0, at + mark.length + 4), "ffff")).toThrow(/no listing record/);
+    const full = parseHashTree(out);
+    expect(full.files.every((f) => /^[0-9a-f]{64}$/.test(f.sha256))).toBe(true);
+    expect(full.files).toHaveLength(4);
+    // a mark that is not hex is not echoed
+    const plain = execFileSync("bash", [path.join(ROOT, "scripts/hash_tree.sh"), t], { env: { ...process.env, RGT_HASH_MARK: "x;y" } });
+    expect(plain.includes(Buffer.from("\0Y\0x;y", "latin1"))).toBe(false);
+  });
   it("a cut-short listing is an error", () => {
     const full = execFileSync("bash", [path.join(ROOT, "scripts/hash_tree.sh"), ROOT + "/scripts"]);
     expect(() => parseHashTree(full.subarray(0, full.length - 4))).toThrow(/ended early/);
