@@ -73,7 +73,9 @@ export function rsyncMover(remote: Remote, host: string, remoteVersion: string):
       const runOnce = async (files: MoveFile[], extraArgs: string[] = []): Promise<MoveResult> => {
         const r = await runRsync({
           transport, direction: job.direction, localDir: job.localDir, remoteDir: job.remoteDir, remoteVersion,
-          files: job.wholeTree && !extraArgs.length ? undefined : files.map((f) => f.path), extraArgs, timeoutMs: Math.max(10_000, job.deadline - Date.now()), signal: job.signal,
+          // the whole tree only when this run is the whole job (not the forced subset or the rest beside it)
+          files: job.wholeTree && files === job.files ? undefined : files.map((f) => f.path),
+          extraArgs, timeoutMs: Math.max(10_000, job.deadline - Date.now()), signal: job.signal,
           onProgress: (b) => job.onProgress?.(b), onSpawn: job.onChild, onFile: job.onFile,
         });
         return {

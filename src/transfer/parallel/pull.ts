@@ -139,7 +139,12 @@ export async function parallelPull(
         for (let n; (n = fs.readSync(fd, b, 0, b.length, null)) > 0; ) h.update(b.subarray(0, n));
       } finally { fs.closeSync(fd); }
       const sha = h.digest("hex");
-      if (sha === (f.sha256 || (await o.boxSha)?.get(f.path))) { res.reusedFiles++; res.hashes.set(f.path, { bytes: f.bytes, sha256: sha }); progress(f.bytes); continue; }
+      if (sha === (f.sha256 || (await o.boxSha)?.get(f.path))) {
+        res.reusedFiles++;
+        res.hashes.set(f.path, { bytes: f.bytes, sha256: sha });
+        progress(f.bytes);
+        continue;
+      }
     }
     fs.mkdirSync(pdir, { recursive: true });
     // the version is told by size and the box's mtime: its hash may not be known yet, and the final hash decides anyway
