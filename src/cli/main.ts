@@ -14,6 +14,7 @@ async function serve(): Promise<void> {
   let stop: (why: string) => void = () => process.exit(0);
   process.once("SIGINT", () => stop("SIGINT"));
   process.once("SIGTERM", () => stop("SIGTERM"));
+  (await import("../common/memory.js")).tuneHeapForServer();
   const { createServer } = await import("../server/createServer.js");
   const created = createServer();
   const transport = new StdioServerTransport();

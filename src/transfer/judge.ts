@@ -7,7 +7,7 @@ import * as path from "node:path";
 import { refuse, warning, RefusalError, type Warning } from "../common/result.js";
 import type { RemoteHashTree, RemoteLink } from "../remote/hashes.js";
 import { manifestSha256 } from "../verify/hash.js";
-import { loadCheckFiles, type LoadCheck } from "../verify/checkpoint.js";
+import { isCheckpointName, loadCheckFiles, type LoadCheck } from "../verify/checkpoint.js";
 import { matchRoster } from "../verify/roster.js";
 import { newReceiptId, saveReceipt, type Receipt } from "../ledger/receipts.js";
 import type { TransferContext, TransferResult } from "./context.js";
@@ -72,7 +72,8 @@ export async function judgePull(ctx: TransferContext, s: PullState): Promise<Tra
   for (const t of trees) {
     for (const f of t.tree.files) {
       const p = prefix(t.src, f.path);
-      absPath.set(p, path.join(t.src.localDir, f.path));
+      // only names a load check looks at (20,000 absolute paths of logs were megabytes for nothing)
+      if (isCheckpointName(f.path)) absPath.set(p, path.join(t.src.localDir, f.path));
       const h = s.localHash.get(p) ?? null;
       const match = !!h && h.sha256 === f.sha256 && h.bytes === f.bytes;
       if (!h) absent.push(p);
@@ -82,11 +83,12 @@ export async function judgePull(ctx: TransferContext, s: PullState): Promise<Tra
   }
   // torch.load costs seconds: only worth it when the pull is otherwise sound (structure checks always run)
   const sound = absent.length === 0 && mismatched.length === 0 && missing.length === 0 && s.failedUnits.length === 0;
-  const shaOf = new Map(files.filter((f) => f.match).map((f) => [absPath.get(f.path)!, f.sha256!] as [string, string]));
+  const shaOf = new Map(files.filter((f) => f.match && absPath.has(f.path)).map((f) => [absPath.get(f.path)!, f.sha256!] as [string, string]));
   const checks = await loadCheckFiles([...shaOf.keys()], { torch: sound, sha256: shaOf });
   const loadFailed: string[] = [];
   for (const f of files) {
-    const c = checks.get(absPath.get(f.path)!);
+    const abs = absPath.get(f.path);
+    const c = abs ? checks.get(abs) : undefined;
     if (c) { f.load_check = c; if (c.ok === false) loadFailed.push(f.path); }
   }
   if ([...checks.values()].some((c) => c.torch_load === "unavailable")) {

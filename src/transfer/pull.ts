@@ -11,6 +11,13 @@ import { getRun, artifactRoot } from "../ledger/runs.js";
 import { withTransferLock, type TransferLock } from "./lock.js";
 import { ParallelSession, splitForRanges } from "./parallel/index.js";
 import { trace } from "./parallel/pull.js";
+import { fullCollection, heapGuard } from "../common/memory.js";
+
+/** a timestamped phase line in RGT_PARALLEL_LOG, with the server's memory then (development aid) */
+const phase = (t0: number, what: string): void => {
+  const m = process.memoryUsage();
+  trace(`pull: ${what} ${Date.now() - t0} ms (rss ${(m.rss / 2 ** 20).toFixed(0)} heap ${(m.heapUsed / 2 ** 20).toFixed(0)}/${(m.heapTotal / 2 ** 20).toFixed(0)} ab ${(m.arrayBuffers / 2 ** 20).toFixed(0)} MiB)`);
+};
 import { rsyncMover, sftpMover, type MoveFile } from "./mover.js";
 import { throttled, type TransferContext, type TransferResult } from "./context.js";
 import { cleanDebris } from "./debris.js";
@@ -123,6 +130,8 @@ export async function pull(ctx: TransferContext, req: PullRequest): Promise<Tran
       return await pullLocked(ctx, req, localRoot, sources, lock, parallel, t0, warnings, { hostKey, startedAt });
     } finally {
       parallel.close();
+      // thousands of files leave a heap V8 grew for them: handed back before the next call
+      fullCollection();
     }
   });
 }
@@ -159,7 +168,7 @@ async function pullLocked(
         ...(same ? { prior } : {}), ...(carried ? { carried, carriedSha: sha256Text(tree.siblingManifest!) } : {}),
       });
     }
-    trace(`pull: listed on box ${Date.now() - t0} ms`);
+    phase(t0, `listed on box`);
     const prefix = (src: Source, p: string): string => (src.cell ? `${src.cell}/${p}` : p);
     // a tree that has a manifest beside it on the box is checked against it before anything moves
     const differs = trees.flatMap((t) => (t.carried ? checkManifest(t.carried, t.tree.files).differs.map((p) => prefix(t.src, p)) : []));
@@ -174,6 +183,10 @@ async function pullLocked(
         "Find out where they went before trusting the copy; the box still holds whatever exists.", { receipt_id: null, missing: gone.slice(0, 50), local_dir: localRoot });
     }
     const totalFiles = trees.reduce((a, t) => a + t.tree.files.length, 0);
+    // thousands of names make garbage by the phase (parsed listings, rsync's lines, receipts): collected at
+    // each phase's end, before V8 lets its heap grow to several times what is live
+    const settle = (): void => { if (totalFiles >= 2000) fullCollection(); };
+    settle();
     const bytesTotal = trees.reduce((a, t) => a + t.tree.files.reduce((b, f) => b + f.bytes, 0), 0);
     if (totalFiles === 0) {
       const where = trees.map((t) => (t.tree.root ? `${t.tree.root} (empty)` : `${t.src.remoteRoot} (does not exist)`)).join(", ");
@@ -191,7 +204,9 @@ async function pullLocked(
     // the box's sha256 of each file of tree i, once it has hashed them
     const boxSha = fulls.map((f) => f.then((t) => new Map(t.files.map((x) => [x.path, x.sha256] as [string, string])), () => new Map<string, string>()));
     const localHash = new Map<string, { bytes: number; sha256: string } | null>();
+    const guard = heapGuard();
     const hashLocal = async (src: Source, f: RemoteFileHash): Promise<void> => {
+      guard();
       const key = prefix(src, f.path);
       try { localHash.set(key, await sha256FileQuick(path.join(src.localDir, f.path), f.bytes)); } catch { localHash.set(key, null); }
     };
@@ -274,7 +289,8 @@ async function pullLocked(
         });
         moving = false;
         wake?.();
-        trace(`pull: unit ${label.slice(0, 60)} moved ${Date.now() - t0} ms`);
+        phase(t0, `unit ${label.slice(0, 40)} moved`);
+        settle();
         bytesTransferred += r.bytesMoved;
         bytesReused += r.bytesReused;
         if (r.error) failedUnits.push({ label, error: r.error, shellNoise: r.shellNoise });
@@ -296,13 +312,14 @@ async function pullLocked(
     }
     await Promise.all(rangedJobs);
     await Promise.all(hashJobs);
-    trace(`pull: hashed locally ${Date.now() - t0} ms`);
+    phase(t0, `hashed locally`);
     // the box's hashes (already there where nothing overlapped): what the rest is judged against
     for (const [ti, t] of trees.entries()) {
       t.tree = await fulls[ti];
       refuseListing(req.host, t.tree, (p) => prefix(t.src, p));
     }
-    trace(`pull: box hashes in ${Date.now() - t0} ms`);
+    phase(t0, `box hashes in`);
+    settle();
     // what changed on the box since an earlier verified pull of this same source (a rewrite is allowed, never silent)
     const changed = trees.flatMap((t) => (t.prior ? checkManifest(t.prior, t.tree.files).differs.map((p) => prefix(t.src, p)) : []));
     if (changed.length) {
@@ -351,7 +368,7 @@ async function pullLocked(
       req, localRoot, trees, localHash, failedUnits, bytesTransferred, bytesReused, bytesTotal, warnings, t0,
       hostKey: stamp.hostKey, startedAt: stamp.startedAt,
     });
-    trace(`pull: judged ${Date.now() - t0} ms`);
+    phase(t0, `judged`);
     return parallelStreams > 0 ? { ...out, streams: parallelStreams } : out;
   }
 }
