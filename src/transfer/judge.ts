@@ -9,6 +9,7 @@ import type { RemoteHashTree, RemoteLink } from "../remote/hashes.js";
 import { manifestSha256 } from "../verify/hash.js";
 import { isCheckpointName, loadCheckFiles, type LoadCheck } from "../verify/checkpoint.js";
 import { matchRoster } from "../verify/roster.js";
+import { fullCollection } from "../common/memory.js";
 import { newReceiptId, saveReceipt, type Receipt } from "../ledger/receipts.js";
 import type { TransferContext, TransferResult } from "./context.js";
 import type { PullRequest, Source } from "./pull.js";
@@ -23,8 +24,6 @@ export interface PulledSource {
   links: RemoteLink[];
   /** links leading out of the root: reported, not followed */
   outside: RemoteLink[];
-  /** the manifest an earlier pull of this same source left beside the local tree */
-  prior?: Manifest;
   /** the manifest beside the tree on the box, and the sha256 of its text */
   carried?: Manifest;
   carriedSha?: string;
@@ -165,6 +164,8 @@ export async function judgePull(ctx: TransferContext, s: PullState): Promise<Tra
     ...(req.runId ? { cells: trees.map((t) => ({ name: t.src.cell, remote_dir: t.tree.root, local_dir: t.src.localDir })) } : {}),
   };
   await saveReceipt(ctx.ledger, receipt);
+  // the receipt's text for thousands of files is garbage now: gone before the manifests make theirs
+  if (files.length >= 2000) fullCollection();
   const manifestPaths = trees.map((t) => writeManifest(t.src.localDir, buildManifest({
     ledger: ctx.ledger, receiptId: receipt.receipt_id, host: req.host, hostKey: s.hostKey, remoteDir: t.tree.root, runId: req.runId,
       cell: t.src.cell || undefined,

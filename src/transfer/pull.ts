@@ -11,12 +11,12 @@ import { getRun, artifactRoot } from "../ledger/runs.js";
 import { withTransferLock, type TransferLock } from "./lock.js";
 import { ParallelSession, splitForRanges } from "./parallel/index.js";
 import { trace } from "./parallel/pull.js";
-import { fullCollection, heapGuard } from "../common/memory.js";
+import { fullCollection, fullStats, heapGuard } from "../common/memory.js";
 
 /** a timestamped phase line in RGT_PARALLEL_LOG, with the server's memory then (development aid) */
 const phase = (t0: number, what: string): void => {
   const m = process.memoryUsage();
-  trace(`pull: ${what} ${Date.now() - t0} ms (rss ${(m.rss / 2 ** 20).toFixed(0)} heap ${(m.heapUsed / 2 ** 20).toFixed(0)}/${(m.heapTotal / 2 ** 20).toFixed(0)} ab ${(m.arrayBuffers / 2 ** 20).toFixed(0)} MiB)`);
+  trace(`pull: ${what} ${Date.now() - t0} ms (rss ${(m.rss / 2 ** 20).toFixed(0)} heap ${(m.heapUsed / 2 ** 20).toFixed(0)}/${(m.heapTotal / 2 ** 20).toFixed(0)} ab ${(m.arrayBuffers / 2 ** 20).toFixed(0)} MiB; ${fullStats.count} full gc ${fullStats.ms.toFixed(0)} ms)`);
 };
 import { rsyncMover, sftpMover, type MoveFile } from "./mover.js";
 import { throttled, type TransferContext, type TransferResult } from "./context.js";
@@ -130,8 +130,9 @@ export async function pull(ctx: TransferContext, req: PullRequest): Promise<Tran
       return await pullLocked(ctx, req, localRoot, sources, lock, parallel, t0, warnings, { hostKey, startedAt });
     } finally {
       parallel.close();
-      // thousands of files leave a heap V8 grew for them: handed back before the next call
-      fullCollection();
+      // thousands of files leave a heap V8 grew for them: handed back before the next call, once this
+      // one's answer is on its way
+      setTimeout(fullCollection, 20).unref();
     }
   });
 }
@@ -155,17 +156,13 @@ async function pullLocked(
       fulls.push(staged.full);
       const label = (p: string): string => (src.cell ? `${src.cell}/${p}` : p);
       refuseListing(req.host, tree, label);
-      // the manifest an earlier pull of this same source left beside the local tree
-      const prior = readManifest(manifestPathFor(src.localDir));
-      const same = prior && prior.source.remote_dir === tree.root
-        && (prior.source.host_key && stamp.hostKey ? prior.source.host_key === stamp.hostKey : prior.source.host === req.host);
       const carried = tree.siblingManifest !== undefined ? parseManifest(tree.siblingManifest) : undefined;
       if (tree.siblingManifest !== undefined && !carried) {
         warnings.push(warning("MANIFEST_UNREADABLE", "warn", `${manifestPathFor(tree.root)} on the box is not a manifest this server can read; the tree was not checked against it`));
       }
       trees.push({
         src, tree, links: tree.links.filter((l) => linkInside(l.path, l.target)), outside: tree.links.filter((l) => !linkInside(l.path, l.target)),
-        ...(same ? { prior } : {}), ...(carried ? { carried, carriedSha: sha256Text(tree.siblingManifest!) } : {}),
+        ...(carried ? { carried, carriedSha: sha256Text(tree.siblingManifest!) } : {}),
       });
     }
     phase(t0, `listed on box`);
@@ -183,10 +180,9 @@ async function pullLocked(
         "Find out where they went before trusting the copy; the box still holds whatever exists.", { receipt_id: null, missing: gone.slice(0, 50), local_dir: localRoot });
     }
     const totalFiles = trees.reduce((a, t) => a + t.tree.files.length, 0);
-    // thousands of names make garbage by the phase (parsed listings, rsync's lines, receipts): collected at
-    // each phase's end, before V8 lets its heap grow to several times what is live
+    // thousands of names make garbage (parsed listings, rsync's lines, hashes): the transfer's loops keep it
+    // bounded (heapGuard), and it is collected once the box's hashes are parsed, before the verdict
     const settle = (): void => { if (totalFiles >= 2000) fullCollection(); };
-    settle();
     const bytesTotal = trees.reduce((a, t) => a + t.tree.files.reduce((b, f) => b + f.bytes, 0), 0);
     if (totalFiles === 0) {
       const where = trees.map((t) => (t.tree.root ? `${t.tree.root} (empty)` : `${t.src.remoteRoot} (does not exist)`)).join(", ");
@@ -282,6 +278,7 @@ async function pullLocked(
           direction: "pull", localDir: t.src.localDir, remoteDir: t.tree.root, files: unit.files, deadline, signal: ctx.signal,
           onProgress: tick, onChild: (pid) => lock.addChild(pid),
           onFile: (rel) => {
+            guard();
             const f = byPath.get(rel);
             if (f) { early.push(f); wake?.(); wake = undefined; } else if (listed && !listed.has(rel)) extras.push(rel);
           },
@@ -290,7 +287,6 @@ async function pullLocked(
         moving = false;
         wake?.();
         phase(t0, `unit ${label.slice(0, 40)} moved`);
-        settle();
         bytesTransferred += r.bytesMoved;
         bytesReused += r.bytesReused;
         if (r.error) failedUnits.push({ label, error: r.error, shellNoise: r.shellNoise });
@@ -321,7 +317,14 @@ async function pullLocked(
     phase(t0, `box hashes in`);
     settle();
     // what changed on the box since an earlier verified pull of this same source (a rewrite is allowed, never silent)
-    const changed = trees.flatMap((t) => (t.prior ? checkManifest(t.prior, t.tree.files).differs.map((p) => prefix(t.src, p)) : []));
+    // (read only now: for a big tree it is a big object, not worth holding through the transfer)
+    const changed = trees.flatMap((t) => {
+      // the manifest an earlier pull of this same source left beside the local tree
+      const prior = readManifest(manifestPathFor(t.src.localDir));
+      const same = prior && prior.source.remote_dir === t.tree.root
+        && (prior.source.host_key && stamp.hostKey ? prior.source.host_key === stamp.hostKey : prior.source.host === req.host);
+      return same ? checkManifest(prior, t.tree.files).differs.map((p) => prefix(t.src, p)) : [];
+    });
     if (changed.length) {
       warnings.push(warning("CHANGED_SINCE_LAST_PULL", "warn", `${changed.length} file(s) differ from what the last verified pull into local_dir recorded (rewritten on the box since): ${changed.slice(0, 5).join(", ")}`));
     }
