@@ -172,6 +172,15 @@ export function classifyLog(lines: string[]): { cls: FailureClass; line: string 
   return { cls: pick[0], line: pick[1].best.line };
 }
 
+/**
+ * A provider refusing to hand out machines, in any output a tool reads (a command's tail, a cell's log):
+ * spot refused for the account (a setting or a quota) or no capacity in the market. Undefined otherwise.
+ */
+export function provisioningRefusal(text: string): { cause: "spot_not_enabled" | "no_capacity"; line: string } | undefined {
+  const log = classifyLog(text.split("\n"));
+  return log && (log.cls === "spot_not_enabled" || log.cls === "no_capacity") ? { cause: log.cls, line: log.line } : undefined;
+}
+
 function clip(s: string, n = 220): string {
   return s.length > n ? `${s.slice(0, n - 1)}…` : s;
 }

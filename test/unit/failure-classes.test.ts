@@ -4,7 +4,7 @@
  * the noise of a real log end (progress lines, warnings, tracebacks, launcher wrappers).
  */
 import { describe, expect, it } from "vitest";
-import { classifyFailure, classifyLog, cleanLine, FAILURE_CLASSES, oomRung, refFor, remedyFor, type FailureClass, type FailureFacts } from "../../src/knowledge/failures.js";
+import { classifyFailure, classifyLog, cleanLine, FAILURE_CLASSES, oomRung, provisioningRefusal, refFor, remedyFor, type FailureClass, type FailureFacts } from "../../src/knowledge/failures.js";
 
 const TB = (file: string) => ["Traceback (most recent call last):", `  File "${file}", line 212, in <module>`, "    main()", `  File "${file}", line 180, in main`, "    loss = step(batch)"];
 const NOISE = ["Epoch 3:  41%|████      | 410/1000 [02:11<03:09,  3.11it/s, loss=2.31, v_num=0]", "{'loss': 2.2841, 'grad_norm': 1.73, 'learning_rate': 4.2e-05, 'epoch': 0.41}"];
@@ -157,6 +157,13 @@ describe("classifyFailure over a corpus of framework wordings", () => {
     expect(acct).not.toMatch(/retry|later/i);
     expect(remedyFor("no_capacity", { cells: ["a"], relaunch: "x" })).toMatch(/retry later.*check spot\/interruptible is enabled/);
     expect(refFor("spot_not_enabled")).toBe("rgt://references/training-failures#spot-not-enabled");
+  });
+
+  it("provisioningRefusal reads a command's output: the account setting, the market, or nothing", () => {
+    expect(provisioningRefusal("creating pod...\nError: interruptible instances are not enabled for this account\n")).toEqual({ cause: "spot_not_enabled", line: "Error: interruptible instances are not enabled for this account" });
+    expect(provisioningRefusal("An error occurred (InsufficientInstanceCapacity) when calling the RunInstances operation")?.cause).toBe("no_capacity");
+    expect(provisioningRefusal("ModuleNotFoundError: No module named 'runpod'")).toBeUndefined();
+    expect(provisioningRefusal("all good")).toBeUndefined();
   });
 
   it("the OOM ladder climbs from what the cell already does", () => {
