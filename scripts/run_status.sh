@@ -93,7 +93,9 @@ for c in "${cells[@]}"; do
   # a failed or vanished cell: more of its log (the whole failure message), and the knobs the OOM
   # ladder reads (the command's start, env entries about batch, accumulation, precision, checkpointing)
   f=0
-  if [ "${st:-pending}" = failed ] || { [ "${st:-pending}" = running ] && [ "$a" = 0 ] && [ -z "$ex" ]; }; then f=1; failing=1; fi
+  # (a runner writes exit_code a moment before state: "running", not alive, exit non-zero is failing too;
+  # the server reads it as failed, so it needs the same evidence)
+  if [ "${st:-pending}" = failed ] || { [ "${st:-pending}" = running ] && [ "$a" = 0 ] && [ "${ex:-1}" != 0 ]; }; then f=1; failing=1; fi
   if [ "$lb" -gt 0 ] 2>/dev/null; then
     if [ "$f" = 1 ]; then flogs+=("$d/log"); else logs+=("$d/log"); fi
   fi
