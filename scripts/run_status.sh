@@ -34,7 +34,10 @@ oomv() {
 # in a bad state can hang it), and read its answer at the end
 gpu=""
 if command -v nvidia-smi >/dev/null 2>&1; then
-  exec 3< <(timeout 10 nvidia-smi --query-gpu=index,memory.used,memory.total,utilization.gpu --format=csv,noheader,nounits 2>/dev/null)
+  # memory and utilisation, then the health fields probe_env reads (HEALTH_FIELDS in src/knowledge/gpu-health.ts
+  # after its index; a test keeps them equal); a driver that refuses one of them still gives the first four
+  exec 3< <(timeout 10 nvidia-smi --query-gpu=index,memory.used,memory.total,utilization.gpu,persistence_mode,ecc.errors.uncorrected.volatile.total,retired_pages.pending,clocks_throttle_reasons.hw_slowdown,clocks_throttle_reasons.hw_thermal_slowdown,clocks_throttle_reasons.hw_power_brake_slowdown,clocks_throttle_reasons.sw_thermal_slowdown,clocks_throttle_reasons.sw_power_cap --format=csv,noheader,nounits 2>/dev/null ||
+    timeout 10 nvidia-smi --query-gpu=index,memory.used,memory.total,utilization.gpu --format=csv,noheader,nounits 2>/dev/null)
   gpu=1
 fi
 
@@ -174,8 +177,10 @@ for l in "${RUN_LANES[@]}"; do
 done
 
 if [ -n "$gpu" ]; then
-  while IFS=', ' read -r idx used total util; do
-    [ -n "$idx" ] && tab GPU "$idx" "$used" "$total" "$util"
+  while IFS=, read -r idx used total util health; do
+    idx=${idx// /}
+    case $idx in '' | *[!0-9]*) continue ;; esac
+    tab GPU "$idx" "${used// /}" "${total// /}" "${util// /}" "$health"
   done <&3
   exec 3<&-
 fi
