@@ -6,6 +6,9 @@
  * the GPUs and fields that tell something; a value shared by every GPU said once).
  */
 
+/** GPU memory in use at or above this (MiB) means someone holds the GPU, whether or not a process is listed. */
+export const BUSY_GPU_MIB = 1024;
+
 /** The --query-gpu fields of the health query, in this order (all present in drivers since R450). */
 export const HEALTH_FIELDS = [
   "index", "persistence_mode", "ecc.errors.uncorrected.volatile.total", "retired_pages.pending",

@@ -96,4 +96,23 @@ describe("GPU health and VRAM zombies", () => {
     await srv.call("stop_run", { run_id: r.run_id });
     await box.writeFile(`${box.dir}/gpu_state.health`, "");
   }, 120_000);
+
+  it("GPU memory in use with no process listed (another container's job): probe_env says so, launch_queue keeps off it", async () => {
+    const box = lab.boxes["gh-h100"];
+    await box.writeFile(`${box.dir}/gpu_state`, "");
+    await box.writeFile(`${box.dir}/gpu_state.health`, "4 memory.used=30000\n");
+    const p = (await srv.call("probe_env", { host: "gh-h100" })) as R;
+    const w = p.warnings.find((x: R) => x.code === "GPU_MEMORY_UNSEEN");
+    expect(w?.message, JSON.stringify(p.warnings)).toMatch(/^GPU 4 \(30000 MiB\): memory in use, no process listed/);
+    expect(p.warnings.map((x: R) => x.code)).not.toContain("GPU_BUSY");
+    const cells = Array.from({ length: 8 }, (_, i) => ({ name: `u${i}`, command: "sleep 60" }));
+    const r = (await srv.call("launch_queue", { host: "gh-h100", run_name: "unseen", workdir: "/root/proj", cells })) as R;
+    expect(r.ok, JSON.stringify(r)).toBe(true);
+    const used = r.placement.flatMap((x: R) => x.gpu_indices);
+    expect(used.length).toBeGreaterThan(0);
+    expect(used).not.toContain(4);
+    await srv.call("stop_run", { run_id: r.run_id });
+    await box.writeFile(`${box.dir}/gpu_state.health`, "");
+  }, 120_000);
 });
+
