@@ -15,7 +15,7 @@ import { RefusalError, refuse } from "../common/result.js";
 import { forwardThrough, openConnection, withDiagnosis, type DialOptions } from "./connect.js";
 import type { ConnectFacts } from "./diagnose.js";
 import { CHANNEL_OPEN_MS, ChannelTimeoutError, ConnectionLostError, execOn } from "./exec.js";
-import { parseHostSpec, resolveHost, sshBinary } from "./resolve.js";
+import { cpuHasAes, parseHostSpec, resolveHost, sshBinary, transportCiphers } from "./resolve.js";
 import type { ExecOptions, ExecResult, Remote, ResolvedHost, SftpSession } from "./types.js";
 import { wrapSftp } from "./sftp.js";
 import { trackChild } from "../common/children.js";
@@ -426,6 +426,8 @@ export class SshRemote implements Remote {
       "-o", "RequestTTY=no",
       "-o", "ClearAllForwardings=yes",
     );
+    const ciphers = transportCiphers(h.ciphers, cpuHasAes());
+    if (ciphers) argv.push("-o", `Ciphers=${ciphers}`);
     if (parsed.port) argv.push("-p", String(parsed.port));
     const destination = parsed.user ? `${parsed.user}@${parsed.host}` : parsed.host;
     return { argv, destination };

@@ -19,6 +19,8 @@ export interface ResolvedHost {
   connectTimeoutMs: number;
   /** OpenSSH HostKeyAlias: the name looked up in known_hosts instead of hostname/port */
   hostKeyAlias?: string;
+  /** the ciphers OpenSSH would offer, in its order (`ssh -G`); absent when it did not say */
+  ciphers?: string[];
   /** stable identity of the endpoint: user@hostname:port, plus the route (ProxyJump / ProxyCommand) when there is one */
   key: string;
 }
