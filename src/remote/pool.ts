@@ -433,6 +433,19 @@ export class SshRemote implements Remote {
     return { argv, destination };
   }
 
+  warm(host: string, o: { transport?: boolean } = {}): void {
+    void this.connection(host).catch(() => { /* the call itself reports it */ });
+    if (!o.transport) return;
+    // `ssh … true` under ControlMaster=auto leaves the master behind (ControlPersist) for the rsync that follows;
+    // its exit, not its pipes, ends the wait (the persisting master inherits them)
+    void this.sshTransport(host).then((t) => {
+      const c = trackChild(spawn(t.argv[0], [...t.argv.slice(1), t.destination, "true"], { stdio: "ignore" }));
+      const timer = setTimeout(() => c.kill("SIGKILL"), 30_000);
+      c.on("exit", () => clearTimeout(timer));
+      c.on("error", () => clearTimeout(timer));
+    }, () => { /* the call itself reports it */ });
+  }
+
   async close(): Promise<void> {
     this.generation++;
     if (this.reaper) { clearInterval(this.reaper); this.reaper = undefined; }

@@ -74,6 +74,8 @@ export interface Remote {
    * before `:path` (e.g. rsync -e "<argv joined, shell-quoted>" src "<destination>:<path>").
    */
   sshTransport(host: string): Promise<{ argv: string[]; destination: string }>;
+  /** start connecting ahead of need (the pooled connection; with `transport`, also the OpenSSH master sshTransport reuses); never throws */
+  warm?(host: string, o?: { transport?: boolean }): void;
   close(): Promise<void>;
 }
 
