@@ -15,7 +15,7 @@ import { RefusalError, refuse } from "../common/result.js";
 import { forwardThrough, openConnection, withDiagnosis, type DialOptions } from "./connect.js";
 import type { ConnectFacts } from "./diagnose.js";
 import { CHANNEL_OPEN_MS, ChannelTimeoutError, ConnectionLostError, execOn } from "./exec.js";
-import { parseHostSpec, resolveHost, sshBinary } from "./resolve.js";
+import { cpuHasAes, parseHostSpec, resolveHost, sshBinary, transportCiphers } from "./resolve.js";
 import type { ExecOptions, ExecResult, Remote, ResolvedHost, SftpSession } from "./types.js";
 import { wrapSftp } from "./sftp.js";
 import { trackChild } from "../common/children.js";
@@ -426,9 +426,24 @@ export class SshRemote implements Remote {
       "-o", "RequestTTY=no",
       "-o", "ClearAllForwardings=yes",
     );
+    const ciphers = transportCiphers(h.ciphers, cpuHasAes());
+    if (ciphers) argv.push("-o", `Ciphers=${ciphers}`);
     if (parsed.port) argv.push("-p", String(parsed.port));
     const destination = parsed.user ? `${parsed.user}@${parsed.host}` : parsed.host;
     return { argv, destination };
+  }
+
+  warm(host: string, o: { transport?: boolean } = {}): void {
+    void this.connection(host).catch(() => { /* the call itself reports it */ });
+    if (!o.transport) return;
+    // `ssh … true` under ControlMaster=auto leaves the master behind (ControlPersist) for the rsync that follows;
+    // its exit, not its pipes, ends the wait (the persisting master inherits them)
+    void this.sshTransport(host).then((t) => {
+      const c = trackChild(spawn(t.argv[0], [...t.argv.slice(1), t.destination, "true"], { stdio: "ignore" }));
+      const timer = setTimeout(() => c.kill("SIGKILL"), 30_000);
+      c.on("exit", () => clearTimeout(timer));
+      c.on("error", () => clearTimeout(timer));
+    }, () => { /* the call itself reports it */ });
   }
 
   async close(): Promise<void> {

@@ -74,6 +74,8 @@ export async function push(ctx: TransferContext, req: PushRequest): Promise<Tran
   }
   if (!st.isDirectory()) refuse("BAD_INPUT", `local_dir: ${req.localDir} is not a directory`, "Pass the project directory, not a file.");
 
+  // the connections the push will need open while the tree is scanned (nothing is sent before the refusals)
+  if (!req.dryRun) ctx.remote.warm?.(req.host, { transport: localRsyncFlavour().usable });
   // 1. scan: exactly the files that would go, evaluated before anything leaves this machine
   const scan = await scanPushTree(localDir, req.exclude ?? []);
   const flavour = localRsyncFlavour();
