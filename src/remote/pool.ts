@@ -5,7 +5,7 @@
  */
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
-import { Duplex } from "node:stream";
+import { Duplex, PassThrough, Readable } from "node:stream";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { Client, SFTPWrapper } from "ssh2";
@@ -377,8 +377,18 @@ export class SshRemote implements Remote {
     const prelude = Object.entries(env).map(([k, v]) => `export ${k}=${quote([v])}\n`).join("");
     const interp = script.endsWith(".py") ? "python3 -" : "bash -s --";
     const cmd = `${interp} ${args.map((a) => quote([a])).join(" ")}`.trim();
-    if (opts.stdin !== undefined) refuse("BAD_INPUT", "runScript streams the script itself over stdin", "Pass data through env or args.");
-    return this.exec(host, cmd, { ...opts, stdin: script.endsWith(".py") ? body : prelude + body });
+    // a stream given as stdin follows the script (bash reads its script from a pipe line by line, so what the
+    // script reads from stdin is that stream: box_lock.sh holds its lock until it ends)
+    if (opts.stdin !== undefined && !(opts.stdin instanceof Readable)) refuse("BAD_INPUT", "runScript streams the script itself over stdin", "Pass data through env or args.");
+    const head = script.endsWith(".py") ? body : prelude + body;
+    let stdin: string | Readable = head;
+    if (opts.stdin instanceof Readable) {
+      const joined = new PassThrough();
+      joined.write(head.endsWith("\n") ? head : `${head}\n`);
+      opts.stdin.pipe(joined);
+      stdin = joined;
+    }
+    return this.exec(host, cmd, { ...opts, stdin });
   }
 
   async sftp(host: string): Promise<SftpSession> {
