@@ -103,7 +103,10 @@ export function matchGpu(ask: string, seen: SeenGpu): GpuVerdict {
 }
 
 /** Every distinct GPU type on the box against the ask; the box matches when each of them does. */
-export function checkGpus(ask: string, gpus: SeenGpu[]): { asked: string; match: boolean; found: string; why?: string } {
+export function checkGpus(ask: string, gpus: SeenGpu[], o: { scheduler?: boolean } = {}): { asked: string; match: boolean; found: string; why?: string } {
+  if (!gpus.length && o.scheduler) {
+    return { asked: ask, match: false, found: "no GPU on this host", why: "not checked: the scheduler hands GPUs to jobs (probe inside a job, or read the partition's GPU type)" };
+  }
   if (!gpus.length) return { asked: ask, match: false, found: "no GPU", why: "no GPU visible on the box" };
   const kinds = new Map<string, SeenGpu>();
   for (const g of gpus) kinds.set(`${g.name}|${g.memory_total_mib}`, g);

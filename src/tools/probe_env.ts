@@ -96,8 +96,11 @@ export const probeEnv = defineTool({
     warnings.push(...rep.warnings);
     const { gpus, disks, running, python, tools, memory } = rep;
     // a marketplace's GPU filter is coarse (VAST14): say whether the box has the card that was asked for
-    const gpu_check = args.expect_gpu !== undefined ? checkGpus(args.expect_gpu, raw.gpus) : undefined;
-    if (gpu_check && !gpu_check.match) {
+    const scheduler = profile?.kind === "slurm" || profile?.kind === "kubernetes";
+    const gpu_check = args.expect_gpu !== undefined ? checkGpus(args.expect_gpu, raw.gpus, { scheduler }) : undefined;
+    if (gpu_check && !gpu_check.match && scheduler && !raw.gpus.length) {
+      warnings.push(warning("GPU_UNCHECKED", "info", `expect_gpu ${gpu_check.why}`));
+    } else if (gpu_check && !gpu_check.match) {
       warnings.unshift(warning("GPU_MISMATCH", "danger", `asked "${gpu_check.asked}", the box has ${gpu_check.found}: ${gpu_check.why}. GPU-name filters are coarse; get the right box before an expensive run.`, "rgt://profiles/vastai"));
     }
 

@@ -33,6 +33,7 @@ describe("probe_env expect_gpu (real lab boxes, the nvidia-smi stub naming the c
     lab = await startLab([
       { name: "gpu-4090d", gpus: 2, gpuModel: "NVIDIA GeForce RTX 4090 D", gpuMemoryMiB: 24564 },
       { name: "gpu-h100p", gpus: 1, gpuModel: "NVIDIA H100 PCIe", gpuMemoryMiB: 81559 },
+      { name: "no-gpu", gpus: 0 },
     ]);
     h = await startHarness({ sshConfig: lab.sshConfig });
   });
@@ -63,6 +64,17 @@ describe("probe_env expect_gpu (real lab boxes, the nvidia-smi stub naming the c
     const sxm = (await h.call("probe_env", { host: "gpu-h100p", expect_gpu: "H100 SXM" })).sc;
     expect(sxm.gpu_check).toMatchObject({ match: false, why: "form factor PCIe, not SXM" });
     expect(sxm.warnings[0].code).toBe("GPU_MISMATCH");
+  });
+
+  it("no GPU: a mismatch on a box, but only 'not checked' on a scheduler's login node", async () => {
+    const box = (await h.call("probe_env", { host: "no-gpu", expect_gpu: "H100" })).sc;
+    expect(box.gpu_check).toMatchObject({ match: false, found: "no GPU" });
+    expect(box.warnings.map((x: { code: string }) => x.code)).toContain("GPU_MISMATCH");
+    const login = (await h.call("probe_env", { host: "no-gpu", profile: "slurm", expect_gpu: "H100" })).sc;
+    const codes = login.warnings.map((x: { code: string }) => x.code);
+    expect(codes).toContain("GPU_UNCHECKED");
+    expect(codes).not.toContain("GPU_MISMATCH");
+    expect(login.gpu_check.why).toMatch(/^not checked: the scheduler hands GPUs to jobs/);
   });
 
   it("a size above the card's memory is a mismatch too", async () => {

@@ -75,6 +75,7 @@ describe("checkGpus and the ask's validity", () => {
     expect(mixed.match).toBe(false);
     expect(mixed.found).toBe("NVIDIA GeForce RTX 4090, 24564 MiB; NVIDIA GeForce RTX 4090 D, 24564 MiB");
     expect(checkGpus("H100", [])).toMatchObject({ match: false, found: "no GPU" });
+    expect(checkGpus("H100", [], { scheduler: true })).toMatchObject({ match: false, found: "no GPU on this host", why: expect.stringMatching(/^not checked: the scheduler/) });
   });
 
   it("an ask with neither a model nor a size is refused as input", () => {
