@@ -9,9 +9,9 @@ import type { Profile } from "../knowledge/schema.js";
 import { hostInfo } from "../ledger/hostinfo.js";
 import { recordProbe } from "../ledger/hosts.js";
 import { defineTool } from "../server/tool.js";
-import { buildReport, detectionOf, firstSightLines, probeArgs, type RawProbe } from "../probe/report.js";
+import { buildReport, detectionOf, firstSightLines, gpuAskFindings, probeArgs, type RawProbe } from "../probe/report.js";
 import { hostText, nameText, pathText } from "./fields.js";
-import { checkGpus, gpuAskProblem } from "../knowledge/gpus.js";
+import { gpuAskProblem } from "../knowledge/gpus.js";
 
 /** Env vars that carry a rental's instance id when a platform sets them (teardown needs the id). */
 export const INSTANCE_ID_ENVS = ["CONTAINER_ID", "VAST_CONTAINERLABEL", "RUNPOD_POD_ID"];
@@ -96,13 +96,7 @@ export const probeEnv = defineTool({
     warnings.push(...rep.warnings);
     const { gpus, disks, running, python, tools, memory } = rep;
     // a marketplace's GPU filter is coarse (VAST14): say whether the box has the card that was asked for
-    const scheduler = profile?.kind === "slurm" || profile?.kind === "kubernetes";
-    const gpu_check = args.expect_gpu !== undefined ? checkGpus(args.expect_gpu, raw.gpus, { scheduler }) : undefined;
-    if (gpu_check && !gpu_check.match && scheduler && !raw.gpus.length) {
-      warnings.push(warning("GPU_UNCHECKED", "info", `expect_gpu ${gpu_check.why}`));
-    } else if (gpu_check && !gpu_check.match) {
-      warnings.unshift(warning("GPU_MISMATCH", "danger", `asked "${gpu_check.asked}", the box has ${gpu_check.found}: ${gpu_check.why}. GPU-name filters are coarse; get the right box before an expensive run.`, "rgt://profiles/vastai"));
-    }
+    const gpu_check = args.expect_gpu !== undefined ? gpuAskFindings(args.expect_gpu, raw, profile, warnings) : undefined;
 
     // ---- instance ids, ledger, first-seen surfacing ----
     const instance_ids: Record<string, string> = {};
