@@ -64,8 +64,9 @@ describe("settings", () => {
       for (const m of text.matchAll(/(?:env\.|env\[")(RGT_[A-Z0-9_]+)/g)) read.set(m[1], path.relative(root, f));
       for (const m of text.matchAll(/setting\("(RGT_[A-Z0-9_]+)"/g)) read.set(m[1], path.relative(root, f));
     }
-    // RGT_HASH_PATHS is written into a remote script's environment, not read as a setting
+    // RGT_HASH_PATHS and RGT_HASH_MARK are written into a remote script's environment, not read as settings
     read.delete("RGT_HASH_PATHS");
+    read.delete("RGT_HASH_MARK");
     const undeclared = [...read].filter(([k]) => !(k in SETTINGS)).map(([k, f]) => `${k} (${f})`);
     expect(undeclared).toEqual([]);
     // and nothing but config.ts reads one straight from the environment
