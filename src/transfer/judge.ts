@@ -9,7 +9,6 @@ import type { RemoteHashTree, RemoteLink } from "../remote/hashes.js";
 import { manifestSha256 } from "../verify/hash.js";
 import { isCheckpointName, loadCheckFiles, type LoadCheck } from "../verify/checkpoint.js";
 import { matchRoster } from "../verify/roster.js";
-import { fullCollection } from "../common/memory.js";
 import { newReceiptId, saveReceipt, type Receipt } from "../ledger/receipts.js";
 import type { TransferContext, TransferResult } from "./context.js";
 import type { PullRequest, Source } from "./pull.js";
@@ -164,12 +163,12 @@ export async function judgePull(ctx: TransferContext, s: PullState): Promise<Tra
     ...(req.runId ? { cells: trees.map((t) => ({ name: t.src.cell, remote_dir: t.tree.root, local_dir: t.src.localDir })) } : {}),
   };
   await saveReceipt(ctx.ledger, receipt);
-  // the receipt's text for thousands of files is garbage now: gone before the manifests make theirs
-  if (files.length >= 2000) fullCollection();
   const manifestPaths = trees.map((t) => writeManifest(t.src.localDir, buildManifest({
     ledger: ctx.ledger, receiptId: receipt.receipt_id, host: req.host, hostKey: s.hostKey, remoteDir: t.tree.root, runId: req.runId,
       cell: t.src.cell || undefined,
     files: t.tree.files, links: t.links, startedAt: s.startedAt, carried: t.carriedSha,
+    // one plain tree: its file list is the receipt's, already hashed into manifest_sha256
+    ...(trees.length === 1 && !t.src.cell ? { manifestSha256: receipt.manifest_sha256 } : {}),
   })));
   await ctx.progress(s.bytesTotal, s.bytesTotal, "verified");
   if (!rosterPaths.size && !(req.expect ?? []).length && !req.runId) {

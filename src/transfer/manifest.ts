@@ -92,6 +92,8 @@ export interface ManifestInput {
   links: { path: string; target: string }[];
   startedAt: string;
   carried?: string;
+  /** manifestSha256(files) when the caller has it already */
+  manifestSha256?: string;
 }
 
 /** Build the manifest of one pulled tree from what the ledger knows about its run, code and host. */
@@ -106,7 +108,7 @@ export function buildManifest(i: ManifestInput): Manifest {
   return {
     schema: MANIFEST_SCHEMA,
     receipt_id: i.receiptId,
-    manifest_sha256: manifestSha256(files),
+    manifest_sha256: i.manifestSha256 ?? manifestSha256(files),
     source: { host: i.host, ...(i.hostKey ? { host_key: i.hostKey } : {}), remote_dir: i.remoteDir },
     ...(run ? {
       run: {
