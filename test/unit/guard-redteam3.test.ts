@@ -1,0 +1,72 @@
+/**
+ * Third red-team set (test/helpers/redteam3Corpus.ts), judged the way an outsider's set is: every input
+ * through remote_exec and through a launch_queue cell alike; each destroy must come back
+ * DESTROY_UNAPPROVED with a remedy, each credential SECRET_INLINE, no ordinary command refused.
+ */
+import { describe, expect, it } from "vitest";
+import { guardInputs, type GuardContext } from "../../src/guard/inputs.js";
+import { CREDS, CRED_ENVS, DESTROYS, HARMLESS } from "../helpers/redteam3Corpus.js";
+
+const ctx: GuardContext = { protectedPaths: ["/root", "/root/autodl-tmp", "/root/autodl-fs"], ownJobIds: ["4242"], pushedFile: () => undefined };
+const viaExec = (c: string) => guardInputs("remote_exec", { host: "x.invalid", command: c, cwd: "/root/proj" }, ctx);
+const viaCell = (c: string, env?: Record<string, string>) =>
+  guardInputs("launch_queue", { host: "x.invalid", run_name: "r", workdir: "/root/proj", cells: [{ name: "a", command: c, ...(env ? { env } : {}) }] }, ctx);
+const both = [["exec", viaExec], ["cell", viaCell]] as const;
+
+describe("red-team set 3", () => {
+  it("has the size it claims", () => {
+    expect(DESTROYS.length).toBeGreaterThanOrEqual(150);
+    expect(CREDS.length + CRED_ENVS.length).toBeGreaterThanOrEqual(150);
+    expect(HARMLESS.length).toBeGreaterThanOrEqual(150);
+  });
+  it("every destroy is refused as DESTROY_UNAPPROVED with a remedy, through both tools", () => {
+    const missed: string[] = [];
+    for (const [cls, c] of DESTROYS) for (const [t, f] of both) {
+      const r = f(c);
+      if (r?.code !== "DESTROY_UNAPPROVED" || !r.remedy) missed.push(`${cls} ${t} ${JSON.stringify(c).slice(0, 110)} -> ${r?.code ?? "passed"}`);
+    }
+    expect(missed).toEqual([]);
+  });
+  it("every credential is refused as SECRET_INLINE, through both tools and in a cell's env", () => {
+    const missed: string[] = [];
+    for (const [cls, c] of CREDS) for (const [t, f] of both) { const r = f(c); if (r?.code !== "SECRET_INLINE") missed.push(`${cls} ${t} ${JSON.stringify(c).slice(0, 110)} -> ${r?.code ?? "passed"}`); }
+    for (const env of CRED_ENVS) { const r = viaCell("python train.py", env); if (r?.code !== "SECRET_INLINE") missed.push(`env ${Object.keys(env)[0]} -> ${r?.code ?? "passed"}`); }
+    expect(missed).toEqual([]);
+  });
+  it("no ordinary ML/ops command is refused", () => {
+    const falses: string[] = [];
+    for (const c of HARMLESS) for (const [t, f] of both) { const r = f(c); if (r) falses.push(`${t} ${JSON.stringify(c).slice(0, 100)} -> ${r.code} ${r.reason.slice(0, 110)}`); }
+    expect(falses).toEqual([]);
+  });
+});
+
+import { redactCutLines, redactCutText, redactText, redactThenTail } from "../../src/guard/redact.js";
+import { CLEAN_OUTPUTS, OUTPUTS } from "../helpers/redteam3Corpus.js";
+
+/** a leak: the value, or any 12-character piece of a longer one, survives */
+function leaked(out: string, vals: string[]): string | null {
+  for (const v of vals) {
+    const pieces = v.length <= 12 ? [v] : Array.from({ length: v.length - 11 }, (_, i) => v.slice(i, i + 12));
+    if (pieces.some((p) => out.includes(p))) return v.slice(0, 8);
+  }
+  return null;
+}
+
+describe("red-team set 3: outputs", () => {
+  it("0 leaks: ANSI, carriage returns, wrapped lines, base64, JSON escapes; whole and cut", () => {
+    const leaks: string[] = [];
+    for (const [name, text, vals] of OUTPUTS) {
+      const see = (how: string, out: string): void => { const l = leaked(out, vals); if (l) leaks.push(`${name} ${how}: ${l}…`); };
+      see("whole", redactText(text));
+      for (const n of [Math.floor(text.length * 0.6), Math.floor(text.length * 0.9)]) {
+        see(`tail${n}`, redactThenTail(text, n).text);
+        see(`cutlines${n}`, redactCutLines(text.slice(text.length - n).split("\n"), { firstPartial: true, cap: 4096 }).join("\n"));
+      }
+      see("cuttext", redactCutText(text, true));
+    }
+    expect(leaks).toEqual([]);
+  });
+  it("leaves ordinary output as it was", () => {
+    for (const t of CLEAN_OUTPUTS) expect(redactText(t)).toBe(t);
+  });
+});
