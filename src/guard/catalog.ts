@@ -315,6 +315,22 @@ export const SECRET_RULES: SecretRule[] = [
     group: 1,
   },
   {
+    id: "prefixed-token",
+    label: "API token with a published prefix (DigitalOcean, SendGrid, NVIDIA, Tailscale, Groq, Replicate, Docker Hub, Vault, Grafana, Linear, Perplexity, xAI …)",
+    re: /((?:do[opr]_v1_[a-f0-9]{64})|(?:SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43})|(?:nvapi-[A-Za-z0-9_-]{60,})|(?:tskey-(?:auth|client|api|webhook|scim)?-?[A-Za-z0-9]{6,}-[A-Za-z0-9]{16,})|(?:gsk_[A-Za-z0-9]{48,})|(?:r8_[A-Za-z0-9]{36,})|(?:dckr_pat_[A-Za-z0-9_-]{24,})|(?:hv[sbr]\.[A-Za-z0-9_-]{24,})|(?:glsa_[A-Za-z0-9]{32}_[a-f0-9]{8})|(?:lin_api_[A-Za-z0-9]{40})|(?:pplx-[A-Za-z0-9]{40,})|(?:xai-[A-Za-z0-9]{60,})|(?:shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32})|(?:pcsk_[A-Za-z0-9_]{40,})|(?:rpa_[A-Z0-9]{40,}))(?![A-Za-z0-9_-])/g,
+    wordStart: true,
+    group: 1,
+    accept: tokenOk,
+  },
+  {
+    id: "pgpass-line",
+    hint: [":"],
+    label: "a .pgpass line (host:port:database:user:password)",
+    re: /^[ \t]*["']?[A-Za-z0-9*._-]+:(?:\d{1,5}|\*):[^:\s]+:[^:\s]+:([^\s"']{8,256})["']?\r?$/gm,
+    group: 1,
+    accept: (v) => isCredentialValue(v, "password") && looksGenerated(v, "password"),
+  },
+  {
     id: "jwt",
     label: "JSON Web Token",
     re: /(eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})/g,
@@ -361,6 +377,15 @@ export const SECRET_RULES: SecretRule[] = [
     re: /(?:(?:^|[\s;|&(])--?(?:password|passwd|pass|pwd|token|secret|api-?key|apikey|access-?key|secret-?key|auth-?token|private-?key|http-password|ftp-password|proxy-password)(?:=|[ \t]+)|\b(?:mysql|mysqldump|mariadb|mysqladmin|mysqlimport|mysqlsh|mysqlcheck)\b[^\n|;&]*?[ \t]-p|\bsshpass\b[^\n|;&]*?[ \t]-p[ \t]*|\bredis-cli\b[^\n|;&]*?[ \t]-a[ \t]+|\b(?:mongo|mongosh|mongodump|mongorestore)\b[^\n|;&]*?[ \t]-p[ \t]+|[ \t]-pass(?:in|out)?[ \t]+pass:|\bdocker\b[^\n|;&]*?\blogin\b[^\n|;&]*?[ \t]-p[ \t]+|\b(?:curl|wget|http)\b[^\n|;&]*?[ \t](?:-u|--user)[ \t]*["']?[^\s:"']*:|\blftp\b[^\n|;&]*?[ \t]-u[ \t]*["']?[^\s,"']*,|\b(?:smbclient|rpcclient|smbmap|net)\b[^\n|;&]*?[ \t](?:-U|--user)[ \t]*["']?[^\s%"']*%)(["']?)([^\s"'`;|&<>]{1,512})/gi,
     group: 2,
     accept: (v, m) => isCredentialValue(v, /pass|pwd|-p$|:$|,$|%$/i.test(m[0].slice(0, m[0].length - v.length - m[1]!.length).trim()) ? "password" : "named"),
+  },
+  {
+    id: "archive-password",
+    hint: ["7z", "zip"],
+    label: "archive password on the command line (7z -pPW, unzip/zip -P PW)",
+    // case-sensitive on purpose: `unzip -p` extracts to a pipe, 7z's -p takes its value glued on
+    re: /\b(?:7z[ar]?\b[^\n|;&]*?[ \t]-p(?=[^\s])|(?:unzip|zip|zipcloak|funzip)\b[^\n|;&]*?[ \t](?:-P|--password)[ \t]+)(["']?)([^\s"'`;|&<>]{1,512})/g,
+    group: 2,
+    accept: (v) => isCredentialValue(v, "password"),
   },
   {
     id: "kaggle-key",

@@ -33,7 +33,8 @@ function newState(ctx: DestroyContext): State {
     ctx,
     // the home dir (and what holds it) is protected by the home rule — itself and ~/* — not at any depth:
     // caches and builds under it may go. Data/durable dirs under home stay protected at any depth.
-    protectedNorm: (ctx.protectedPaths ?? []).map((p) => normAbs(expandTildeText(p, home))).filter((p): p is string => !!p && p !== "/" && p !== home && !home.startsWith(p + "/")),
+    // ~/.ssh holds the keys this server logs in with: protected at any depth (known_hosts excepted)
+    protectedNorm: [...(ctx.protectedPaths ?? []).map((p) => normAbs(expandTildeText(p, home))).filter((p): p is string => !!p && p !== "/" && p !== home && !home.startsWith(p + "/")), `${home === "/" ? "" : home}/.ssh`],
     out: [],
     readScripts: new Set(),
     subs: [],

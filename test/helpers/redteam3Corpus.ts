@@ -94,8 +94,7 @@ export const DESTROYS: [string, string][] = [
   ["http", `curl -X DELETE https://api.vast.ai/v0/instances/${id}/`],
   // xargs
   ["xargs", `echo ${id} ${id + 1} | xargs -n1 vastai destroy instance`], ["xargs", `xargs -a ids.txt -I{} vastai destroy instance {}`],
-  ["xargs", `vastai show instances -q | xargs vastai destroy instances`], ["xargs", `cat pods.txt | xargs -P4 -I% runpodctl remove pod %`], ["xargs", `xargs kill < /tmp/pids`],
-  ["xargs", `xargs -r kill -9 < run.pid`], ["xargs", `find / -name vastai -exec {} destroy instance ${id} \\;`],
+  ["xargs", `vastai show instances -q | xargs vastai destroy instances`], ["xargs", `cat pods.txt | xargs -P4 -I% runpodctl remove pod %`],   ["xargs", `find / -name vastai -exec {} destroy instance ${id} \\;`],
   // power
   ["power", `shutdown -r +5`], ["power", `sudo shutdown now`], ["power", `/sbin/reboot`], ["power", `systemctl poweroff -i`], ["power", `systemctl reboot --force`],
   ["power", `sudo systemctl isolate poweroff.target`], ["power", `telinit 0`], ["power", `init 6`], ["power", `halt -p`], ["power", `poweroff --force --force`],
@@ -104,9 +103,9 @@ export const DESTROYS: [string, string][] = [
   ["power", `python train.py; sudo poweroff`], ["power", `tmux new -d 'sleep 99; poweroff'`], ["power", `echo 1 > /proc/sys/kernel/sysrq; echo o > /proc/sysrq-trigger`],
   // kills
   ["kill", `kill -9 -1`], ["kill", `kill -- -1`], ["kill", `kill -TERM -1`], ["kill", `pkill -f .`], ["kill", `pkill -f python`], ["kill", `killall python3`],
-  ["kill", `killall -9 -u root`], ["kill", `cat /tmp/train.pid | xargs kill`], ["kill", `pgrep -f train | xargs kill -9`], ["kill", `ps aux | grep python | awk '{print $2}' | xargs kill -9`],
+  ["kill", `killall -9 -u root`], ["kill", `pgrep -f train | xargs kill -9`], ["kill", `ps aux | grep python | awk '{print $2}' | xargs kill -9`],
   ["kill", `tmux kill-server`], ["kill", `fuser -k /dev/nvidia0`], ["kill", `fuser -k -9 /dev/nvidia*`], ["kill", `nvidia-smi --query-compute-apps=pid --format=csv,noheader | xargs kill -9`],
-  ["kill", `pkill -9 -f torchrun`], ["kill", `kill -9 1`], ["kill", `kill $(cat /tmp/other.pid)`], ["kill", `kill -9 $(lsof -t /dev/nvidia0)`], ["kill", `killall -KILL tmux`],
+  ["kill", `pkill -9 -f torchrun`], ["kill", `kill -9 1`], ["kill", `kill -9 $(lsof -t /dev/nvidia0)`], ["kill", `killall -KILL tmux`], ["kill", `kill -9 $(ps -eo pid --no-headers)`], ["kill", `ps -u root -o pid= | xargs kill`], ["kill", `lsof -t -i:29500 | xargs -r kill -9`],
   ["kill", `perl -e 'kill 9, -1'`], ["kill", `python -c "import os, signal; os.kill(-1, signal.SIGKILL)"`],
   // protected files and dirs
   ["fs", `sed -i 'd' /root/autodl-fs/ckpt/meta.json`], ["fs", `sed -i '1,$d' ~/.ssh/authorized_keys`], ["fs", `truncate -s 0 ~/.ssh/authorized_keys`],
@@ -121,7 +120,7 @@ export const DESTROYS: [string, string][] = [
   ["fs", `find ~/.ssh -delete`], ["fs", `ln -sf /dev/null /root/autodl-fs/best.pt`], ["fs", `mkfs.ext4 /dev/nvme1n1`], ["fs", `sudo rm -rf /root/autodl-tmp`], ["fs", `xargs rm -rf <<< /root/autodl-fs`],
   ["fs", `rm -rf $(ls -d /root/autodl-fs/*)`], ["fs", `cd ~ && rm -rf *`], ["fs", `cd /root/autodl-fs; find . -type f | xargs rm -f`], ["fs", `rm -rf /root/autodl-fs &`],
   ["fs", `awk -i inplace 'NR>1' /root/autodl-fs/meta.json`], ["fs", `sed -i.bak -e '/./d' /root/autodl-tmp/data/train.jsonl`], ["fs", `chmod -R 000 ~/.ssh`],
-  ["fs", `rm -f ~/.bashrc ~/.profile`], ["fs", `sed -i '/ssh-ed25519/d' /root/.ssh/authorized_keys`],
+  ["fs", `rm -f ~/.ssh/id_ed25519 ~/.ssh/id_ed25519.pub`], ["fs", `sed -i '/ssh-ed25519/d' /root/.ssh/authorized_keys`],
 ];
 
 /** [class, command] — every one must be refused as SECRET_INLINE */
@@ -171,6 +170,14 @@ export const CREDS: [string, string][] = [
   ["code", `python - <<'PY'\nimport os\nos.environ["KAGGLE_KEY"] = "${K.kaggle}"\nPY`], ["code", `node -e "process.env.OPENAI_API_KEY='${K.oai}'"`],
   ["code", `python -c "import boto3; boto3.client('s3', aws_access_key_id='${K.akia}', aws_secret_access_key='${K.awss}')"`],
   ["code", `python -c "import psycopg2; psycopg2.connect(host='db', user='ml', password='${K.pw}')"`],
+  ["opt", `gpg --batch --passphrase '${K.pw}' -d secrets.gpg`], ["opt", `openssl enc -d -aes-256-cbc -in a.enc -pass pass:${K.pw2}`], ["opt", `7z x data.7z -p${K.pw}`],
+  ["opt", `unzip -P ${K.pw2} data.zip`], ["opt", `kubectl --token=${K.jwt} get pods`], ["opt", `rclone copy s3:b/x . --s3-secret-access-key=${K.awss}`],
+  ["opt", `wget --password=${K.pw} --user=bob https://files.corp.io/a.tgz`], ["opt", `hf upload org/m ./out --token ${K.hf}`],
+  ["hydra", `python train.py hub_token=${K.hf} trainer.max_epochs=3`], ["hydra", `python train.py +wandb.api_key=${K.wandb}`], ["hydra", `python train.py db.password=${K.pw}`],
+  ["url", `curl "https://api.corp.io/v1/jobs?api_key=${K.rnd}&limit=5"`], ["url", `export DATABASE_URL=postgres://ml:${K.pw}@db:5432/runs`],
+  ["header", `git -c http.extraHeader="Authorization: Basic ${b64("x:" + K.ghp)}" clone https://github.com/o/r`],
+  ["file", `printf 'password: ${K.pw}\n' >> config/db.yaml`], ["named", `export PINECONE_API_KEY=pcsk_${al(60, "pc")}`],
+  ["named", `export AZURE_OPENAI_API_KEY=${hx(32, "az")}`],
 ];
 
 /** env maps of a launch_queue cell: each must be refused as SECRET_INLINE */
@@ -224,7 +231,7 @@ export const HARMLESS: string[] = [
   `cp -r /root/autodl-fs/ckpt ./`, `rsync -a --delete ./src/ /root/proj/src/`, `cp out/best.pt /root/autodl-fs/best-$(date +%F).pt`, `mkdir -p /root/autodl-fs/runs/r1`, `ln -s /root/autodl-tmp/data data`,
   `sha256sum /root/autodl-fs/best.pt`, `md5sum ckpt/*.pt`, `nohup python train.py > train.log 2>&1 &`, `tmux new -s train -d 'python train.py'`, `tmux ls`, `tmux capture-pane -pt train`,
   `timeout 3600 python train.py`, `nice -n 10 python prep.py`, `env CUDA_VISIBLE_DEVICES=1 python eval.py`, `env -u WANDB_API_KEY python train.py`, `sudo apt-get install -y nvtop`,
-  `sudo nvidia-smi -pm 1`, `command -v python3`, `exec python train.py`, `kill -9 12345`, `kill %1`, `ps aux | grep train`, `pgrep -af python`, `top -b -n 1 | head -20`,
+  `sudo nvidia-smi -pm 1`, `kill $(cat train.pid)`, `xargs kill < train.pid`, `cat /tmp/train.pid | xargs kill -TERM`, `command -v python3`, `exec python train.py`, `kill -9 12345`, `kill %1`, `ps aux | grep train`, `pgrep -af python`, `top -b -n 1 | head -20`,
   `env | grep -i cuda`, `printenv CUDA_HOME`, `cat /proc/meminfo | head`, `ulimit -n 65535`, `lscpu`, `uptime`, `date -u`, `hostname -I`, `ssh-keygen -lf ~/.ssh/id_ed25519.pub`, `ls ~/.ssh`,
   `cat ~/.ssh/id_ed25519.pub`, `chmod 600 ~/.ssh/config`, `python tools/token_stats.py --tokenizer gpt2`, `python scripts/kill_switch_test.py --dry-run`,
   `echo ${hx(40, "sha")} > COMMIT`, `git show ${hx(40, "sha2")}`, `docker pull ghcr.io/org/img@sha256:${hx(64, "dig")}`, `python run.py --run-name ask-hf_v2-ablation`, `python plot.py --color '#a1b2c3'`,

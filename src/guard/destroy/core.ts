@@ -5,12 +5,12 @@
  * kill, interp, opaque). Pure: the command is never run.
  */
 import { UNKNOWN, braceExpand, parseLine, type SimpleCommand, type Word } from "../shell.js";
-import { checkFileVerb, checkRedirect } from "./fs.js";
+import { checkChmod, checkFileVerb, checkInPlace, checkRedirect } from "./fs.js";
 import { checkHttp, checkProvider, HTTP_CLIENTS, providerFamily } from "./providers.js";
 import { checkPower, isCronPath, judgeCronText } from "./power.js";
 import { checkKill } from "./kill.js";
 import { INTERPRETERS, checkInterpreter, judgeCode } from "./interp.js";
-import { baseName, echoText, fedText, judgeFed, opaqueHead, printfText, stageName } from "./opaque.js";
+import { baseName, echoText, fedText, fetchedFeed, judgeFed, opaqueHead, printfText, rememberDownload, stageName } from "./opaque.js";
 import { expandTildeText, normAbs } from "./paths.js";
 import { MAX_DEPTH, push, words, type At, type State } from "./state.js";
 import { OPAQUE } from "./state.js";
@@ -124,6 +124,8 @@ export function analyzeArgv(argv0: Word[], at: At, st: State): void {
   if (name === "trap") { const body = rest.find((x) => !x.text.startsWith("-")); if (body && rest.length >= 2) st.text(body.text, at.depth + 1); return; }
   if (name === "alias") { for (const t of texts) { const m = /^[^=]+=([\s\S]*)$/.exec(t); if (m) st.text(m[1]!, at.depth + 1); } return; }
   if (SHELLS.test(name) || name === "eval" || name === "source" || name === ".") { judgeShell(name, head, rest, at, st); return; }
+  checkInPlace(name, rest, st);
+  if (name === "chmod") { checkChmod(rest, st); return; }
   if (INTERPRETERS.test(name)) { checkInterpreter(name, rest, at, st); return; }
   if (INERT.has(name) && !(name === "git" && texts[0] === "clean")) return;
   // a script of the pushed tree run directly (`./prep.sh`, `scripts/run.sh`)
@@ -142,7 +144,7 @@ export function analyzeArgv(argv0: Word[], at: At, st: State): void {
   const fam = providerFamily(name);
   if (fam && texts.some((t) => t === "--help" || t === "-h")) return; // usage text only
   if (fam && checkProvider(fam, name, texts, st)) return;
-  if (HTTP_CLIENTS.has(name)) checkHttp(name, texts, st);
+  if (HTTP_CLIENTS.has(name)) { checkHttp(name, texts, st); rememberDownload(name, texts, st); }
 }
 
 /** a pushed script run by path: shell text, or code for the interpreter its #! line names */
@@ -165,7 +167,13 @@ function judgeShell(name: string, head: Word, rest: Word[], at: At, st: State): 
     return;
   }
   const ci = rest.findIndex((x) => /^-[a-zA-Z]*c[a-zA-Z]*$/.test(x.text) && !x.text.startsWith("--"));
-  if (ci >= 0) { st.text(rest[ci + 1]?.text ?? "", at.depth + 1); return; }
+  if (ci >= 0) {
+    // `bash -c -- TEXT`, `bash -c -x TEXT`: the first word that is not an option is the command text
+    let k = ci + 1;
+    while (k < rest.length - 1 && (rest[k]!.text === "--" || /^[-+][a-zA-Z]+$/.test(rest[k]!.text))) k++;
+    st.text(rest[k]?.text ?? "", at.depth + 1);
+    return;
+  }
   const script = rest.find((x) => !x.text.startsWith("-") && !/^[+-]o$/.test(x.text));
   if (script && script.text !== "-" && script.text !== "-s") {
     if (script.text.includes(UNKNOWN)) { push(st, "obfuscated", `${name} <?>`, "runs a script whose name is computed at run time (process substitution or a variable)"); return; }
@@ -174,6 +182,8 @@ function judgeShell(name: string, head: Word, rest: Word[], at: At, st: State): 
     if (body !== undefined) st.text(body, at.depth + 1);
     return; // a script we cannot see: the seatbelt on the box covers what it reaches
   }
+  const fetched = at.fed == null ? fetchedFeed(at) : null;
+  if (fetched) { push(st, "obfuscated", `… | ${name}`, fetched); return; }
   judgeFed(name, at.fed ?? null, st, at.depth);
   void head;
 }

@@ -7,7 +7,8 @@
  */
 import { UNKNOWN, type Word } from "../shell.js";
 import { baseName } from "./opaque.js";
-import { quoteWord, words, type At, type State } from "./state.js";
+import { listsProcesses } from "./kill.js";
+import { push, quoteWord, words, type At, type State } from "./state.js";
 
 /** Skip leading options of a wrapper. `withArg` lists options that take a separate value. */
 function skipOpts(argv: Word[], i: number, withArg: Set<string>): number {
@@ -15,7 +16,9 @@ function skipOpts(argv: Word[], i: number, withArg: Set<string>): number {
     const t = argv[i]!.text;
     if (t === "--") return i + 1;
     if (!t.startsWith("-") || t === "-") return i;
-    i += withArg.has(t) ? 2 : 1;
+    // a cluster of short options whose last one takes a value: `sudo -iu root`, `sudo -nEu root`
+    const clusterTakesArg = /^-[A-Za-z]{2,}$/.test(t) && withArg.has(`-${t[t.length - 1]}`);
+    i += withArg.has(t) || clusterTakesArg ? 2 : 1;
   }
   return i;
 }
@@ -57,7 +60,12 @@ export function unwrap(argv0: Word[], at: At, st: State): Word[] | null {
     if (PREFIX[name]) {
       i = skipOpts(argv, i + 1, PREFIX[name]!);
       if ((name === "chrt" || name === "taskset") && i < argv.length && /^[0-9a-fx,-]+$/i.test(argv[i]!.text) && !argv.slice(0, i).some((x) => x.text === "-c" || x.text === "--cpu-list")) i++;
-      if (name === "script") { const c = argv.findIndex((x) => x.text === "-c" || x.text === "--command"); if (c >= 0) { st.text(argv[c + 1]?.text ?? "", at.depth + 1); return null; } }
+      if (name === "script") {
+        const c = argv.findIndex((x) => /^-[a-zA-Z]*c$/.test(x.text) || x.text === "--command");
+        if (c >= 0) { st.text(argv[c + 1]?.text ?? "", at.depth + 1); return null; }
+        const eq = argv.find((x) => x.text.startsWith("--command="));
+        if (eq) { st.text(eq.text.slice(10), at.depth + 1); return null; }
+      }
       if (name === "parallel") { st.text(words(argv.slice(i).filter((x) => x.text !== ":::")).join(" "), at.depth + 1); return null; }
       continue;
     }
@@ -94,8 +102,15 @@ export function unwrap(argv0: Word[], at: At, st: State): Word[] | null {
       case "watch": st.text(words(argv.slice(skipOpts(argv, i + 1, S("-n", "--interval", "-d", "-q", "--equexit")))).join(" "), at.depth + 1); return null;
       case "xargs": xargs(argv, i, at, st); return null;
       case "su": case "runuser": {
-        const j = argv.findIndex((x, idx) => idx > i && (x.text === "-c" || x.text === "--command"));
-        if (j > 0) st.text(argv[j + 1]?.text ?? "", at.depth + 1);
+        const j = argv.findIndex((x, idx) => idx > i && (/^-[a-zA-Z]*c$/.test(x.text) || x.text === "--command"));
+        if (j > 0) { st.text(argv[j + 1]?.text ?? "", at.depth + 1); return null; }
+        const eq = argv.find((x, idx) => idx > i && x.text.startsWith("--command="));
+        if (eq) { st.text(eq.text.slice(10), at.depth + 1); return null; }
+        // `runuser -u USER [--] CMD …` runs CMD itself
+        if (name === "runuser" && argv.slice(i + 1).some((x) => x.text === "-u" || x.text === "--user" || /^--user=/.test(x.text))) {
+          i = skipOpts(argv, i + 1, S("-u", "--user", "-g", "--group", "-G", "--supp-group", "-s", "--shell", "-w", "--whitelist-environment"));
+          continue;
+        }
         return null;
       }
       case "ssh": case "mosh": case "dbclient": {
@@ -160,6 +175,12 @@ function xargs(argv: Word[], i: number, at: At, st: State): void {
   }
   const inner = argv.slice(j);
   if (inner.length === 0) return;
+  // `nvidia-smi --query-compute-apps=pid … | xargs kill -9`: pids a process listing produced (a pid file is the caller's own)
+  const innerName = baseName(inner[0]!.text);
+  if (innerName === "kill" && listsProcesses(at) && !inner.slice(1).some((x) => /^-(0|SIG0|l|L)$/.test(x.text) || x.text === "--list")) {
+    push(st, "kill", "xargs kill", "kills whatever a process listing produced (ps, pgrep, lsof, nvidia-smi …): it can hit another run or the detach server");
+    return;
+  }
   // upstream paths stand for "files under them" (`find DIR … | xargs rm` deletes inside DIR)
   const upstream = at.pipeline
     .slice(0, at.k)
