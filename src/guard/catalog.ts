@@ -388,6 +388,14 @@ export const SECRET_RULES: SecretRule[] = [
     accept: (v) => isCredentialValue(v, "password"),
   },
   {
+    id: "sudo-stdin-password",
+    hint: ["sudo"],
+    label: "a password echoed into sudo -S",
+    re: /\b(?:echo|printf)[ \t]+(?:-[neE]+[ \t]+)?(["']?)([^\s"'|;&$`]{1,256})\1[ \t]*\|[ \t]*sudo\b[^\n|;&]*?[ \t](?:-[a-zA-Z]*S|--stdin)\b/g,
+    group: 2,
+    accept: (v) => isCredentialValue(v, "password"),
+  },
+  {
     id: "kaggle-key",
     hint: ['"key"'],
     label: "Kaggle API key (kaggle.json)",
