@@ -468,7 +468,8 @@ export const SECRET_RULES: SecretRule[] = [
     label: "a password in .netrc form (machine … login … password …)",
     re: /^[ \t]*(?:machine[ \t]+\S+[ \t]+(?:login[ \t]+\S+[ \t]+)?)?(?:password|passwd)[ \t]+([^\s$`]\S{3,255})/gim,
     group: 1,
-    accept: (v) => !isPlaceholder(v),
+    // `passwd --status root`, `passwd root` are the passwd command, not a .netrc line
+    accept: (v, m) => !isPlaceholder(v) && !v.startsWith("-") && (/machine/i.test(m[0]) || /^[ \t]*password/i.test(m[0])),
   },
 ];
 

@@ -34,13 +34,14 @@ function newState(ctx: DestroyContext): State {
     // the home dir (and what holds it) is protected by the home rule — itself and ~/* — not at any depth:
     // caches and builds under it may go. Data/durable dirs under home stay protected at any depth.
     // ~/.ssh holds the keys this server logs in with: protected at any depth (known_hosts excepted)
-    protectedNorm: [...(ctx.protectedPaths ?? []).map((p) => normAbs(expandTildeText(p, home))).filter((p): p is string => !!p && p !== "/" && p !== home && !home.startsWith(p + "/")), `${home === "/" ? "" : home}/.ssh`],
+    protectedNorm: [...(ctx.protectedPaths ?? []).map((p) => normAbs(expandTildeText(p, home))).filter((p): p is string => !!p && p !== "/" && p !== home && !home.startsWith(p + "/")), `${home === "/" ? "" : home}/.ssh`, "/etc/ssh", "/etc/passwd", "/etc/shadow", "/etc/sudoers"],
     out: [],
     readScripts: new Set(),
     subs: [],
     text: (src, depth) => analyzeText(src, st, depth),
     argv: (argv, at) => analyzeArgv(argv, at, st),
     written: new Map(),
+    aliases: new Map(),
     resolvePath: (p) => {
       const t = expandTildeText(p, home);
       if (t.includes("\u0001")) return null;

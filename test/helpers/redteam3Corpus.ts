@@ -283,3 +283,51 @@ export const CLEAN_OUTPUTS: string[] = [
   `${"a".repeat(80)}\n${"b".repeat(40)}\n`, `Downloading model.safetensors: 100%|██████████| 4.97G/4.97G [01:02<00:00, 79.5MB/s]\n`,
   `iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==\n`, `run id 9b2e6f1c-3d4a-4b5c-8d7e-1f2a3b4c5d6e\n`,
 ];
+
+/**
+ * Siblings written after the first fixes, to check each fix holds for its class and not only its example:
+ * other option spellings, commands carried in options and variables (tar/rsync/ssh/git/vim/sed), aliases and
+ * functions, startup files, and ways to lock the box's login out. Each must be refused.
+ */
+export const SIBLING_DESTROYS: string[] = [
+  `sudo -Eu root vastai destroy instance 1`, `sudo --user=root vastai destroy instance 1`, `sudo -u#0 vastai destroy instance 1`, `doas -u root poweroff`,
+  `exec -c vastai destroy instance 1`, `exec -l poweroff`, `timeout -v 5 vastai destroy instance 1`, `timeout 1h poweroff`, `nice --adjustment=5 poweroff`,
+  `env -S 'vastai destroy instance 1'`, `command -- vastai destroy instance 1`, `"$(which vastai)" destroy instance 1`, `$(command -v vastai) destroy instance 1`,
+  `python3 -c "import subprocess;subprocess.run('vastai destroy instance 1',shell=True)"`, `python -c 'import os;os.execl("/sbin/poweroff","poweroff")'`,
+  `ruby -e '%x(poweroff)'`, `ruby -e 'system %w(poweroff)'`, `perl -e 'system "poweroff"'`, `node -e 'require("child_process").spawn("vastai",["destroy","instance","1"])'`,
+  `node -e 'import("child_process").then(c=>c.execSync("poweroff"))'`, `python -c "import requests;requests.request('delete','https://console.vast.ai/api/v0/instances/1/')"`,
+  `curl -X 'DELETE' https://console.vast.ai/api/v0/instances/1/`, `curl -X delete https://console.vast.ai/api/v0/instances/1/`, `curl -s -XDELETE "https://console.vast.ai/api/v0/instances/$ID/"`,
+  `wget -q --method DELETE https://console.vast.ai/api/v0/instances/1/`, `printf 'vastai destroy instance 1' | bash`, `echo vastai destroy instance 1 | sh -s`,
+  `bash -c 'eval "$0"' 'vastai destroy instance 1'`, `sh -c '$0 "$@"' vastai destroy instance 1`, `find . -maxdepth 0 -exec vastai destroy instance 1 \\;`,
+  `awk 'BEGIN{system("poweroff")}'`, `sed -n '1e poweroff' /etc/hostname`, `tar -cf /dev/null x --checkpoint=1 --checkpoint-action=exec='poweroff'`,
+  `rsync -e 'sh -c poweroff' a b:`, `git -c alias.x='!poweroff' x`, `ssh -o ProxyCommand='vastai destroy instance 1' x`, `GIT_SSH_COMMAND='poweroff' git fetch`,
+  `vim -c ':!poweroff' -c ':q'`, `python -c "import os; getattr(os, 'sys'+'tem')('poweroff')"`, `python -c "import subprocess as s; c=['vast'+'ai','destroy','instance','1']; s.run(c)"`,
+  `python -c "import os; cmd='vastai destroy instance 1'; os.system(cmd)"`, `python -c "import os; os.system(' '.join(['vastai','destroy','instance','1']))"`,
+  `python -c "import os; os.system(open('/tmp/c').read())"`, `sh -c "\`echo poweroff\`"`, `echo poweroff | tee /tmp/x | sh`, `cat <<< poweroff | bash`,
+  `mapfile -t a <<< vastai; \${a[0]} destroy instance 1`, `IFS=, read a b <<< "vastai,destroy"; $a $b instance 1`, `alias v=vastai; v destroy instance 1`,
+  `function v { vastai "$@"; }; v destroy instance 1`, `v() { poweroff; }; v`, `coproc poweroff`, `time poweroff`, `! poweroff`, `{ poweroff; }`, `(poweroff)`, `if true; then poweroff; fi`,
+  `while true; do vastai destroy instance 1; break; done`, `[ -f x ] || poweroff`, `true && shutdown now`, `poweroff & disown`, `at -f /tmp/job now`, `echo poweroff | at now`,
+  `systemd-run --on-active=60 /sbin/poweroff`, `(crontab -l; echo "* * * * * poweroff") | crontab -`, `echo 'vastai destroy instance 1' >> ~/.bashrc`, `echo 'poweroff' >> ~/.profile`,
+  `rm -rf /root/autodl-fs/`, `rm -rf /root/autodl-fs/./`, `rm -rf //root//autodl-fs`, `rm -rf /root/autodl-fs/ckpt/..`, `cd /root && rm -rf autodl-fs`, `cd /root/autodl-fs/.. && rm -rf autodl-fs`,
+  `D=/root/autodl-fs; rm -rf $D`, `D=/root/autodl-fs; rm -rf "\${D}"/*`, `rm -rf /root/autodl-fs/{a,b,ckpt}`, `find /root/autodl-fs -mindepth 1 -print0 | xargs -0 rm -rf`,
+  `ls /root/autodl-fs | xargs -I{} rm -rf /root/autodl-fs/{}`, `rsync -a --delete /dev/null/ /root/autodl-fs`, `rsync -a --delete-during e/ /root/autodl-tmp/data`,
+  `cp -r /tmp/empty/. /root/autodl-fs/ && rm -rf /root/autodl-fs/*`, `truncate --size=0 /root/autodl-fs/best.pt`, `truncate -s0 /root/autodl-fs/ckpt/last.pt`,
+  `python -c "import os; os.remove(os.path.expanduser('~/.ssh/authorized_keys'))"`, `: | tee /root/autodl-fs/best.pt`, `dd if=/dev/zero of=/root/autodl-fs/meta.json count=1`,
+  `install /dev/null /root/autodl-fs/best.pt`, `echo x > /root/autodl-fs/ckpt/meta.json`,
+  `kill -9 -- -1`, `kill -s SIGKILL -1`, `kill -KILL -- -1`, `pkill -KILL .`, `killall -s 9 python`, `pgrep . | xargs kill`, `kill $(pidof python3)`, `kill -9 \`pgrep -f train\``,
+  `tmux kill-server 2>/dev/null`, `tmux -L default kill-server`, `systemctl stop sshd`, `systemctl disable --now ssh`, `service ssh stop`, `pkill sshd`, `kill $(cat /var/run/sshd.pid)`,
+  `iptables -P INPUT DROP`, `ufw enable && ufw deny 22`, `passwd -l root`, `usermod -L root`, `echo "" > /etc/ssh/sshd_config`, `rm /etc/ssh/sshd_config`,
+];
+
+/** harmless siblings of the same classes: none may be refused */
+export const SIBLING_HARMLESS: string[] = [
+  `sudo -u ubuntu python train.py`, `sudo -E python train.py`, `timeout 1h python train.py`, `exec -a trainer python train.py`, `env -S 'python train.py'`,
+  `python -c "import subprocess; subprocess.run(['nvidia-smi'])"`, `python -c "import os; os.system('ls -la')"`, `node -e "require('child_process').execSync('ls')"`,
+  `curl -X GET https://console.vast.ai/api/v0/instances/`, `curl -X DELETE http://localhost:8080/cache`, `printf 'ls\\n' | bash`, `echo 'nvidia-smi' | sh`,
+  `awk 'BEGIN{print 1}'`, `sed -n '1p' /etc/hostname`, `tar -czf out.tgz out`, `rsync -e 'ssh -p 2222' -a out/ u@h:/x/`, `git -c user.name=x commit -m m`, `ssh -o StrictHostKeyChecking=no u@h ls`,
+  `GIT_SSH_COMMAND='ssh -i ~/.ssh/deploy' git fetch`, `python -c "cmd='ls'; import os; os.system(cmd)"`, `echo hi | tee /tmp/x`, `alias ll='ls -la'; ll`, `v() { python train.py "$@"; }; v --lr 1`,
+  `(python train.py)`, `if [ -f ckpt.pt ]; then python eval.py; fi`, `while read l; do echo $l; done < list.txt`, `python train.py & disown`, `crontab -l`, `echo 'export HF_HOME=/x' >> ~/.bashrc`,
+  `rm -rf /root/proj/build`, `D=/tmp/x; rm -rf $D`, `find /tmp/x -mindepth 1 -delete`, `truncate -s 0 /tmp/a.log`, `mv /tmp/a /tmp/b`, `cp /tmp/x /root/autodl-fs/new.pt`,
+  `kill -9 12345`, `kill -TERM %1`, `tmux kill-session -t mytb`, `systemctl status ssh`, `service --status-all`, `iptables -L`, `passwd --status root`, `cat /etc/ssh/sshd_config`,
+  `python -c "eval('1+1')"`, `python -c "exec('print(1)')"`, `python -c "import torch; m = torch.nn.Linear(2,2); m.eval()"`, `python -c "import json; json.loads(input())"`,
+];

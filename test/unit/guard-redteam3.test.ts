@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { guardInputs, type GuardContext } from "../../src/guard/inputs.js";
-import { CREDS, CRED_ENVS, DESTROYS, HARMLESS } from "../helpers/redteam3Corpus.js";
+import { CREDS, CRED_ENVS, DESTROYS, HARMLESS, SIBLING_DESTROYS, SIBLING_HARMLESS } from "../helpers/redteam3Corpus.js";
 
 const ctx: GuardContext = { protectedPaths: ["/root", "/root/autodl-tmp", "/root/autodl-fs"], ownJobIds: ["4242"], pushedFile: () => undefined };
 const viaExec = (c: string) => guardInputs("remote_exec", { host: "x.invalid", command: c, cwd: "/root/proj" }, ctx);
@@ -32,6 +32,11 @@ describe("red-team set 3", () => {
     for (const [cls, c] of CREDS) for (const [t, f] of both) { const r = f(c); if (r?.code !== "SECRET_INLINE") missed.push(`${cls} ${t} ${JSON.stringify(c).slice(0, 110)} -> ${r?.code ?? "passed"}`); }
     for (const env of CRED_ENVS) { const r = viaCell("python train.py", env); if (r?.code !== "SECRET_INLINE") missed.push(`env ${Object.keys(env)[0]} -> ${r?.code ?? "passed"}`); }
     expect(missed).toEqual([]);
+  });
+  it("siblings of each fixed class are refused too, and their harmless look-alikes are not", () => {
+    const missed = SIBLING_DESTROYS.flatMap((c) => both.filter(([, f]) => f(c)?.code !== "DESTROY_UNAPPROVED").map(([t]) => `${t} ${c}`));
+    const falses = SIBLING_HARMLESS.flatMap((c) => both.map(([t, f]) => [t, f(c)] as const).filter(([, r]) => r).map(([t, r]) => `${t} ${c} -> ${r!.reason.slice(0, 100)}`));
+    expect({ missed, falses }).toEqual({ missed: [], falses: [] });
   });
   it("no ordinary ML/ops command is refused", () => {
     const falses: string[] = [];

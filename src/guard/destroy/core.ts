@@ -7,14 +7,15 @@
 import { UNKNOWN, braceExpand, parseLine, type SimpleCommand, type Word } from "../shell.js";
 import { checkChmod, checkFileVerb, checkInPlace, checkRedirect } from "./fs.js";
 import { checkHttp, checkProvider, HTTP_CLIENTS, providerFamily } from "./providers.js";
-import { checkPower, isCronPath, judgeCronText } from "./power.js";
+import { checkPower, isCronPath, isStartupPath, judgeCronText } from "./power.js";
 import { checkKill } from "./kill.js";
 import { INTERPRETERS, checkInterpreter, judgeCode } from "./interp.js";
 import { baseName, echoText, fedText, fetchedFeed, judgeFed, opaqueHead, printfText, rememberDownload, stageName } from "./opaque.js";
 import { expandTildeText, normAbs } from "./paths.js";
-import { MAX_DEPTH, push, words, type At, type State } from "./state.js";
+import { MAX_DEPTH, push, quoteWord, words, type At, type State } from "./state.js";
 import { OPAQUE } from "./state.js";
 import { unwrap } from "./unwrap.js";
+import { checkCarried, judgeCommandVars } from "./carried.js";
 
 const SHELLS = /^(bash|sh|zsh|dash|ksh|ash|mksh|fish|tcsh|csh|busybox-sh|rbash)$/;
 const RESERVED = new Set(["if", "then", "else", "elif", "fi", "do", "done", "while", "until", "!", "{", "}", "time", "coproc", "esac", "in", "function"]);
@@ -41,6 +42,13 @@ export function analyzeText(text: string, st: State, depth: number): void {
         checkRedirect(r.op, r.target, st);
         rememberWritten(cmd, r.op, r.target.text, at, st);
         const target = expandTildeText(r.target.text, st.home);
+        if (isStartupPath(target, st.home)) {
+          // text written into a shell startup file runs at the next login: judged as commands
+          const w = cmd.argv.findIndex((x) => /^(echo|printf|cat|tee)$/.test(baseName(x.text)));
+          const body = typeof at.fed === "string" && at.fed !== OPAQUE ? at.fed : cmd.stdinText !== undefined ? cmd.stdinText : w >= 0 ? (baseName(cmd.argv[w]!.text) === "echo" ? echoText(cmd.argv.slice(w + 1)) : baseName(cmd.argv[w]!.text) === "printf" ? printfText(words(cmd.argv.slice(w + 1))) : null) : null;
+          if (body !== null) st.text(body, at.depth + 1);
+          else if (w < 0 || at.fed === OPAQUE) push(st, "obfuscated", `> ${target}`, "writes a shell startup file with text that cannot be read here (it runs at the next login)");
+        }
         if (isCronPath(target)) {
           // text written where cron runs it: judged as schedule lines (system files carry a user field)
           const w = cmd.argv.findIndex((x) => /^(echo|printf|cat|tee)$/.test(baseName(x.text)));
@@ -93,6 +101,7 @@ function expandBraces(argv: Word[]): Word[] {
 export function analyzeArgv(argv0: Word[], at: At, st: State): void {
   let argv = expandBraces(argv0);
   if (argv.some((w) => w.text.startsWith("IFS="))) st.env.set("IFS", st.env.get("IFS") ?? UNKNOWN);
+  judgeCommandVars(argv, at, st);
   // skip reserved words and prefix assignments; an alias definition is judged as the command it names
   let i = 0;
   while (i < argv.length && (RESERVED.has(argv[i]!.text) || /^[A-Za-z_][A-Za-z0-9_]*\+?=/.test(argv[i]!.text))) i += argv[i]!.text === "function" ? 2 : 1;
@@ -122,9 +131,13 @@ export function analyzeArgv(argv0: Word[], at: At, st: State): void {
 
   // `trap 'CMD' EXIT`: CMD runs later, on the signal, and is judged as if written here
   if (name === "trap") { const body = rest.find((x) => !x.text.startsWith("-")); if (body && rest.length >= 2) st.text(body.text, at.depth + 1); return; }
-  if (name === "alias") { for (const t of texts) { const m = /^[^=]+=([\s\S]*)$/.exec(t); if (m) st.text(m[1]!, at.depth + 1); } return; }
+  if (name === "alias") { for (const t of texts) { const m = /^([^=]+)=([\s\S]*)$/.exec(t); if (m) { st.text(m[2]!, at.depth + 1); st.aliases.set(m[1]!, m[2]!); } } return; }
+  // a name an alias on this line defined: judged as what it expands to
+  const alias = st.aliases.get(head.text);
+  if (alias !== undefined && at.depth < MAX_DEPTH) { st.aliases.delete(head.text); st.text([alias, ...rest.map(quoteWord)].join(" "), at.depth + 1); st.aliases.set(head.text, alias); return; }
   if (SHELLS.test(name) || name === "eval" || name === "source" || name === ".") { judgeShell(name, head, rest, at, st); return; }
   checkInPlace(name, rest, st);
+  checkCarried(name, rest, at, st);
   if (name === "chmod") { checkChmod(rest, st); return; }
   if (INTERPRETERS.test(name)) { checkInterpreter(name, rest, at, st); return; }
   if (INERT.has(name) && !(name === "git" && texts[0] === "clean")) return;

@@ -90,18 +90,18 @@ export function judgeCode(name: string, code0: string, st: State, depth: number,
   if (code.includes(UNKNOWN)) { push(st, "obfuscated", `${name} <code>`, "interpreter code that is not literal (a variable or substitution): what it runs cannot be read here"); return; }
   if (depth > 8) { push(st, "obfuscated", "nesting", "code nested too deep; refusing to guess what it runs"); return; }
   // perl qw(a b c) / ruby %w(a b c): a list of literal words
-  if (/^(perl|ruby)/.test(name)) code = code.replace(/\b(?:qw|%w)\s*([(\[{\/|!])([^)\]}\/|!]*)[)\]}\/|!]/g, (_m, _o, body: string) => body.trim().split(/\s+/).filter(Boolean).map((x) => `"${x}"`).join(", "));
+  if (/^(perl|ruby)/.test(name)) code = code.replace(/(?:\bqw|%w)\s*([(\[{\/|!])([^)\]}\/|!]*)[)\]}\/|!]/g, (_m, _o, body: string) => body.trim().split(/\s+/).filter(Boolean).map((x) => `"${x}"`).join(", "));
   const lits = literals(code);
   // code that runs code it is handed at run time (exec(input()), eval(os.environ[…]), eval $x): opaque
   if (!script) {
     const dyn = /(?<![.\w])(exec|eval|execfile|Function)\s*\(\s*(?!["'`]|open\s*\(|compile\s*\(\s*open\s*\(|\)|f["'])|(?<![.\w$])eval\s+\$/.exec(code);
     if (dyn) push(st, "obfuscated", `${name} ${dyn[1] ?? "eval"}(…)`, "code that executes code computed at run time (input, a variable, the environment): what it runs cannot be read here");
   }
-  const execs = PROCESS_EXEC.test(code) || /\bgetattr\s*\([^)]*["'](system|popen|exec\w*|spawn\w*)["']/.test(code) || (/^(perl|ruby|php)/.test(name) && (/`[^`]+`/.test(code) || /\b(system|exec)\s*[("']/.test(code)));
+  const execs = PROCESS_EXEC.test(code) || /\bgetattr\s*\([^)]*["'](system|popen|exec\w*|spawn\w*)["']/.test(code) || (/\bgetattr\s*\(/.test(code) && lits.some((l) => /^(system|popen|exec\w*|spawn\w*|run|call|Popen|check_output)$/.test(l.text))) || (/^(perl|ruby|php)/.test(name) && (/`[^`]+`/.test(code) || /\b(system|exec)\s*[("']/.test(code) || /%x[({\[]/.test(code)));
   if (!script && (CODE_EXEC.test(code) || execs) && DECODERS.test(code)) {
     push(st, "obfuscated", `${name} decode+exec`, "code that decodes a payload and executes it: what it runs cannot be read here");
   }
-  if (execs) for (const t of execArguments(code, lits, name)) st.text(t, depth + 1);
+  if (execs) for (const t of execArguments(code, lits, name, script ? null : st)) st.text(t, depth + 1);
   // exec("…") / eval("…") of a literal: that literal is code too
   for (const m of code.matchAll(/(?<![.\w])(exec|eval)\s*\(\s*/g)) {
     const l = lits.find((x) => x.start === m.index! + m[0].length);
@@ -158,7 +158,7 @@ function judgeProtectedWrites(name: string, code: string, lits: Literal[], st: S
  * The command texts that process-execution calls receive: literals inside the call's parentheses (an
  * argv list joined into one line), literals assigned to a name the call uses, perl/ruby backticks.
  */
-function execArguments(code: string, lits: Literal[], name: string): string[] {
+function execArguments(code: string, lits: Literal[], name: string, opaqueTo: State | null): string[] {
   const out: string[] = [];
   const re = new RegExp(`${PROCESS_EXEC.source}|${EXEC_METHOD.source}`, "g");
   const spans: [number, number][] = [];
@@ -194,6 +194,19 @@ function execArguments(code: string, lits: Literal[], name: string): string[] {
     return [...out, ...lits.map((l) => l.text)];
   }
   const inSpan = (l: Literal): boolean => spans.some(([a, b]) => l.start > a && l.start < b);
+  // one-liner code: a process call whose argument holds no literal and no name assigned one runs what it is handed at run time
+  if (opaqueTo) {
+    for (const [a, b] of spans) {
+      const inner = code.slice(a + 1, b).trim();
+      if (inner === "") continue;
+      const readsInput = /\.read(lines|_text|_bytes)?\s*\(|\binput\s*\(|\benviron\b|\bgetenv\b|\bargv\b|\bstdin\b|process\.env|readFileSync|\bfetch\s*\(|urlopen|requests\.get/.test(inner);
+      if (!readsInput && lits.some((l) => l.start > a && l.start < b)) continue;
+      const ids = [...inner.matchAll(/\b([A-Za-z_]\w*)\b/g)].map((x) => x[1]!);
+      if (!readsInput && ids.some((id) => new RegExp(`\\b${id}\\s*(?:\\+?=|:=)\\s*[\\[("'f]`).test(code))) continue;
+      push(opaqueTo, "obfuscated", `${name} exec(<?>)`, "code that runs a process with a command computed at run time (read from a file, input or the environment): what it runs cannot be read here");
+      break;
+    }
+  }
   const names = new Set<string>();
   for (const [a, b] of spans) for (const id of code.slice(a, b).matchAll(/\b([A-Za-z_]\w*)\b/g)) names.add(id[1]!);
   const assigned = (l: Literal): boolean => {
@@ -213,6 +226,7 @@ function execArguments(code: string, lits: Literal[], name: string): string[] {
   for (const g of grouped) out.push(g.length === 1 ? g[0]!.text : g.map((x) => `'${x.text.replace(/'/g, "'\\''")}'`).join(" "));
   if (/^(perl|ruby|php)/.test(name)) {
     for (const b of code.matchAll(/`([^`]+)`/g)) out.push(b[1]!);
+    for (const b of code.matchAll(/%x\(([^)]*)\)|%x\{([^}]*)\}|%x\[([^\]]*)\]/g)) out.push(b[1] ?? b[2] ?? b[3]!);
     // exec("…") / system("…") / spawn("…") with parentheses: the first literal argument and those after it
     for (const c of code.matchAll(/(?<![.\w$])(system|exec|spawn|passthru|shell_exec|popen|proc_open)\s*\(/g)) {
       const after = lits.filter((l) => l.start > c.index!);

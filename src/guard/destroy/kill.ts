@@ -25,6 +25,7 @@ export function checkKill(name: string, rest: Word[], at: At, st: State): boolea
       if (pids.includes("0")) push(st, "kill", "kill 0", "signals the whole process group of the caller: it can end a run or the detach server");
       else if (pids.includes("-1")) push(st, "power", "kill -1", "signals every process of the user (ends every run on the box)");
       else if (pids.includes("1")) push(st, "power", "kill 1", "signals PID 1 (the box/container init)");
+      else if (pids.some((p) => p.includes(UNKNOWN)) && st.subs.some((b) => /\bsshd?\b[\w.-]*\.pid|\/run\/sshd|tmux|\.rgt\//.test(b))) push(st, "kill", "kill (sshd/tmux pid)", "kills the ssh daemon or the detach server by its pid file: every way back in, or every run, ends");
       else if (pids.some((p) => p.includes(UNKNOWN)) && (st.subs.some(isPatternLookup) || listsProcesses(at))) push(st, "kill", "kill (from a process listing)", "kills whatever a name pattern or process listing matched (pgrep, ps, lsof, nvidia-smi …): it can hit another run or the detach server");
       return true;
     }

@@ -33,6 +33,26 @@ export function checkPower(name: string, rest: Word[], at: At, st: State): boole
       else if (name === "systemctl" && verb && /^(stop|kill|mask|disable)$/.test(verb) && pos.some((t) => /^(ssh|sshd|openssh-server)(\.service)?$/.test(t))) push(st, "power", `systemctl ${verb} sshd`, "cuts every way back into the box");
       return true;
     }
+    case "service": case "rc-service": {
+      const pos = positionals(texts);
+      if (/^(ssh|sshd|openssh-server|openssh)$/.test(pos[0] ?? "") && /^(stop|disable|mask|kill)$/.test(pos[1] ?? "")) push(st, "power", `service ${pos[0]} ${pos[1]}`, "cuts every way back into the box");
+      return true;
+    }
+    case "iptables": case "ip6tables": case "iptables-legacy": case "iptables-nft": {
+      const p = texts.findIndex((t) => t === "-P" || t === "--policy");
+      const jump = texts.findIndex((t) => t === "-j" || t === "--jump");
+      if ((p >= 0 && /^(INPUT|OUTPUT)$/.test(texts[p + 1] ?? "") && /^(DROP|REJECT)$/.test(texts[p + 2] ?? "")) || (jump >= 0 && /^(DROP|REJECT)$/.test(texts[jump + 1] ?? "") && texts.some((t) => /^(INPUT|OUTPUT)$/.test(t)))) push(st, "power", name, "firewall rule that drops traffic to the box: ssh (this server and you) can be cut off");
+      return true;
+    }
+    case "ufw": {
+      const pos = positionals(texts);
+      if (pos[0] === "enable" || pos[0] === "deny" || pos[0] === "reject" || (pos[0] === "default" && /^(deny|reject)$/.test(pos[1] ?? ""))) push(st, "power", `ufw ${pos[0]}`, "firewall change that can cut ssh to the box off");
+      return true;
+    }
+    case "passwd": case "usermod": case "chage": case "chsh": {
+      if (texts.some((t) => /^(-l|--lock|-L|-d|--delete|-e|--expire|--expiredate|-E)$/.test(t)) || (name === "chsh" || name === "usermod") && texts.some((t) => /nologin|\/bin\/false$/.test(t))) push(st, "power", `${name} ${texts.find((t) => t.startsWith("-")) ?? ""}`.trim(), "locks or expires an account the box is reached with");
+      return true;
+    }
     case "busctl": case "dbus-send": case "gdbus": case "qdbus":
       if (texts.some((t) => /(PowerOff|Reboot|Halt|KExec)\b/.test(t))) push(st, "power", name, "asks logind/systemd over D-Bus to power off or reboot");
       return true;
@@ -80,6 +100,12 @@ export function judgeCronText(text: string, at: At, st: State, userField = false
 }
 
 /** text written where cron will run it (`echo '…' > /etc/cron.d/x`, >> /var/spool/cron/…) */
+/** shell startup files: text written there runs at the next login (`echo 'poweroff' >> ~/.bashrc`) */
+export function isStartupPath(p: string, home: string): boolean {
+  const h = home.replace(/\/+$/, "");
+  return new RegExp(`^(${h.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}|/root|/home/[^/]+)/\\.(bashrc|bash_profile|bash_login|bash_logout|profile|zshrc|zprofile|zshenv|zlogin|kshrc|config/fish/config\\.fish)$|^/etc/(profile|bash\\.bashrc|bashrc|zsh/zshrc|environment|rc\\.local)$|^/etc/profile\\.d/`).test(p);
+}
+
 export function isCronPath(p: string): boolean {
   return /^\/(etc\/cron(tab|\.d|\.hourly|\.daily|\.weekly|\.monthly)|var\/spool\/cron)/.test(p);
 }

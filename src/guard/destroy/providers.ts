@@ -29,7 +29,12 @@ export function checkProvider(family: string, name: string, texts: string[], st:
   switch (family) {
     case "vastai": case "runpod": case "lambda": case "paperspace": case "autodl":
     case "tensordock": case "jarvislabs": case "jl": case "datacrunch": case "coreweave": case "fluidstack": case "hyperstack": {
-      if (verbAt < 0) return true;
+      if (verbAt < 0) {
+        // `vastai "$@"`, `vastai $VERB instance 1`: the verb is not known here, so it may be destroy
+        const u = pos.findIndex((t) => t.includes(UNKNOWN));
+        if (u >= 0 && !pos.slice(0, u).some((t) => /^(show|search|logs|ls|list|get|create|launch|start|stop|copy|cp|ssh-url|scp-url|label|set|config|help|version|attach|exec|execute|reboot|cloud|transfer|tfa|invoice|report|update|change|prepay)$/i.test(t))) push(st, "obfuscated", `${name} <?>`, `${name} with a subcommand computed at run time: it may be destroy; refusing to guess`);
+        return true;
+      }
       const obj = pos[verbAt + 1] ?? "";
       if (/^(delete|del|rm|remove)$/i.test(pos[verbAt]!) && HARMLESS_OBJECTS.test(obj)) return true;
       push(st, "instance", `${name} ${pos[verbAt]}`, `${pos.slice(verbAt).join(" ").slice(0, 80)} on ${family}: ends the instance or its storage (its disk is lost)`);

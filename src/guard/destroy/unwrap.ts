@@ -8,6 +8,7 @@
 import { UNKNOWN, type Word } from "../shell.js";
 import { baseName } from "./opaque.js";
 import { listsProcesses } from "./kill.js";
+import { checkCarried } from "./carried.js";
 import { push, quoteWord, words, type At, type State } from "./state.js";
 
 /** Skip leading options of a wrapper. `withArg` lists options that take a separate value. */
@@ -114,6 +115,7 @@ export function unwrap(argv0: Word[], at: At, st: State): Word[] | null {
         return null;
       }
       case "ssh": case "mosh": case "dbclient": {
+        checkCarried(name, argv.slice(i + 1), at, st);
         const j = skipOpts(argv, i + 1, S("-p", "-i", "-l", "-o", "-F", "-J", "-L", "-R", "-D", "-b", "-c", "-E", "-e", "-m", "-O", "-Q", "-S", "-w", "-W", "-B", "-I")) + 1;
         if (j < argv.length) st.text(words(argv.slice(j)).join(" "), at.depth + 1);
         return null;
