@@ -7,7 +7,7 @@
 import { warning, type Warning } from "../common/result.js";
 import { versionAtLeast } from "../common/text.js";
 import { expandBoxPath, type Profile } from "../knowledge/schema.js";
-import { judgeHealth, parseHealth, type GpuHealth } from "../knowledge/gpu-health.js";
+import { BUSY_GPU_MIB, judgeHealth, parseHealth, type GpuHealth } from "../knowledge/gpu-health.js";
 import { allMarkers, detectProfile } from "../knowledge/detect.js";
 import { getProfile } from "../knowledge/profiles.js";
 
@@ -104,6 +104,14 @@ export function buildReport(raw: RawProbe, o: { profile?: Profile; ref: string; 
   if (running.length) {
     const idx = [...new Set(running.map((r) => r.gpu))].filter((x) => x !== null).sort();
     warnings.push(warning("GPU_BUSY", "warn", `GPU ${idx.join(",")} already hold${idx.length === 1 ? "s" : ""} another process's memory (pid ${running.map((r) => r.pid).slice(0, 4).join(", ")}); launch_queue skips ${idx.length === 1 ? "it" : "them"}.`));
+  }
+
+  // memory held with no process listed: another container's job on a shared host (its pids are not in this
+  // namespace) or a context a dead process left in the driver; launch_queue treats the GPU as busy either way
+  const listed = new Set(running.map((r) => r.gpu));
+  const unseen = gpus.filter((g) => (g.memory_used_mib ?? 0) >= BUSY_GPU_MIB && !listed.has(g.index));
+  if (unseen.length) {
+    warnings.push(warning("GPU_MEMORY_UNSEEN", "warn", `GPU ${unseen.map((g) => `${g.index} (${g.memory_used_mib} MiB)`).slice(0, 4).join(", ")}${unseen.length > 4 ? "…" : ""}: memory in use, no process listed — another container's job or a context left by a dead process; launch_queue skips ${unseen.length === 1 ? "it" : "them"}. If the box is yours alone, ask the provider or reboot before paying for it idle.`));
   }
 
   // one name for every GPU: said once (an 8-GPU box of "NVIDIA H100 80GB HBM3" repeats it eight times)

@@ -5,7 +5,7 @@
  */
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
-import { Duplex } from "node:stream";
+import { Duplex, PassThrough, Readable } from "node:stream";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { Client, SFTPWrapper } from "ssh2";
@@ -15,7 +15,7 @@ import { RefusalError, refuse } from "../common/result.js";
 import { forwardThrough, openConnection, withDiagnosis, type DialOptions } from "./connect.js";
 import type { ConnectFacts } from "./diagnose.js";
 import { CHANNEL_OPEN_MS, ChannelTimeoutError, ConnectionLostError, execOn } from "./exec.js";
-import { parseHostSpec, resolveHost, sshBinary } from "./resolve.js";
+import { cpuHasAes, parseHostSpec, resolveHost, sshBinary, transportCiphers } from "./resolve.js";
 import type { ExecOptions, ExecResult, Remote, ResolvedHost, SftpSession } from "./types.js";
 import { wrapSftp } from "./sftp.js";
 import { trackChild } from "../common/children.js";
@@ -377,8 +377,18 @@ export class SshRemote implements Remote {
     const prelude = Object.entries(env).map(([k, v]) => `export ${k}=${quote([v])}\n`).join("");
     const interp = script.endsWith(".py") ? "python3 -" : "bash -s --";
     const cmd = `${interp} ${args.map((a) => quote([a])).join(" ")}`.trim();
-    if (opts.stdin !== undefined) refuse("BAD_INPUT", "runScript streams the script itself over stdin", "Pass data through env or args.");
-    return this.exec(host, cmd, { ...opts, stdin: script.endsWith(".py") ? body : prelude + body });
+    // a stream given as stdin follows the script (bash reads its script from a pipe line by line, so what the
+    // script reads from stdin is that stream: box_lock.sh holds its lock until it ends)
+    if (opts.stdin !== undefined && !(opts.stdin instanceof Readable)) refuse("BAD_INPUT", "runScript streams the script itself over stdin", "Pass data through env or args.");
+    const head = script.endsWith(".py") ? body : prelude + body;
+    let stdin: string | Readable = head;
+    if (opts.stdin instanceof Readable) {
+      const joined = new PassThrough();
+      joined.write(head.endsWith("\n") ? head : `${head}\n`);
+      opts.stdin.pipe(joined);
+      stdin = joined;
+    }
+    return this.exec(host, cmd, { ...opts, stdin });
   }
 
   async sftp(host: string): Promise<SftpSession> {
@@ -426,9 +436,24 @@ export class SshRemote implements Remote {
       "-o", "RequestTTY=no",
       "-o", "ClearAllForwardings=yes",
     );
+    const ciphers = transportCiphers(h.ciphers, cpuHasAes());
+    if (ciphers) argv.push("-o", `Ciphers=${ciphers}`);
     if (parsed.port) argv.push("-p", String(parsed.port));
     const destination = parsed.user ? `${parsed.user}@${parsed.host}` : parsed.host;
     return { argv, destination };
+  }
+
+  warm(host: string, o: { transport?: boolean } = {}): void {
+    void this.connection(host).catch(() => { /* the call itself reports it */ });
+    if (!o.transport) return;
+    // `ssh … true` under ControlMaster=auto leaves the master behind (ControlPersist) for the rsync that follows;
+    // its exit, not its pipes, ends the wait (the persisting master inherits them)
+    void this.sshTransport(host).then((t) => {
+      const c = trackChild(spawn(t.argv[0], [...t.argv.slice(1), t.destination, "true"], { stdio: "ignore" }));
+      const timer = setTimeout(() => c.kill("SIGKILL"), 30_000);
+      c.on("exit", () => clearTimeout(timer));
+      c.on("error", () => clearTimeout(timer));
+    }, () => { /* the call itself reports it */ });
   }
 
   async close(): Promise<void> {

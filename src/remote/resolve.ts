@@ -141,6 +141,7 @@ export function hostFromSshG(out: string, spec: string, opts: ResolveOptions = {
   const pc = one("proxycommand");
   const agent = one("identityagent");
   const hostKeyAlias = one("hostkeyalias");
+  const ciphers = one("ciphers")?.split(",").filter(Boolean);
   return {
     spec,
     hostname,
@@ -157,5 +158,33 @@ export function hostFromSshG(out: string, spec: string, opts: ResolveOptions = {
     // the route is part of the identity: localhost:22 behind two different jump hosts is two different boxes
     key: `${user}@${hostname}:${port}${pj && pj !== "none" ? ` via ${pj}` : ""}${pc && pc !== "none" ? ` via-command ${pc}` : ""}`,
     ...(hostKeyAlias ? { hostKeyAlias } : {}),
+    ...(ciphers?.length ? { ciphers } : {}),
   } as ResolvedHost;
 }
+
+/** AES-GCM first when this CPU has AES instructions (x86 AES-NI, the ARMv8 crypto extension). */
+const AES_GCM = ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com"];
+let aesCpu: boolean | undefined;
+export function cpuHasAes(): boolean {
+  if (aesCpu === undefined) {
+    if (process.platform === "darwin") aesCpu = true; // every Mac since 2010 (AES-NI) and Apple silicon
+    else {
+      try { aesCpu = /^(flags|features)\s*:.*\baes\b/im.test(fs.readFileSync("/proc/cpuinfo", "utf8")); } catch { aesCpu = false; }
+    }
+  }
+  return aesCpu;
+}
+
+/**
+ * The cipher order an OpenSSH transport should offer, or undefined to leave OpenSSH's own: OpenSSH puts
+ * chacha20-poly1305 first, which costs twice the CPU of AES-GCM where the CPU has AES instructions (a
+ * loopback or LAN transfer is CPU-bound). Only the order of the ciphers the config already allows
+ * changes, never the set. Pure.
+ */
+export function transportCiphers(allowed: string[] | undefined, hasAes: boolean): string | undefined {
+  if (!hasAes || !allowed?.length) return undefined;
+  const gcm = AES_GCM.filter((c) => allowed.includes(c));
+  if (!gcm.length || allowed.slice(0, gcm.length).every((c, i) => c === gcm[i])) return undefined;
+  return [...gcm, ...allowed.filter((c) => !gcm.includes(c))].join(",");
+}
+

@@ -19,6 +19,8 @@ export interface ResolvedHost {
   connectTimeoutMs: number;
   /** OpenSSH HostKeyAlias: the name looked up in known_hosts instead of hostname/port */
   hostKeyAlias?: string;
+  /** the ciphers OpenSSH would offer, in its order (`ssh -G`); absent when it did not say */
+  ciphers?: string[];
   /** stable identity of the endpoint: user@hostname:port, plus the route (ProxyJump / ProxyCommand) when there is one */
   key: string;
 }
@@ -72,6 +74,8 @@ export interface Remote {
    * before `:path` (e.g. rsync -e "<argv joined, shell-quoted>" src "<destination>:<path>").
    */
   sshTransport(host: string): Promise<{ argv: string[]; destination: string }>;
+  /** start connecting ahead of need (the pooled connection; with `transport`, also the OpenSSH master sshTransport reuses); never throws */
+  warm?(host: string, o?: { transport?: boolean }): void;
   close(): Promise<void>;
 }
 

@@ -74,6 +74,8 @@ export async function push(ctx: TransferContext, req: PushRequest): Promise<Tran
   }
   if (!st.isDirectory()) refuse("BAD_INPUT", `local_dir: ${req.localDir} is not a directory`, "Pass the project directory, not a file.");
 
+  // the connections the push will need open while the tree is scanned (nothing is sent before the refusals)
+  if (!req.dryRun) ctx.remote.warm?.(req.host, { transport: localRsyncFlavour().usable });
   // 1. scan: exactly the files that would go, evaluated before anything leaves this machine
   const scan = await scanPushTree(localDir, req.exclude ?? []);
   const flavour = localRsyncFlavour();
@@ -93,6 +95,7 @@ export async function push(ctx: TransferContext, req: PushRequest): Promise<Tran
   const prep = await prepareRemoteDir(ctx.remote, req.host, req.remoteDir, "remote_dir");
   const hostKey = await ctx.remote.resolve(req.host).then((h) => h.key, () => req.host);
   return withTransferLock([`push:${hostKey}:${prep.dir}`], `pushing into ${req.host}:${prep.dir}`, async (lock) => {
+    if (lock.box?.state === "unsupported") warnings.push(warning("BOX_LOCK_UNAVAILABLE", "info", `no box-side lock (${lock.box.why}): a push from another machine into ${prep.dir} at the same time is not stopped`));
     // 3. never change a file under a live run; refused before a byte is sent
     const useRsync = prep.hasRsync && flavour.usable;
     if (files.length) await guardLiveRuns(ctx, req.host, req.remoteDir, prep.dir, localDir, files, useRsync);
@@ -128,5 +131,5 @@ export async function push(ctx: TransferContext, req: PushRequest): Promise<Tran
     await recordPush(ctx.ledger, { host: req.host, hostKey, remoteDir: prep.dir, localDir, files: files.length, bytes: bytesTotal });
     await ctx.progress(bytesTotal, bytesTotal, "done");
     return { ok: true, ...out, warnings };
-  });
+  }, undefined, files.length ? { remote: ctx.remote, host: req.host, dir: prep.dir } : undefined);
 }
