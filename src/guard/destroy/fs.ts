@@ -313,6 +313,6 @@ export function checkChmod(rest: Word[], st: State): void {
   const ssh = `${st.home}/.ssh`;
   for (const w of pos.slice(1)) {
     const abs = st.resolvePath(w.text);
-    if (abs && (abs === st.home || abs === ssh || abs.startsWith(ssh + "/"))) push(st, "disk", `chmod ${mode}`, `takes the owner's access to ${show(w)}: ssh logins to the box stop working`);
+    if (abs && (abs === st.home || abs === ssh || abs.startsWith(ssh + "/"))) push(st, "lockout", `chmod ${mode}`, `takes the owner's access to ${show(w)}: ssh logins to the box stop working`);
   }
 }

@@ -30,27 +30,27 @@ export function checkPower(name: string, rest: Word[], at: At, st: State): boole
       if (verb && POWER_VERB.test(verb)) push(st, "power", `${name} ${verb}`, "powers off / reboots the machine");
       else if (name === "loginctl" && verb && /^(terminate|kill)-(user|session|seat)$/.test(verb)) push(st, "kill", `loginctl ${verb}`, "ends every process of a user or session, every run with them");
       else if (verb && /^(isolate|start|restart|reload-or-restart|try-restart|enable)$/.test(verb) && pos.some((t) => POWER_TARGET.test(t))) push(st, "power", `${name} ${verb}`, "switches to a power-off/reboot target");
-      else if (name === "systemctl" && verb && /^(stop|kill|mask|disable)$/.test(verb) && pos.some((t) => /^(ssh|sshd|openssh-server)(\.service)?$/.test(t))) push(st, "power", `systemctl ${verb} sshd`, "cuts every way back into the box");
+      else if (name === "systemctl" && verb && /^(stop|kill|mask|disable)$/.test(verb) && pos.some((t) => /^(ssh|sshd|openssh-server)(\.service)?$/.test(t))) push(st, "lockout", `systemctl ${verb} sshd`, "cuts every way back into the box");
       return true;
     }
     case "service": case "rc-service": {
       const pos = positionals(texts);
-      if (/^(ssh|sshd|openssh-server|openssh)$/.test(pos[0] ?? "") && /^(stop|disable|mask|kill)$/.test(pos[1] ?? "")) push(st, "power", `service ${pos[0]} ${pos[1]}`, "cuts every way back into the box");
+      if (/^(ssh|sshd|openssh-server|openssh)$/.test(pos[0] ?? "") && /^(stop|disable|mask|kill)$/.test(pos[1] ?? "")) push(st, "lockout", `service ${pos[0]} ${pos[1]}`, "cuts every way back into the box");
       return true;
     }
     case "iptables": case "ip6tables": case "iptables-legacy": case "iptables-nft": {
       const p = texts.findIndex((t) => t === "-P" || t === "--policy");
       const jump = texts.findIndex((t) => t === "-j" || t === "--jump");
-      if ((p >= 0 && /^(INPUT|OUTPUT)$/.test(texts[p + 1] ?? "") && /^(DROP|REJECT)$/.test(texts[p + 2] ?? "")) || (jump >= 0 && /^(DROP|REJECT)$/.test(texts[jump + 1] ?? "") && texts.some((t) => /^(INPUT|OUTPUT)$/.test(t)))) push(st, "power", name, "firewall rule that drops traffic to the box: ssh (this server and you) can be cut off");
+      if ((p >= 0 && /^(INPUT|OUTPUT)$/.test(texts[p + 1] ?? "") && /^(DROP|REJECT)$/.test(texts[p + 2] ?? "")) || (jump >= 0 && /^(DROP|REJECT)$/.test(texts[jump + 1] ?? "") && texts.some((t) => /^(INPUT|OUTPUT)$/.test(t)))) push(st, "lockout", name, "firewall rule that drops traffic to the box: ssh (this server and you) can be cut off");
       return true;
     }
     case "ufw": {
       const pos = positionals(texts);
-      if (pos[0] === "enable" || pos[0] === "deny" || pos[0] === "reject" || (pos[0] === "default" && /^(deny|reject)$/.test(pos[1] ?? ""))) push(st, "power", `ufw ${pos[0]}`, "firewall change that can cut ssh to the box off");
+      if (pos[0] === "enable" || pos[0] === "deny" || pos[0] === "reject" || (pos[0] === "default" && /^(deny|reject)$/.test(pos[1] ?? ""))) push(st, "lockout", `ufw ${pos[0]}`, "firewall change that can cut ssh to the box off");
       return true;
     }
     case "passwd": case "usermod": case "chage": case "chsh": {
-      if (texts.some((t) => /^(-l|--lock|-L|-d|--delete|-e|--expire|--expiredate|-E)$/.test(t)) || (name === "chsh" || name === "usermod") && texts.some((t) => /nologin|\/bin\/false$/.test(t))) push(st, "power", `${name} ${texts.find((t) => t.startsWith("-")) ?? ""}`.trim(), "locks or expires an account the box is reached with");
+      if (texts.some((t) => /^(-l|--lock|-L|-d|--delete|-e|--expire|--expiredate|-E)$/.test(t)) || (name === "chsh" || name === "usermod") && texts.some((t) => /nologin|\/bin\/false$/.test(t))) push(st, "lockout", `${name} ${texts.find((t) => t.startsWith("-")) ?? ""}`.trim(), "locks or expires an account the box is reached with");
       return true;
     }
     case "busctl": case "dbus-send": case "gdbus": case "qdbus":

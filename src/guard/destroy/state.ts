@@ -5,7 +5,7 @@
  */
 import { UNKNOWN, type SimpleCommand, type Word } from "../shell.js";
 
-export type DestroyKind = "instance" | "power" | "k8s" | "scancel" | "kill" | "delete" | "truncate" | "disk" | "obfuscated";
+export type DestroyKind = "instance" | "power" | "k8s" | "scancel" | "kill" | "delete" | "truncate" | "disk" | "lockout" | "obfuscated";
 
 export interface DestroyFinding {
   kind: DestroyKind;
