@@ -149,6 +149,7 @@ export function isCredentialValue(v: string, strength: "password" | "named"): bo
   if (/^(true|false|yes|no|none|null|nil|empty|on|off|auto|default|disabled?|enabled?|required|optional|unset|n\/a|-)$/i.test(v)) return false;
   if (strength !== "password" && /^\d{1,7}$/.test(v)) return false; // max_token=512, pad token ids
   if (/^(\/|~\/|\.\.?\/)/.test(v)) return false; // a path to the file holding it
+  if (/\.[*+]|\\[sdwSDW]|\[\^|\(\?[:=!]/.test(v)) return false; // a regex or sed pattern (`s/password: .*/…/`), not a value
   return true;
 }
 
@@ -374,7 +375,7 @@ export const SECRET_RULES: SecretRule[] = [
     id: "password-option",
     hint: ["-p", "-u", "--", "-a", "pass:"],
     label: "password/token passed as a command-line option (mysql -p…, sshpass -p, docker login -p, curl -u user:pass, --password/--token …)",
-    re: /(?:(?:^|[\s;|&(])--?(?:password|passwd|pass|pwd|token|secret|api-?key|apikey|access-?key|secret-?key|auth-?token|private-?key|http-password|ftp-password|proxy-password)(?:=|[ \t]+)|\b(?:mysql|mysqldump|mariadb|mysqladmin|mysqlimport|mysqlsh|mysqlcheck)\b[^\n|;&]*?[ \t]-p|\bsshpass\b[^\n|;&]*?[ \t]-p[ \t]*|\bredis-cli\b[^\n|;&]*?[ \t]-a[ \t]+|\b(?:mongo|mongosh|mongodump|mongorestore)\b[^\n|;&]*?[ \t]-p[ \t]+|[ \t]-pass(?:in|out)?[ \t]+pass:|\bdocker\b[^\n|;&]*?\blogin\b[^\n|;&]*?[ \t]-p[ \t]+|\b(?:curl|wget|http)\b[^\n|;&]*?[ \t](?:-u|--user)[ \t]*["']?[^\s:"']*:|\blftp\b[^\n|;&]*?[ \t]-u[ \t]*["']?[^\s,"']*,|\b(?:smbclient|rpcclient|smbmap|net)\b[^\n|;&]*?[ \t](?:-U|--user)[ \t]*["']?[^\s%"']*%)(["']?)([^\s"'`;|&<>]{1,512})/gi,
+    re: /(?:(?:^|[\s;|&(])--?(?:password|passwd|pass|pwd|token|secret|api-?key|apikey|access-?key|secret-?key|auth-?token|private-?key|http-password|ftp-password|proxy-password|oauth2-bearer|bearer|client-secret)(?:=|[ \t]+)|\b(?:mysql|mysqldump|mariadb|mysqladmin|mysqlimport|mysqlsh|mysqlcheck)\b[^\n|;&]*?[ \t]-p|\bsshpass\b[^\n|;&]*?[ \t]-p[ \t]*|\bredis-cli\b[^\n|;&]*?[ \t]-a[ \t]+|\b(?:mongo|mongosh|mongodump|mongorestore)\b[^\n|;&]*?[ \t]-p[ \t]+|[ \t]-pass(?:in|out)?[ \t]+pass:|\bdocker\b[^\n|;&]*?\blogin\b[^\n|;&]*?[ \t]-p[ \t]+|\baz\b[^\n|;&]*?\blogin\b[^\n|;&]*?[ \t]-p[ \t]+|\b(?:curl|wget|http)\b[^\n|;&]*?[ \t](?:-u|--user)[ \t]*["']?[^\s:"']*:|\blftp\b[^\n|;&]*?[ \t]-u[ \t]*["']?[^\s,"']*,|\b(?:smbclient|rpcclient|smbmap|net)\b[^\n|;&]*?[ \t](?:-U|--user)[ \t]*["']?[^\s%"']*%)(["']?)([^\s"'`;|&<>]{1,512})/gi,
     group: 2,
     accept: (v, m) => isCredentialValue(v, /pass|pwd|-p$|:$|,$|%$/i.test(m[0].slice(0, m[0].length - v.length - m[1]!.length).trim()) ? "password" : "named"),
   },
@@ -394,6 +395,27 @@ export const SECRET_RULES: SecretRule[] = [
     re: /\b(?:echo|printf)[ \t]+(?:-[neE]+[ \t]+)?(["']?)([^\s"'|;&$`]{1,256})\1[ \t]*\|[ \t]*sudo\b[^\n|;&]*?[ \t](?:-[a-zA-Z]*S|--stdin)\b/g,
     group: 2,
     accept: (v) => isCredentialValue(v, "password"),
+  },
+  {
+    id: "cli-config-credential",
+    hint: ["config", "authtoken"],
+    label: "a credential stored through a CLI's config command (aws configure set NAME V, npm/pip/git config NAME V, ngrok add-authtoken V)",
+    re: /\b(?:(?:aws[ \t]+configure[ \t]+set|(?:npm|pnpm|yarn)[ \t]+config[ \t]+set|pip[ \t]+config[ \t]+set|git[ \t]+config(?:[ \t]+--(?:global|local|system))?|conda[ \t]+config[ \t]+--set|gh[ \t]+config[ \t]+set)[ \t]+([\w.:\/@-]+)|(add-authtoken|authtoken))[ \t]+(["']?)([^\s"'`;|&<>]{6,512})/g,
+    group: 4,
+    accept: (v, m) => {
+      if (m[2]) return tokenOk(v) && v.length >= 20;
+      const name = (m[1] ?? "").split(/[.:\/]/).pop() ?? "";
+      const s = credentialName(name.replace(/-/g, "_"));
+      return s !== null && s !== "named-weak" && isCredentialValue(v, s);
+    },
+  },
+  {
+    id: "url-token-user",
+    hint: ["@"],
+    label: "a token as the user part of a URL (https://TOKEN@host)",
+    re: /[a-z][a-z0-9+.-]*:\/\/([A-Za-z0-9_-]{20,256})@[A-Za-z0-9[]/g,
+    group: 1,
+    accept: (v) => looksGenerated(v, "named"),
   },
   {
     id: "kaggle-key",

@@ -176,11 +176,11 @@ export function redactCutLines(lines: string[], opts: { firstPartial: boolean; c
  */
 function dropWrapTail(dropped: string, ls: string[]): void {
   let prev = dropped;
-  while (ls.length > 0 && /[A-Za-z0-9_+\/=.:-]$/.test(prev)) {
+  while (ls.length > 0 && /[A-Za-z0-9_+\/=.:-]\r?$/.test(prev)) {
     const next = ls[0]!;
     const m = /^[A-Za-z0-9_+\/=.-]{8,}/.exec(next);
     if (!m) return;
-    if (m[0].length === next.length) { prev = ls.shift()!; continue; }
+    if (m[0].length === next.replace(/\r$/, "").length) { prev = ls.shift()!; continue; }
     ls[0] = "…" + next.slice(m[0].length);
     return;
   }

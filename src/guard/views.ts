@@ -61,8 +61,9 @@ function joinWraps(v: View): View | null {
   let lineStart = 0;
   for (let i = 0; i < t.length; i++) {
     if (t[i] !== "\n") continue;
-    const len = i - lineStart;
-    if (len >= WRAP_MIN && /[A-Za-z0-9_+\/=.:-]/.test(t[i - 1] ?? "") && /[A-Za-z0-9_+\/=.-]/.test(t[i + 1] ?? "")) drop.add(i);
+    const cr = t[i - 1] === "\r" ? 1 : 0;
+    const len = i - cr - lineStart;
+    if (len >= WRAP_MIN && /[A-Za-z0-9_+\/=.:-]/.test(t[i - 1 - cr] ?? "") && /[A-Za-z0-9_+\/=.-]/.test(t[i + 1] ?? "")) { drop.add(i); if (cr) drop.add(i - 1); }
     lineStart = i + 1;
   }
   if (drop.size === 0) return null;
@@ -70,7 +71,7 @@ function joinWraps(v: View): View | null {
   const from: number[] = [];
   const to: number[] = [];
   for (let i = 0; i < t.length; i++) {
-    if (drop.has(i)) { joins.push(out.length); continue; }
+    if (drop.has(i)) { if (t[i] === "\n") joins.push(out.length); continue; }
     out.push(t[i]!); from.push(v.from[i]!); to.push(v.to[i]!);
   }
   return { text: out.join(""), from, to, joins };
@@ -85,19 +86,20 @@ function mapBack(v: View, spans: SecretSpan[], onlyJoins: boolean): SecretSpan[]
   return out;
 }
 
-const B64_RUN = /(?<![A-Za-z0-9+\/_-])[A-Za-z0-9+\/_-]{16,4096}={0,2}(?![A-Za-z0-9+\/=_-])/g;
+const B64_RUN = /(?<![A-Za-z0-9+\/_-])[A-Za-z0-9+\/_-]{16,8192}={0,2}(?![A-Za-z0-9+\/=_-])/g;
 
-/** base64 (or base64url) runs that decode to text holding a secret: the whole run is one */
-function base64Spans(s: string): SecretSpan[] {
+/** base64 (or base64url) and hex runs that decode to text holding a secret: the whole run is one */
+function encodedSpans(s: string): SecretSpan[] {
   const out: SecretSpan[] = [];
   B64_RUN.lastIndex = 0;
   let m: RegExpExecArray | null;
   let tried = 0;
   while ((m = B64_RUN.exec(s)) !== null && tried < 256) {
     const run = m[0];
-    if (!/[A-Z]/.test(run) || !/[a-z]/.test(run) || /^[0-9a-f]+$/i.test(run)) continue;
+    const isHex = /^(?:[0-9a-f]{2}){12,}$|^(?:[0-9A-F]{2}){12,}$/.test(run);
+    if (!isHex && (!/[A-Z]/.test(run) || !/[a-z]/.test(run))) continue;
     tried++;
-    const dec = Buffer.from(run, "base64").toString("latin1");
+    const dec = Buffer.from(run, isHex ? "hex" : "base64").toString("latin1");
     if (dec.length < 8) continue;
     let printable = 0;
     for (let i = 0; i < dec.length; i++) { const c = dec.charCodeAt(i); if ((c >= 0x20 && c < 0x7f) || c === 9 || c === 10 || c === 13) printable++; }
@@ -120,10 +122,14 @@ export function viewSpans(s: string): SecretSpan[] {
     out.push(...mapBack(j, scanSecrets(j.text), false));
     if (j.text.includes("\\")) { j = rewrite(j, JSON_ESC, unescapeJson); out.push(...mapBack(j, scanSecrets(j.text), false)); }
   }
+  out.push(...encodedSpans(s));
   if (s.length >= WRAP_MIN && s.includes("\n")) {
     const w = joinWraps(base ?? identity(s));
-    if (w) out.push(...mapBack(w, scanSecrets(w.text), true));
+    if (w) {
+      out.push(...mapBack(w, scanSecrets(w.text), true));
+      // `base64` / `xxd -p` output wraps at 76 / 60 columns: decoded whole
+      out.push(...mapBack(w, encodedSpans(w.text), true));
+    }
   }
-  out.push(...base64Spans(s));
   return out;
 }

@@ -331,3 +331,38 @@ export const SIBLING_HARMLESS: string[] = [
   `kill -9 12345`, `kill -TERM %1`, `tmux kill-session -t mytb`, `systemctl status ssh`, `service --status-all`, `iptables -L`, `passwd --status root`, `cat /etc/ssh/sshd_config`,
   `python -c "eval('1+1')"`, `python -c "exec('print(1)')"`, `python -c "import torch; m = torch.nn.Linear(2,2); m.eval()"`, `python -c "import json; json.loads(input())"`,
 ];
+
+const PW = "Pa55w0rd!xQ"; 
+const R = al(32, "r2"); const HF = "hf_" + al(34, "hf2"); const GL = "glpat-" + al(20, "gl2");
+
+/** credential siblings (second round): other producers for sudo -S, config commands, token-only URL users, libpq strings … */
+export const SIBLING_CREDS: string[] = [
+  `sudo -kS apt update <<< '${PW}'`, `yes '${PW}' | sudo -S ls`, `mysql --user=root --password="${PW}"`, `psql "host=db user=ml password=${PW} dbname=x"`,
+  `curl --user "bob:${PW}" https://x.io`, `curl -u 'bob:${PW}' https://x.io`, `curl --oauth2-bearer ${R} https://x.io`, `wget --http-password=${PW} https://x.io/f`,
+  `git clone https://oauth2:${GL}@gitlab.com/o/r.git`, `python -c "import redis; redis.Redis(host='h', password='${PW}')"`, `echo ${HF} > ~/.huggingface/token`,
+  `az login --service-principal -u app -p ${R} --tenant t`, `aws configure set aws_session_token ${al(120, "st2")}`, `ngrok config add-authtoken ${al(27, "ng")}_${al(21, "ng2")}`,
+  `git config --global url."https://${R}@github.com/".insteadOf https://github.com/`, `cat > cfg.yaml <<EOF\ndb:\n  password: ${PW}\nEOF`,
+  `curl -d '{"password":"${PW}"}' https://x.io/login`, `curl -d 'username=bob&password=${PW}' https://x.io/login`, `python x.py --openai-key sk-${al(48, "o")}`,
+  `a=hf_; b=${HF.slice(3)}; huggingface-cli login --token $a$b`, `export GOOGLE_APPLICATION_CREDENTIALS_JSON='{"type":"service_account","private_key":"-----BEGIN PRIVATE KEY-----\\n${al(64, "k")}\\n-----END PRIVATE KEY-----\\n"}'`,
+  `HUGGING_FACE_HUB_TOKEN=${HF} python up.py`, `export AWS_SECRET_ACCESS_KEY=$(echo ${Buffer.from(al(40, "aw")).toString("base64")} | base64 -d)`, `vercel deploy --token ${R}`,
+  `ssh-add - <<< "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjE${al(60, "os")}\n-----END OPENSSH PRIVATE KEY-----"`, `python train.py --hub-token=${HF}`,
+];
+
+/** credential look-alikes of the second round: none may be refused */
+export const SIBLING_CRED_HARMLESS: string[] = [
+  `python train.py --password-file /run/secrets/pw`, `python train.py --token-limit 4096`, `python gen.py --max_tokens 2048`, `export TOKENIZER_NAME=bert-base-uncased`,
+  `git log --author=bob`, `ssh -i ~/.ssh/id_ed25519 user@host`, `curl -u "$USER:$PASS" https://x.io`, `echo "password: \${PW}" > cfg.yaml`, `mysql -p`, `sudo -S true < /run/secrets/sudo_pw`,
+  `yes | apt-get install -y htop`, `yes | pip uninstall torch`, `python -c "import secrets; print(secrets.token_urlsafe(32))"`, `openssl rand -base64 32`, `export SESSION_SECRET=$(openssl rand -hex 32)`,
+  `htpasswd -c .htpasswd bob`, `ssh-keygen -N "" -f k`, `docker login -u bob --password-stdin < pw.txt`, `curl -H "Authorization: Bearer $(cat token)" https://x.io`, `export WANDB_PROJECT=token-budget`,
+  `python sweep.py --secret-sauce on`, `sed -i 's/password: .*/password: \${DB_PW}/' cfg.yaml`, `grep -r "password" .`, `echo 'token: <your-token-here>' > example.yaml`, `export AWS_DEFAULT_REGION=us-east-1`,
+  `aws configure set region us-east-1`, `git clone https://github.com/huggingface/transformers`, `pip install sk-video hf-transfer`, `git clone https://bob@git.corp.io/r.git`, `git config --global url."https://github.com/".insteadOf git@github.com:`,
+  `curl -d '{"prompt":"hello","max_tokens":8}' localhost:8000/v1/completions`, `passwd root`, `passwd --status root`, `yes y | python setup.py`,
+];
+
+/** outputs of the second round: CRLF-wrapped lines, wrapped base64 of a credentials file, hex of a token */
+export const SIBLING_OUTPUTS: [string, string, string[]][] = [
+  ["bearer ansi", `Authorization: Bearer ${E}[0m${R}\n`, [R]], ["crlf wrap", (`token=${HF}`.match(/.{1,30}/g)!.join("\r\n")) + "\r\n", [HF]],
+  ["b64 wrapped", Buffer.from(`[default]\naws_access_key_id = AKIA${al(16, "ak").toUpperCase()}\naws_secret_access_key = ${al(40, "sk")}\n`).toString("base64").match(/.{1,76}/g)!.join("\n") + "\n", [al(40, "sk")]],
+  ["hex", Buffer.from(`HF_TOKEN=${HF}`).toString("hex") + "\n", [Buffer.from(`HF_TOKEN=${HF}`).toString("hex")]],
+  ["hex xxd", Buffer.from(`export HF_TOKEN=${HF}\n`).toString("hex").match(/.{1,60}/g)!.join("\n") + "\n", [Buffer.from(HF).toString("hex")]],
+];

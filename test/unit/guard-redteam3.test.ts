@@ -38,6 +38,11 @@ describe("red-team set 3", () => {
     const falses = SIBLING_HARMLESS.flatMap((c) => both.map(([t, f]) => [t, f(c)] as const).filter(([, r]) => r).map(([t, r]) => `${t} ${c} -> ${r!.reason.slice(0, 100)}`));
     expect({ missed, falses }).toEqual({ missed: [], falses: [] });
   });
+  it("credential siblings are refused, their look-alikes are not", () => {
+    const missed = SIBLING_CREDS.flatMap((c) => both.filter(([, f]) => f(c)?.code !== "SECRET_INLINE").map(([t]) => `${t} ${c.slice(0, 100)}`));
+    const falses = SIBLING_CRED_HARMLESS.flatMap((c) => both.map(([t, f]) => [t, f(c)] as const).filter(([, r]) => r).map(([t, r]) => `${t} ${c} -> ${r!.reason.slice(0, 100)}`));
+    expect({ missed, falses }).toEqual({ missed: [], falses: [] });
+  });
   it("no ordinary ML/ops command is refused", () => {
     const falses: string[] = [];
     for (const c of HARMLESS) for (const [t, f] of both) { const r = f(c); if (r) falses.push(`${t} ${JSON.stringify(c).slice(0, 100)} -> ${r.code} ${r.reason.slice(0, 110)}`); }
@@ -46,7 +51,7 @@ describe("red-team set 3", () => {
 });
 
 import { redactCutLines, redactCutText, redactText, redactThenTail } from "../../src/guard/redact.js";
-import { CLEAN_OUTPUTS, OUTPUTS } from "../helpers/redteam3Corpus.js";
+import { CLEAN_OUTPUTS, OUTPUTS, SIBLING_CREDS, SIBLING_CRED_HARMLESS, SIBLING_OUTPUTS } from "../helpers/redteam3Corpus.js";
 
 /** a leak: the value, or any 12-character piece of a longer one, survives */
 function leaked(out: string, vals: string[]): string | null {
@@ -60,7 +65,7 @@ function leaked(out: string, vals: string[]): string | null {
 describe("red-team set 3: outputs", () => {
   it("0 leaks: ANSI, carriage returns, wrapped lines, base64, JSON escapes; whole and cut", () => {
     const leaks: string[] = [];
-    for (const [name, text, vals] of OUTPUTS) {
+    for (const [name, text, vals] of [...OUTPUTS, ...SIBLING_OUTPUTS]) {
       const see = (how: string, out: string): void => { const l = leaked(out, vals); if (l) leaks.push(`${name} ${how}: ${l}…`); };
       see("whole", redactText(text));
       for (const n of [Math.floor(text.length * 0.6), Math.floor(text.length * 0.9)]) {
