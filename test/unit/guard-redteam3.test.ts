@@ -5,7 +5,9 @@
  */
 import { describe, expect, it } from "vitest";
 import { guardInputs, type GuardContext } from "../../src/guard/inputs.js";
-import { CREDS, CRED_ENVS, DESTROYS, HARMLESS, SIBLING_DESTROYS, SIBLING_HARMLESS } from "../helpers/redteam3Corpus.js";
+import { redactCutLines, redactCutText, redactText, redactThenTail } from "../../src/guard/redact.js";
+import { leaked } from "../helpers/leaked.js";
+import { CLEAN_OUTPUTS, CREDS, CRED_ENVS, DESTROYS, HARMLESS, OUTPUTS, SIBLING_CREDS, SIBLING_CRED_HARMLESS, SIBLING_DESTROYS, SIBLING_HARMLESS, SIBLING_OUTPUTS } from "../helpers/redteam3Corpus.js";
 
 const ctx: GuardContext = { protectedPaths: ["/root", "/root/autodl-tmp", "/root/autodl-fs"], ownJobIds: ["4242"], pushedFile: () => undefined };
 const viaExec = (c: string) => guardInputs("remote_exec", { host: "x.invalid", command: c, cwd: "/root/proj" }, ctx);
@@ -50,23 +52,12 @@ describe("red-team set 3", () => {
   });
 });
 
-import { redactCutLines, redactCutText, redactText, redactThenTail } from "../../src/guard/redact.js";
-import { CLEAN_OUTPUTS, OUTPUTS, SIBLING_CREDS, SIBLING_CRED_HARMLESS, SIBLING_OUTPUTS } from "../helpers/redteam3Corpus.js";
-
-/** a leak: the value, or any 12-character piece of a longer one, survives */
-function leaked(out: string, vals: string[]): string | null {
-  for (const v of vals) {
-    const pieces = v.length <= 12 ? [v] : Array.from({ length: v.length - 11 }, (_, i) => v.slice(i, i + 12));
-    if (pieces.some((p) => out.includes(p))) return v.slice(0, 8);
-  }
-  return null;
-}
 
 describe("red-team set 3: outputs", () => {
   it("0 leaks: ANSI, carriage returns, wrapped lines, base64, JSON escapes; whole and cut", () => {
     const leaks: string[] = [];
     for (const [name, text, vals] of [...OUTPUTS, ...SIBLING_OUTPUTS]) {
-      const see = (how: string, out: string): void => { const l = leaked(out, vals); if (l) leaks.push(`${name} ${how}: ${l}…`); };
+      const see = (how: string, out: string): void => { const l = leaked(out, vals, 12); if (l) leaks.push(`${name} ${how}: ${l}…`); };
       see("whole", redactText(text));
       for (const n of [Math.floor(text.length * 0.6), Math.floor(text.length * 0.9)]) {
         see(`tail${n}`, redactThenTail(text, n).text);
