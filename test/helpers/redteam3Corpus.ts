@@ -290,6 +290,7 @@ export const CLEAN_OUTPUTS: string[] = [
  * functions, startup files, and ways to lock the box's login out. Each must be refused.
  */
 export const SIBLING_DESTROYS: string[] = [
+  `ip link set eth0 down`, `ifdown eth0`, `route del default`, `ip route flush table main`, `nmcli networking off`,
   `sudo -Eu root vastai destroy instance 1`, `sudo --user=root vastai destroy instance 1`, `sudo -u#0 vastai destroy instance 1`, `doas -u root poweroff`,
   `exec -c vastai destroy instance 1`, `exec -l poweroff`, `timeout -v 5 vastai destroy instance 1`, `timeout 1h poweroff`, `nice --adjustment=5 poweroff`,
   `env -S 'vastai destroy instance 1'`, `command -- vastai destroy instance 1`, `"$(which vastai)" destroy instance 1`, `$(command -v vastai) destroy instance 1`,
@@ -321,6 +322,7 @@ export const SIBLING_DESTROYS: string[] = [
 
 /** harmless siblings of the same classes: none may be refused */
 export const SIBLING_HARMLESS: string[] = [
+  `ip addr`, `ip route`, `ifconfig`, `ip link show`, `ip -br a`, `nmcli device status`,
   `sudo -u ubuntu python train.py`, `sudo -E python train.py`, `timeout 1h python train.py`, `exec -a trainer python train.py`, `env -S 'python train.py'`,
   `python -c "import subprocess; subprocess.run(['nvidia-smi'])"`, `python -c "import os; os.system('ls -la')"`, `node -e "require('child_process').execSync('ls')"`,
   `curl -X GET https://console.vast.ai/api/v0/instances/`, `curl -X DELETE http://localhost:8080/cache`, `printf 'ls\\n' | bash`, `echo 'nvidia-smi' | sh`,

@@ -44,6 +44,11 @@ export function checkPower(name: string, rest: Word[], at: At, st: State): boole
       if ((p >= 0 && /^(INPUT|OUTPUT)$/.test(texts[p + 1] ?? "") && /^(DROP|REJECT)$/.test(texts[p + 2] ?? "")) || (jump >= 0 && /^(DROP|REJECT)$/.test(texts[jump + 1] ?? "") && texts.some((t) => /^(INPUT|OUTPUT)$/.test(t)))) push(st, "lockout", name, "firewall rule that drops traffic to the box: ssh (this server and you) can be cut off");
       return true;
     }
+    case "ip": case "ifdown": case "ifconfig": case "route": case "nmcli": {
+      const t = texts.join(" ");
+      if (name === "ifdown" || (name === "ip" && /\blink\s+set\b.*\bdown\b|\broute\s+(del|delete|flush)\b/.test(t)) || (name === "ifconfig" && /\bdown\b/.test(t)) || (name === "route" && /\bdel\b.*\bdefault\b/.test(t)) || (name === "nmcli" && /\b(down|off|disconnect)\b/.test(t))) push(st, "lockout", name, "takes the box's network down: ssh (this server and you) is cut off");
+      return name !== "ip";
+    }
     case "ufw": {
       const pos = positionals(texts);
       if (pos[0] === "enable" || pos[0] === "deny" || pos[0] === "reject" || (pos[0] === "default" && /^(deny|reject)$/.test(pos[1] ?? ""))) push(st, "lockout", `ufw ${pos[0]}`, "firewall change that can cut ssh to the box off");
