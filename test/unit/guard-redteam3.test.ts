@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { guardInputs, type GuardContext } from "../../src/guard/inputs.js";
 import { redactCutLines, redactCutText, redactText, redactThenTail } from "../../src/guard/redact.js";
 import { leaked } from "../helpers/leaked.js";
-import { CLEAN_OUTPUTS, CREDS, CRED_ENVS, DESTROYS, HARMLESS, OUTPUTS, SIBLING_CREDS, SIBLING_CRED_HARMLESS, SIBLING_DESTROYS, SIBLING_HARMLESS, SIBLING_OUTPUTS } from "../helpers/redteam3Corpus.js";
+import { CLEAN_OUTPUTS, CREDS, CRED_ENVS, DESTROYS, HARMLESS, OUTPUTS, SIBLING_CREDS, SETUP_HARMLESS, SIBLING_CRED_HARMLESS, SIBLING_DESTROYS, SIBLING_HARMLESS, SIBLING_OUTPUTS } from "../helpers/redteam3Corpus.js";
 
 const ctx: GuardContext = { protectedPaths: ["/root", "/root/autodl-tmp", "/root/autodl-fs"], ownJobIds: ["4242"], pushedFile: () => undefined };
 const viaExec = (c: string) => guardInputs("remote_exec", { host: "x.invalid", command: c, cwd: "/root/proj" }, ctx);
@@ -47,7 +47,7 @@ describe("red-team set 3", () => {
   });
   it("no ordinary ML/ops command is refused", () => {
     const falses: string[] = [];
-    for (const c of HARMLESS) for (const [t, f] of both) { const r = f(c); if (r) falses.push(`${t} ${JSON.stringify(c).slice(0, 100)} -> ${r.code} ${r.reason.slice(0, 110)}`); }
+    for (const c of [...HARMLESS, ...SETUP_HARMLESS]) for (const [t, f] of both) { const r = f(c); if (r) falses.push(`${t} ${JSON.stringify(c).slice(0, 100)} -> ${r.code} ${r.reason.slice(0, 110)}`); }
     expect(falses).toEqual([]);
   });
 });

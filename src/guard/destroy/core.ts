@@ -25,12 +25,18 @@ const INERT = new Set([
   ":", "jq", "yq", "diff", "stat", "file", "du", "df", "logger", "wall", "notify-send", "git", "sort", "uniq", "nvidia-smi",
 ]);
 
+/**
+ * `eval "$(conda shell.bash hook)"`, `eval "$(ssh-agent -s)"`, `eval "$(pyenv init -)"`: eval of what a
+ * known environment-setup tool prints (shell functions and variables) is ordinary setup, not opaque.
+ */
+const ENV_HOOK_EVAL = /(^|[;&|\n]\s*|\s)eval\s+"?\$\(\s*(?:[\w.\/-]*\/)?(?:(?:conda|mamba|micromamba)\s+shell(?:\.\w+)?\s+hook(?:\s+--?[\w=-]+(?:\s+\w+)?)*|(?:pyenv|rbenv|nodenv|goenv|jenv|plenv)\s+(?:init|virtualenv-init)(?:\s+-\S*)*|direnv\s+hook\s+\w+|ssh-agent(?:\s+-[sc])?|keychain\s+--eval[^);&|\n$`<>]*|brew\s+shellenv|pixi\s+(?:shell-hook|completion)[^);&|\n$`<>]*|(?:starship|zoxide|mise|rtx|atuin)\s+(?:init|activate)\s+\w+|fnm\s+env[^);&|\n$`<>]*|opam\s+env[^);&|\n$`<>]*|luarocks\s+path[^);&|\n$`<>]*|dircolors(?:\s+-\w+)*|(?:kubectl|helm|gh|pip|uv|poetry|rustup|npm)\s+completion[^);&|\n$`<>]*|register-python-argcomplete\s+[\w.-]+)\s*\)"?(?=\s*(?:$|[;&|\n)]))/g;
+
 export function analyzeText(text: string, st: State, depth: number): void {
   if (depth > MAX_DEPTH) {
     push(st, "obfuscated", "nesting", `command nested more than ${MAX_DEPTH} levels deep; refusing to guess what it runs`);
     return;
   }
-  const parsed = parseLine(text, st.env);
+  const parsed = parseLine(text.replace(ENV_HOOK_EVAL, "$1:"), st.env);
   const outer = st.subs;
   st.subs = parsed.substitutions;
   for (const sub of parsed.substitutions) analyzeText(sub, st, depth + 1);

@@ -177,8 +177,8 @@ export function checkFileVerb(name: string, rest: Word[], at: At, st: State): bo
     // `ln -sf X /root/autodl-fs/best.pt`: the existing file is removed and replaced by the link
     const pos = rest.filter((x) => !x.text.startsWith("-"));
     const dest = pos.length >= 2 ? pos[pos.length - 1]! : null;
-    const why = dest ? overwriteReason(dest, st) : null;
-    if (why) push(st, "truncate", "ln -f", `replaces ${why} with a link`);
+    const j = dest ? judge(dest, st) : null;
+    if (dest && j?.insideProtected && j.abs !== j.insideProtected) push(st, "truncate", "ln -f", `replaces ${show(dest)} inside protected ${j.insideProtected} with a link`);
   }
   if (name === "ln" && texts.some((t) => /^-[a-zA-Z]*s/.test(t) || t === "--symbolic")) {
     // `ln -s /root/autodl-fs x`: the link reaches protected data, so the link is protected for the rest of the line

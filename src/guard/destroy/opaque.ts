@@ -105,7 +105,7 @@ const FETCHERS = /^(curl|wget|fetch|http|https|httpie|xh|curlie|aria2c|lynx|w3m|
  * Installers published by a tool's own project (the uv, rustup, Docker, Poetry, conda installers …):
  * piping one of these into a shell is ordinary setup. Anything else fetched and run is opaque.
  */
-const KNOWN_INSTALLERS = /^(astral\.sh|sh\.rustup\.rs|get\.docker\.com|install\.python-poetry\.org|pyenv\.run|bun\.sh|pixi\.sh|ollama\.com|deb\.nodesource\.com|rpm\.nodesource\.com|get\.pnpm\.io|micro\.mamba\.pm|micromamba\.snakepit\.net|repo\.anaconda\.com|repo\.continuum\.io|developer\.download\.nvidia\.com|sdk\.cloud\.google\.com|cli\.github\.com|get\.helm\.sh|deno\.land|fnm\.vercel\.app|starship\.rs)(\/|$)|^(github\.com\/conda-forge\/|raw\.githubusercontent\.com\/nvm-sh\/|raw\.githubusercontent\.com\/pyenv\/)/i;
+const KNOWN_INSTALLERS = /^(astral\.sh|sh\.rustup\.rs|get\.docker\.com|install\.python-poetry\.org|pyenv\.run|bun\.sh|pixi\.sh|ollama\.com|deb\.nodesource\.com|rpm\.nodesource\.com|get\.pnpm\.io|micro\.mamba\.pm|micromamba\.snakepit\.net|repo\.anaconda\.com|repo\.continuum\.io|developer\.download\.nvidia\.com|sdk\.cloud\.google\.com|cli\.github\.com|get\.helm\.sh|deno\.land|fnm\.vercel\.app|starship\.rs|bootstrap\.pypa\.io|rclone\.org|tailscale\.com|cli\.runpod\.net|get\.k3s\.io|install\.zerotier\.com|sh\.uv\.dev)(\/|$)|^(github\.com\/conda-forge\/|raw\.githubusercontent\.com\/(nvm-sh|pyenv|python-poetry|helm\/helm|git-lfs)\/|packagecloud\.io\/install\/repositories\/github\/git-lfs\/|aka\.ms\/InstallAzureCLIDeb)/i;
 
 function urlsOf(texts: string[]): string[] {
   return texts.filter((t) => /^[a-z][a-z0-9+.-]*:\/\//i.test(t) || /^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+(:\d+)?(\/|$)/.test(t));
