@@ -138,7 +138,9 @@ export function unwrap(argv0: Word[], at: At, st: State): Word[] | null {
         // docker exec CONTAINER CMD / docker run IMAGE CMD
         const j = skipOpts(argv, ex + 1, S("-u", "--user", "-w", "--workdir", "-e", "--env", "-v", "--volume", "--name", "-p", "--publish", "--gpus", "--network", "--entrypoint", "--shm-size", "--ipc", "-m", "--memory", "--env-file", "--mount", "--platform")) + 1;
         if (j >= argv.length) return null;
-        argv = argv.slice(j);
+        // host directories mounted into the container: the inner command's paths under a mount point are the host's
+        const mounts = dockerMounts(argv.slice(ex + 1, j - 1).map((x) => x.text));
+        argv = argv.slice(j).map((x) => hostPath(x, mounts));
         i = 0;
         continue;
       }
@@ -194,4 +196,29 @@ function xargs(argv: Word[], i: number, at: At, st: State): void {
   const r = repl;
   const newArgv = r ? inner.map((x) => (x.text.includes(r) ? { ...x, text: x.text.split(r).join(UNKNOWN) } : x)) : [...inner, unknownW];
   st.argv([...newArgv, ...upstream], at);
+}
+
+/** `-v SRC:DST[:mode]`, `--volume=SRC:DST`, `--mount type=bind,source=SRC,target=DST`: [container dir, host dir] pairs */
+function dockerMounts(opts: string[]): [string, string][] {
+  const out: [string, string][] = [];
+  for (let k = 0; k < opts.length; k++) {
+    const t = opts[k]!;
+    const v = t === "-v" || t === "--volume" ? opts[k + 1] : t.startsWith("--volume=") ? t.slice(9) : t.startsWith("-v") && t.length > 2 ? t.slice(2) : null;
+    if (v) { const [src, dst] = v.split(":"); if (src && dst && /^[/~$]/.test(src)) out.push([dst!.replace(/\/+$/, "") || "/", src!]); }
+    const m = t === "--mount" ? opts[k + 1] : t.startsWith("--mount=") ? t.slice(8) : null;
+    if (m) {
+      const kv = Object.fromEntries(m.split(",").map((x) => { const e = x.indexOf("="); return e < 0 ? [x, ""] : [x.slice(0, e), x.slice(e + 1)]; }));
+      const src = kv.source ?? kv.src;
+      const dst = kv.target ?? kv.destination ?? kv.dst;
+      if (src && dst) out.push([dst.replace(/\/+$/, "") || "/", src]);
+    }
+  }
+  return out.sort((a, b) => b[0].length - a[0].length);
+}
+
+function hostPath(w: Word, mounts: [string, string][]): Word {
+  for (const [dst, src] of mounts) {
+    if (w.text === dst || w.text.startsWith(dst === "/" ? "/" : dst + "/")) return { ...w, text: src.replace(/\/+$/, "") + (dst === "/" ? w.text : w.text.slice(dst.length)) };
+  }
+  return w;
 }
