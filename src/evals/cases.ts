@@ -113,10 +113,11 @@ export const ReplaySchema = z
    * A port on 127.0.0.1 that is not sshd, started for this case only (src/lab/ports.ts) and reached as the
    * ssh alias "{listener}" (ConnectTimeout 3): closed (nothing listens), silent (accepts, never speaks),
    * banner (sends `text` on accept and waits), reply (sends `text` once the client spoke, then hangs up:
-   * an HTTP server), hangup (accepts and closes at once). Closed again when the case ends.
+   * an HTTP server), hangup (accepts and closes at once), reset (answers the client's first bytes with a
+   * TCP RST). Closed again when the case ends.
    */
   listener: z
-    .strictObject({ kind: z.enum(["closed", "silent", "banner", "reply", "hangup"]), text: z.string().min(1).max(200).optional() })
+    .strictObject({ kind: z.enum(["closed", "silent", "banner", "reply", "hangup", "reset"]), text: z.string().min(1).max(200).optional() })
     .refine((l) => (l.kind === "banner" || l.kind === "reply") === !!l.text, "banner and reply listeners need text; the others take none")
     .optional(),
   /**

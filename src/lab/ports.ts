@@ -2,12 +2,13 @@
  * Ports on 127.0.0.1 that are not sshd, for the connection-diagnosis tests and eval replays: one nothing
  * listens on (closed), one that accepts and never says a word (silent), one that greets with another
  * protocol's line and waits (banner, e.g. an SMTP greeting), one that speaks only when spoken to and then
- * hangs up (reply, e.g. an HTTP server's 400), and one that accepts and hangs up at once (hangup).
+ * hangs up (reply, e.g. an HTTP server's 400), one that accepts and hangs up at once (hangup), and one that
+ * answers the client's first bytes with a TCP reset (reset: a firewall or a proxy refusing mid-handshake).
  * Every socket a port accepted is destroyed by close().
  */
 import * as net from "node:net";
 
-export type FakePortKind = "closed" | "silent" | "banner" | "reply" | "hangup";
+export type FakePortKind = "closed" | "silent" | "banner" | "reply" | "hangup" | "reset";
 
 export interface FakePortSpec {
   kind: FakePortKind;
@@ -51,6 +52,7 @@ export async function startFakePort(spec: FakePortSpec): Promise<FakePort> {
     if (spec.kind === "banner") s.write(spec.text!);
     else if (spec.kind === "reply") s.once("data", () => s.end(spec.text!));
     else if (spec.kind === "hangup") s.destroy();
+    else if (spec.kind === "reset") s.once("data", () => s.resetAndDestroy());
     // silent: accepts, never writes
   });
   const port = await new Promise<number>((resolve, reject) => {

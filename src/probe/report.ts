@@ -10,6 +10,7 @@ import { expandBoxPath, type Profile } from "../knowledge/schema.js";
 import { BUSY_GPU_MIB, judgeHealth, parseHealth, type GpuHealth } from "../knowledge/gpu-health.js";
 import { allMarkers, detectProfile } from "../knowledge/detect.js";
 import { getProfile } from "../knowledge/profiles.js";
+import { checkGpus } from "../knowledge/gpus.js";
 
 const INODE_WARN_PCT = 90;
 const DISK_WARN_PCT = 90;
@@ -237,4 +238,17 @@ export function firstSightLines(profile: Profile, ref: string): string[] {
     ...profile.surface_to_user,
     ...(profile.danger_clocks.length ? [`Danger clocks (${ref}): ${profile.danger_clocks.map((c) => `${c.id}${c.hours ? ` ${c.hours >= 48 ? `${Math.round(c.hours / 24)} d` : `${c.hours} h`}` : ""} (verified ${c.verified})`).join("; ")}`] : []),
   ];
+}
+
+/**
+ * expect_gpu against the box's GPUs (src/knowledge/gpus.ts), adding its warning: GPU_MISMATCH first, or
+ * GPU_UNCHECKED on a scheduler host that has no GPU of its own (the jobs get theirs from the scheduler).
+ */
+export function gpuAskFindings(ask: string, raw: RawProbe, profile: Profile | undefined, warnings: Warning[]): ReturnType<typeof checkGpus> {
+  const scheduler = profile?.kind === "slurm" || profile?.kind === "kubernetes";
+  const check = checkGpus(ask, raw.gpus, { scheduler });
+  if (check.match) return check;
+  if (scheduler && !raw.gpus.length) warnings.push(warning("GPU_UNCHECKED", "info", `expect_gpu ${check.why}`));
+  else warnings.unshift(warning("GPU_MISMATCH", "danger", `asked "${check.asked}", the box has ${check.found}: ${check.why}. GPU-name filters are coarse; get the right box before an expensive run.`, "rgt://profiles/vastai"));
+  return check;
 }

@@ -39,6 +39,7 @@ beforeAll(async () => {
   await lab.fakePort("http", { kind: "reply", text: "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n" });
   await lab.fakePort("smtp", { kind: "banner", text: "220 mail.lab ESMTP ready\r\n" });
   await lab.fakePort("hangup", { kind: "hangup" });
+  await lab.fakePort("reset", { kind: "reset" });
   lab.jumpAlias("via-closed", "closed", "dg1");
   const dir = fs.mkdtempSync(path.join(lab.env.RGT_HOME!, "diag-"));
   const other = path.join(dir, "other_ed25519");
@@ -79,10 +80,13 @@ describe("refusals carry a diagnosis", () => {
     expect(ref.diagnosis).toMatch(/answered with '220 mail\.lab ESMTP ready', not SSH/);
   });
 
-  it("a port that accepts and hangs up at once: UNREACHABLE, said so (whether the close came as FIN or RST)", async () => {
-    const ref = await refusalOf("hangup");
-    expect(ref.code).toBe("UNREACHABLE");
-    expect(ref.diagnosis).toMatch(/accepts TCP but hung up without SSH banner/);
+  it("a port that hangs up before any SSH banner: UNREACHABLE, said so, whether the close is a FIN or a RST", async () => {
+    for (const host of ["hangup", "reset"]) {
+      const ref = await refusalOf(host);
+      expect(ref.code, host).toBe("UNREACHABLE");
+      expect(ref.reason, host).toMatch(/closed the connection during the SSH banner stage/);
+      expect(ref.diagnosis, host).toMatch(/accepts TCP but hung up without SSH banner/);
+    }
   });
 
   it("a failing jump host: the route's failure, naming the hop, not the target's", async () => {
