@@ -198,7 +198,8 @@ function execArguments(code: string, lits: Literal[], name: string, opaqueTo: St
   if (opaqueTo) {
     for (const [a, b] of spans) {
       const inner = code.slice(a + 1, b).trim();
-      if (inner === "") continue;
+      // python's exec()/eval() of run-time text is judged as code above, not as a process
+      if (inner === "" || /(?<![.\w])(exec|eval)\s*$/.test(code.slice(Math.max(0, a - 8), a))) continue;
       const readsInput = /\.read(lines|_text|_bytes)?\s*\(|\binput\s*\(|\benviron\b|\bgetenv\b|\bargv\b|\bstdin\b|process\.env|readFileSync|\bfetch\s*\(|urlopen|requests\.get/.test(inner);
       if (!readsInput && lits.some((l) => l.start > a && l.start < b)) continue;
       const ids = [...inner.matchAll(/\b([A-Za-z_]\w*)\b/g)].map((x) => x[1]!);
