@@ -8,7 +8,7 @@
  */
 import { createHmac } from "node:crypto";
 import { scanSecrets, type SecretSpan } from "./catalog.js";
-import { viewSpans } from "./views.js";
+import { spansInReadings, viewSpans } from "./views.js";
 
 /**
  * Salted fingerprints of what push_secret delivered (never the values): HMAC-SHA256(salt, token) of
@@ -78,8 +78,11 @@ export function redactText(s: string, fp?: Fingerprints): string {
     if (extra.length) spans = mergeSpans([...spans, ...extra]);
   }
   if (fp && fp.set.size > 0) {
-    const extra = fingerprintSpans(s, fp).filter((f) => !spans.some((x) => f.start < x.end && x.start < f.end));
-    if (extra.length) spans = [...spans, ...extra].sort((a, b) => a.start - b.start);
+    // exact matches of what push_secret delivered, also through ANSI escapes and JSON escapes
+    const found = fingerprintSpans(s, fp);
+    if (s.length <= VIEW_MAX) found.push(...spansInReadings(s, (t) => fingerprintSpans(t, fp)));
+    const extra = found.filter((f) => !spans.some((x) => f.start < x.end && x.start < f.end));
+    if (extra.length) spans = mergeSpans([...spans, ...extra]);
   }
   if (spans.length === 0) return s;
   let out = "";

@@ -184,6 +184,18 @@ function encodedSpans(s: string): SecretSpan[] {
   return out;
 }
 
+/**
+ * `find` run over the terminal reading (ANSI escapes, lone CRs removed) and the JSON-unescaped reading of `s`,
+ * its spans in original offsets: how exact-match redaction of pushed secrets sees through the same disguises.
+ */
+export function spansInReadings(s: string, find: (text: string) => SecretSpan[]): SecretSpan[] {
+  const out: SecretSpan[] = [];
+  let base = identity(s);
+  if (/[\x1b\r]/.test(s)) { base = rewrite(base, ANSI, () => ""); out.push(...spansOf(base, find(base.text))); }
+  if (s.includes("\\")) { const j = rewrite(base, JSON_ESC, unescapeJson); out.push(...spansOf(j, find(j.text))); }
+  return out;
+}
+
 /** Secret spans that only another reading of `s` shows, in original offsets (may overlap the plain scan's). */
 export function viewSpans(s: string): SecretSpan[] {
   const out: SecretSpan[] = [];

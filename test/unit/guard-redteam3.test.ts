@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { guardInputs, type GuardContext } from "../../src/guard/inputs.js";
-import { redactCutLines, redactCutText, redactText, redactThenTail } from "../../src/guard/redact.js";
+import { fingerprint, redactCutLines, redactCutText, redactText, redactThenTail, secretTokens } from "../../src/guard/redact.js";
 import { leaked } from "../helpers/leaked.js";
 import { CLEAN_OUTPUTS, CREDS, CRED_ENVS, DESTROYS, HARMLESS, OUTPUTS, SIBLING_CREDS, SETUP_HARMLESS, SIBLING_CRED_HARMLESS, SIBLING_DESTROYS, SIBLING_HARMLESS, SIBLING_OUTPUTS } from "../helpers/redteam3Corpus.js";
 
@@ -66,6 +66,14 @@ describe("red-team set 3: outputs", () => {
       see("cuttext", redactCutText(text, true));
     }
     expect(leaks).toEqual([]);
+  });
+  it("a secret push_secret delivered (a format no rule knows) is redacted through ANSI escapes and JSON escapes too", () => {
+    const secret = "zq-7e!Ko0p-Wv3rt";
+    const salt = Buffer.from("rt3-salt");
+    const fp = { salt, set: new Set(secretTokens(secret).map((t) => fingerprint(salt, t))) };
+    for (const out of [`pw ${secret}\n`, `pw \x1b[1m${secret}\x1b[0m\n`, `pw ${secret.slice(0, 6)}\x1b[0m${secret.slice(6)}\n`, `{"msg":"pw ${secret.replace("!", "\\u0021")}"}\n`]) {
+      expect(leaked(redactText(out, fp), [secret], 8), JSON.stringify(out)).toBeNull();
+    }
   });
   it("leaves ordinary output as it was", () => {
     for (const t of CLEAN_OUTPUTS) expect(redactText(t)).toBe(t);
