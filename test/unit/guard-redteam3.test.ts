@@ -45,6 +45,11 @@ describe("red-team set 3", () => {
     const falses = SIBLING_CRED_HARMLESS.flatMap((c) => both.map(([t, f]) => [t, f(c)] as const).filter(([, r]) => r).map(([t, r]) => `${t} ${c} -> ${r!.reason.slice(0, 100)}`));
     expect({ missed, falses }).toEqual({ missed: [], falses: [] });
   });
+  it("a project inside a data dir (AutoDL's /root/autodl-tmp): its sources and configs may be edited, its data and checkpoints not", () => {
+    const inData = (c: string) => guardInputs("launch_queue", { host: "x.invalid", run_name: "r", workdir: "/root/autodl-tmp/proj", cells: [{ name: "a", command: c }] }, ctx);
+    for (const c of [`sed -i 's/lr: 1e-3/lr: 3e-4/' configs/train.yaml`, `python gen.py > config.json`, `echo done > status.txt`, `perl -pi -e 's/x/y/' src/model.py`]) expect(inData(c), c).toBeNull();
+    for (const c of [`sed -i 'd' outputs/meta.json`, `> ckpt/best.pt`, `sed -i 's/a/b/' /root/autodl-fs/meta.json`, `sed -i 's/a/b/' /root/autodl-tmp/data/train.jsonl`, `cd /root/autodl-tmp && sed -i 's/a/b/' x.yaml`]) expect(inData(c)?.code, c).toBe("DESTROY_UNAPPROVED");
+  });
   it("no ordinary ML/ops command is refused", () => {
     const falses: string[] = [];
     for (const c of [...HARMLESS, ...SETUP_HARMLESS]) for (const [t, f] of both) { const r = f(c); if (r) falses.push(`${t} ${JSON.stringify(c).slice(0, 100)} -> ${r.code} ${r.reason.slice(0, 110)}`); }

@@ -5,7 +5,7 @@
  * builds under it are not; a recursive forced delete of a target that cannot be resolved is refused.
  */
 import { UNKNOWN, braceExpand, type Word } from "../shell.js";
-import { CELL_OUTPUT, CKPT_EXT, CKPT_NAME, expandTildeText, isCheckpointLike, isDevice, judge, show } from "./paths.js";
+import { CELL_OUTPUT, CKPT_DIR, CKPT_EXT, CKPT_NAME, expandTildeText, isCheckpointLike, isDevice, judge, show } from "./paths.js";
 import { positionals, push, words, type At, type State } from "./state.js";
 
 export function checkRm(args: Word[], st: State, verb: string, allowRecursive = true): void {
@@ -122,8 +122,23 @@ function overwriteReason(target: Word, st: State): string | null {
   const base = t.slice(t.lastIndexOf("/") + 1);
   if (CKPT_EXT.test(base) || (CKPT_NAME.test(base) && /\.[a-z0-9]+$/i.test(base) && !/\.(sha\d*|md5|sum|sig|txt|log|out|err)$/i.test(base))) return `checkpoint ${show(target)}`;
   const j = judge(target, st);
-  if (j.insideProtected && !LOGLIKE.test(base)) return `${show(target)} inside protected ${j.insideProtected}`;
+  if (j.insideProtected && !LOGLIKE.test(base) && !projectSource(j, base, st)) return `${show(target)} inside protected ${j.insideProtected}`;
   return null;
+}
+
+const SOURCE_EXT = /\.(py|ipynb|sh|bash|ya?ml|json|toml|cfg|ini|conf|md|rst|txt|env|js|ts|c|cc|cpp|h|hpp|cu|rs|go|java|r|jl|lua|sql|html|css|csv)$|^(Makefile|Dockerfile|requirements[\w.-]*)$/i;
+
+/**
+ * A source or config file of the project the command runs in, where that project lies inside a data dir
+ * (AutoDL projects live under /root/autodl-tmp): editing or regenerating it is ordinary work. Never
+ * under a checkpoint-named directory, never ~/.ssh or /etc/ssh.
+ */
+function projectSource(j: { abs: string | null; insideProtected: string | null }, base: string, st: State): boolean {
+  if (!j.abs || !st.cwd || !SOURCE_EXT.test(base)) return false;
+  if (!(j.abs.startsWith(st.cwd + "/"))) return false;
+  if (st.cwd === j.insideProtected || /(^|\/)\.ssh(\/|$)|^\/etc\//.test(j.abs)) return false;
+  const rel = j.abs.slice(st.cwd.length + 1).split("/").slice(0, -1);
+  return !rel.some((seg) => CKPT_DIR.test(seg) || CKPT_NAME.test(seg));
 }
 
 export function checkRedirect(op: string, target: Word, st: State): void {
