@@ -42,6 +42,7 @@ function newState(ctx: DestroyContext): State {
     argv: (argv, at) => analyzeArgv(argv, at, st),
     written: new Map(),
     aliases: new Map(),
+    line: "",
     resolvePath: (p) => {
       const t = expandTildeText(p, home);
       if (t.includes("\u0001")) return null;

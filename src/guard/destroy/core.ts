@@ -38,6 +38,8 @@ export function analyzeText(text: string, st: State, depth: number): void {
   }
   const parsed = parseLine(text.replace(ENV_HOOK_EVAL, "$1:"), st.env);
   const outer = st.subs;
+  const outerLine = st.line;
+  st.line = text;
   st.subs = parsed.substitutions;
   for (const sub of parsed.substitutions) analyzeText(sub, st, depth + 1);
   for (const pipeline of parsed.pipelines) {
@@ -76,6 +78,7 @@ export function analyzeText(text: string, st: State, depth: number): void {
     }
   }
   st.subs = outer;
+  st.line = outerLine;
 }
 
 /**

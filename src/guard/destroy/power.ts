@@ -5,7 +5,8 @@
  */
 import { lit, positionals, push, words, type At, type State } from "./state.js";
 import { OPAQUE } from "./state.js";
-import type { Word } from "../shell.js";
+import { UNKNOWN, parseLine, type Word } from "../shell.js";
+import { echoText, printfText } from "./opaque.js";
 
 const POWER_VERB = /^(poweroff|halt|reboot|kexec|soft-reboot|emergency|rescue|suspend|hibernate|hybrid-sleep|suspend-then-hibernate)$/;
 const POWER_TARGET = /^(poweroff|reboot|halt|kexec|emergency|rescue|shutdown|ctrl-alt-del|soft-reboot)\.target$/;
@@ -65,7 +66,10 @@ export function checkPower(name: string, rest: Word[], at: At, st: State): boole
       // `… | crontab -`: the schedule's commands are judged; a schedule we cannot read is refused
       const pos = positionals(texts, new Set(["-u"]));
       if (texts.some((t) => /^-[lr]$/.test(t))) return true;
+      const added = at.fed == null && pos[0] === "-" ? appendedCron(st.line) : null;
       if ((typeof at.fed === "string" && at.fed !== OPAQUE)) judgeCronText(at.fed, at, st);
+      // `(crontab -l; echo "LINE") | crontab -`: the existing table plus LINE
+      else if (added !== null) judgeCronText(added, at, st);
       else if (at.fed === OPAQUE || pos.length === 0 || pos[0] === "-") push(st, "obfuscated", "crontab", "installs a schedule whose commands cannot be read here");
       else {
         // `crontab FILE`: a file written on this line or pushed is judged; any other file cannot be read here
@@ -92,6 +96,15 @@ export function checkPower(name: string, rest: Word[], at: At, st: State): boole
     }
   }
   return false;
+}
+
+/** the lines `(crontab -l [2>/dev/null]; echo|printf …) | crontab -` adds to the table, when literal; else null */
+function appendedCron(line: string): string | null {
+  const m = /\(\s*crontab\s+-l(?:\s+2>\s*\/dev\/null)?\s*(?:\|\|\s*true\s*)?;\s*((?:echo|printf)\s[^()$`|;&]*)\)\s*\|\s*crontab\s+-(?:\s|$)/.exec(line);
+  if (!m) return null;
+  const c = parseLine(m[1]!, new Map()).pipelines[0]?.[0];
+  if (!c || c.argv.some((w) => w.text.includes(UNKNOWN))) return null;
+  return c.argv[0]!.text === "echo" ? echoText(c.argv.slice(1)) : printfText(words(c.argv.slice(1)));
 }
 
 /** cron lines: five time fields (or @reboot …) then the command */

@@ -54,6 +54,8 @@ export interface State {
   readScripts: Set<string>;
   /** bodies of the command substitutions of the line being judged */
   subs: string[];
+  /** the text being judged right now (a nested text while it is judged) */
+  line: string;
   /** aliases defined earlier on the line: name → the text it expands to */
   aliases: Map<string, string>;
   /** files written earlier on the line: absolute path → their literal text (null: written with text we cannot read) */

@@ -86,6 +86,8 @@ export function unwrap(argv0: Word[], at: At, st: State): Word[] | null {
           if (a.startsWith("-S")) { st.text(a.slice(2), at.depth + 1); return null; }
           if (a === "-u" || a === "--unset" || a === "-C" || a === "--chdir") { j += 2; continue; }
           if (a.startsWith("-") || /^[A-Za-z_][A-Za-z0-9_]*=/.test(a)) { j++; continue; }
+          // `env $(cat .env | xargs) python app.py`: a dotenv file's NAME=VALUE lines, then the command
+          if (a === UNKNOWN && j + 1 < argv.length && !argv[j + 1]!.text.includes(UNKNOWN) && st.subs.some((b) => /^\s*(cat|grep\b[^|]*)\s+[\w./-]*\.env\b[^|]*(\|\s*xargs\s*)?$|^\s*xargs\s*<\s*[\w./-]*\.env\s*$/.test(b))) { j++; continue; }
           break;
         }
         i = j;
