@@ -103,4 +103,6 @@ export function checkHttp(name: string, texts: string[], st: State): void {
   if (!method && (name === "http" || name === "https" || name === "xh" || name === "httpie" || name === "curlie")) method = (texts.find((t) => /^(DELETE|POST|GET|PUT|PATCH)$/i.test(t)) ?? "").toUpperCase();
   const why = httpDestroy(texts, method);
   if (why) push(st, "instance", `${name} ${method || "request"}`.trim(), why);
+  // `curl -X DELETE "$URL"`: a delete whose target is computed at run time may be a provider's instance
+  else if (method === "DELETE" && !texts.some((t) => /^[a-z]+:\/\/[^\u0001]*[A-Za-z]/i.test(t) && !t.startsWith(UNKNOWN)) && texts.some((t) => t.startsWith(UNKNOWN))) push(st, "obfuscated", `${name} DELETE <?>`, "an HTTP DELETE to a URL computed at run time: it may end a provider's instance; refusing to guess");
 }
