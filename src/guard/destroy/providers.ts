@@ -96,8 +96,8 @@ export function checkHttp(name: string, texts: string[], st: State): void {
   let method = "";
   for (let j = 0; j < texts.length; j++) {
     const t = texts[j]!;
-    if (t === "-X" || t === "--request" || t === "--method") method = (texts[j + 1] ?? "").toUpperCase();
-    else if (/^-X./.test(t)) method = t.slice(2).toUpperCase();
+    if (t === "-X" || t === "--request" || t === "--method" || /^-[a-zA-Z]+X$/.test(t)) method = (texts[j + 1] ?? "").toUpperCase();
+    else if (/^-[a-zA-Z]*X./.test(t)) method = t.slice(t.indexOf("X") + 1).toUpperCase();
     else if (/^--(request|method)=/.test(t)) method = t.slice(t.indexOf("=") + 1).toUpperCase();
   }
   if (!method && (name === "http" || name === "https" || name === "xh" || name === "httpie" || name === "curlie")) method = (texts.find((t) => /^(DELETE|POST|GET|PUT|PATCH)$/i.test(t)) ?? "").toUpperCase();
