@@ -2,11 +2,12 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { refuse, warning, RefusalError, type Warning } from "../common/result.js";
-import { localRsyncFlavour, prepareRemoteDir, SHELL_NOT_CLEAN_REMEDY } from "../remote/rsync.js";
+import { localRsyncFlavour, prepareRemoteDir, SHELL_NOT_CLEAN_REMEDY, type RsyncFlavour } from "../remote/rsync.js";
 import { crlfScripts, scanPushTree, secretFiles, PROJECT_IGNORE, type PushScan } from "../verify/tree.js";
 import { differingOnBox, guardLiveRuns } from "./live.js";
 import { withTransferLock } from "./lock.js";
-import { rsyncMover, sftpMover, type Mover } from "./mover.js";
+import { combine, rsyncMover, sftpMover, type Mover, type MoveResult } from "./mover.js";
+import { needRanges, ParallelSession, splitForRanges } from "./parallel/index.js";
 import { recordPush } from "./provenance.js";
 import { throttled, type TransferContext, type TransferResult } from "./context.js";
 
@@ -64,6 +65,40 @@ function sizeWarnings(files: { path: string; bytes: number }[], bytesTotal: numb
   return out;
 }
 
+interface RangedPart {
+  files: Set<string>;
+  /** the partial files exist on the box: the single-stream transfer may start beside */
+  prepared: Promise<void>;
+  result: Promise<MoveResult>;
+  /** bytes covered so far */
+  done(): number;
+  streams: number;
+}
+
+/**
+ * The big files of a push that are new to the box (or resized), as byte ranges over parallel streams, when
+ * the link needs more than one window (parallel/); undefined where one stream is enough. `moverDone` is
+ * what the transfer beside it covered, for one progress figure.
+ */
+async function rangedPush(ctx: TransferContext, host: string, parallel: ParallelSession, localDir: string, remoteDir: string,
+  files: { path: string; bytes: number; link?: string }[], deadline: number, progress: (b: number) => void, moverDone: () => number): Promise<RangedPart | undefined> {
+  if (ctx.signal.aborted || !(await parallel.worth())) return undefined;
+  const sftp = await ctx.remote.sftp(host);
+  let need;
+  try { need = splitForRanges(await needRanges(sftp, remoteDir, splitForRanges(files.filter((f) => f.link === undefined)).ranged)).ranged; } finally { sftp.end(); }
+  if (!need.length) return undefined;
+  let sent = 0;
+  let ready!: () => void;
+  const part: RangedPart = {
+    files: new Set(need.map((f) => f.path)), prepared: new Promise<void>((r) => { ready = r; }), done: () => sent, streams: 0,
+    result: parallel.push(localDir, remoteDir, need, { deadline, signal: ctx.signal, onPrepared: () => ready(), onProgress: (b) => { sent = b; progress(b + moverDone()); } })
+      .then((r) => { part.streams = r.streams; return { filesMoved: r.filesTransferred, bytesMoved: r.bytesTransferred, bytesReused: 0, resumedFiles: r.resumedFiles, failed: r.failed }; },
+        (e: Error) => ({ filesMoved: 0, bytesMoved: 0, bytesReused: 0, resumedFiles: 0, failed: need.map((f) => ({ path: f.path, error: e.message.slice(0, 200) })) }))
+      .finally(() => ready()),
+  };
+  return part;
+}
+
 export async function push(ctx: TransferContext, req: PushRequest): Promise<TransferResult> {
   const t0 = Date.now();
   const warnings: Warning[] = [];
@@ -91,6 +126,17 @@ export async function push(ctx: TransferContext, req: PushRequest): Promise<Tran
   if (req.dryRun) return { ok: true, method: "dry_run", files_sent: 0, bytes_sent: 0, ...base, elapsed_ms: Date.now() - t0, warnings };
   if (files.length === 0) warnings.push(warning("EMPTY_PUSH", "info", "No files to push after ignore rules; only the destination directory was created."));
 
+  // enough in big files: parallel streams get ready (round trip measured) while the destination is prepared
+  const parallel = splitForRanges(files.filter((f) => f.link === undefined)).ranged.length ? ParallelSession.start(ctx.remote, req.host) : undefined;
+  try {
+    return await pushLocked(ctx, req, localDir, files, bytesTotal, base, warnings, flavour, parallel, t0);
+  } finally {
+    parallel?.close();
+  }
+}
+
+async function pushLocked(ctx: TransferContext, req: PushRequest, localDir: string, files: PushScan["files"], bytesTotal: number,
+  base: Record<string, unknown>, warnings: Warning[], flavour: RsyncFlavour, parallel: ParallelSession | undefined, t0: number): Promise<TransferResult> {
   // 2. one round trip: create + resolve the destination, learn whether the box has rsync
   const prep = await prepareRemoteDir(ctx.remote, req.host, req.remoteDir, "remote_dir");
   const hostKey = await ctx.remote.resolve(req.host).then((h) => h.key, () => req.host);
@@ -103,16 +149,25 @@ export async function push(ctx: TransferContext, req: PushRequest): Promise<Tran
 
     await ctx.progress(0, bytesTotal, `pushing ${files.length} files`);
     const mover: Mover = useRsync ? rsyncMover(ctx.remote, req.host, prep.rsyncVersion) : sftpMover(ctx.remote, req.host);
+    const deadline = Date.now() + 600_000 + Math.ceil(bytesTotal / 1000);
+    const onProgress = throttled(ctx, bytesTotal);
+    // big files new to the box, over a long link: byte ranges over parallel streams, beside the rest
+    let moverDone = 0;
+    const ranged = parallel ? await rangedPush(ctx, req.host, parallel, localDir, prep.dir, files, deadline, onProgress, () => moverDone) : undefined;
+    const rest = ranged ? files.filter((f) => !ranged.files.has(f.path)) : files;
     // SFTP times are whole seconds: a same-size edit within the second is found by the box's hashes
-    const force = files.length && !useRsync ? new Set((await differingOnBox(ctx, req.host, localDir, prep.dir,
-      files)).filter((d) => d.sameSize).map((d) => d.path)) : undefined;
-    const r = files.length
+    const force = rest.length && !useRsync ? new Set((await differingOnBox(ctx, req.host, localDir, prep.dir,
+      rest)).filter((d) => d.sameSize).map((d) => d.path)) : undefined;
+    await ranged?.prepared;
+    const moved = rest.length
       ? await mover.move({
-        direction: "push", localDir, remoteDir: prep.dir, files, force, deadline: Date.now() + 600_000 + Math.ceil(bytesTotal / 1000),
-        signal: ctx.signal, onProgress: throttled(ctx, bytesTotal), onChild: (pid) => lock.addChild(pid),
+        direction: "push", localDir, remoteDir: prep.dir, files: rest, force, deadline,
+        signal: ctx.signal, onProgress: (b) => { moverDone = b; onProgress(b + (ranged?.done() ?? 0)); }, onChild: (pid) => lock.addChild(pid),
       })
       : { filesMoved: 0, bytesMoved: 0, bytesReused: 0, resumedFiles: 0, failed: [] };
+    const r = ranged ? combine([moved, await ranged.result]) : moved;
     const out = {
+      ...(ranged?.streams ? { streams: ranged.streams } : {}),
       method: mover.name, files_sent: r.filesMoved, bytes_sent: r.bytesMoved, ...(mover.name === "rsync" ? { bytes_reused: r.bytesReused } : { resumed_files: r.resumedFiles }),
       ...base, remote_dir: prep.dir, elapsed_ms: Date.now() - t0,
     };

@@ -1,5 +1,5 @@
 /**
- * The seam between a pull and the parallel engine. A ParallelSession starts beside the manifest round
+ * The seam between a pull or a push and the parallel engine. A ParallelSession starts beside the manifest round
  * trip (the box hashing its files takes seconds): it opens the first stream, measures the round trip
  * and, when the bandwidth-delay product says one ssh window cannot carry the link, opens the extra
  * streams in the background, so they are ready when the file list arrives. A short link (loopback, a
@@ -11,6 +11,7 @@ import { setting } from "../../common/config.js";
 import { openStreams, SSH2_WINDOW, type SftpStream } from "../../remote/streams.js";
 import { chooseStreams } from "./plan.js";
 import { parallelPull, trace, type ParallelPullOptions, type ParallelPullResult, type RangedFile } from "./pull.js";
+import { parallelPush, type FinishJob, type ParallelPushOptions, type ParallelPushResult, type PushRangedFile } from "./push.js";
 
 /** files at least this big go as ranges; smaller ones stay with the single-stream transfer */
 export const RANGED_MIN_FILE = 1024 * 1024;
@@ -20,7 +21,7 @@ export const RANGED_MIN_TOTAL = 64 * 1024 * 1024;
 const TARGET_BPS = 125e6;
 
 /** Which files are worth ranging (none when there is too little to move). Pure. */
-export function splitForRanges<T extends RangedFile>(files: T[], minFile = RANGED_MIN_FILE, minTotal = RANGED_MIN_TOTAL): { ranged: T[]; rest: T[] } {
+export function splitForRanges<T extends { bytes: number }>(files: T[], minFile = RANGED_MIN_FILE, minTotal = RANGED_MIN_TOTAL): { ranged: T[]; rest: T[] } {
   const ranged = files.filter((f) => f.bytes >= minFile);
   if (ranged.reduce((a, f) => a + f.bytes, 0) < minTotal) return { ranged: [], rest: files };
   return { ranged, rest: files.filter((f) => f.bytes < minFile) };
@@ -102,20 +103,42 @@ export class ParallelSession {
     return { streams: got, shared: false };
   }
 
-  /** Pull `files` (relative to root) into localDir over the session's streams; pulls run one at a time. */
+  /** Pull `files` (relative to root) into localDir over the session's streams; transfers run one at a time. */
   pull(root: string, localDir: string, files: RangedFile[], o: Omit<ParallelPullOptions, "openMore" | "rttMs" | "targetBps" | "cap"> = {}): Promise<ParallelPullResult> {
+    return this.lend((first, common) => parallelPull(first, root, localDir, files, { ...o, ...common }));
+  }
+
+  /**
+   * Push `files` (relative to localDir) into root on the box over the session's streams; each file is put in
+   * place by the box (scripts/ranged_finish.sh) only once its hash there matches the one computed here.
+   */
+  push(localDir: string, root: string, files: PushRangedFile[], o: Omit<ParallelPushOptions, "openMore" | "rttMs" | "targetBps" | "cap" | "finish">): Promise<ParallelPushResult> {
+    const finish = async (j: FinishJob): Promise<string | undefined> => {
+      const r = await this.remote.runScript(this.host, "ranged_finish.sh", [j.partial, j.target, j.mode.toString(8), j.mtime, j.sha256], {
+        timeoutMs: 120_000 + Math.ceil(j.bytes / 20_000), signal: o.signal,
+      });
+      if (r.exitCode === 0) return undefined;
+      const got = /^HASH=(\w+)/m.exec(r.stdout)?.[1];
+      if (r.exitCode === 3) return `the box's sha256 of what it received (${got?.slice(0, 12)}…) is not this file's (${j.sha256.slice(0, 12)}…); sent again next time`;
+      return r.timedOut ? "checking it on the box timed out" : `putting it in place on the box failed: ${/^ERR=(.*)$/m.exec(r.stdout)?.[1] ?? `exit ${r.exitCode}`}`;
+    };
+    return this.lend((first, common) => parallelPush(first, localDir, root, files, { ...o, ...common, finish }));
+  }
+
+  /** Run one transfer over a first stream and whatever more it asks for; streams that survive go back. */
+  private lend<T>(fn: (first: SftpStream, common: { rttMs: number; targetBps: number; cap: number; openMore: (n: number) => Promise<{ streams: SftpStream[]; shared: boolean }> }) => Promise<T>): Promise<T> {
     const job = this.chain.then(async () => {
       if (!(await this.ready)) throw new Error("no parallel streams to this host");
       const [first] = (await this.take(1)).streams;
       if (!first) throw new Error(`no SFTP stream to ${this.host}`);
       const lent: SftpStream[] = [first];
       try {
-        return await parallelPull(first, root, localDir, files, {
-          ...o, rttMs: this.rttMs, targetBps: this.targetBps, cap: this.cap,
+        return await fn(first, {
+          rttMs: this.rttMs, targetBps: this.targetBps, cap: this.cap,
           openMore: async (n) => { const r = await this.take(n); lent.push(...r.streams); return r; },
         });
       } finally {
-        // streams that survived go back for the next pull of this call
+        // streams that survived go back for the next transfer of this call
         this.spare.push(...lent.filter((s) => s.alive));
       }
     });
@@ -132,3 +155,4 @@ export class ParallelSession {
 }
 
 export type { ParallelPullResult, RangedFile } from "./pull.js";
+export { needRanges, type ParallelPushResult, type PushRangedFile } from "./push.js";

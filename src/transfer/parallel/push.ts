@@ -1,0 +1,316 @@
+/**
+ * Push big files over several SFTP streams at once: the mirror of pull.ts. Each file's missing bytes are
+ * cut into pieces (plan.ts); every stream keeps a window of write requests in flight and takes the next
+ * piece as soon as the current one is fully issued. Bytes land at their offsets in a partial file on the
+ * box (<dir>/.rgt-partial/<name>.prange); each piece whose writes the box acknowledged is appended to a
+ * range record beside it (sidecar.ts, over SFTP in append mode), so a push cut mid-way re-sends only what
+ * is missing. The local file is hashed (sha256) as it is sent; when the last piece has landed the box
+ * hashes what it assembled and, only when the two agree, renames it into place with the local mode and
+ * mtime (`finish`, scripts/ranged_finish.sh). A piece whose stream dies goes back to the others.
+ * The streams a box acknowledges writes on are bounded by the box's receive window (OpenSSH's 2 MiB per
+ * channel), so the stream count is chosen from that window and what the first stream measured.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { createHash } from "node:crypto";
+import { PARTIAL_DIR } from "../../remote/rsync.js";
+import { rmkdirp } from "../../remote/sftp.js";
+import type { SftpStream } from "../../remote/streams.js";
+import type { SftpFile, SftpSession } from "../../remote/types.js";
+import { chooseStreams, coveredBytes, planPieces, type Piece, type Range, type StreamChoice } from "./plan.js";
+import { parseSidecar, rangeLine, sidecarHead, RANGED_SUFFIX, SIDECAR_SUFFIX, type SidecarId } from "./sidecar.js";
+import { CHANNEL_WINDOW, trace } from "./pull.js";
+
+export interface PushRangedFile { path: string; bytes: number }
+
+/** what the box is asked to check and put in place once every byte of a file has landed */
+export interface FinishJob { path: string; bytes: number; partial: string; target: string; sha256: string; mode: number; mtime: string }
+
+export interface ParallelPushOptions {
+  /** opens up to n more streams (after the first has been measured) */
+  openMore: (n: number) => Promise<{ streams: SftpStream[]; shared: boolean }>;
+  /** round trip already measured (ms) */
+  rttMs: number;
+  cap?: number;
+  targetBps?: number;
+  pieceBytes?: number;
+  chunkBytes?: number;
+  /** write requests in flight per stream */
+  inFlight?: number;
+  measureBytes?: number;
+  signal?: AbortSignal;
+  deadline?: number;
+  onProgress?: (bytesDone: number) => void;
+  /** the box hashes the partial and, when it matches, renames it into place: undefined, or why not */
+  finish: (job: FinishJob) => Promise<string | undefined>;
+  /** every partial file exists on the box (a transfer beside this one may start: the partial dirs are not empty) */
+  onPrepared?: () => void;
+}
+
+export interface ParallelPushResult {
+  filesTransferred: number;
+  bytesTransferred: number;
+  resumedFiles: number;
+  failed: { path: string; error: string }[];
+  /** sha256 of each file now in place, agreed by both ends */
+  hashes: Map<string, { bytes: number; sha256: string }>;
+  streams: number;
+  choice: StreamChoice;
+}
+
+const HASH_CHUNK = 1024 * 1024;
+const RECORD_MAX = 4 * 1024 * 1024;
+
+interface FileState {
+  f: PushRangedFile;
+  local: string;
+  fd: number;
+  partial: string;
+  record: string;
+  target: string;
+  mode: number;
+  mtime: string;
+  id: SidecarId;
+  left: number;
+  sha?: Promise<string>;
+  failed?: string;
+  finished?: Promise<void>;
+}
+
+/** what identifies this version of the local file (its hash is only known once it was read) */
+function localVersion(st: fs.BigIntStats): { source: string; mtime: string } {
+  const ns = st.mtimeNs;
+  const mtime = `${ns / 1_000_000_000n}.${String(ns % 1_000_000_000n).padStart(9, "0")}`;
+  return { source: `${st.dev}:${st.ino}:${mtime}`, mtime };
+}
+
+/** The local file's sha256, read in order beside the transfer (yielding between chunks; stops once its fd is closed). */
+async function hashLocal(st: { fd: number; f: PushRangedFile }): Promise<string> {
+  const h = createHash("sha256");
+  const buf = Buffer.allocUnsafe(HASH_CHUNK);
+  for (let at = 0, size = st.f.bytes; at < size; ) {
+    if (st.fd < 0) throw new Error("closed");
+    const n = fs.readSync(st.fd, buf, 0, Math.min(HASH_CHUNK, size - at), at);
+    if (n <= 0) throw new Error(`short local read at ${at}`);
+    h.update(buf.subarray(0, n));
+    at += n;
+    await new Promise<void>((r) => setImmediate(r));
+  }
+  return h.digest("hex");
+}
+
+/** A small box file's text over SFTP ("" when absent or unreadable). */
+async function readSmall(sftp: SftpSession, p: string): Promise<string> {
+  const st = await sftp.stat(p);
+  if (!st?.isFile || st.size > RECORD_MAX) return "";
+  const f = await sftp.open(p, "r").catch(() => undefined);
+  if (!f) return "";
+  try {
+    const buf = Buffer.alloc(st.size);
+    for (let at = 0; at < st.size; ) {
+      const n = await f.read(buf, at, Math.min(64 * 1024, st.size - at), at);
+      if (n <= 0) break;
+      at += n;
+    }
+    return buf.toString("utf8");
+  } finally { await f.close().catch(() => {}); }
+}
+
+/**
+ * Of `files`, those worth ranging: absent on the box or of another size there (a file of the same size is
+ * left to rsync's quick check and delta, which may find it current). The stats are pipelined on one session.
+ */
+export async function needRanges<T extends PushRangedFile>(sftp: SftpSession, remoteRoot: string, files: T[]): Promise<T[]> {
+  const there = await Promise.all(files.map((f) => sftp.lstat(path.posix.join(remoteRoot, f.path))));
+  return files.filter((f, i) => !there[i]?.isFile || there[i]!.size !== f.bytes);
+}
+
+export async function parallelPush(
+  first: SftpStream, localDir: string, remoteRoot: string, files: PushRangedFile[], o: ParallelPushOptions,
+): Promise<ParallelPushResult> {
+  const pieceBytes = o.pieceBytes ?? 4 * 2 ** 20;
+  const chunk = o.chunkBytes ?? 128 * 1024;
+  // the box's window bounds what is unacknowledged; a little more queued keeps it full as it refills
+  const inFlight = o.inFlight ?? Math.ceil((1.5 * CHANNEL_WINDOW) / chunk);
+  const measureBytes = o.measureBytes ?? 4 * CHANNEL_WINDOW;
+  const res: ParallelPushResult = { filesTransferred: 0, bytesTransferred: 0, resumedFiles: 0, failed: [], hashes: new Map(), streams: 1, choice: { streams: 1, reason: "" } };
+  let doneBytes = 0;
+  const progress = (n: number) => { doneBytes += n; o.onProgress?.(doneBytes); };
+  const stopped = (): string | undefined =>
+    o.signal?.aborted ? "cancelled" : o.deadline && Date.now() > o.deadline ? "ran past its time limit" : undefined;
+
+  // 1. each file: its local version, any partial copy on the box with a record for that version
+  const made = new Set<string>();
+  const states: FileState[] = [];
+  const done: Range[][] = [];
+  await Promise.all(files.map(async (f) => {
+    const local = path.join(localDir, f.path);
+    let fd = -1;
+    try {
+      fd = fs.openSync(local, fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0));
+      const st = fs.fstatSync(fd, { bigint: true });
+      if (!st.isFile() || Number(st.size) !== f.bytes) throw new Error("changed here since it was listed");
+      const v = localVersion(st);
+      const target = path.posix.join(remoteRoot, f.path);
+      const pdir = path.posix.join(path.posix.dirname(target), PARTIAL_DIR);
+      const partial = path.posix.join(pdir, path.posix.basename(target) + RANGED_SUFFIX);
+      const record = path.posix.join(pdir, path.posix.basename(target) + SIDECAR_SUFFIX);
+      const id: SidecarId = { size: f.bytes, source: v.source };
+      await rmkdirp(first.sftp, pdir, made);
+      const part = await first.sftp.stat(partial);
+      let have = part?.isFile ? parseSidecar(await readSmall(first.sftp, record), id) : [];
+      if (have.length && part!.size < Math.max(...have.map((r) => r.end))) have = [];
+      if (have.length) res.resumedFiles++;
+      else {
+        await (await first.sftp.open(partial, "w")).close();
+        const rec = await first.sftp.open(record, "w");
+        const head = Buffer.from(sidecarHead(id));
+        try { await rec.write(head, 0, head.length, 0); } finally { await rec.close().catch(() => {}); }
+      }
+      const covered = coveredBytes(have);
+      states.push({ f, local, fd, partial, record, target, mode: Number(st.mode) & 0o7777, mtime: v.mtime, id, left: f.bytes - covered });
+      done.push(have);
+      progress(covered);
+    } catch (e) {
+      if (fd >= 0) fs.closeSync(fd);
+      res.failed.push({ path: f.path, error: (e as Error).message.slice(0, 200) });
+    }
+  }));
+  o.onPrepared?.();
+  for (const st of states) { st.sha = hashLocal(st); st.sha.catch(() => {}); }
+  const queue: Piece[] = [];
+  states.forEach((st, i) => { for (const p of planPieces([st.f], pieceBytes, [done[i]])) queue.push({ ...p, file: i }); });
+
+  const finish = (st: FileState): Promise<void> => {
+    st.finished ??= (async () => {
+      const sha = await st.sha!;
+      const now = localVersion(fs.fstatSync(st.fd, { bigint: true }));
+      if (now.source !== st.id.source) throw new Error("changed here during the push (sent again next time)");
+      const why = await o.finish({ path: st.f.path, bytes: st.f.bytes, partial: st.partial, target: st.target, sha256: sha, mode: st.mode, mtime: st.mtime });
+      if (why) throw new Error(why);
+      res.hashes.set(st.f.path, { bytes: st.f.bytes, sha256: sha });
+      res.filesTransferred++;
+    })().catch((e: Error) => { st.failed ??= e.message.slice(0, 200); });
+    return st.finished;
+  };
+  for (const st of states) if (st.left === 0) void finish(st);
+
+  // 2. one worker per stream
+  let measured: ((bps: number) => void) | undefined;
+  const firstRate = new Promise<number>((r) => { measured = r; });
+  const worker = async (s: SftpStream, measure: boolean): Promise<void> => {
+    const parts = new Map<number, Promise<SftpFile>>();
+    const records = new Map<number, Promise<SftpFile>>();
+    const handle = (m: Map<number, Promise<SftpFile>>, fi: number, p: string, flags: "r+" | "a"): Promise<SftpFile> => {
+      let h = m.get(fi);
+      if (!h) { h = s.sftp.open(p, flags); m.set(fi, h); h.catch(() => {}); }
+      return h;
+    };
+    /** pieces this stream holds: how many of its writes are unacknowledged, and whether all are issued */
+    const mine = new Map<Piece, { pending: number; issued: boolean }>();
+    const spare: Buffer[] = [];
+    let cur: { piece: Piece; at: number } | undefined;
+    let inflight = 0;
+    let lost: Error | undefined;
+    let wake: (() => void) | undefined;
+    let moved = 0;
+    let t0 = 0;
+    let got = 0;
+    const tStart = performance.now();
+    const landed = (p: Piece) => {
+      mine.delete(p);
+      const st = states[p.file];
+      if (st.failed) return;
+      st.left -= p.end - p.start;
+      const line = Buffer.from(rangeLine({ start: p.start, end: p.end }));
+      // the record is an optimisation for a resume: the hashes still decide
+      void handle(records, p.file, st.record, "a").then((r) => r.write(line, 0, line.length, 0)).catch(() => {});
+      if (st.left === 0) void finish(st);
+    };
+    const one = async (p: Piece, at: number, len: number): Promise<void> => {
+      const st = states[p.file];
+      const buf = spare.pop() ?? Buffer.allocUnsafe(chunk);
+      try {
+        const n = fs.readSync(st.fd, buf, 0, len, at);
+        if (n !== len) throw Object.assign(new Error(`short local read at ${at}: ${n} of ${len} bytes (file changing here?)`), { fileFault: true });
+        await (await handle(parts, p.file, st.partial, "r+")).write(buf, 0, n, at);
+      } finally { spare.push(buf); }
+      res.bytesTransferred += len;
+      moved += len;
+      progress(len);
+      if (measure && measured) {
+        if (!t0) t0 = performance.now();
+        else got += len;
+        const dt = (performance.now() - t0) / 1000;
+        if (got >= measureBytes || (dt > 3 && got > 0)) { measured(got / dt); measured = undefined; }
+      }
+    };
+    try {
+      for (;;) {
+        if (lost || stopped() || !s.alive) break;
+        if (inflight >= inFlight) { await new Promise<void>((r) => { wake = r; }); continue; }
+        if (!cur) {
+          const p = queue.shift();
+          if (!p) { if (inflight === 0) break; await new Promise<void>((r) => { wake = r; }); continue; }
+          if (states[p.file].failed) continue;
+          mine.set(p, { pending: 0, issued: false });
+          cur = { piece: p, at: p.start };
+        }
+        const { piece, at } = cur;
+        const len = Math.min(chunk, piece.end - at);
+        const m = mine.get(piece)!;
+        cur = at + len >= piece.end ? undefined : { piece, at: at + len };
+        if (!cur) m.issued = true;
+        m.pending++;
+        inflight++;
+        one(piece, at, len).then(
+          () => { if (--m.pending === 0 && m.issued) landed(piece); },
+          (e: Error & { fileFault?: boolean }) => { if (e.fileFault) states[piece.file].failed ??= e.message; else lost ??= e; },
+        ).finally(() => { inflight--; wake?.(); wake = undefined; });
+      }
+      while (inflight > 0) await new Promise<void>((r) => { wake = r; });
+    } finally {
+      // what this stream did not see acknowledged goes back to the others, in offset order
+      const back = [...mine.keys()].filter((p) => !states[p.file].failed);
+      queue.unshift(...back.sort((a, b) => a.file - b.file || a.start - b.start));
+      for (const h of [...parts.values(), ...records.values()]) void h.then((x) => x.close()).catch(() => {});
+      if (measure && measured) { measured(0); measured = undefined; }
+      trace(`push stream ${s.id}${s.dedicated ? " (own connection)" : ""}: ${(moved / 2 ** 20).toFixed(1)} MiB in ${((performance.now() - tStart) / 1000).toFixed(2)} s${lost ? `, lost: ${lost.message}` : ""}`);
+    }
+  };
+
+  const workers: Promise<void>[] = [];
+  const streams: SftpStream[] = [first];
+  if (queue.length) {
+    workers.push(worker(first, true));
+    const bps = await Promise.race([firstRate, Promise.all(workers).then(() => 0)]);
+    const remaining = queue.reduce((a, p) => a + p.end - p.start, 0);
+    // writes are acknowledged within the box's window, whatever this end's receive window is
+    res.choice = chooseStreams({
+      rttMs: o.rttMs, firstStreamBps: bps > 0 ? bps : undefined, windowBytes: CHANNEL_WINDOW, remainingBytes: remaining,
+      targetBps: o.targetBps ?? 125e6, cap: o.cap,
+    });
+    trace(`push rtt ${o.rttMs.toFixed(1)} ms, first stream ${(bps / 2 ** 20).toFixed(1)} MiB/s: ${res.choice.streams} streams (${res.choice.reason})`);
+    if (res.choice.streams > 1 && queue.length && !stopped()) {
+      const more = await o.openMore(res.choice.streams - 1);
+      for (const s of more.streams) { streams.push(s); workers.push(worker(s, false)); }
+    }
+    for (;;) {
+      await Promise.all(workers);
+      const live = streams.filter((s) => s.alive);
+      if (!queue.length || !live.length || stopped()) break;
+      workers.length = 0;
+      for (const s of live) workers.push(worker(s, false));
+    }
+  }
+  res.streams = streams.length;
+  await Promise.all(states.map((st) => st.finished));
+  const why = stopped() ?? "the connection was lost mid-transfer (a re-run resumes from the ranges recorded on the box)";
+  for (const st of states) {
+    fs.closeSync(st.fd);
+    st.fd = -1;
+    if (st.finished && !st.failed) continue;
+    res.failed.push({ path: st.f.path, error: st.failed ?? why });
+  }
+  return res;
+}
