@@ -6,8 +6,9 @@ import { localRsyncFlavour, prepareRemoteDir, SHELL_NOT_CLEAN_REMEDY, type Rsync
 import { crlfScripts, scanPushTree, secretFiles, PROJECT_IGNORE, type PushScan } from "../verify/tree.js";
 import { differingOnBox, guardLiveRuns } from "./live.js";
 import { withTransferLock } from "./lock.js";
-import { combine, rsyncMover, sftpMover, type Mover, type MoveResult } from "./mover.js";
-import { needRanges, ParallelSession, splitForRanges } from "./parallel/index.js";
+import { combine, rsyncMover, sftpMover, type Mover } from "./mover.js";
+import { ParallelSession, splitForRanges } from "./parallel/index.js";
+import { rangedPush } from "./pushRanged.js";
 import { recordPush } from "./provenance.js";
 import { throttled, type TransferContext, type TransferResult } from "./context.js";
 
@@ -65,40 +66,6 @@ function sizeWarnings(files: { path: string; bytes: number }[], bytesTotal: numb
   return out;
 }
 
-interface RangedPart {
-  files: Set<string>;
-  /** the partial files exist on the box: the single-stream transfer may start beside */
-  prepared: Promise<void>;
-  result: Promise<MoveResult>;
-  /** bytes covered so far */
-  done(): number;
-  streams: number;
-}
-
-/**
- * The big files of a push that are new to the box (or resized), as byte ranges over parallel streams, when
- * the link needs more than one window (parallel/); undefined where one stream is enough. `moverDone` is
- * what the transfer beside it covered, for one progress figure.
- */
-async function rangedPush(ctx: TransferContext, host: string, parallel: ParallelSession, localDir: string, remoteDir: string,
-  files: { path: string; bytes: number; link?: string }[], deadline: number, progress: (b: number) => void, moverDone: () => number): Promise<RangedPart | undefined> {
-  if (ctx.signal.aborted || !(await parallel.worth())) return undefined;
-  const sftp = await ctx.remote.sftp(host);
-  let need;
-  try { need = splitForRanges(await needRanges(sftp, remoteDir, splitForRanges(files.filter((f) => f.link === undefined)).ranged)).ranged; } finally { sftp.end(); }
-  if (!need.length) return undefined;
-  let sent = 0;
-  let ready!: () => void;
-  const part: RangedPart = {
-    files: new Set(need.map((f) => f.path)), prepared: new Promise<void>((r) => { ready = r; }), done: () => sent, streams: 0,
-    result: parallel.push(localDir, remoteDir, need, { deadline, signal: ctx.signal, onPrepared: () => ready(), onProgress: (b) => { sent = b; progress(b + moverDone()); } })
-      .then((r) => { part.streams = r.streams; return { filesMoved: r.filesTransferred, bytesMoved: r.bytesTransferred, bytesReused: 0, resumedFiles: r.resumedFiles, failed: r.failed }; },
-        (e: Error) => ({ filesMoved: 0, bytesMoved: 0, bytesReused: 0, resumedFiles: 0, failed: need.map((f) => ({ path: f.path, error: e.message.slice(0, 200) })) }))
-      .finally(() => ready()),
-  };
-  return part;
-}
-
 export async function push(ctx: TransferContext, req: PushRequest): Promise<TransferResult> {
   const t0 = Date.now();
   const warnings: Warning[] = [];
@@ -153,7 +120,9 @@ async function pushLocked(ctx: TransferContext, req: PushRequest, localDir: stri
     const onProgress = throttled(ctx, bytesTotal);
     // big files new to the box, over a long link: byte ranges over parallel streams, beside the rest
     let moverDone = 0;
-    const ranged = parallel ? await rangedPush(ctx, req.host, parallel, localDir, prep.dir, files, deadline, onProgress, () => moverDone) : undefined;
+    const ranged = parallel
+      ? await rangedPush(ctx, req.host, parallel, localDir, prep.dir, files, { deadline, progress: onProgress, moverDone: () => moverDone })
+      : undefined;
     const rest = ranged ? files.filter((f) => !ranged.files.has(f.path)) : files;
     // SFTP times are whole seconds: a same-size edit within the second is found by the box's hashes
     const force = rest.length && !useRsync ? new Set((await differingOnBox(ctx, req.host, localDir, prep.dir,

@@ -126,7 +126,7 @@ export class ParallelSession {
   }
 
   /** Run one transfer over a first stream and whatever more it asks for; streams that survive go back. */
-  private lend<T>(fn: (first: SftpStream, common: { rttMs: number; targetBps: number; cap: number; openMore: (n: number) => Promise<{ streams: SftpStream[]; shared: boolean }> }) => Promise<T>): Promise<T> {
+  private lend<T>(fn: (first: SftpStream, common: Pick<ParallelPullOptions, "rttMs" | "targetBps" | "cap" | "openMore">) => Promise<T>): Promise<T> {
     const job = this.chain.then(async () => {
       if (!(await this.ready)) throw new Error("no parallel streams to this host");
       const [first] = (await this.take(1)).streams;
@@ -155,4 +155,4 @@ export class ParallelSession {
 }
 
 export type { ParallelPullResult, RangedFile } from "./pull.js";
-export { needRanges, type ParallelPushResult, type PushRangedFile } from "./push.js";
+export { dropPartials, rangeState, type ParallelPushResult, type PushRangedFile } from "./push.js";

@@ -116,19 +116,43 @@ async function readSmall(sftp: SftpSession, p: string): Promise<string> {
   } finally { await f.close().catch(() => {}); }
 }
 
+/** where a file's partial copy and its range record sit on the box */
+function partialPaths(remoteRoot: string, rel: string): { target: string; pdir: string; partial: string; record: string } {
+  const target = path.posix.join(remoteRoot, rel);
+  const pdir = path.posix.join(path.posix.dirname(target), PARTIAL_DIR);
+  const base = path.posix.basename(target);
+  return { target, pdir, partial: path.posix.join(pdir, base + RANGED_SUFFIX), record: path.posix.join(pdir, base + SIDECAR_SUFFIX) };
+}
+
 /**
- * Of `files`, those worth ranging: absent on the box or of another size there (a file of the same size is
- * left to rsync's quick check and delta, which may find it current). The stats are pipelined on one session.
+ * For a push's big files: which are absent on the box or of another size there (`need`: a file of the same
+ * size is left to rsync's quick check and delta, which may find it current), and which have a ranged
+ * partial copy there from a cut push (`partial`). The stats are pipelined on one session.
  */
-export async function needRanges<T extends PushRangedFile>(sftp: SftpSession, remoteRoot: string, files: T[]): Promise<T[]> {
-  const there = await Promise.all(files.map((f) => sftp.lstat(path.posix.join(remoteRoot, f.path))));
-  return files.filter((f, i) => !there[i]?.isFile || there[i]!.size !== f.bytes);
+export async function rangeState<T extends PushRangedFile>(sftp: SftpSession, remoteRoot: string, files: T[]): Promise<{ need: T[]; partial: Set<string> }> {
+  const there = await Promise.all(files.map(async (f) => {
+    const p = partialPaths(remoteRoot, f.path);
+    return Promise.all([sftp.lstat(p.target), sftp.lstat(p.partial)]);
+  }));
+  return {
+    need: files.filter((f, i) => !there[i][0]?.isFile || there[i][0]!.size !== f.bytes),
+    partial: new Set(files.filter((f, i) => there[i][1]?.isFile).map((f) => f.path)),
+  };
+}
+
+/** Remove the ranged partial copies (and records) of files that go another way now. */
+export async function dropPartials(sftp: SftpSession, remoteRoot: string, rels: string[]): Promise<void> {
+  await Promise.all(rels.map(async (rel) => {
+    const p = partialPaths(remoteRoot, rel);
+    await Promise.all([sftp.unlink(p.partial).catch(() => {}), sftp.unlink(p.record).catch(() => {})]);
+    await sftp.rmdir(p.pdir).catch(() => { /* rsync's partials or another file's */ });
+  }));
 }
 
 export async function parallelPush(
   first: SftpStream, localDir: string, remoteRoot: string, files: PushRangedFile[], o: ParallelPushOptions,
 ): Promise<ParallelPushResult> {
-  const pieceBytes = o.pieceBytes ?? 4 * 2 ** 20;
+  const pieceBytes = o.pieceBytes ?? 2 ** 20;
   const chunk = o.chunkBytes ?? 128 * 1024;
   // the box's window bounds what is unacknowledged; a little more queued keeps it full as it refills
   const inFlight = o.inFlight ?? Math.ceil((1.5 * CHANNEL_WINDOW) / chunk);
@@ -151,10 +175,7 @@ export async function parallelPush(
       const st = fs.fstatSync(fd, { bigint: true });
       if (!st.isFile() || Number(st.size) !== f.bytes) throw new Error("changed here since it was listed");
       const v = localVersion(st);
-      const target = path.posix.join(remoteRoot, f.path);
-      const pdir = path.posix.join(path.posix.dirname(target), PARTIAL_DIR);
-      const partial = path.posix.join(pdir, path.posix.basename(target) + RANGED_SUFFIX);
-      const record = path.posix.join(pdir, path.posix.basename(target) + SIDECAR_SUFFIX);
+      const { target, pdir, partial, record } = partialPaths(remoteRoot, f.path);
       const id: SidecarId = { size: f.bytes, source: v.source };
       await rmkdirp(first.sftp, pdir, made);
       const part = await first.sftp.stat(partial);
