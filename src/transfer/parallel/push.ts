@@ -13,18 +13,27 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { createHash } from "node:crypto";
+import { spawn } from "node:child_process";
+import { trackChild } from "../../common/children.js";
 import { PARTIAL_DIR } from "../../remote/rsync.js";
 import { rmkdirp } from "../../remote/sftp.js";
 import type { SftpStream } from "../../remote/streams.js";
 import type { SftpFile, SftpSession } from "../../remote/types.js";
-import { chooseStreams, coveredBytes, planPieces, type Piece, type Range, type StreamChoice } from "./plan.js";
+import { chooseStreams, coveredBytes, mergeRanges, planPieces, type Piece, type Range, type StreamChoice } from "./plan.js";
 import { parseSidecar, rangeLine, sidecarHead, RANGED_SUFFIX, SIDECAR_SUFFIX, type SidecarId } from "./sidecar.js";
 import { CHANNEL_WINDOW, trace } from "./pull.js";
 
 export interface PushRangedFile { path: string; bytes: number }
 
 /** what the box is asked to check and put in place once every byte of a file has landed */
-export interface FinishJob { path: string; bytes: number; partial: string; target: string; sha256: string; mode: number; mtime: string }
+export interface FinishJob {
+  path: string; bytes: number; partial: string; target: string; sha256: string; mode: number; mtime: string;
+  /** the box's sha256 of the partial, computed there as its prefix landed (absent: the box hashes it now) */
+  hashed?: string;
+}
+
+/** a hash the box computes of a partial as it grows: told how far the landed prefix reaches, then done */
+export interface BoxHasher { feed(end: number): void; done(): Promise<string | undefined> }
 
 export interface ParallelPushOptions {
   /** opens up to n more streams (after the first has been measured) */
@@ -43,8 +52,8 @@ export interface ParallelPushOptions {
   onProgress?: (bytesDone: number) => void;
   /** the box hashes the partial and, when it matches, renames it into place: undefined, or why not */
   finish: (job: FinishJob) => Promise<string | undefined>;
-  /** every partial file exists on the box (a transfer beside this one may start: the partial dirs are not empty) */
-  onPrepared?: () => void;
+  /** starts the box hashing a partial as its prefix lands, so its hash is ready with the last byte */
+  boxHasher?: (partial: string) => BoxHasher;
 }
 
 export interface ParallelPushResult {
@@ -60,10 +69,10 @@ export interface ParallelPushResult {
 
 const HASH_CHUNK = 1024 * 1024;
 const RECORD_MAX = 4 * 1024 * 1024;
+const FEED_STEP = 8 * 1024 * 1024;
 
 interface FileState {
   f: PushRangedFile;
-  local: string;
   fd: number;
   partial: string;
   record: string;
@@ -72,6 +81,10 @@ interface FileState {
   mtime: string;
   id: SidecarId;
   left: number;
+  /** what has landed on the box, merged (its first range, from 0, is the prefix the box may hash) */
+  landed: Range[];
+  fedTo: number;
+  hasher?: BoxHasher;
   sha?: Promise<string>;
   failed?: string;
   finished?: Promise<void>;
@@ -84,8 +97,26 @@ function localVersion(st: fs.BigIntStats): { source: string; mtime: string } {
   return { source: `${st.dev}:${st.ino}:${mtime}`, mtime };
 }
 
-/** The local file's sha256, read in order beside the transfer (yielding between chunks; stops once its fd is closed). */
-async function hashLocal(st: { fd: number; f: PushRangedFile }): Promise<string> {
+/**
+ * The local file's sha256, computed beside the transfer by a `sha256sum` reading the very file being sent
+ * (its stdin is our descriptor; the transfer reads at offsets, so the shared position is the hasher's), on
+ * another core than this event loop, which the streams keep busy. Without sha256sum: hashed here.
+ */
+function hashBeside(st: { fd: number; f: PushRangedFile }): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    let out = "";
+    const c = trackChild(spawn("sha256sum", [], { stdio: [st.fd, "pipe", "ignore"] }));
+    c.stdout!.on("data", (d: Buffer) => { out += d.toString("latin1"); });
+    c.on("error", reject);
+    c.on("close", (code) => {
+      const m = /^([0-9a-f]{64})\b/.exec(out);
+      if (code === 0 && m) resolve(m[1]); else reject(new Error(`sha256sum exit ${code}`));
+    });
+  }).catch(() => hashHere(st));
+}
+
+/** The local file's sha256, read in order here (yielding between chunks; stops once its fd is closed). */
+async function hashHere(st: { fd: number; f: PushRangedFile }): Promise<string> {
   const h = createHash("sha256");
   const buf = Buffer.allocUnsafe(HASH_CHUNK);
   for (let at = 0, size = st.f.bytes; at < size; ) {
@@ -149,9 +180,58 @@ export async function dropPartials(sftp: SftpSession, remoteRoot: string, rels: 
   }));
 }
 
-export async function parallelPush(
-  first: SftpStream, localDir: string, remoteRoot: string, files: PushRangedFile[], o: ParallelPushOptions,
-): Promise<ParallelPushResult> {
+/** A push's big files, ready on the box: a partial for each (kept from a cut push when its record is for this version). */
+export interface PreparedPush { states: FileState[]; done: Range[][]; failed: { path: string; error: string }[]; resumed: number; covered: number }
+
+/**
+ * Each file's local version, and a partial copy on the box with a record for that version (a new, empty one,
+ * or the one a cut push left). Pipelined on one session (the pooled one, while the streams are opening).
+ */
+export async function preparePush(sftp: SftpSession, localDir: string, remoteRoot: string, files: PushRangedFile[]): Promise<PreparedPush> {
+  const t0 = performance.now();
+  const made = new Set<string>();
+  const out: PreparedPush = { states: [], done: [], failed: [], resumed: 0, covered: 0 };
+  await Promise.all(files.map(async (f) => {
+    let fd = -1;
+    try {
+      fd = fs.openSync(path.join(localDir, f.path), fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0));
+      const st = fs.fstatSync(fd, { bigint: true });
+      if (!st.isFile() || Number(st.size) !== f.bytes) throw new Error("changed here since it was listed");
+      const v = localVersion(st);
+      const { target, pdir, partial, record } = partialPaths(remoteRoot, f.path);
+      const id: SidecarId = { size: f.bytes, source: v.source };
+      const [, part, text] = await Promise.all([rmkdirp(sftp, pdir, made), sftp.stat(partial), readSmall(sftp, record)]);
+      let have = part?.isFile ? parseSidecar(text, id) : [];
+      if (have.length && part!.size < Math.max(...have.map((r) => r.end))) have = [];
+      if (have.length) out.resumed++;
+      else {
+        const head = Buffer.from(sidecarHead(id));
+        await Promise.all([
+          sftp.open(partial, "w").then((h) => h.close()),
+          sftp.open(record, "w").then((h) => h.write(head, 0, head.length, 0).finally(() => h.close().catch(() => {}))),
+        ]);
+      }
+      const covered = coveredBytes(have);
+      out.states.push({
+        f, fd, partial, record, target, mode: Number(st.mode) & 0o7777, mtime: v.mtime, id, left: f.bytes - covered, landed: mergeRanges(have), fedTo: 0,
+      });
+      out.done.push(have);
+      out.covered += covered;
+    } catch (e) {
+      if (fd >= 0) fs.closeSync(fd);
+      out.failed.push({ path: f.path, error: (e as Error).message.slice(0, 200) });
+    }
+  }));
+  trace(`push: ${out.states.length} file(s) prepared on the box in ${(performance.now() - t0).toFixed(0)} ms`);
+  return out;
+}
+
+/** Close the local files of a preparation that never ran (parallelPush closes them itself). */
+export function closePrepared(prep: PreparedPush): void {
+  for (const st of prep.states) if (st.fd >= 0) { try { fs.closeSync(st.fd); } catch { /* closed */ } st.fd = -1; }
+}
+
+export async function parallelPush(first: SftpStream, prep: PreparedPush, o: ParallelPushOptions): Promise<ParallelPushResult> {
   const pieceBytes = o.pieceBytes ?? 2 ** 20;
   const chunk = o.chunkBytes ?? 128 * 1024;
   // the box's window bounds what is unacknowledged; a little more queued keeps it full as it refills
@@ -163,51 +243,32 @@ export async function parallelPush(
   const stopped = (): string | undefined =>
     o.signal?.aborted ? "cancelled" : o.deadline && Date.now() > o.deadline ? "ran past its time limit" : undefined;
 
-  // 1. each file: its local version, any partial copy on the box with a record for that version
-  const made = new Set<string>();
-  const states: FileState[] = [];
-  const done: Range[][] = [];
-  await Promise.all(files.map(async (f) => {
-    const local = path.join(localDir, f.path);
-    let fd = -1;
-    try {
-      fd = fs.openSync(local, fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0));
-      const st = fs.fstatSync(fd, { bigint: true });
-      if (!st.isFile() || Number(st.size) !== f.bytes) throw new Error("changed here since it was listed");
-      const v = localVersion(st);
-      const { target, pdir, partial, record } = partialPaths(remoteRoot, f.path);
-      const id: SidecarId = { size: f.bytes, source: v.source };
-      await rmkdirp(first.sftp, pdir, made);
-      const part = await first.sftp.stat(partial);
-      let have = part?.isFile ? parseSidecar(await readSmall(first.sftp, record), id) : [];
-      if (have.length && part!.size < Math.max(...have.map((r) => r.end))) have = [];
-      if (have.length) res.resumedFiles++;
-      else {
-        await (await first.sftp.open(partial, "w")).close();
-        const rec = await first.sftp.open(record, "w");
-        const head = Buffer.from(sidecarHead(id));
-        try { await rec.write(head, 0, head.length, 0); } finally { await rec.close().catch(() => {}); }
-      }
-      const covered = coveredBytes(have);
-      states.push({ f, local, fd, partial, record, target, mode: Number(st.mode) & 0o7777, mtime: v.mtime, id, left: f.bytes - covered });
-      done.push(have);
-      progress(covered);
-    } catch (e) {
-      if (fd >= 0) fs.closeSync(fd);
-      res.failed.push({ path: f.path, error: (e as Error).message.slice(0, 200) });
-    }
-  }));
-  o.onPrepared?.();
-  for (const st of states) { st.sha = hashLocal(st); st.sha.catch(() => {}); }
+  const { states, done } = prep;
+  res.failed.push(...prep.failed);
+  res.resumedFiles = prep.resumed;
+  progress(prep.covered);
+  for (const st of states) { st.sha = hashBeside(st); st.sha.catch(() => {}); }
+  /** tell the box's hasher how far the landed prefix reaches now (every 8 MiB, and at the end) */
+  const feed = (st: FileState) => {
+    if (!st.hasher) return;
+    const prefix = st.landed[0]?.start === 0 ? st.landed[0].end : 0;
+    if (prefix >= st.fedTo + FEED_STEP || (prefix === st.f.bytes && prefix > st.fedTo)) { st.hasher.feed(prefix); st.fedTo = prefix; }
+  };
+  if (o.boxHasher) for (const st of states) { st.hasher = o.boxHasher(st.partial); feed(st); }
   const queue: Piece[] = [];
   states.forEach((st, i) => { for (const p of planPieces([st.f], pieceBytes, [done[i]])) queue.push({ ...p, file: i }); });
 
   const finish = (st: FileState): Promise<void> => {
     st.finished ??= (async () => {
       const sha = await st.sha!;
+      const tBox = performance.now();
       const now = localVersion(fs.fstatSync(st.fd, { bigint: true }));
       if (now.source !== st.id.source) throw new Error("changed here during the push (sent again next time)");
-      const why = await o.finish({ path: st.f.path, bytes: st.f.bytes, partial: st.partial, target: st.target, sha256: sha, mode: st.mode, mtime: st.mtime });
+      const hashed = await st.hasher?.done();
+      const why = await o.finish({
+        path: st.f.path, bytes: st.f.bytes, partial: st.partial, target: st.target, sha256: sha, mode: st.mode, mtime: st.mtime, hashed,
+      });
+      trace(`push: ${st.f.path} checked and put in place on the box in ${(performance.now() - tBox).toFixed(0)} ms${why ? `: ${why}` : ""}`);
       if (why) throw new Error(why);
       res.hashes.set(st.f.path, { bytes: st.f.bytes, sha256: sha });
       res.filesTransferred++;
@@ -243,6 +304,8 @@ export async function parallelPush(
       const st = states[p.file];
       if (st.failed) return;
       st.left -= p.end - p.start;
+      st.landed = mergeRanges([...st.landed, { start: p.start, end: p.end }]);
+      feed(st);
       const line = Buffer.from(rangeLine({ start: p.start, end: p.end }));
       // the record is an optimisation for a resume: the hashes still decide
       void handle(records, p.file, st.record, "a").then((r) => r.write(line, 0, line.length, 0)).catch(() => {});
@@ -327,9 +390,9 @@ export async function parallelPush(
   res.streams = streams.length;
   await Promise.all(states.map((st) => st.finished));
   const why = stopped() ?? "the connection was lost mid-transfer (a re-run resumes from the ranges recorded on the box)";
+  closePrepared(prep);
   for (const st of states) {
-    fs.closeSync(st.fd);
-    st.fd = -1;
+    void st.hasher?.done().catch(() => {});
     if (st.finished && !st.failed) continue;
     res.failed.push({ path: st.f.path, error: st.failed ?? why });
   }
