@@ -116,6 +116,36 @@ describe("parallel push over a 100 ms RTT link", () => {
   }, 600_000);
 });
 
+describe("hashed both ends", () => {
+  it("a partial altered on the box between a cut and the rerun is caught by the hashes, never put in place, and sent again", async () => {
+    const proxy = await lab.cutProxy("p1", { cutAfterBytes: Math.floor(total * 0.2), maxCuts: 1000, delayMs: DELAY, alias: "p1-tamper" });
+    const dst = "/root/tamper";
+    const first = await s.call("push_code", { host: proxy.alias, local_dir: src, remote_dir: dst });
+    expect(first.ok).toBe(false);
+    // flip the first bytes of model.bin's partial: a range its record says has landed
+    const flip = await lab.boxes.p1.exec(`p=${dst}/ckpt/.rgt-partial/model.bin.prange; test -s $p && printf 'XXXXXXXX' | dd of=$p bs=1 seek=0 conv=notrunc status=none && echo flipped`);
+    expect(flip.stdout).toContain("flipped");
+    proxy.setCutAfter(null);
+    const again = await s.call("push_code", { host: proxy.alias, local_dir: src, remote_dir: dst });
+    expect(again.ok, JSON.stringify(again).slice(0, 400)).toBe(false);
+    expect(again.refused.code).toBe("TRANSFER_INTERRUPTED");
+    expect(again.refused.reason).toContain("ckpt/model.bin");
+    expect(again.refused.reason).toMatch(/sha256/);
+    expect(again.failed_files).toEqual(["ckpt/model.bin"]);
+    expect((await lab.boxes.p1.exec(`test -e ${dst}/ckpt/model.bin`)).code).not.toBe(0);
+    noCorrupt((await boxState(dst)).sums, "tampered");
+    // (a fresh relay: the rsync transport's OpenSSH master, kept for reuse, rides a connection the first relay would still cut)
+    const clean = await lab.cutProxy("p1", { cutAfterBytes: Infinity, delayMs: DELAY, alias: "p1-clean" });
+    const third = await s.call("push_code", { host: clean.alias, local_dir: src, remote_dir: dst });
+    expect(third.ok, JSON.stringify(third).slice(0, 400)).toBe(true);
+    const there = await boxState(dst);
+    expect(noCorrupt(there.sums, "after the resend")).toBe(Object.keys(sums).length);
+    expect(there.partials).toEqual([]);
+    await proxy.close();
+    await clean.close();
+  }, 180_000);
+});
+
 describe("no latency: one stream is enough", () => {
   it("a loopback push of the same tree stays single-stream and lands identical", async () => {
     const r = await s.call("push_code", { host: "p1", local_dir: src, remote_dir: "/root/loop" });
