@@ -34,7 +34,10 @@ oomv() {
 # in a bad state can hang it), and read its answer at the end
 gpu=""
 if command -v nvidia-smi >/dev/null 2>&1; then
-  exec 3< <(timeout 10 nvidia-smi --query-gpu=index,memory.used,memory.total,utilization.gpu --format=csv,noheader,nounits 2>/dev/null)
+  # memory and utilisation, then the health fields probe_env reads (HEALTH_FIELDS in src/knowledge/gpu-health.ts
+  # after its index; a test keeps them equal); a driver that refuses one of them still gives the first four
+  exec 3< <(timeout 10 nvidia-smi --query-gpu=index,memory.used,memory.total,utilization.gpu,persistence_mode,ecc.errors.uncorrected.volatile.total,retired_pages.pending,clocks_throttle_reasons.hw_slowdown,clocks_throttle_reasons.hw_thermal_slowdown,clocks_throttle_reasons.hw_power_brake_slowdown,clocks_throttle_reasons.sw_thermal_slowdown,clocks_throttle_reasons.sw_power_cap --format=csv,noheader,nounits 2>/dev/null ||
+    timeout 10 nvidia-smi --query-gpu=index,memory.used,memory.total,utilization.gpu --format=csv,noheader,nounits 2>/dev/null)
   gpu=1
 fi
 
@@ -93,7 +96,9 @@ for c in "${cells[@]}"; do
   # a failed or vanished cell: more of its log (the whole failure message), and the knobs the OOM
   # ladder reads (the command's start, env entries about batch, accumulation, precision, checkpointing)
   f=0
-  if [ "${st:-pending}" = failed ] || { [ "${st:-pending}" = running ] && [ "$a" = 0 ] && [ -z "$ex" ]; }; then f=1; failing=1; fi
+  # (a runner writes exit_code a moment before state: "running", not alive, exit non-zero is failing too;
+  # the server reads it as failed, so it needs the same evidence)
+  if [ "${st:-pending}" = failed ] || { [ "${st:-pending}" = running ] && [ "$a" = 0 ] && [ "${ex:-1}" != 0 ]; }; then f=1; failing=1; fi
   if [ "$lb" -gt 0 ] 2>/dev/null; then
     if [ "$f" = 1 ]; then flogs+=("$d/log"); else logs+=("$d/log"); fi
   fi
@@ -172,8 +177,10 @@ for l in "${RUN_LANES[@]}"; do
 done
 
 if [ -n "$gpu" ]; then
-  while IFS=', ' read -r idx used total util; do
-    [ -n "$idx" ] && tab GPU "$idx" "$used" "$total" "$util"
+  while IFS=, read -r idx used total util health; do
+    idx=${idx// /}
+    case $idx in '' | *[!0-9]*) continue ;; esac
+    tab GPU "$idx" "${used// /}" "${total// /}" "${util// /}" "$health"
   done <&3
   exec 3<&-
 fi

@@ -6,6 +6,7 @@ import { redactCutLines, redactCutText } from "../guard/redact.js";
 import type { RunCell } from "../ledger/runs.js";
 import type { CellCause, CellStatus, DiskStatus, GpuStatus, StatusOptions } from "./types.js";
 import { classifyFailure, cleanLine, refFor, signalOf, type FailureClass } from "../knowledge/failures.js";
+import { parseHealth, type GpuHealthRow } from "../knowledge/gpu-health.js";
 import { num, tsv } from "./scripts.js";
 import { parseGate, parseWatch, type GateRow, type WatchRow } from "./while_run.js";
 
@@ -28,13 +29,15 @@ export interface BoxStatus {
   cells: Map<string, BoxCellRow>;
   lanes: { id: string; alive: boolean; signal: string; cells: string[]; ended: boolean }[];
   gpus: GpuStatus[]; disks: DiskStatus[]; dmesg: string[];
+  /** the GPUs' health fields (ECC, retired pages, slowdowns), when the driver gave them */
+  health: GpuHealthRow[];
   /** the disk gate's record per cell, and the run watcher's (time cap, park) */
   gates?: Map<string, GateRow>;
   watch?: WatchRow;
 }
 
 export function parseStatus(host: string, stdout: string): BoxStatus {
-  const b: BoxStatus = { host, now: 0, uptime_s: 0, boot: 0, nostate: false, cells: new Map(), lanes: [], gpus: [], disks: [], dmesg: [] };
+  const b: BoxStatus = { host, now: 0, uptime_s: 0, boot: 0, nostate: false, cells: new Map(), lanes: [], gpus: [], disks: [], dmesg: [], health: [] };
   for (const r of tsv(stdout)) {
     switch (r[0]) {
       case "NOW": b.now = num(r[1]) ?? 0; b.uptime_s = num(r[2]) ?? 0; b.boot = num(r[3]) ?? 0; break;
@@ -55,7 +58,11 @@ export function parseStatus(host: string, stdout: string): BoxStatus {
         break;
       }
       case "LANE": b.lanes.push({ id: r[1], alive: r[2] === "1", signal: r[3] ?? "", cells: (r[4] ?? "").split(",").filter(Boolean), ended: r[5] === "ended" }); break;
-      case "GPU": b.gpus.push({ host, index: Number(r[1]), memory_used_mib: num(r[2]), memory_total_mib: num(r[3]), utilization_pct: num(r[4]) }); break;
+      case "GPU": {
+        b.gpus.push({ host, index: Number(r[1]), memory_used_mib: num(r[2]), memory_total_mib: num(r[3]), utilization_pct: num(r[4]) });
+        if (r[5]) b.health.push(...parseHealth([`${r[1]},${r[5]}`]));
+        break;
+      }
       case "DISK": { const a = num(r[5]); b.disks.push({ host, mount: r[1], size_bytes: num(r[2]), used_pct: num(r[3]), inodes_used_pct: num(r[4]), ...(a !== undefined ? { avail_bytes: a } : {}) }); break; }
       case "DMESG": b.dmesg.push(r.slice(1).join(" ")); break;
       case "CKPT": { const c = b.cells.get(r[1]); if (c) c.ckpt_mtime = num(r[2]) ?? 0; break; }

@@ -186,6 +186,26 @@ function compact(cells: CellStatus[], tailBudget: number): CellStatus[] {
 }
 
 /** Cut a reply to the budget: shorter evidence, no tails, one host name, fewer GPUs/disks, shorter text. */
+/**
+ * Many hosts with the same finding (a throttling GPU or a full disk on each of 64 boxes) say it in a few
+ * warnings, not one per host: the first `per - 1` of a code as they are, the rest folded into one that
+ * counts them and keeps the worst severity.
+ */
+export function capWarnings(ws: Warning[], per = 3): Warning[] {
+  const byCode = new Map<string, Warning[]>();
+  for (const w of ws) byCode.set(w.code, [...(byCode.get(w.code) ?? []), w]);
+  const rank = { info: 0, warn: 1, danger: 2 } as const;
+  const out: Warning[] = [];
+  for (const [code, group] of byCode) {
+    if (group.length <= per) { out.push(...group); continue; }
+    const kept = group.slice(0, per - 1);
+    const rest = group.slice(per - 1);
+    const worst = rest.reduce((a, w) => (rank[w.severity] > rank[a] ? w.severity : a), rest[0]!.severity);
+    out.push(...kept, warning(code, worst, `+${rest.length} more like it: ${rest[0]!.message.slice(0, 120)}${rest[0]!.message.length > 120 ? "…" : ""}`, rest[0]!.ref));
+  }
+  return out;
+}
+
 function fit<T extends {
   cells: CellStatus[]; gpus: GpuStatus[]; disks: DiskStatus[]; vanished_cause?: CellCause; gpus_omitted?: number; disks_omitted?: number;
   next_action: string; new_text_dir?: string;
@@ -336,7 +356,7 @@ export async function runStatusOf(
     ...(vanished_cause ? { vanished_cause: { ...vanished_cause, ref: vanished_cause.ref || refFor(vanished_cause.cause) } } : {}),
     ...(whileRun ? { while_run: whileRun } : {}),
     next_action,
-    warnings,
+    warnings: capWarnings(warnings),
   }, newTextDir);
 }
 

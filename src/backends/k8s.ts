@@ -166,6 +166,12 @@ export function buildK8sManifest(req: SchedulerLaunchRequest, env: NodeJS.Proces
   if (opts.walltime !== undefined && deadline === undefined) {
     throw badInput("scheduler.walltime", `"${opts.walltime}" is not a duration`, 'Use seconds or Slurm-style text: "90" (minutes), "1:30:00", "2-00:00:00".');
   }
+  // the Job's own clock: walltime per wave of pods, or a default; max_hours caps the whole Job (every pod ends at that age)
+  const jobDeadline = deadline !== undefined ? deadline * Math.ceil(n / Math.min(lanes, n)) + 600 : DEFAULT_DEADLINE_S;
+  const capS = req.while_run?.max_hours !== undefined ? Math.max(60, Math.round(req.while_run.max_hours * 3600)) : undefined;
+  if (capS !== undefined) {
+    warnings.push(warning("MAX_HOURS_SCHEDULER", "info", `max_hours is the Job's activeDeadlineSeconds (${Math.min(capS, jobDeadline)} s): Kubernetes ends every pod of the run at that age; checkpoints on the PVC are kept`));
+  }
   const gpus = Math.max(0, ...req.cells.map((c) => c.gpus ?? 1));
   if (new Set(req.cells.map((c) => c.gpus ?? 1)).size > 1) {
     warnings.push(warning("K8S_GPU_UNIFORM", "info", `cells ask for different GPU counts; one pod template serves all, so each pod gets ${gpus}`));
@@ -224,7 +230,7 @@ export function buildK8sManifest(req: SchedulerLaunchRequest, env: NodeJS.Proces
       completions: n,
       parallelism: Math.min(lanes, n),
       backoffLimit: opts.backoff_limit ?? Math.min(20, 2 * n),
-      activeDeadlineSeconds: deadline !== undefined ? deadline * Math.ceil(n / Math.min(lanes, n)) + 600 : DEFAULT_DEADLINE_S,
+      activeDeadlineSeconds: capS !== undefined ? Math.min(capS, jobDeadline) : jobDeadline,
       ttlSecondsAfterFinished: opts.ttl_after_finished_s ?? DEFAULT_TTL_S,
       template: {
         metadata: { labels },

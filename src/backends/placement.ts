@@ -2,7 +2,7 @@
  * Placement over hosts × GPUs: which GPUs of a box are free for this run (lanes), and which lane each
  * cell goes to. Pure: unit-tested against hand-made facts.
  */
-const BUSY_GPU_MIB = 1024;
+import { BUSY_GPU_MIB } from "../knowledge/gpu-health.js";
 
 /** What placement needs to know of one box (a subset of launch_prep.sh's facts). */
 export interface HostGpuFacts {

@@ -83,7 +83,10 @@ export function sbatchOptions(req: SchedulerLaunchRequest): string[] {
   const lead = o.signal_lead_s ?? leadFromProfile(req) ?? DEFAULT_SIGNAL_LEAD_S;
   if (!Number.isInteger(lead) || lead < 1 || lead > 65535) throw badInput("scheduler.signal_lead_s", "must be whole seconds between 1 and 65535", "Pass e.g. 120.");
   const args = [`--job-name=rgt-${req.run_id}`, "--requeue", `--signal=B:USR1@${lead}`, "--ntasks=1"];
-  const t = slurmTime(o.walltime);
+  // max_hours on Slurm: the scheduler's own --time for each array task (the smaller of it and walltime)
+  const cap = req.while_run?.max_hours !== undefined ? Math.max(60, Math.round(req.while_run.max_hours * 3600)) : undefined;
+  const wall = o.walltime !== undefined ? walltimeSeconds(o.walltime) : undefined;
+  const t = cap !== undefined && (wall === undefined || cap < wall) ? slurmTime(cap) : slurmTime(o.walltime);
   if (t) args.push(`--time=${t}`);
   if (o.partition !== undefined) {
     if (!/^[A-Za-z0-9_.,-]+$/.test(o.partition)) throw badInput("scheduler.partition", `"${o.partition}" is not a partition name`, "Use the name sinfo lists.");
@@ -197,6 +200,9 @@ export const slurmBackend: Backend = {
     const lanes = sreq.scheduler?.lanes ?? req.cells.length;
     if (!Number.isInteger(lanes) || lanes < 1) throw badInput("scheduler.lanes", "must be a whole number ≥ 1", "Pass lanes ≥ 1 (array tasks running at once).");
     const opts = sbatchOptions(sreq);
+    if (req.while_run?.max_hours !== undefined) {
+      warnings.push(warning("MAX_HOURS_SCHEDULER", "info", `max_hours on Slurm is each array task's limit (${opts.find((a) => a.startsWith("--time="))}): Slurm ends a task at that age; a task that starts later gets its own`));
+    }
     const forward = setting("RGT_SLURM_FORWARD_SIGNAL");
     if (forward && /^[A-Z0-9]+$/.test(forward)) opts.push(`--export=ALL,RGT_SLURM_FORWARD=${forward}`);
 

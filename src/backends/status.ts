@@ -6,6 +6,7 @@ import type { BackendContext, CellStatus, DiskStatus, GpuStatus, StatusOptions, 
 import { isConnectionError, runInstalled, settle } from "./scripts.js";
 import { classifyCell, parseStatus, type BoxStatus } from "./classify.js";
 import type { GateRow, WatchRow } from "./while_run.js";
+import { rowFindings } from "../knowledge/gpu-health.js";
 
 /** one bound for a host's whole status answer, both attempts together (connect, channel, script): well inside the 60 s a client waits */
 const STATUS_TIMEOUT_MS = 20_000;
@@ -51,6 +52,7 @@ export async function sshStatus(ctx: BackendContext, run: RunRecord, opts: Statu
       continue;
     }
     for (const c of byHost.get(h)!) cells.push(classifyCell(r, r.cells.get(c.name), c, opts));
+    warnings.push(...gpuWarnings(r, byHost.get(h)!));
     gpus.push(...r.gpus);
     disks.push(...r.disks);
     if (r.watch) watch.set(h, r.watch);
@@ -59,4 +61,27 @@ export async function sshStatus(ctx: BackendContext, run: RunRecord, opts: Statu
   const order = new Map(run.cells.map((c, i) => [c.name, i]));
   cells.sort((a, b) => (order.get(a.name) ?? 0) - (order.get(b.name) ?? 0));
   return { cells, gpus, disks, unreachable, warnings, watch, gates };
+}
+
+/**
+ * A GPU that went bad while the run goes: uncorrected ECC errors or pages waiting to retire (results
+ * computed there are suspect: GPU_FAULT), or hardware/thermal slowdowns (the run is slower than it should
+ * be: GPU_SLOWDOWN). One warning per kind and host, naming the GPUs and the run's cells on them.
+ */
+export function gpuWarnings(b: BoxStatus, cells: RunCell[]): Warning[] {
+  const out: Warning[] = [];
+  const on = (i: number) => cells.filter((c) => c.gpu_indices?.includes(i)).map((c) => c.name);
+  const found = b.health.map((r) => ({ r, f: rowFindings(r) })).filter((x) => x.f.said.length);
+  for (const kind of ["fault", "slow"] as const) {
+    const hit = found.filter((x) => (kind === "fault" ? x.f.faulty : !x.f.faulty && x.f.slowed));
+    if (!hit.length) continue;
+    const what = hit.slice(0, 4).map(({ r, f }) => {
+      const who = on(r.index);
+      return `GPU ${r.index}${who.length ? ` (${who.slice(0, 3).join(", ")}${who.length > 3 ? "…" : ""})` : ""}: ${f.said.join(", ")}`;
+    }).join("; ") + (hit.length > 4 ? `; +${hit.length - 4} more` : "");
+    out.push(kind === "fault"
+      ? warning("GPU_FAULT", "danger", `${b.host} ${what} — do not trust results from that GPU after the error; stop those cells, ask the provider for a replacement box, relaunch from the checkpoint there`, "rgt://references/training-failures#gpu-fault")
+      : warning("GPU_SLOWDOWN", "warn", `${b.host} ${what} — the hardware is throttling (cooling or power); the run goes slower than it should, nothing is lost`));
+  }
+  return out;
 }

@@ -73,7 +73,8 @@ export const StepSchema = z.strictObject({
   tool: z.string().min(1),
   /**
    * tool arguments; in any string "{box}" becomes the case's box alias, "{root}" the package root,
-   * "{tmp}" a local scratch directory of this eval run, "{prev.<path>}" a field of the previous step's
+   * "{tmp}" a local scratch directory of this eval run, "{listener}" / "{jump}" the case's fake port and
+   * its jump route (Replay.listener, Replay.jump), "{prev.<path>}" a field of the previous step's
    * result and "{stepN.<path>}" one of step N's (1-based). A string that is only one placeholder takes
    * the field's value with its type. The same placeholders work in `until` and `expect` strings.
    */
@@ -93,7 +94,8 @@ export const KnowledgeSchema = z.strictObject({
 });
 export type Knowledge = z.infer<typeof KnowledgeSchema>;
 
-export const ReplaySchema = z.strictObject({
+export const ReplaySchema = z
+  .strictObject({
   /** the box the steps run against; absent for host-less tools (check_staleness, checkpoint_cadence) */
   box: BoxSpecSchema.optional(),
   /**
@@ -108,12 +110,30 @@ export const ReplaySchema = z.strictObject({
    */
   provider_stub: z.strictObject({ cli: z.enum(["vastai"]), lists_after_destroy: z.number().int().min(0).max(20) }).optional(),
   /**
+   * A port on 127.0.0.1 that is not sshd, started for this case only (src/lab/ports.ts) and reached as the
+   * ssh alias "{listener}" (ConnectTimeout 3): closed (nothing listens), silent (accepts, never speaks),
+   * banner (sends `text` on accept and waits), reply (sends `text` once the client spoke, then hangs up:
+   * an HTTP server), hangup (accepts and closes at once), reset (answers the client's first bytes with a
+   * TCP RST). Closed again when the case ends.
+   */
+  listener: z
+    .strictObject({ kind: z.enum(["closed", "silent", "banner", "reply", "hangup", "reset"]), text: z.string().min(1).max(200).optional() })
+    .refine((l) => (l.kind === "banner" || l.kind === "reply") === !!l.text, "banner and reply listeners need text; the others take none")
+    .optional(),
+  /**
+   * A route through a jump host: the ssh alias "{jump}" reaches `target` (the case's box, or a closed port)
+   * with `ProxyJump {listener}`, so the case's listener is the failing hop.
+   */
+  jump: z.strictObject({ target: z.enum(["box", "closed"]).default("box") }).optional(),
+  /**
    * How the human answers the server's elicitation during this case: "approve" types the box alias,
    * "decline" declines. Absent: the question goes unanswered (cancel), as with a client that cannot ask.
    */
   human: z.enum(["approve", "decline"]).optional(),
   steps: z.array(StepSchema).min(1),
-});
+})
+  .refine((r) => !r.jump || r.listener, "a jump goes through the case's listener: declare one")
+  .refine((r) => r.jump?.target !== "box" || r.box, "jump target box needs the case's box");
 export type Replay = z.infer<typeof ReplaySchema>;
 
 export const CaseSchema = z

@@ -152,9 +152,12 @@ export interface SubstVars {
   tmp?: string;
   /** structured results of the case's earlier steps, in order ("{prev.<path>}", "{stepN.<path>}") */
   steps?: (Record<string, unknown> | undefined)[];
+  /** the ssh aliases of the case's fake listener ("{listener}") and of its route through it ("{jump}") */
+  listener?: string;
+  jump?: string;
 }
 
-const PLACEHOLDER = /\{(box|root|tmp|prev\.[A-Za-z0-9_.\-[\]]+|step[1-9][0-9]?\.[A-Za-z0-9_.\-[\]]+)\}/g;
+const PLACEHOLDER = /\{(box|root|tmp|listener|jump|prev\.[A-Za-z0-9_.\-[\]]+|step[1-9][0-9]?\.[A-Za-z0-9_.\-[\]]+)\}/g;
 
 function lookup(name: string, vars: SubstVars): unknown {
   if (name === "box") {
@@ -164,6 +167,11 @@ function lookup(name: string, vars: SubstVars): unknown {
   if (name === "root") {
     if (vars.root === undefined) throw new Error(`argument uses {root} but no package root was given`);
     return vars.root;
+  }
+  if (name === "listener" || name === "jump") {
+    const v = vars[name];
+    if (v === undefined) throw new Error(`argument uses {${name}} but the case declares no ${name}`);
+    return v;
   }
   if (name === "tmp") {
     if (vars.tmp === undefined) throw new Error(`argument uses {tmp} but no scratch directory was given`);
@@ -187,7 +195,7 @@ function lookup(name: string, vars: SubstVars): unknown {
 }
 
 /**
- * Replace placeholders in the string leaves of step args (see StepSchema): "{box}", "{root}", "{tmp}",
+ * Replace placeholders in the string leaves of step args (see StepSchema): "{box}", "{root}", "{tmp}", "{listener}", "{jump}",
  * "{prev.<path>}", "{stepN.<path>}". A string that is exactly one placeholder becomes the value itself
  * (a number stays a number); inside a longer string the value is written as text (objects as JSON).
  */

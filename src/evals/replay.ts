@@ -8,7 +8,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import type { EvalBoxSpec, EvalCase, Step } from "./cases.js";
+import type { EvalBoxSpec, EvalCase, Replay, Step } from "./cases.js";
 import { checkOutcome, evalField, parseFieldExpr, substituteArgs, type ToolOutcome } from "./expect.js";
 
 /** The parts of src/lab/box.ts and src/lab/client.ts the harness uses. */
@@ -16,7 +16,41 @@ interface LabLike {
   env: Record<string, string>;
   /** a directory first on the server's PATH (src/lab/box.ts) */
   localBin?: string;
+  /** a port that is not sshd, as an ssh alias (src/lab/ports.ts via Lab.fakePort) */
+  fakePort?(alias: string, spec: { kind: string; text?: string }): Promise<{ alias: string; close(): Promise<void> }>;
+  /** an ssh alias reaching `target` with ProxyJump `via` */
+  jumpAlias?(alias: string, via: string, target: string): void;
   stop(): Promise<void>;
+}
+
+/**
+ * The case's fake listener and its jump route, as ssh aliases in the lab's config (unique per case, so the
+ * server's resolve cache never serves an old one). Returns the aliases and what closes the ports.
+ */
+export interface Route { listener?: string; jump?: string; close(): Promise<void> }
+
+export async function routeFor(lab: LabLike, replay: Replay, n: number, box: string | undefined): Promise<Route> {
+  const opened: { close(): Promise<void> }[] = [];
+  const close = async () => { await Promise.all(opened.map((p) => p.close().catch(() => {}))); };
+  if (!replay.listener) return { close };
+  if (!lab.fakePort || !lab.jumpAlias) throw new Error("this lab cannot start fake listeners");
+  try {
+    const listener = await lab.fakePort(`rgt-eval-port-${n}`, replay.listener);
+    opened.push(listener);
+    if (!replay.jump) return { listener: listener.alias, close };
+    let target = box;
+    if (replay.jump.target === "closed") {
+      const dest = await lab.fakePort(`rgt-eval-dest-${n}`, { kind: "closed" });
+      opened.push(dest);
+      target = dest.alias;
+    }
+    const jump = `rgt-eval-jump-${n}`;
+    lab.jumpAlias(jump, listener.alias, target!);
+    return { listener: listener.alias, jump, close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
 }
 
 /** Provider CLIs a meter stop would run on this machine. Evals never approve, so none may ever run. */
@@ -258,10 +292,17 @@ export async function runReplays(cases: EvalCase[], opts: ReplayOptions = {}): P
 
   const results: ReplayCaseResult[] = [];
   try {
-    for (const c of withReplay) {
+    for (const [n, c] of withReplay.entries()) {
       const replay = c.replay!;
       const alias = replay.box ? aliasOf.get(specKey(replay.box)) : undefined;
       const failures: string[] = [];
+      let route: Route;
+      try {
+        route = await routeFor(lab, replay, n, alias);
+      } catch (e) {
+        results.push({ id: c.id, failures: [`listener setup failed: ${e instanceof Error ? e.message : String(e)}`] });
+        continue;
+      }
       const done: (Record<string, unknown> | undefined)[] = [];
       const t0 = Date.now();
       const cliCallsBefore = tripwireCalls(tripLog).length;
@@ -273,7 +314,7 @@ export async function runReplays(cases: EvalCase[], opts: ReplayOptions = {}): P
       for (const [i, step] of replay.steps.entries()) {
         const where = `step ${i + 1} ${step.tool}`;
         try {
-          const vars = { alias, root: opts.root, tmp, steps: done };
+          const vars = { alias, root: opts.root, tmp, steps: done, listener: route.listener, jump: route.jump };
           const args = substituteArgs(step.args, vars);
           // placeholders in expectations refer to the steps before this one, like the args do
           const resolved: Step = { ...step, expect: substituteArgs(step.expect, vars), ...(step.until ? { until: substituteArgs(step.until, vars) } : {}) };
@@ -286,6 +327,7 @@ export async function runReplays(cases: EvalCase[], opts: ReplayOptions = {}): P
         if (failures.length) break; // later steps usually build on earlier ones
       }
       human.answer = undefined;
+      await route.close();
       if (replay.provider_stub && lab.localBin) plantTripwire(lab.localBin);
       const called = tripwireCalls(tripLog).slice(cliCallsBefore);
       if (called.length) failures.push(`a provider CLI was run (no eval may stop a meter): ${called.slice(0, 3).join("; ").slice(0, 300)}`);

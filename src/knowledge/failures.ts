@@ -14,7 +14,8 @@
 
 export const FAILURE_CLASSES = [
   "cuda_oom", "oom", "nan_inf", "nccl", "disk_full", "inode_full", "missing_module", "missing_file",
-  "cuda_unavailable", "crash", "gpu_fault", "killed", "hangup", "reboot", "stopped", "walltime", "preempted", "unknown",
+  "cuda_unavailable", "crash", "gpu_fault", "killed", "hangup", "reboot", "stopped", "walltime", "preempted",
+  "spot_not_enabled", "no_capacity", "unknown",
 ] as const;
 export type FailureClass = (typeof FAILURE_CLASSES)[number];
 
@@ -54,6 +55,7 @@ const NONFINITE = /\b(?:nan|inf|-inf|infinite|infinity|non-?finite|not finite)\b
 const NUMERIC_CONTEXT = /\b(?:loss\w*|grad\w*|norm|metric|values?|outputs?|tensor|logits?|detected|encountered|found|returned|scale|overflow|weights?|activations?|perplexity|ppl)\b/;
 const NAN_PHRASES = /loss scale already at minimum|cannot decrease (?:loss )?scale|invalid value \(nan\)/;
 const DEVICE = String.raw`(?:cuda|gpu|device|hbm|vram|hip|xla|tpu|cudnn|cublas|nccl)`;
+const SPOT = String.raw`(?:spot|interruptible|preemptible|low[- ]priority)`;
 const CUES: Cue[] = [
   // the box / kernel
   [/\bxid\b|fallen off the bus|gpu is lost|uncorrect(?:able|ed) ecc|double[- ]bit ecc|ecc ?uncorrectable|row ?remap(?:ping)? failure|gpu requires reset|unable to determine the device handle/, "gpu_fault"],
@@ -68,6 +70,12 @@ const CUES: Cue[] = [
   [/not compiled with cuda|no nvidia driver|no cuda gpus are available|no cuda-capable device|cuda driver version is insufficient|driver\/library version mismatch|couldn't communicate with the nvidia driver|no kernel image is available|cudaerrornodevice|cuda_error_no_device|system_driver_mismatch|forward compatibility was attempted|nvidia driver on your system is too old|error from cudagetdevicecount|cuda initialization|invalid device ordinal|unable to initialize backend '(?:cuda|gpu|rocm)'|lib(?:cudart|cudnn|cublas\w*|nvrtc|nvidia-ml|cuda)\S*: cannot open shared object/, "cuda_unavailable"],
   // storage
   [/no space left on device|errno 28\b|\benospc\b|disk quota exceeded|errno 122\b|\bedquot\b|not enough (?:free )?disk space|pytorchstreamwriter failed writing|file write failed|unexpected pos \d+ vs \d+/, "disk_full"],
+  // a cell that provisions machines (SkyPilot, a launcher script calling a provider): spot refused for the
+  // account (a setting or a quota) is not the market being dry (RunPod RP15, verified 2026-04)
+  [new RegExp(String.raw`${SPOT}[^\n]{0,60}(?:not (?:been |yet )?(?:enabled|activated)|requires? enabling)|not (?:been )?enabled[^\n]{0,40}${SPOT}` +
+    String.raw`|${SPOT}[^\n]{0,60}(?:not allowed|disabled|not available)[^\n]{0,40}(?:account|organi[sz]ation|project|team)` +
+    String.raw`|maxspotinstancecountexceeded|quota[^\n]{0,40}(?:preemptible_|lowpriority|spot)|(?:preemptible_|lowpriority|spot)\w*[^\n]{0,40}quota`), "spot_not_enabled"],
+  [/insufficientinstancecapacity|zone_resource_pool_exhausted|insufficient[- ]capacity|resourcesunavailableerror|failed to provision all possible launchable resources|(?:no|not enough) (?:\w+ ){0,2}capacity (?:available|to fulfill|left)|no longer any instances available|does not have enough resources available|overconstrainedallocationrequest|\ballocationfailed\b|no (?:matching )?offers? (?:found|available|match)/, "no_capacity"],
   // code and files
   [/modulenotfounderror|no module named|cannot import name|importerror|cannot open shared object file|command not found|requires the \S+ library but it was not found/, "missing_module"],
   [/filenotfounderror|no such file or directory|errno 2\b|\benoent\b|can't open file|cannot find primary config|does not appear to have a file named|can't load (?:tokenizer|config|the model)|checkpoint[^\n]{0,40}not found|(?:path|file|directory|dir)\b[^\n]{0,80}does not exist/, "missing_file"],
@@ -162,6 +170,15 @@ export function classifyLog(lines: string[]): { cls: FailureClass; line: string 
   const r = roots[0]?.[1];
   const pick = r && (r.s >= Math.min(4, top.s) || (r.s >= 2 && Math.abs(r.best.idx - top.best.idx) <= 6)) ? roots[0] : ranked[0];
   return { cls: pick[0], line: pick[1].best.line };
+}
+
+/**
+ * A provider refusing to hand out machines, in any output a tool reads (a command's tail, a cell's log):
+ * spot refused for the account (a setting or a quota) or no capacity in the market. Undefined otherwise.
+ */
+export function provisioningRefusal(text: string): { cause: "spot_not_enabled" | "no_capacity"; line: string } | undefined {
+  const log = classifyLog(text.split("\n"));
+  return log && (log.cls === "spot_not_enabled" || log.cls === "no_capacity") ? { cause: log.cls, line: log.line } : undefined;
 }
 
 function clip(s: string, n = 220): string {
@@ -263,6 +280,8 @@ export function remedyFor(cause: FailureClass, ctx: { cells: string[]; knobs?: s
     case "hangup": return `${who}: the detach was lost (tmux server or terminal gone) — ${ctx.relaunch}; resume is from the checkpoint.`;
     case "reboot": return `${who}: the box rebooted under the run (transient) — ${ctx.relaunch}; resume is from the checkpoint.`;
     case "preempted": return `${who}: preempted (transient) — ${ctx.relaunch}; resume is from the checkpoint.`;
+    case "spot_not_enabled": return `${who}: the provider refused spot/interruptible capacity for this account (a setting or a quota, not a dry market) — enable it or ask for quota for that GPU type in the account console, or launch on demand; relaunching unchanged fails the same way.`;
+    case "no_capacity": return `${who}: no capacity for that machine type right now (transient) — retry later or in another region/zone or GPU type; a spot ask that never gets capacity may be an account setting: check spot/interruptible is enabled for that GPU type before calling the market dry.`;
     case "walltime": return `${who}: hit the scheduler's time limit — ask for more time or checkpoint more often, then ${ctx.relaunch}.`;
     case "stopped": return `${who}: stopped by stop_run; files are kept. To continue, ${ctx.relaunch}.`;
     default: return `${who}: no known cause in the evidence — read the tail (run_status with log_offset) and fix what it says before ${ctx.relaunch}.`;

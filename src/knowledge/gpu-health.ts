@@ -6,6 +6,9 @@
  * the GPUs and fields that tell something; a value shared by every GPU said once).
  */
 
+/** GPU memory in use at or above this (MiB) means someone holds the GPU, whether or not a process is listed. */
+export const BUSY_GPU_MIB = 1024;
+
 /** The --query-gpu fields of the health query, in this order (all present in drivers since R450). */
 export const HEALTH_FIELDS = [
   "index", "persistence_mode", "ecc.errors.uncorrected.volatile.total", "retired_pages.pending",
@@ -64,18 +67,27 @@ export interface GpuHealth {
   zombies?: { gpu: number | null; pid: number; used_mib: number | null; owner: string; reclaim?: string }[];
 }
 
+/** What one GPU's health row tells: faulty (uncorrected ECC, pages waiting to retire) or slowed by hardware. */
+export function rowFindings(r: GpuHealthRow): { said: string[]; faulty: boolean; slowed: boolean } {
+  const said: string[] = [];
+  const faulty = (r.ecc_uncorrected ?? 0) > 0 || r.retired_pending === true;
+  if ((r.ecc_uncorrected ?? 0) > 0) said.push(`${r.ecc_uncorrected} uncorrected ECC error(s)`);
+  if (r.retired_pending) said.push("retired pages pending");
+  const hw = r.throttle.filter((t) => t !== "sw_power_cap");
+  if (hw.length) said.push(`slowdown: ${hw.join(", ")}`);
+  return { said, faulty, slowed: hw.length > 0 };
+}
+
 /** Judge rows + Xid lines + memory holders into a compact health report. */
 export function judgeHealth(rows: GpuHealthRow[], xidLines: string[], holders: GpuHolder[] = []): GpuHealth {
   const issues: string[] = [];
   const faulty = new Set<number>();
   let degraded = false;
   for (const r of rows) {
-    const said: string[] = [];
-    if ((r.ecc_uncorrected ?? 0) > 0) { said.push(`${r.ecc_uncorrected} uncorrected ECC error(s)`); faulty.add(r.index); }
-    if (r.retired_pending) { said.push("retired pages pending"); faulty.add(r.index); }
-    const hw = r.throttle.filter((t) => t !== "sw_power_cap");
-    if (hw.length) { said.push(`slowdown: ${hw.join(", ")}`); degraded = true; }
-    if (said.length) issues.push(`GPU ${r.index}: ${said.join(", ")}`);
+    const f = rowFindings(r);
+    if (f.faulty) faulty.add(r.index);
+    if (f.slowed) degraded = true;
+    if (f.said.length) issues.push(`GPU ${r.index}: ${f.said.join(", ")}`);
   }
   // persistence mode: one line for all GPUs it is off on
   const off = rows.filter((r) => r.persistence === false).map((r) => r.index);

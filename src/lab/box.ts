@@ -34,6 +34,7 @@ import { parse as parseYaml } from "yaml";
 import { packageRoot } from "../common/config.js";
 import { stubNvidiaSmi } from "./nvidia-smi.js";
 import { startCutProxy, type CutProxy } from "./proxy.js";
+import { startFakePort, type FakePort, type FakePortSpec } from "./ports.js";
 import { shq } from "../common/text.js";
 
 export { stubNvidiaSmi } from "./nvidia-smi.js";
@@ -183,6 +184,13 @@ export interface Lab {
    * with the box's host key trusted for the proxy's port
    */
   cutProxy(name: string, opts: { cutAfterBytes: number; maxCuts?: number; alias?: string; delayMs?: number }): Promise<CutProxy & { alias: string }>;
+  /**
+   * a port on 127.0.0.1 that is not sshd (src/lab/ports.ts: closed, silent, banner, reply, hangup), reachable
+   * as ssh alias `alias` with ConnectTimeout 3; closed with the lab (or earlier by the caller)
+   */
+  fakePort(alias: string, spec: FakePortSpec): Promise<FakePort & { alias: string }>;
+  /** an ssh alias for `target` (a box name, or an alias this lab wrote) reached with `ProxyJump via` */
+  jumpAlias(alias: string, via: string, target: string): void;
   stop(): Promise<void>;
 }
 
@@ -846,8 +854,8 @@ class LabImpl implements Lab {
   readonly boxes: Record<string, BoxImpl> = {};
   readonly hostNs: string;
   private trusted = new Map<string, { port: number; key: string }[]>();
-  private aliases: { alias: string; port: number; box: string }[] = [];
-  private proxies: CutProxy[] = [];
+  private aliases: { alias: string; port: number; box?: string; proxyJump?: string; connectTimeout?: number }[] = [];
+  private proxies: (CutProxy | FakePort)[] = [];
   private stopped = false;
 
   constructor(readonly opts: LabOptions) {
@@ -930,13 +938,38 @@ class LabImpl implements Lab {
     return Object.assign(proxy, { alias });
   }
 
+  async fakePort(alias: string, spec: FakePortSpec): Promise<FakePort & { alias: string }> {
+    if (this.stopped) throw new Error("lab: this lab is stopped");
+    this.newAlias(alias);
+    const fake = await startFakePort(spec);
+    this.proxies.push(fake);
+    this.aliases.push({ alias, port: fake.port, connectTimeout: 3 });
+    this.writeFiles();
+    return Object.assign(fake, { alias });
+  }
+
+  jumpAlias(alias: string, via: string, target: string): void {
+    this.newAlias(alias);
+    const hop = this.aliases.find((a) => a.alias === via);
+    if (!hop && !this.boxes[via]) throw new Error(`lab: no box or alias named ${via}`);
+    const to = this.boxes[target]?.port ?? this.aliases.find((a) => a.alias === target)?.port;
+    if (!to) throw new Error(`lab: no box or alias named ${target}`);
+    this.aliases.push({ alias, port: to, proxyJump: via, connectTimeout: 3 });
+    this.writeFiles();
+  }
+
+  private newAlias(alias: string): void {
+    if (!NAME_RE.test(alias)) throw new Error(`lab: bad alias ${JSON.stringify(alias)}`);
+    if (alias in this.boxes || this.aliases.some((a) => a.alias === alias)) throw new Error(`lab: alias ${alias} already exists`);
+  }
+
   private mustBox(name: string): BoxImpl {
     const b = this.boxes[name];
     if (!b) throw new Error(`lab: no box named ${name}`);
     return b;
   }
 
-  private hostBlock(alias: string, port: number, identity: string): string {
+  private hostBlock(alias: string, port: number, identity: string, extra: { proxyJump?: string; connectTimeout?: number } = {}): string {
     return [
       `Host ${alias}`,
       "  HostName 127.0.0.1",
@@ -948,7 +981,8 @@ class LabImpl implements Lab {
       "  GlobalKnownHostsFile /dev/null",
       `  StrictHostKeyChecking ${this.opts.strictHostKeyChecking ?? "yes"}`,
       "  BatchMode yes",
-      "  ConnectTimeout 5",
+      `  ConnectTimeout ${extra.connectTimeout ?? 5}`,
+      ...(extra.proxyJump ? [`  ProxyJump ${extra.proxyJump}`] : []),
       "  LogLevel ERROR",
       "",
     ].join("\n");
@@ -961,7 +995,7 @@ class LabImpl implements Lab {
       blocks.push(this.hostBlock(b.name, b.port, this.identity));
       if (this.encryptedIdentity) blocks.push(this.hostBlock(`${b.name}-locked`, b.port, this.encryptedIdentity));
     }
-    for (const a of this.aliases) blocks.push(this.hostBlock(a.alias, a.port, this.identity));
+    for (const a of this.aliases) blocks.push(this.hostBlock(a.alias, a.port, this.identity, a));
     writeAtomic(this.sshConfig, blocks.join("\n"), 0o600);
 
     const lines: string[] = [];

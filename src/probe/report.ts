@@ -7,9 +7,10 @@
 import { warning, type Warning } from "../common/result.js";
 import { versionAtLeast } from "../common/text.js";
 import { expandBoxPath, type Profile } from "../knowledge/schema.js";
-import { judgeHealth, parseHealth, type GpuHealth } from "../knowledge/gpu-health.js";
+import { BUSY_GPU_MIB, judgeHealth, parseHealth, type GpuHealth } from "../knowledge/gpu-health.js";
 import { allMarkers, detectProfile } from "../knowledge/detect.js";
 import { getProfile } from "../knowledge/profiles.js";
+import { checkGpus } from "../knowledge/gpus.js";
 
 const INODE_WARN_PCT = 90;
 const DISK_WARN_PCT = 90;
@@ -104,6 +105,14 @@ export function buildReport(raw: RawProbe, o: { profile?: Profile; ref: string; 
   if (running.length) {
     const idx = [...new Set(running.map((r) => r.gpu))].filter((x) => x !== null).sort();
     warnings.push(warning("GPU_BUSY", "warn", `GPU ${idx.join(",")} already hold${idx.length === 1 ? "s" : ""} another process's memory (pid ${running.map((r) => r.pid).slice(0, 4).join(", ")}); launch_queue skips ${idx.length === 1 ? "it" : "them"}.`));
+  }
+
+  // memory held with no process listed: another container's job on a shared host (its pids are not in this
+  // namespace) or a context a dead process left in the driver; launch_queue treats the GPU as busy either way
+  const listed = new Set(running.map((r) => r.gpu));
+  const unseen = gpus.filter((g) => (g.memory_used_mib ?? 0) >= BUSY_GPU_MIB && !listed.has(g.index));
+  if (unseen.length) {
+    warnings.push(warning("GPU_MEMORY_UNSEEN", "warn", `GPU ${unseen.map((g) => `${g.index} (${g.memory_used_mib} MiB)`).slice(0, 4).join(", ")}${unseen.length > 4 ? "…" : ""}: memory in use, no process listed — another container's job or a context left by a dead process; launch_queue skips ${unseen.length === 1 ? "it" : "them"}. If the box is yours alone, ask the provider or reboot before paying for it idle.`));
   }
 
   // one name for every GPU: said once (an 8-GPU box of "NVIDIA H100 80GB HBM3" repeats it eight times)
@@ -229,4 +238,17 @@ export function firstSightLines(profile: Profile, ref: string): string[] {
     ...profile.surface_to_user,
     ...(profile.danger_clocks.length ? [`Danger clocks (${ref}): ${profile.danger_clocks.map((c) => `${c.id}${c.hours ? ` ${c.hours >= 48 ? `${Math.round(c.hours / 24)} d` : `${c.hours} h`}` : ""} (verified ${c.verified})`).join("; ")}`] : []),
   ];
+}
+
+/**
+ * expect_gpu against the box's GPUs (src/knowledge/gpus.ts), adding its warning: GPU_MISMATCH first, or
+ * GPU_UNCHECKED on a scheduler host that has no GPU of its own (the jobs get theirs from the scheduler).
+ */
+export function gpuAskFindings(ask: string, raw: RawProbe, profile: Profile | undefined, warnings: Warning[]): ReturnType<typeof checkGpus> {
+  const scheduler = profile?.kind === "slurm" || profile?.kind === "kubernetes";
+  const check = checkGpus(ask, raw.gpus, { scheduler });
+  if (check.match) return check;
+  if (scheduler && !raw.gpus.length) warnings.push(warning("GPU_UNCHECKED", "info", `expect_gpu ${check.why}`));
+  else warnings.unshift(warning("GPU_MISMATCH", "danger", `asked "${check.asked}", the box has ${check.found}: ${check.why}. GPU-name filters are coarse; get the right box before an expensive run.`, "rgt://profiles/vastai"));
+  return check;
 }

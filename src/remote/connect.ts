@@ -221,7 +221,9 @@ function dial(h: ResolvedHost, sock: Duplex, boundMs: number, track: DialTrack):
       if (err.code === "ECONNREFUSED") {
         return done(withDiagnosis(new RefusalError("UNREACHABLE", `${where} refused the connection: nothing listens on that port`, "Check that the box is running and the port in your ssh config is current (rentals often change the port after a restart)."), { ...f, outcome: "refused" }));
       }
-      if (/before handshake/i.test(msg) || (err.level === "protocol" && f.firstBytes && !/^SSH-/m.test(f.firstBytes.toString("latin1")))) {
+      // a reset before any byte came back is a hang-up too (the peer closed with our banner unread)
+      const resetAtBanner = err.code === "ECONNRESET" && track.stage() === "SSH banner" && !f.firstBytes;
+      if (/before handshake/i.test(msg) || resetAtBanner || (err.level === "protocol" && f.firstBytes && !/^SSH-/m.test(f.firstBytes.toString("latin1")))) {
         return done(withDiagnosis(new RefusalError("UNREACHABLE", `${where} closed the connection during the ${track.stage()} stage without an SSH handshake`, "The port is not an ssh server (a moved port, another service, a proxy): check the host/port in your ssh config; run `rgt doctor <host>`."), { ...f, outcome: "closed" }));
       }
       return done(withDiagnosis(new RefusalError("UNREACHABLE", `cannot reach ${where} (stage: ${track.stage()}): ${msg.slice(0, 200)}${code}`, "Check that the box is running and the host/port in your ssh config are current (rentals often change the port after a restart)."), f));

@@ -5,7 +5,7 @@
  */
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
-import { Duplex, PassThrough } from "node:stream";
+import { Duplex, PassThrough, Readable } from "node:stream";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { Client, SFTPWrapper } from "ssh2";
@@ -16,7 +16,7 @@ import { forwardThrough, openConnection, withDiagnosis, type DialOptions } from 
 import type { ConnectFacts } from "./diagnose.js";
 import { CHANNEL_OPEN_MS, ChannelTimeoutError, ConnectionLostError, execOn } from "./exec.js";
 import { cpuHasAes, parseHostSpec, resolveHost, sshBinary, transportCiphers } from "./resolve.js";
-import type { ExecOptions, ExecResult, Remote, ResolvedHost, ScriptOptions, SftpSession } from "./types.js";
+import type { ExecOptions, ExecResult, Remote, ResolvedHost, SftpSession } from "./types.js";
 import { wrapSftp } from "./sftp.js";
 import { trackChild } from "../common/children.js";
 
@@ -369,7 +369,7 @@ export class SshRemote implements Remote {
     return body;
   }
 
-  async runScript(host: string, script: string, args: string[] = [], opts: ScriptOptions = {}): Promise<ExecResult> {
+  async runScript(host: string, script: string, args: string[] = [], opts: ExecOptions & { env?: Record<string, string> } = {}): Promise<ExecResult> {
     const body = this.script(script);
     const env = opts.env ?? {};
     for (const k of Object.keys(env)) if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) refuse("BAD_INPUT", `env name ${k} is not a shell identifier`, "Use letters, digits and _.");
@@ -377,16 +377,18 @@ export class SshRemote implements Remote {
     const prelude = Object.entries(env).map(([k, v]) => `export ${k}=${quote([v])}\n`).join("");
     const interp = script.endsWith(".py") ? "python3 -" : "bash -s --";
     const cmd = `${interp} ${args.map((a) => quote([a])).join(" ")}`.trim();
-    if (opts.stdin !== undefined) refuse("BAD_INPUT", "runScript streams the script itself over stdin", "Pass data through env or args.");
-    if (opts.stdinAfter) {
-      // bash -s reads a piped script a byte at a time, so what follows it stays for the script to read
-      if (script.endsWith(".py")) refuse("BAD_INPUT", "stdinAfter needs a bash script", "Pass data through env or args.");
-      const feed = new PassThrough();
-      feed.write(prelude + body);
-      opts.stdinAfter.pipe(feed);
-      return this.exec(host, cmd, { ...opts, stdin: feed });
+    // a stream given as stdin follows the script (bash reads its script from a pipe line by line, so what the
+    // script reads from stdin is that stream: box_lock.sh holds its lock until it ends)
+    if (opts.stdin !== undefined && !(opts.stdin instanceof Readable)) refuse("BAD_INPUT", "runScript streams the script itself over stdin", "Pass data through env or args.");
+    const head = script.endsWith(".py") ? body : prelude + body;
+    let stdin: string | Readable = head;
+    if (opts.stdin instanceof Readable) {
+      const joined = new PassThrough();
+      joined.write(head.endsWith("\n") ? head : `${head}\n`);
+      opts.stdin.pipe(joined);
+      stdin = joined;
     }
-    return this.exec(host, cmd, { ...opts, stdin: script.endsWith(".py") ? body : prelude + body });
+    return this.exec(host, cmd, { ...opts, stdin });
   }
 
   async sftp(host: string): Promise<SftpSession> {

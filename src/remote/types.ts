@@ -60,19 +60,12 @@ export interface ExecResult {
  * Errors from this layer are RefusalError (src/common/result.ts) with codes
  * UNREACHABLE | AUTH_FAILED | TIMEOUT | HOST_KEY_UNKNOWN | HOST_KEY_CHANGED | BAD_INPUT.
  */
-export interface ScriptOptions extends ExecOptions {
-  /** exported to the script (inside stdin, never argv) */
-  env?: Record<string, string>;
-  /** data the script reads from its stdin, streamed after the script itself (bash scripts only) */
-  stdinAfter?: Readable;
-}
-
 export interface Remote {
   resolve(host: string): Promise<ResolvedHost>;
   /** run one shell command line on the box (through the user's login shell, no rc files of ours) */
   exec(host: string, command: string, opts?: ExecOptions): Promise<ExecResult>;
   /** stream scripts/<name> over stdin as `bash -s -- args` (never uploaded, never sourced rc files) */
-  runScript(host: string, script: string, args?: string[], opts?: ScriptOptions): Promise<ExecResult>;
+  runScript(host: string, script: string, args?: string[], opts?: ExecOptions & { env?: Record<string, string> }): Promise<ExecResult>;
   /** an SFTP session over the pooled connection (end() it when done: it holds a channel) */
   sftp(host: string): Promise<SftpSession>;
   /**

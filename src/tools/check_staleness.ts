@@ -22,7 +22,7 @@ export const checkStaleness = defineTool({
   name: "check_staleness",
   title: "Check how old the platform facts are",
   description:
-    "List platform facts whose `verified YYYY-MM` stamp is older than max_age_months, billing facts first. Touches no host.",
+    "List platform facts whose `verified YYYY-MM` stamp is older than max_age_months, billing first. Touches no host.",
   input: {
     platform: nameText(64).optional(),
     max_age_months: z.number().optional().describe("default 6"),

@@ -28,7 +28,7 @@ export const checkpointCadence = defineTool({
   name: "checkpoint_cadence",
   title: "Checkpoint interval for a preemptible run",
   description:
-    "Young/Daly checkpoint interval in seconds and whole iterations, from MTBF, checkpoint write time and seconds per iteration. Pure arithmetic.",
+    "Young/Daly checkpoint interval in seconds and whole iterations, from MTBF, checkpoint write time and s/iteration. Pure math.",
   input: {
     mtbf_s: z.number().describe("s between preemptions"),
     checkpoint_write_s: z.number(),

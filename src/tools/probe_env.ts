@@ -9,8 +9,9 @@ import type { Profile } from "../knowledge/schema.js";
 import { hostInfo } from "../ledger/hostinfo.js";
 import { recordProbe } from "../ledger/hosts.js";
 import { defineTool } from "../server/tool.js";
-import { buildReport, detectionOf, firstSightLines, probeArgs, type RawProbe } from "../probe/report.js";
+import { buildReport, detectionOf, firstSightLines, gpuAskFindings, probeArgs, type RawProbe } from "../probe/report.js";
 import { hostText, nameText, pathText } from "./fields.js";
+import { gpuAskProblem } from "../knowledge/gpus.js";
 
 /** Env vars that carry a rental's instance id when a platform sets them (teardown needs the id). */
 export const INSTANCE_ID_ENVS = ["CONTAINER_ID", "VAST_CONTAINERLABEL", "RUNPOD_POD_ID"];
@@ -29,12 +30,13 @@ export const probeEnv = defineTool({
   name: "probe_env",
   title: "Probe a GPU box",
   description:
-    "Audit a GPU box in one round trip: GPUs, CUDA, disks (bytes and inodes), memory, python/torch, tools, the platform and its traps. Call first on a new box.",
+    "Audit a GPU box in one round trip: GPUs (vs expect_gpu), CUDA, disks (bytes, inodes), memory, python/torch, tools, platform traps. Call first on a new box.",
   input: {
     host: hostText(),
     profile: nameText(64).optional(),
     mounts: z.array(pathText("mounts").regex(/^(\/|~)/, "must be an absolute path")).max(20).optional(),
     deep: z.boolean().optional().describe("import torch, ask CUDA"),
+    expect_gpu: z.string().max(64).optional(),
   },
   output: {
     host: z.string(),
@@ -45,6 +47,8 @@ export const probeEnv = defineTool({
     gpu_name: z.string().optional(),
     gpu_memory_total_mib: z.number().optional(),
     gpu_health: GpuHealthOut.optional(),
+    /** expect_gpu against what nvidia-smi reports, part by part (src/knowledge/gpus.ts) */
+    gpu_check: z.object({ asked: z.string(), match: z.boolean(), found: z.string(), why: z.string().optional() }).optional(),
     driver_version: z.string().nullable(),
     cuda_version: z.string().nullable(),
     disks: z.array(z.object({ mount: z.string(), role: z.enum(["data", "durable", "system", "other"]), size_bytes: z.number().nullable(), used_pct: z.number().nullable(), inodes_used_pct: z.number().nullable() })),
@@ -71,6 +75,8 @@ export const probeEnv = defineTool({
       const info = hostInfo(ctx.ledger, args.host);
       if (info.platform_from === "registry" && info.profile) { forced = info.profile; forcedBy = "host registry"; }
     }
+    const askProblem = args.expect_gpu !== undefined ? gpuAskProblem(args.expect_gpu) : undefined;
+    if (askProblem) refuse("BAD_INPUT", `expect_gpu: '${args.expect_gpu!.slice(0, 64)}' ${askProblem}`, "Name the card as the offer did, e.g. \"RTX 4090\", \"H100 SXM\", \"A100 80GB\".", { field: "expect_gpu" });
     const scriptArgs = probeArgs(profiles, forced, args.mounts ?? [], !!args.deep, INSTANCE_ID_ENVS);
 
     const res = await ctx.remote.runScript(args.host, "probe.sh", scriptArgs, { timeoutMs: args.deep ? 150_000 : 45_000, maxOutputBytes: 256 * 1024 });
@@ -89,6 +95,8 @@ export const probeEnv = defineTool({
     const rep = buildReport(raw, { profile, ref, userMounts: args.mounts ?? [] });
     warnings.push(...rep.warnings);
     const { gpus, disks, running, python, tools, memory } = rep;
+    // a marketplace's GPU filter is coarse (VAST14): say whether the box has the card that was asked for
+    const gpu_check = args.expect_gpu !== undefined ? gpuAskFindings(args.expect_gpu, raw, profile, warnings) : undefined;
 
     // ---- instance ids, ledger, first-seen surfacing ----
     const instance_ids: Record<string, string> = {};
@@ -112,13 +120,14 @@ export const probeEnv = defineTool({
 
     return {
       ok: true,
-      summary: `${detection.name}, ${gpus.length} GPU(s)${surface_to_user.length ? "; tell the user surface_to_user" : ""}.`,
+      summary: `${detection.name}, ${gpus.length} GPU(s)${gpu_check ? (gpu_check.match ? `, as asked (${gpu_check.found})` : `, NOT the asked ${gpu_check.asked}`) : ""}${surface_to_user.length ? "; tell the user surface_to_user" : ""}.`,
       host: args.host,
       profile: detection,
       gpus,
       ...(rep.gpu_name ? { gpu_name: rep.gpu_name } : {}),
       ...(rep.gpu_memory_total_mib !== undefined ? { gpu_memory_total_mib: rep.gpu_memory_total_mib } : {}),
       ...(rep.gpu_health ? { gpu_health: rep.gpu_health } : {}),
+      ...(gpu_check ? { gpu_check } : {}),
       driver_version: raw.driver_version,
       cuda_version: raw.cuda_version,
       disks,

@@ -11,7 +11,7 @@ export const pushCode = defineTool({
   name: "push_code",
   title: "Push a code tree to a box (resumable)",
   description:
-    "Copy a local project dir to the box, resumably, honouring .gitignore/.rgtignore; refuses credential files and CRLF scripts. Re-runs send only changes.",
+    "Copy a local project dir to a box resumably, honouring .gitignore/.rgtignore; refuses credential files and CRLF scripts. Re-runs send only changes.",
   input: {
     host: hostText(),
     local_dir: pathText("local_dir"),

@@ -19,7 +19,7 @@ export const pushSecret = defineTool({
   name: "push_secret",
   title: "Put one credential on a box (stdin → 0600 file)",
   description:
-    "Put one credential (a server env var or a local file) into a 0600 file on the box via stdin; it never shows in a command, log or result.",
+    "Put one credential (server env var or local file) into a 0600 file on the box via stdin; it never shows in a command, log or result.",
   input: {
     host: hostText(),
     // one object with exactly one of env / file (not a union: plain types publish smaller and travel better)

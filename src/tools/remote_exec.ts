@@ -14,6 +14,7 @@ import { saveExecOutput } from "../ledger/execlog.js";
 import { loadFingerprints } from "../ledger/fingerprints.js";
 import { blockedLines, ensureSeatbelt, withSeatbelt } from "../backends/seatbelt.js";
 import { hostText, pathText } from "./fields.js";
+import { provisioningRefusal, refFor, remedyFor } from "../knowledge/failures.js";
 
 const STDOUT_TAIL = 1200;
 const STDERR_TAIL = 500;
@@ -64,6 +65,13 @@ export const remoteExec = defineTool({
     const fullOutput = truncated ? saveExecOutput(ctx.ledger, command, r.stdout, r.stderr, fp) : undefined;
     if (r.timedOut) {
       warnings.push(warning("TIMEOUT", "warn", `The command ran past ${timeoutS}s and was killed on the box with its process group. For long work use launch_queue.`));
+    }
+    // a provider CLI run here that was refused machines: an account setting is not a dry market (RP15)
+    const prov = r.exitCode !== 0 ? provisioningRefusal(`${out.text}\n${err.text}`) : undefined;
+    if (prov) {
+      const what = remedyFor(prov.cause, { cells: ["the command"], relaunch: "run it again" });
+      warnings.push(warning(prov.cause === "spot_not_enabled" ? "SPOT_NOT_ENABLED" : "NO_CAPACITY", prov.cause === "spot_not_enabled" ? "warn" : "info",
+        `${what} (${prov.line.slice(0, 160)})`, refFor(prov.cause)));
     }
     if (!belted) warnings.push(warning("NO_SEATBELT", "warn", `the seatbelt shims could not be installed on ${host}; only the static guard stood between this command and a provider CLI`));
     if (blocked.length) {

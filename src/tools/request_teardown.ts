@@ -20,7 +20,7 @@ export const requestTeardown = defineTool({
   name: "request_teardown",
   title: "Stop a host's meter, behind the Iron Law gate",
   description:
-    "Stop a host's billing, only with no live run, verified receipts and a human's approval; the first call returns APPROVAL_REQUIRED and an approval_id.",
+    "Stop a host's billing, only with no live run, verified receipts and a human's approval; the first call returns APPROVAL_REQUIRED + approval_id.",
   input: {
     host: hostText(),
     action: z.string().min(1).max(64).optional(),

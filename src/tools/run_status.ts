@@ -41,7 +41,7 @@ export const runStatus = defineTool({
   name: "run_status",
   title: "Status of a launched run",
   description:
-    "Patrol a run, one round trip per host: run and cell state, progress, log tail, GPU/disk pressure, cause of a death, next_action.",
+    "Patrol a run, one round trip per host: run and cell state, progress, log tail, GPU/disk pressure, cause of death, next_action.",
   input: {
     run_id: nameText().optional(),
     host: hostText().optional(),

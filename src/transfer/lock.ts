@@ -5,18 +5,24 @@
  * kernel start times) of the rsync children it spawned. A lock whose holder is dead is stale: its
  * children still alive are killed (SIGKILL) before the new holder starts, then the lock is taken over.
  * A live holder is waited for a short while, then the call is refused with TRANSFER_BUSY.
+ * A push also takes the box's own lock of its destination (scripts/box_lock.sh), which stops a second
+ * client machine; it lives as long as one exec channel, so a holder that died leaves nothing stale.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { createHash } from "node:crypto";
+import { PassThrough } from "node:stream";
 import { RefusalError } from "../common/result.js";
+import type { Remote } from "../remote/types.js";
 
 interface LockBody { pid: number; started: string; what: string; children: { pid: number; start: string }[] }
 
 export interface TransferLock {
   /** record a child process so a rerun after a crash can kill it if it survived */
   addChild(pid: number): void;
+  /** the box's own lock, where one was asked for */
+  box?: BoxLock;
 }
 
 const lockDir = (): string => path.join(os.tmpdir(), `rgt-locks-${process.getuid?.() ?? "u"}`);
@@ -80,12 +86,19 @@ async function acquire(key: string, what: string, waitMs: number): Promise<{ fil
   }
 }
 
-/** Hold the locks for `keys` (sorted, so two callers never deadlock) while fn runs. */
-export async function withTransferLock<T>(keys: string[], what: string, fn: (lock: TransferLock) => Promise<T>, waitMs = 20_000): Promise<T> {
+/**
+ * Hold the locks for `keys` (sorted, so two callers never deadlock) while fn runs; with `box`, the box's
+ * own lock of that directory too (taken after the local ones, so callers on one machine queue here first).
+ */
+export async function withTransferLock<T>(keys: string[], what: string, fn: (lock: TransferLock) => Promise<T>, waitMs = 20_000,
+  box?: { remote: Remote; host: string; dir: string }): Promise<T> {
   const held: { file: string; body: LockBody }[] = [];
+  let boxLock: BoxLock | undefined;
   try {
     for (const k of [...new Set(keys)].sort()) held.push(await acquire(k, what, waitMs));
+    if (box) boxLock = await holdBoxLock(box.remote, box.host, box.dir, what, Math.ceil(waitMs / 1000));
     const lock: TransferLock = {
+      ...(boxLock ? { box: boxLock } : {}),
       addChild(pid) {
         for (const h of held) {
           h.body.children.push({ pid, start: procStart(pid) });
@@ -96,6 +109,50 @@ export async function withTransferLock<T>(keys: string[], what: string, fn: (loc
     };
     return await fn(lock);
   } finally {
+    boxLock?.release();
     for (const h of held) if (readLock(h.file)?.body.pid === process.pid) fs.rmSync(h.file, { force: true });
   }
+}
+
+/** The box-side lock of one destination, held until released (or until this process or its connection ends). */
+export interface BoxLock {
+  /** "held": this call has it; "unsupported": the box cannot lock (no flock), the call goes on unlocked */
+  state: "held" | "unsupported";
+  why?: string;
+  release(): void;
+}
+
+/** how long a box lock may be held at most: far longer than any push, still a bound */
+const BOX_LOCK_MAX_MS = 12 * 3600_000;
+
+/**
+ * Take the box's own lock for `dir` (scripts/box_lock.sh: an flock held while one exec channel stays
+ * open), so a push from another machine into the same directory waits, then is refused with
+ * TRANSFER_BUSY naming that machine. The local lock (withTransferLock) covers callers on this machine;
+ * this one covers every client of the box.
+ */
+export async function holdBoxLock(remote: Remote, host: string, dir: string, what: string, waitS = 20): Promise<BoxLock> {
+  const key = createHash("sha256").update(dir).digest("hex").slice(0, 32);
+  const holder = `${os.hostname()} pid ${process.pid}, ${what}, since ${new Date().toISOString()}`;
+  const hold = new PassThrough();
+  let answer: (line: string) => void = () => undefined;
+  const first = new Promise<string>((resolve) => { answer = resolve; });
+  let buf = "";
+  const run = remote.runScript(host, "box_lock.sh", [key, String(waitS), holder], {
+    stdin: hold, timeoutMs: BOX_LOCK_MAX_MS, maxOutputBytes: 4096,
+    onStdout: (b) => { buf += b.toString("utf8"); const i = buf.indexOf("\n"); if (i >= 0) answer(buf.slice(0, i)); },
+  });
+  run.then((r) => answer(r.stdout.split("\n")[0] || `NOLOCK exit ${r.exitCode}`), (e) => answer(`ERROR ${(e as Error).message}`));
+  const release = () => { hold.end(); };
+  const bound = new Promise<string>((resolve) => { setTimeout(() => resolve("TIMEOUT"), (waitS + 15) * 1000).unref(); });
+  const line = await Promise.race([first, bound]);
+  if (line === "LOCKED") return { state: "held", release };
+  release();
+  if (line.startsWith("BUSY")) {
+    throw new RefusalError("TRANSFER_BUSY", `${what}: another client holds the box's lock on ${dir} (${line.slice(5).trim() || "holder unknown"}); nothing was changed by this call`,
+      "Wait for that push to finish (or stop it on that machine), then run this one again: it skips what is already there.");
+  }
+  if (line.startsWith("NOLOCK")) return { state: "unsupported", why: line.slice(7).trim(), release };
+  if (line === "TIMEOUT") throw new RefusalError("TIMEOUT", `${what}: the box did not answer its lock check within ${waitS + 15} s; nothing was sent`, "Check the box with probe_env, then retry.");
+  throw new RefusalError("UNREACHABLE", `${what}: the box's lock check failed (${line.slice(6, 200)}); nothing was sent`, "Check the connection (probe_env), then retry.");
 }

@@ -116,6 +116,7 @@ async function pushLocked(ctx: TransferContext, req: PushRequest, localDir: stri
   const prep = await prepareRemoteDir(ctx.remote, req.host, req.remoteDir, "remote_dir");
   const hostKey = await ctx.remote.resolve(req.host).then((h) => h.key, () => req.host);
   return withTransferLock([`push:${hostKey}:${prep.dir}`], `pushing into ${req.host}:${prep.dir}`, async (lock) => {
+    if (lock.box?.state === "unsupported") warnings.push(warning("BOX_LOCK_UNAVAILABLE", "info", `no box-side lock (${lock.box.why}): a push from another machine into ${prep.dir} at the same time is not stopped`));
     // 3. never change a file under a live run; refused before a byte is sent
     const useRsync = prep.hasRsync && flavour.usable;
     if (files.length) await guardLiveRuns(ctx, req.host, req.remoteDir, prep.dir, localDir, files, useRsync);
@@ -164,5 +165,5 @@ async function pushLocked(ctx: TransferContext, req: PushRequest, localDir: stri
     await recordPush(ctx.ledger, { host: req.host, hostKey, remoteDir: prep.dir, localDir, files: files.length, bytes: bytesTotal });
     await ctx.progress(bytesTotal, bytesTotal, "done");
     return { ok: true, ...out, warnings };
-  });
+  }, undefined, files.length ? { remote: ctx.remote, host: req.host, dir: prep.dir } : undefined);
 }

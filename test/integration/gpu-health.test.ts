@@ -4,7 +4,8 @@
  * two VRAM holders — a pid that no process has, and a real process left behind by a finished cell of an
  * earlier run (a worker that outlived its command). probe_env names all of it within 2 KB; stop_run
  * reclaims the leftover because it is in that cell's recorded process group and carries the run's id,
- * and nothing else is touched (a process of someone else holding GPU memory stays alive).
+ * and nothing else is touched (a process of someone else holding GPU memory stays alive). A GPU that goes
+ * bad under a running cell is named by run_status too, with the cells on it.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startLab, type Lab } from "../../src/lab/box.js";
@@ -69,4 +70,49 @@ describe("GPU health and VRAM zombies", () => {
     await box.exec(`kill ${other}`);
     process.stdout.write(`probe_env bytes on 8× H100: healthy ${healthyBytes}, with health findings ${bytes}\n`);
   }, 120_000);
+
+  it("a GPU that goes bad while cells run: run_status names it and the cells on it (GPU_FAULT / GPU_SLOWDOWN)", async () => {
+    const box = lab.boxes["gh-h100"];
+    await box.writeFile(`${box.dir}/gpu_state`, "");
+    await box.writeFile(`${box.dir}/gpu_state.health`, "");
+    await box.exec("mkdir -p /root/proj");
+    const cells = Array.from({ length: 8 }, (_, i) => ({ name: `c${i}`, command: "sleep 120" }));
+    const r = (await srv.call("launch_queue", { host: "gh-h100", run_name: "eightlanes", workdir: "/root/proj", cells })) as R;
+    expect(r.ok, JSON.stringify(r)).toBe(true);
+    const onGpu = (g: number) => r.placement.find((p: R) => p.gpu_indices.includes(g)).cell;
+    const before = (await srv.call("run_status", { run_id: r.run_id })) as R;
+    expect(before.warnings.map((w: R) => w.code), JSON.stringify(before.warnings)).not.toContain("GPU_FAULT");
+
+    await box.writeFile(`${box.dir}/gpu_state.health`,
+      "3 ecc.errors.uncorrected.volatile.total=4\n5 clocks_throttle_reasons.hw_thermal_slowdown=Active\n6 clocks_throttle_reasons.sw_power_cap=Active\n");
+    const s = (await srv.call("run_status", { run_id: r.run_id })) as R;
+    expect(Buffer.byteLength(JSON.stringify(s)), JSON.stringify(s)).toBeLessThanOrEqual(2048);
+    const fault = s.warnings.find((w: R) => w.code === "GPU_FAULT");
+    expect(fault, JSON.stringify(s.warnings)).toMatchObject({ severity: "danger" });
+    expect(fault.message).toMatch(new RegExp(`GPU 3 \\(${onGpu(3)}\\): 4 uncorrected ECC error`));
+    const slow = s.warnings.find((w: R) => w.code === "GPU_SLOWDOWN");
+    expect(slow.message).toMatch(new RegExp(`GPU 5 \\(${onGpu(5)}\\): slowdown: hw_thermal`));
+    expect(slow.message, "a software power cap is normal operation").not.toMatch(/GPU 6/);
+    await srv.call("stop_run", { run_id: r.run_id });
+    await box.writeFile(`${box.dir}/gpu_state.health`, "");
+  }, 120_000);
+
+  it("GPU memory in use with no process listed (another container's job): probe_env says so, launch_queue keeps off it", async () => {
+    const box = lab.boxes["gh-h100"];
+    await box.writeFile(`${box.dir}/gpu_state`, "");
+    await box.writeFile(`${box.dir}/gpu_state.health`, "4 memory.used=30000\n");
+    const p = (await srv.call("probe_env", { host: "gh-h100" })) as R;
+    const w = p.warnings.find((x: R) => x.code === "GPU_MEMORY_UNSEEN");
+    expect(w?.message, JSON.stringify(p.warnings)).toMatch(/^GPU 4 \(30000 MiB\): memory in use, no process listed/);
+    expect(p.warnings.map((x: R) => x.code)).not.toContain("GPU_BUSY");
+    const cells = Array.from({ length: 8 }, (_, i) => ({ name: `u${i}`, command: "sleep 60" }));
+    const r = (await srv.call("launch_queue", { host: "gh-h100", run_name: "unseen", workdir: "/root/proj", cells })) as R;
+    expect(r.ok, JSON.stringify(r)).toBe(true);
+    const used = r.placement.flatMap((x: R) => x.gpu_indices);
+    expect(used.length).toBeGreaterThan(0);
+    expect(used).not.toContain(4);
+    await srv.call("stop_run", { run_id: r.run_id });
+    await box.writeFile(`${box.dir}/gpu_state.health`, "");
+  }, 120_000);
 });
+

@@ -5,7 +5,6 @@
  */
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as net from "node:net";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startLab, type Lab } from "../../src/lab/box.js";
@@ -18,15 +17,6 @@ import type { Check } from "../../src/cli/doctor.js";
 type Ref = { code: string; reason: string; remedy: string; diagnosis?: string };
 let lab: Lab;
 let cfg: string;
-let closedPort: number;
-const servers: net.Server[] = [];
-const sockets: net.Socket[] = [];
-
-function listen(onConn: (s: net.Socket) => void): Promise<number> {
-  const srv = net.createServer((s) => { sockets.push(s); s.on("error", () => {}); onConn(s); });
-  servers.push(srv);
-  return new Promise((res) => srv.listen(0, "127.0.0.1", () => res((srv.address() as net.AddressInfo).port)));
-}
 
 async function refusal(p: Promise<unknown>): Promise<Ref> {
   try { await p; } catch (e) { if (e instanceof RefusalError) return e.refusal as Ref; throw e; }
@@ -43,28 +33,24 @@ const rung = (checks: Check[], name: string) => checks.find((c) => c.name === na
 
 beforeAll(async () => {
   lab = await startLab([{ name: "dg1", gpus: 0 }, { name: "dg-autodl", gpus: 1, profile: "autodl" }]);
-  closedPort = await new Promise((res) => { const s = net.createServer().listen(0, "127.0.0.1", () => { const p = (s.address() as net.AddressInfo).port; s.close(() => res(p)); }); });
-  const silent = await listen(() => { /* accepts, never says a word */ });
-  const http = await listen((s) => s.once("data", () => s.end("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")));
-  const smtp = await listen((s) => s.write("220 mail.lab ESMTP ready\r\n"));
+  // the ports that are not sshd come from the lab (src/lab/ports.ts), as aliases in its ssh config
+  await lab.fakePort("closed", { kind: "closed" });
+  await lab.fakePort("silent", { kind: "silent" });
+  await lab.fakePort("http", { kind: "reply", text: "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n" });
+  await lab.fakePort("smtp", { kind: "banner", text: "220 mail.lab ESMTP ready\r\n" });
+  await lab.fakePort("hangup", { kind: "hangup" });
+  await lab.fakePort("reset", { kind: "reset" });
+  lab.jumpAlias("via-closed", "closed", "dg1");
   const dir = fs.mkdtempSync(path.join(lab.env.RGT_HOME!, "diag-"));
   const other = path.join(dir, "other_ed25519");
   execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", other]);
-  const common = `  User root\n  IdentityFile ${lab.identity}\n  IdentitiesOnly yes\n  IdentityAgent none\n  UserKnownHostsFile ${lab.knownHosts}\n  StrictHostKeyChecking yes\n  ConnectTimeout 3`;
   cfg = path.join(dir, "config");
   fs.writeFileSync(cfg, [
-    `Host closed\n  HostName 127.0.0.1\n  Port ${closedPort}\n${common}`,
-    `Host silent\n  HostName 127.0.0.1\n  Port ${silent}\n${common}`,
-    `Host http\n  HostName 127.0.0.1\n  Port ${http}\n${common}`,
-    `Host smtp\n  HostName 127.0.0.1\n  Port ${smtp}\n${common}`,
-    `Host via-closed\n  HostName 127.0.0.1\n  Port ${lab.boxes.dg1.port}\n${common}\n  ProxyJump closed`,
     `Host wrongkey\n  HostName 127.0.0.1\n  Port ${lab.boxes.dg1.port}\n  User root\n  IdentityFile ${other}\n  IdentitiesOnly yes\n  IdentityAgent none\n  UserKnownHostsFile ${lab.knownHosts}\n  StrictHostKeyChecking yes`,
     fs.readFileSync(lab.sshConfig, "utf8"),
   ].join("\n\n"));
 });
 afterAll(async () => {
-  for (const s of sockets) s.destroy();
-  for (const s of servers) s.close();
   await lab?.stop();
 });
 
@@ -92,6 +78,15 @@ describe("refusals carry a diagnosis", () => {
     const ref = await refusalOf("smtp", 2500);
     expect(ref.code).toBe("TIMEOUT");
     expect(ref.diagnosis).toMatch(/answered with '220 mail\.lab ESMTP ready', not SSH/);
+  });
+
+  it("a port that hangs up before any SSH banner: UNREACHABLE, said so, whether the close is a FIN or a RST", async () => {
+    for (const host of ["hangup", "reset"]) {
+      const ref = await refusalOf(host);
+      expect(ref.code, host).toBe("UNREACHABLE");
+      expect(ref.reason, host).toMatch(/closed the connection during the SSH banner stage/);
+      expect(ref.diagnosis, host).toMatch(/accepts TCP but hung up without SSH banner/);
+    }
   });
 
   it("a failing jump host: the route's failure, naming the hop, not the target's", async () => {

@@ -396,6 +396,67 @@ describe("chaining steps: placeholders, until, leak checks", () => {
   });
 });
 
+describe("fake listeners and jump routes in a replay", () => {
+  it("the schema: banner/reply need text, a jump needs a listener, a jump to the box needs a box", () => {
+    const mk = (replay: Record<string, unknown>) => JSON.stringify({ id: "l", prompt: "a port that is not sshd", replay: { steps: [{ tool: "remote_exec", expect: {} }], ...replay } });
+    expect(parseCases(mk({ listener: { kind: "silent" } })).errors).toEqual([]);
+    expect(parseCases(mk({ listener: { kind: "banner" } })).errors[0].message).toMatch(/need text/);
+    expect(parseCases(mk({ listener: { kind: "closed", text: "x" } })).errors[0].message).toMatch(/need text/);
+    expect(parseCases(mk({ jump: { target: "closed" } })).errors[0].message).toMatch(/declare one/);
+    expect(parseCases(mk({ listener: { kind: "closed" }, jump: {} })).errors[0].message).toMatch(/needs the case's box/);
+    expect(parseCases(mk({ listener: { kind: "hangup" }, jump: { target: "closed" } })).cases[0].replay!.jump).toEqual({ target: "closed" });
+  });
+
+  it("starts each case's listener and route as aliases, fills {listener}/{jump} in args and expectations, closes them after", async () => {
+    const made: string[] = [];
+    const closed: string[] = [];
+    const jumps: string[][] = [];
+    const seen: Record<string, unknown>[] = [];
+    const labObj = {
+      env: {},
+      stop: async () => {},
+      fakePort: async (alias: string, spec: { kind: string }) => { made.push(`${alias}:${spec.kind}`); return { alias, close: async () => { closed.push(alias); } }; },
+      jumpAlias: (alias: string, via: string, target: string) => { jumps.push([alias, via, target]); },
+    };
+    const server = {
+      async call(_name: string, args: Record<string, unknown>) {
+        seen.push(args);
+        return { ok: false, warnings: [], refused: { code: "UNREACHABLE", reason: `jump host ${String(args.host).replace("jump", "port")}: refused`, remedy: "r" } };
+      },
+      async close() {},
+    };
+    const lab = { startLab: async () => labObj, connectServer: async () => server };
+    const { cases, errors } = parseCases([
+      { id: "direct", prompt: "a silent port", replay: { listener: { kind: "silent" }, steps: [{ tool: "remote_exec", args: { host: "{listener}" }, expect: { code: "UNREACHABLE" } }] } },
+      { id: "hop", prompt: "a refusing jump host", replay: { box: { gpus: 0 }, listener: { kind: "closed" }, jump: {},
+        steps: [{ tool: "remote_exec", args: { host: "{jump}" }, expect: { code: "UNREACHABLE", fields: ["refused.reason matches ^jump host {listener}"] } }] } },
+      { id: "hop-closed", prompt: "a hop to a closed target", replay: { listener: { kind: "hangup" }, jump: { target: "closed" },
+        steps: [{ tool: "remote_exec", args: { host: "{jump}" }, expect: { fields: ["refused.reason contains rgt-eval-port-9"] } }] } },
+    ].map((c) => JSON.stringify(c)).join("\n"));
+    expect(errors).toEqual([]);
+    const res = await runReplays(cases, { lab, tmp: "/scratch" });
+    expect(res[0]).toEqual({ id: "direct", failures: [] });
+    expect(res[1]).toEqual({ id: "hop", failures: [] });
+    expect(res[2].failures[0]).toMatch(/rgt-eval-port-9/); // a wrong expectation still fails
+    expect(seen.map((a) => a.host)).toEqual(["rgt-eval-port-0", "rgt-eval-jump-1", "rgt-eval-jump-2"]);
+    expect(made).toEqual(["rgt-eval-port-0:silent", "rgt-eval-port-1:closed", "rgt-eval-port-2:hangup", "rgt-eval-dest-2:closed"]);
+    expect(jumps).toEqual([["rgt-eval-jump-1", "rgt-eval-port-1", "rgt-eval-0"], ["rgt-eval-jump-2", "rgt-eval-port-2", "rgt-eval-dest-2"]]);
+    expect(closed.sort()).toEqual(["rgt-eval-dest-2", "rgt-eval-port-0", "rgt-eval-port-1", "rgt-eval-port-2"]);
+  });
+
+  it("a lab that cannot start listeners fails only the cases that need one", async () => {
+    const server = { async call() { return { ok: true, warnings: [] }; }, async close() {} };
+    const lab = { startLab: async () => ({ env: {}, stop: async () => {} }), connectServer: async () => server };
+    const { cases } = parseCases([
+      { id: "needs", prompt: "a silent port", replay: { listener: { kind: "silent" }, steps: [{ tool: "remote_exec", expect: {} }] } },
+      { id: "plain", prompt: "no listener here", replay: { steps: [{ tool: "check_staleness", expect: { ok: true } }] } },
+    ].map((c) => JSON.stringify(c)).join("\n"));
+    const res = await runReplays(cases, { lab, tmp: "/scratch" });
+    expect(res[0].failures[0]).toMatch(/listener setup failed: this lab cannot start fake listeners/);
+    expect(res[1]).toEqual({ id: "plain", failures: [] });
+  });
+});
+
 describe("the provider-CLI tripwire", () => {
   it("plants failing stand-ins that record their argv", () => {
     const bin = fs.mkdtempSync(path.join(os.tmpdir(), "rgt-trip-"));

@@ -4,7 +4,7 @@
  * the noise of a real log end (progress lines, warnings, tracebacks, launcher wrappers).
  */
 import { describe, expect, it } from "vitest";
-import { classifyFailure, classifyLog, cleanLine, FAILURE_CLASSES, oomRung, refFor, remedyFor, type FailureClass, type FailureFacts } from "../../src/knowledge/failures.js";
+import { classifyFailure, classifyLog, cleanLine, FAILURE_CLASSES, oomRung, provisioningRefusal, refFor, remedyFor, type FailureClass, type FailureFacts } from "../../src/knowledge/failures.js";
 
 const TB = (file: string) => ["Traceback (most recent call last):", `  File "${file}", line 212, in <module>`, "    main()", `  File "${file}", line 180, in main`, "    loss = step(batch)"];
 const NOISE = ["Epoch 3:  41%|████      | 410/1000 [02:11<03:09,  3.11it/s, loss=2.31, v_num=0]", "{'loss': 2.2841, 'grad_norm': 1.73, 'learning_rate': 4.2e-05, 'epoch': 0.41}"];
@@ -98,6 +98,19 @@ const corpus: Case[] = [
   C("hangup", "runner SIGHUP", ["step 40"], { exit_code: 129, signal: "HUP 1764590000" }),
   C("walltime", "slurm", ["slurmstepd: error: *** JOB 4242 ON node07 CANCELLED AT 2026-12-01T12:00:00 DUE TO TIME LIMIT ***"], { exit_code: 1 }),
   C("unknown", "plain exit 1", ["step 40", "done with epoch"], { exit_code: 1 }),
+  C("unknown", "a config dump that mentions spot is no cause", ["config: use_spot=False interruptible=False", "resources: {'cloud': 'aws', 'spot_recovery': None}", "step 40"], { exit_code: 1 }),
+  // ---- a cell that provisions machines: spot refused for the account vs no capacity in the market
+  C("spot_not_enabled", "provider CLI: interruptible not enabled", ["launching 4 x RTX 4090 (interruptible) ...", "Error: interruptible instances are not enabled for this account"], { exit_code: 1 }),
+  C("spot_not_enabled", "not enabled, word order reversed", ["sky.exceptions.ProvisionError: Low-priority capacity has not been enabled for GPU type A100 on this account"], { exit_code: 1 }),
+  C("spot_not_enabled", "AWS spot quota", ["botocore.exceptions.ClientError: An error occurred (MaxSpotInstanceCountExceeded) when calling the RunInstances operation: Max spot instance count exceeded"], { exit_code: 1 }),
+  C("spot_not_enabled", "GCP preemptible GPU quota", ["googleapiclient.errors.HttpError: Quota 'PREEMPTIBLE_NVIDIA_A100_GPUS' exceeded. Limit: 0.0 in region us-central1."], { exit_code: 1 }),
+  C("spot_not_enabled", "Azure low-priority quota", ["ERROR: Operation could not be completed as it results in exceeding approved LowPriorityCores quota."], { exit_code: 1 }),
+  C("spot_not_enabled", "spot disabled for the organisation", ["provision failed: spot instances are disabled for your account"], { exit_code: 2 }),
+  C("no_capacity", "AWS market", ["botocore.exceptions.ClientError: An error occurred (InsufficientInstanceCapacity) when calling the RunInstances operation: We currently do not have sufficient p4d.24xlarge capacity"], { exit_code: 1 }),
+  C("no_capacity", "GCP zone exhausted", ["ERROR: (gcloud.compute.instances.create) Could not fetch resource: The zone 'projects/p/zones/us-central1-a' does not have enough resources available to fulfill the request. '(resource type:compute)'. ZONE_RESOURCE_POOL_EXHAUSTED"], { exit_code: 1 }),
+  C("no_capacity", "SkyPilot", ["sky.exceptions.ResourcesUnavailableError: Failed to provision all possible launchable resources. Relax the task's resource requirements: 1x AWS({'H100': 8})"], { exit_code: 1 }),
+  C("no_capacity", "RunPod", ["Error: There are no longer any instances available with the requested specifications. Please refresh and try again."], { exit_code: 1 }),
+  C("no_capacity", "generic", ["[launcher] no spot capacity available for H100 in any region"], { exit_code: 1 }),
 ];
 
 describe("classifyFailure over a corpus of framework wordings", () => {
@@ -129,12 +142,28 @@ describe("classifyFailure over a corpus of framework wordings", () => {
   });
 
   it("every class has a remedy; none but the transient ones says retry", () => {
-    const transient = new Set<FailureClass>(["reboot", "preempted", "hangup", "nccl"]);
+    const transient = new Set<FailureClass>(["reboot", "preempted", "hangup", "nccl", "no_capacity"]);
     for (const c of FAILURE_CLASSES) {
       const r = remedyFor(c, { cells: ["a"], relaunch: "launch_queue again" });
       expect(r.length).toBeGreaterThan(20);
       if (!transient.has(c)) expect(r).not.toMatch(/retr(?:y|ied)/i);
     }
+  });
+
+  it("spot refused for the account is told apart from a dry market: enable it, not wait for capacity", () => {
+    const acct = remedyFor("spot_not_enabled", { cells: ["a"], relaunch: "launch_queue again" });
+    expect(acct).toMatch(/not a dry market/);
+    expect(acct).toMatch(/enable it or ask for quota/);
+    expect(acct).not.toMatch(/retry|later/i);
+    expect(remedyFor("no_capacity", { cells: ["a"], relaunch: "x" })).toMatch(/retry later.*check spot\/interruptible is enabled/);
+    expect(refFor("spot_not_enabled")).toBe("rgt://references/training-failures#spot-not-enabled");
+  });
+
+  it("provisioningRefusal reads a command's output: the account setting, the market, or nothing", () => {
+    expect(provisioningRefusal("creating pod...\nError: interruptible instances are not enabled for this account\n")).toEqual({ cause: "spot_not_enabled", line: "Error: interruptible instances are not enabled for this account" });
+    expect(provisioningRefusal("An error occurred (InsufficientInstanceCapacity) when calling the RunInstances operation")?.cause).toBe("no_capacity");
+    expect(provisioningRefusal("ModuleNotFoundError: No module named 'runpod'")).toBeUndefined();
+    expect(provisioningRefusal("all good")).toBeUndefined();
   });
 
   it("the OOM ladder climbs from what the cell already does", () => {

@@ -174,3 +174,24 @@ describe("k8s indexed Job manifest", () => {
     expect(parseIndexes("")).toEqual([]);
   });
 });
+
+describe("max_hours on the schedulers: the scheduler's own clock enforces it", () => {
+  it("Kubernetes: the Job's activeDeadlineSeconds is the cap when it is the smaller, with a note", () => {
+    const m = buildK8sManifest(req({ while_run: { max_hours: 1.5 } }), {});
+    const job = m.docs.find((d: any) => d.kind === "Job") as any;
+    expect(job.spec.activeDeadlineSeconds).toBe(5400);
+    expect(m.warnings.find((w) => w.code === "MAX_HOURS_SCHEDULER")?.message).toMatch(/activeDeadlineSeconds \(5400 s\)/);
+    // a cap longer than the walltime waves leaves the Job's own deadline
+    const long = buildK8sManifest(req({ while_run: { max_hours: 100 } }), {}).docs.find((d: any) => d.kind === "Job") as any;
+    expect(long.spec.activeDeadlineSeconds).toBe(7200 * 2 + 600);
+  });
+
+  it("Slurm: each array task's --time is the smaller of max_hours and walltime", async () => {
+    const { sbatchOptions } = await import("../../src/backends/slurm.js");
+    const time = (r: SchedulerLaunchRequest) => sbatchOptions(r).find((a) => a.startsWith("--time="));
+    expect(time(req({ while_run: { max_hours: 0.5 } }))).toBe("--time=30:00");
+    expect(time(req({ while_run: { max_hours: 5 } }))).toBe("--time=2:00:00");
+    expect(time(req({ while_run: { max_hours: 5 }, scheduler: { lanes: 2, image: DIGEST } }))).toBe("--time=300:00");
+    expect(time(req())).toBe("--time=2:00:00");
+  });
+});

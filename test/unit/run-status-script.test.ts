@@ -93,3 +93,29 @@ describe("run_status.sh: a command that ended before its runner wrote the exit c
     expect(classifyCell(b, b.cells.get("c"), cell, opts).state).toBe("vanished");
   });
 });
+
+describe("run_status.sh: a cell caught between its exit code and its state being written", () => {
+  it("exit non-zero while state still says running: read as failed, with the full log and the OOM ladder's knobs", () => {
+    const sd = stateDir("between", undefined);
+    const cd = path.join(sd, "cells", "c");
+    fs.writeFileSync(path.join(cd, "exit_code"), "1\n");
+    fs.writeFileSync(path.join(cd, "cmd"), "python3 train.py --batch_size 64\n");
+    fs.writeFileSync(path.join(cd, "log"), "step 1\ntorch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB.\n");
+    const b = status(sd);
+    const row = b.cells.get("c")!;
+    expect(row.knobs).toMatch(/--batch_size 64/);
+    const c = classifyCell(b, row, cell, opts);
+    expect(c.state).toBe("failed");
+    expect(c.cause?.cause).toBe("cuda_oom");
+    expect(c.knobs).toMatch(/--batch_size 64/);
+  });
+
+  it("exit 0 while state still says running: no failure evidence gathered", () => {
+    const sd = stateDir("between0", undefined);
+    const cd = path.join(sd, "cells", "c");
+    fs.writeFileSync(path.join(cd, "exit_code"), "0\n");
+    fs.writeFileSync(path.join(cd, "cmd"), "python3 train.py --batch_size 64\n");
+    const row = status(sd).cells.get("c")!;
+    expect(row.knobs).toBeUndefined();
+  });
+});

@@ -53,4 +53,38 @@ describe("sentinels", () => {
     const text = fs.readFileSync(path.join(__dirname, "..", "..", "scripts", "probe.sh"), "utf8");
     expect(text).toContain(`--query-gpu=${HEALTH_QUERY} `);
   });
+
+  it("run_status.sh asks for memory and utilisation, then the same health fields", async () => {
+    const fs = await import("node:fs");
+    const path = await import("node:path");
+    const { HEALTH_FIELDS } = await import("../../src/knowledge/gpu-health.js");
+    const text = fs.readFileSync(path.join(__dirname, "..", "..", "scripts", "run_status.sh"), "utf8");
+    expect(text).toContain(`--query-gpu=index,memory.used,memory.total,utilization.gpu,${HEALTH_FIELDS.slice(1).join(",")} `);
+  });
+
+  it("GPU health rows in a status answer become one warning per kind and host, with the run's cells on each GPU", async () => {
+    const { parseStatus } = await import("../../src/backends/classify.js");
+    const { gpuWarnings } = await import("../../src/backends/status.js");
+    const row = (i: number, ecc: string, thermal: string, cap = "Not Active") =>
+      `GPU\t${i}\t40000\t81920\t97\t Enabled, ${ecc}, No, Not Active, ${thermal}, Not Active, Not Active, ${cap}`;
+    const out = ["NOW\t1\t1\t1", row(0, "0", "Not Active", "Active"), row(1, "3", "Not Active"), row(2, "[N/A]", "Active"), row(3, "0", "Active")].join("\n");
+    const b = parseStatus("h", out);
+    expect(b.gpus.map((g) => g.utilization_pct)).toEqual([97, 97, 97, 97]);
+    const cells = [{ name: "a", host: "h", gpu_indices: [0, 1] }, { name: "b", host: "h", gpu_indices: [2] }] as never;
+    const w = gpuWarnings(b, cells);
+    expect(w.map((x) => x.code)).toEqual(["GPU_FAULT", "GPU_SLOWDOWN"]);
+    expect(w[0]!.message).toMatch(/^h GPU 1 \(a\): 3 uncorrected ECC error\(s\) —/);
+    expect(w[1]!.message).toMatch(/GPU 2 \(b\): slowdown: hw_thermal; GPU 3: slowdown: hw_thermal —/);
+    // a driver that gave only the first four fields: no health, no warning
+    expect(gpuWarnings(parseStatus("h", "NOW\t1\t1\t1\nGPU\t0\t1\t2\t3"), cells)).toEqual([]);
+  });
+
+  it("the same warning on many hosts folds into a few", async () => {
+    const { capWarnings } = await import("../../src/backends/index.js");
+    const { warning } = await import("../../src/common/result.js");
+    const ws = [...Array.from({ length: 64 }, (_, i) => warning("DISK_HIGH", i === 40 ? "danger" : "warn", `h${i}:/data 95% full`)), warning("GPU_FAULT", "danger", "x")];
+    const c = capWarnings(ws);
+    expect(c.map((w) => w.code)).toEqual(["DISK_HIGH", "DISK_HIGH", "DISK_HIGH", "GPU_FAULT"]);
+    expect(c[2]).toMatchObject({ severity: "danger", message: expect.stringMatching(/^\+62 more like it: h2:\/data 95% full/) });
+  });
 });

@@ -134,7 +134,7 @@ export class ParallelSession {
     const boxHasher = (partial: string): BoxHasher => {
       const offsets = new PassThrough();
       const timeoutMs = Math.max(60_000, (o.deadline ?? 0) - Date.now());
-      const job = this.remote.runScript(this.host, "hash_growing.sh", [partial], { stdinAfter: offsets, timeoutMs, signal: o.signal })
+      const job = this.remote.runScript(this.host, "hash_growing.sh", [partial], { stdin: offsets, timeoutMs, signal: o.signal })
         .then((r) => (r.exitCode === 0 ? /^HASH=([0-9a-f]{64})$/m.exec(r.stdout)?.[1] : undefined), () => undefined);
       return {
         feed: (end) => { if (!offsets.writableEnded) offsets.write(`${end}\n`); },

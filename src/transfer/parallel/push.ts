@@ -70,6 +70,7 @@ export interface ParallelPushResult {
 const HASH_CHUNK = 1024 * 1024;
 const RECORD_MAX = 4 * 1024 * 1024;
 const FEED_STEP = 8 * 1024 * 1024;
+const MAX_HASHERS = 4;
 
 interface FileState {
   f: PushRangedFile;
@@ -248,13 +249,21 @@ export async function parallelPush(first: SftpStream, prep: PreparedPush, o: Par
   res.resumedFiles = prep.resumed;
   progress(prep.covered);
   for (const st of states) { st.sha = hashBeside(st); st.sha.catch(() => {}); }
-  /** tell the box's hasher how far the landed prefix reaches now (every 8 MiB, and at the end) */
+  /**
+   * tell the box's hasher how far the landed prefix reaches now (every 8 MiB, and at the end); a few files
+   * at once get one (each holds a channel of the pooled connection), the others are hashed when whole
+   */
+  let hashers = 0;
   const feed = (st: FileState) => {
-    if (!st.hasher) return;
     const prefix = st.landed[0]?.start === 0 ? st.landed[0].end : 0;
+    if (!st.hasher && o.boxHasher && prefix > 0 && hashers < MAX_HASHERS) {
+      hashers++;
+      st.hasher = o.boxHasher(st.partial);
+    }
+    if (!st.hasher) return;
     if (prefix >= st.fedTo + FEED_STEP || (prefix === st.f.bytes && prefix > st.fedTo)) { st.hasher.feed(prefix); st.fedTo = prefix; }
   };
-  if (o.boxHasher) for (const st of states) { st.hasher = o.boxHasher(st.partial); feed(st); }
+  for (const st of states) feed(st);
   const queue: Piece[] = [];
   states.forEach((st, i) => { for (const p of planPieces([st.f], pieceBytes, [done[i]])) queue.push({ ...p, file: i }); });
 
@@ -264,7 +273,7 @@ export async function parallelPush(first: SftpStream, prep: PreparedPush, o: Par
       const tBox = performance.now();
       const now = localVersion(fs.fstatSync(st.fd, { bigint: true }));
       if (now.source !== st.id.source) throw new Error("changed here during the push (sent again next time)");
-      const hashed = await st.hasher?.done();
+      const hashed = st.hasher ? await st.hasher.done().finally(() => { hashers--; }) : undefined;
       const why = await o.finish({
         path: st.f.path, bytes: st.f.bytes, partial: st.partial, target: st.target, sha256: sha, mode: st.mode, mtime: st.mtime, hashed,
       });
