@@ -21,7 +21,7 @@ import type { SftpStream } from "../../remote/streams.js";
 import type { SftpFile, SftpSession } from "../../remote/types.js";
 import { chooseStreams, coveredBytes, mergeRanges, planPieces, type Piece, type Range, type StreamChoice } from "./plan.js";
 import { parseSidecar, rangeLine, sidecarHead, RANGED_SUFFIX, SIDECAR_SUFFIX, type SidecarId } from "./sidecar.js";
-import { CHANNEL_WINDOW, trace } from "./pull.js";
+import { CHANNEL_WINDOW, trace, type ParallelPullOptions } from "./pull.js";
 
 export interface PushRangedFile { path: string; bytes: number }
 
@@ -35,21 +35,8 @@ export interface FinishJob {
 /** a hash the box computes of a partial as it grows: told how far the landed prefix reaches, then done */
 export interface BoxHasher { feed(end: number): void; done(): Promise<string | undefined> }
 
-export interface ParallelPushOptions {
-  /** opens up to n more streams (after the first has been measured) */
-  openMore: (n: number) => Promise<{ streams: SftpStream[]; shared: boolean }>;
-  /** round trip already measured (ms) */
-  rttMs: number;
-  cap?: number;
-  targetBps?: number;
-  pieceBytes?: number;
-  chunkBytes?: number;
-  /** write requests in flight per stream */
-  inFlight?: number;
-  measureBytes?: number;
-  signal?: AbortSignal;
-  deadline?: number;
-  onProgress?: (bytesDone: number) => void;
+/** the pull's stream options (the first stream's round trip, how to open more, pieces, limits), and the box's part */
+export interface ParallelPushOptions extends ParallelPullOptions {
   /** the box hashes the partial and, when it matches, renames it into place: undefined, or why not */
   finish: (job: FinishJob) => Promise<string | undefined>;
   /** starts the box hashing a partial as its prefix lands, so its hash is ready with the last byte */
