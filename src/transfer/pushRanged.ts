@@ -27,11 +27,14 @@ export async function rangedPush(ctx: TransferContext, host: string, parallel: P
   files: { path: string; bytes: number; link?: string }[], o: { deadline: number; progress: (b: number) => void; moverDone: () => number },
 ): Promise<RangedPart | undefined> {
   const big = splitForRanges(files.filter((f) => f.link === undefined)).ranged;
-  const sftp = await ctx.remote.sftp(host);
+  const worth = !ctx.signal.aborted && (await parallel.worth());
+  // no SFTP on the box (the probe failed too, so not worth it): nothing can have been left this way either
+  const sftp = await ctx.remote.sftp(host).catch(() => undefined);
+  if (!sftp) return undefined;
   let prep: PreparedPush;
   try {
     const state = await rangeState(sftp, remoteDir, big);
-    if (ctx.signal.aborted || !(await parallel.worth())) {
+    if (!worth) {
       // one stream is enough now: what a cut ranged push left goes, rsync sends those files whole
       await dropPartials(sftp, remoteDir, [...state.partial]);
       return undefined;
