@@ -10,7 +10,8 @@
 set -u
 p=${1:?} t=${2:?} mode=${3:?} m=${4:?} want=${5:?} h=${6:-}
 if [ "$h" != "$want" ]; then
-  h=$(sha256sum -- "$p" 2>/dev/null) || { echo "ERR=cannot read the partial file"; exit 4; }
+  if command -v openssl >/dev/null 2>&1; then h=$(openssl dgst -sha256 -r < "$p" 2>/dev/null); else h=$(sha256sum < "$p" 2>/dev/null); fi ||
+    { echo "ERR=cannot read the partial file"; exit 4; }
   h=${h%% *}
 fi
 echo "HASH=$h"

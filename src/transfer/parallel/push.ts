@@ -13,8 +13,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { createHash } from "node:crypto";
-import { spawn } from "node:child_process";
-import { trackChild } from "../../common/children.js";
+import { Worker } from "node:worker_threads";
 import { PARTIAL_DIR } from "../../remote/rsync.js";
 import { rmkdirp } from "../../remote/sftp.js";
 import type { SftpStream } from "../../remote/streams.js";
@@ -74,6 +73,7 @@ interface FileState {
   fedTo: number;
   hasher?: BoxHasher;
   sha?: Promise<string>;
+  stopHash?: () => void;
   failed?: string;
   finished?: Promise<void>;
 }
@@ -85,21 +85,34 @@ function localVersion(st: fs.BigIntStats): { source: string; mtime: string } {
   return { source: `${st.dev}:${st.ino}:${mtime}`, mtime };
 }
 
+/** a worker's body: sha256 of [0, size) of an open descriptor, read at offsets (the transfer reads at offsets too) */
+const HASH_WORKER = `
+const { workerData, parentPort } = require("node:worker_threads");
+const fs = require("node:fs");
+const h = require("node:crypto").createHash("sha256");
+const b = Buffer.allocUnsafe(${HASH_CHUNK});
+for (let at = 0; at < workerData.size; ) {
+  const n = fs.readSync(workerData.fd, b, 0, Math.min(b.length, workerData.size - at), at);
+  if (n <= 0) throw new Error("short local read at " + at);
+  h.update(b.subarray(0, n));
+  at += n;
+}
+parentPort.postMessage(h.digest("hex"));
+`;
+
 /**
- * The local file's sha256, computed beside the transfer by a `sha256sum` reading the very file being sent
- * (its stdin is our descriptor; the transfer reads at offsets, so the shared position is the hasher's), on
- * another core than this event loop, which the streams keep busy. Without sha256sum: hashed here.
+ * The local file's sha256, computed beside the transfer from the very descriptor being sent, in a worker
+ * thread: OpenSSL's sha256 (a sixth of coreutils sha256sum's CPU here) on another core than this event
+ * loop, which the streams keep busy. Where a worker cannot start: hashed here, between the streams' turns.
  */
-function hashBeside(st: { fd: number; f: PushRangedFile }): Promise<string> {
+function hashBeside(st: { fd: number; f: PushRangedFile; stopHash?: () => void }): Promise<string> {
   return new Promise<string>((resolve, reject) => {
-    let out = "";
-    const c = trackChild(spawn("sha256sum", [], { stdio: [st.fd, "pipe", "ignore"] }));
-    c.stdout!.on("data", (d: Buffer) => { out += d.toString("latin1"); });
-    c.on("error", reject);
-    c.on("close", (code) => {
-      const m = /^([0-9a-f]{64})\b/.exec(out);
-      if (code === 0 && m) resolve(m[1]); else reject(new Error(`sha256sum exit ${code}`));
-    });
+    if (st.fd < 0) { reject(new Error("closed")); return; }
+    const w = new Worker(HASH_WORKER, { eval: true, workerData: { fd: st.fd, size: st.f.bytes } });
+    st.stopHash = () => { void w.terminate(); };
+    w.once("message", (m: string) => resolve(m));
+    w.once("error", reject);
+    w.once("exit", (code) => reject(new Error(`hash worker exit ${code}`)));
   }).catch(() => hashHere(st));
 }
 
@@ -216,7 +229,10 @@ export async function preparePush(sftp: SftpSession, localDir: string, remoteRoo
 
 /** Close the local files of a preparation that never ran (parallelPush closes them itself). */
 export function closePrepared(prep: PreparedPush): void {
-  for (const st of prep.states) if (st.fd >= 0) { try { fs.closeSync(st.fd); } catch { /* closed */ } st.fd = -1; }
+  for (const st of prep.states) {
+    st.stopHash?.();
+    if (st.fd >= 0) { try { fs.closeSync(st.fd); } catch { /* closed */ } st.fd = -1; }
+  }
 }
 
 export async function parallelPush(first: SftpStream, prep: PreparedPush, o: ParallelPushOptions): Promise<ParallelPushResult> {
@@ -235,7 +251,13 @@ export async function parallelPush(first: SftpStream, prep: PreparedPush, o: Par
   res.failed.push(...prep.failed);
   res.resumedFiles = prep.resumed;
   progress(prep.covered);
-  for (const st of states) { st.sha = hashBeside(st); st.sha.catch(() => {}); }
+  // in file order (the order they are sent in), two at a time
+  const lanes: Promise<unknown>[] = [Promise.resolve(), Promise.resolve()];
+  states.forEach((st, i) => {
+    st.sha = lanes[i % 2].then(() => hashBeside(st));
+    st.sha.catch(() => {});
+    lanes[i % 2] = st.sha.catch(() => {});
+  });
   /**
    * tell the box's hasher how far the landed prefix reaches now (every 8 MiB, and at the end); a few files
    * at once get one (each holds a channel of the pooled connection), the others are hashed when whole
