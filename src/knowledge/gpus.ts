@@ -11,7 +11,7 @@
  *   not by a plain 4090.
  * - form factor (sxm/sxm4/sxm5, pcie, nvl): checked only when the ask names one; otherwise any form passes
  *   and the finding says which it is. nvidia-smi names Hopper SXM parts without the word ("NVIDIA H100 80GB
- *   HBM3", "NVIDIA H200"), so an H100/H200/H800/H20 without "PCIe" or "NVL" counts as SXM.
+ *   HBM3", "NVIDIA H200"), so an H100/H200/H800/H20 (and a B100/B200) without "PCIe" or "NVL" counts as SXM.
  * - a memory size in the ask ("80GB") is a minimum, checked against memory.total as nvidia-smi reports it
  *   (which lands a few percent under the marketed size: 90 % of it passes).
  * - brand words (NVIDIA, GeForce, Tesla, Quadro, RTX, GTX) and the memory type (HBM3) are ignored.
@@ -28,7 +28,9 @@ export interface GpuParts {
 
 const BRAND = new Set(["nvidia", "geforce", "tesla", "quadro", "rtx", "gtx", "generation", "graphics", "gpu", "card"]);
 const MEMTYPE = /^(?:hbm\d?e?|gddr\d+x?)$/;
-const HOPPER = /^(?:h100|h200|h800|h20|gh200)$/;
+// parts nvidia-smi names without their form, sold only (or by default) as SXM modules: Hopper, and
+// Blackwell's B100/B200 (HGX boards only)
+const HOPPER = /^(?:h100|h200|h800|h20|gh200|b100|b200|gb200)$/;
 
 /** An ask or a reported name, split into its parts. */
 export function gpuParts(text: string): GpuParts {

@@ -46,6 +46,9 @@ describe("matchGpu", () => {
     expect(matchGpu("H100 SXM", H100PCIE)).toMatchObject({ match: false, why: "form factor PCIe, not SXM" });
     expect(matchGpu("H100 PCIe", H100NVL)).toMatchObject({ match: false, why: "form factor NVL, not PCIe" });
     expect(matchGpu("H100", g("NVIDIA H800", 81559))).toMatchObject({ match: false, why: "model h800, not h100" });
+    // B200 comes on HGX boards only: nvidia-smi's "NVIDIA B200" is an SXM part
+    expect(matchGpu("B200 SXM", g("NVIDIA B200", 183359)).match).toBe(true);
+    expect(matchGpu("B200", g("NVIDIA GB200", 189471))).toMatchObject({ match: false, why: "model gb200, not b200" });
   });
 
   it("a size in the ask is a minimum, judged on memory.total (which reads a little under the label)", () => {
