@@ -5,6 +5,32 @@
 # off are refused with one line on stderr (DESTROY_BLOCKED_ON_BOX), exit 126, and a marker the status tools
 # report. Teardown goes through request_teardown, never through a box.
 n=${0##*/}
+here=${0%/*}
+# sudo/doas reset PATH (secure_path), so a shimmed command under them would miss this dir: route it
+# through its shim here, with the path it named kept for the pass-through (`sudo /usr/local/bin/vastai …`)
+if [ "$n" = sudo ] || [ "$n" = doas ]; then
+  args=("$@")
+  k=0
+  while [ "$k" -lt "${#args[@]}" ]; do
+    case ${args[$k]} in
+      --) k=$((k + 1)); break ;;
+      -u | -g | -C | -D | -h | -p | -r | -t | -U | -T | -R | --user | --group | --chdir | --close-from | --prompt | --role | --type | --other-user | --command-timeout | --host) k=$((k + 2)) ;;
+      -[a-zA-Z]*[ugCDprtUTR]) if [ "$n" = sudo ]; then k=$((k + 2)); else k=$((k + 1)); fi ;;
+      -* | *=*) k=$((k + 1)) ;;
+      *) break ;;
+    esac
+  done
+  if [ "$k" -lt "${#args[@]}" ]; then
+    c=${args[$k]}
+    b=${c##*/}
+    if [ "$b" != sudo ] && [ "$b" != doas ] && [ -n "$b" ] && [ -L "$here/$b" ]; then
+      real=$c
+      case $c in */*) ;; *) real=$b ;; esac
+      args=("${args[@]:0:$k}" env "RGT_SHIM_REAL=$real" "$here/$b" "${args[@]:$((k + 1))}")
+    fi
+  fi
+  set -- "${args[@]}"
+fi
 blocked() {
   local line
   line="rgt-seatbelt: refused \`$n ${*:2}\`: $1 (DESTROY_BLOCKED_ON_BOX). Ending or powering off a machine goes through request_teardown."
@@ -70,6 +96,12 @@ case $n in
     esac ;;
 esac
 n=${n#help:}
+# a command named by path (routed here by the sudo shim): that very program
+if [ -n "${RGT_SHIM_REAL:-}" ]; then
+  r=$RGT_SHIM_REAL
+  unset RGT_SHIM_REAL
+  case $r in */*) [ -x "$r" ] && exec "$r" "$@" ;; esac
+fi
 # let everything else through to the real program: the first of that name on PATH outside the shim dirs
 IFS=: read -r -a dirs <<<"$PATH"
 for d in "${dirs[@]}"; do

@@ -1,5 +1,5 @@
 # rgt seatbelt: the names a shim stands in for, and the directory of links to the shim for them.
-RGT_SHIM_NAMES="vastai vast vast.py runpodctl runpod lambda lambda-cloud lambdalabs pspace paperspace gradient aws gcloud az kubectl scancel shutdown poweroff halt reboot kexec init telinit systemctl loginctl"
+RGT_SHIM_NAMES="vastai vast vast.py runpodctl runpod lambda lambda-cloud lambdalabs pspace paperspace gradient aws gcloud az kubectl scancel shutdown poweroff halt reboot kexec init telinit systemctl loginctl sudo doas"
 # seatbelt_dir <absolute path of the installed shim>: ~/.rgt/shims/<shim file name> holding one link per
 # name (created once; an existing dir is reused), printed on stdout
 seatbelt_dir() {

@@ -149,6 +149,7 @@ export function isCredentialValue(v: string, strength: "password" | "named"): bo
   if (/^(true|false|yes|no|none|null|nil|empty|on|off|auto|default|disabled?|enabled?|required|optional|unset|n\/a|-)$/i.test(v)) return false;
   if (strength !== "password" && /^\d{1,7}$/.test(v)) return false; // max_token=512, pad token ids
   if (/^(\/|~\/|\.\.?\/)/.test(v)) return false; // a path to the file holding it
+  if (/\.[*+]|\\[sdwSDW]|\[\^|\(\?[:=!]/.test(v)) return false; // a regex or sed pattern (`s/password: .*/…/`), not a value
   return true;
 }
 
@@ -315,6 +316,22 @@ export const SECRET_RULES: SecretRule[] = [
     group: 1,
   },
   {
+    id: "prefixed-token",
+    label: "API token with a published prefix (DigitalOcean, SendGrid, NVIDIA, Tailscale, Groq, Replicate, Docker Hub, Vault, Grafana, Linear, Perplexity, xAI …)",
+    re: /((?:do[opr]_v1_[a-f0-9]{64})|(?:SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43})|(?:nvapi-[A-Za-z0-9_-]{60,})|(?:tskey-(?:auth|client|api|webhook|scim)?-?[A-Za-z0-9]{6,}-[A-Za-z0-9]{16,})|(?:gsk_[A-Za-z0-9]{48,})|(?:r8_[A-Za-z0-9]{36,})|(?:dckr_pat_[A-Za-z0-9_-]{24,})|(?:hv[sbr]\.[A-Za-z0-9_-]{24,})|(?:glsa_[A-Za-z0-9]{32}_[a-f0-9]{8})|(?:lin_api_[A-Za-z0-9]{40})|(?:pplx-[A-Za-z0-9]{40,})|(?:xai-[A-Za-z0-9]{60,})|(?:shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32})|(?:pcsk_[A-Za-z0-9_]{40,})|(?:rpa_[A-Z0-9]{40,}))(?![A-Za-z0-9_-])/g,
+    wordStart: true,
+    group: 1,
+    accept: tokenOk,
+  },
+  {
+    id: "pgpass-line",
+    hint: [":"],
+    label: "a .pgpass line (host:port:database:user:password)",
+    re: /^[ \t]*["']?[A-Za-z0-9*._-]+:(?:\d{1,5}|\*):[^:\s]+:[^:\s]+:([^\s"']{8,256})["']?\r?$/gm,
+    group: 1,
+    accept: (v) => isCredentialValue(v, "password") && looksGenerated(v, "password"),
+  },
+  {
     id: "jwt",
     label: "JSON Web Token",
     re: /(eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})/g,
@@ -358,9 +375,47 @@ export const SECRET_RULES: SecretRule[] = [
     id: "password-option",
     hint: ["-p", "-u", "--", "-a", "pass:"],
     label: "password/token passed as a command-line option (mysql -p…, sshpass -p, docker login -p, curl -u user:pass, --password/--token …)",
-    re: /(?:(?:^|[\s;|&(])--?(?:password|passwd|pass|pwd|token|secret|api-?key|apikey|access-?key|secret-?key|auth-?token|private-?key|http-password|ftp-password|proxy-password)(?:=|[ \t]+)|\b(?:mysql|mysqldump|mariadb|mysqladmin|mysqlimport|mysqlsh|mysqlcheck)\b[^\n|;&]*?[ \t]-p|\bsshpass\b[^\n|;&]*?[ \t]-p[ \t]*|\bredis-cli\b[^\n|;&]*?[ \t]-a[ \t]+|\b(?:mongo|mongosh|mongodump|mongorestore)\b[^\n|;&]*?[ \t]-p[ \t]+|[ \t]-pass(?:in|out)?[ \t]+pass:|\bdocker\b[^\n|;&]*?\blogin\b[^\n|;&]*?[ \t]-p[ \t]+|\b(?:curl|wget|http)\b[^\n|;&]*?[ \t](?:-u|--user)[ \t]*["']?[^\s:"']*:|\blftp\b[^\n|;&]*?[ \t]-u[ \t]*["']?[^\s,"']*,|\b(?:smbclient|rpcclient|smbmap|net)\b[^\n|;&]*?[ \t](?:-U|--user)[ \t]*["']?[^\s%"']*%)(["']?)([^\s"'`;|&<>]{1,512})/gi,
+    re: /(?:(?:^|[\s;|&(])--?(?:password|passwd|pass|pwd|token|secret|api-?key|apikey|access-?key|secret-?key|auth-?token|private-?key|http-password|ftp-password|proxy-password|oauth2-bearer|bearer|client-secret)(?:=|[ \t]+)|\b(?:mysql|mysqldump|mariadb|mysqladmin|mysqlimport|mysqlsh|mysqlcheck)\b[^\n|;&]*?[ \t]-p|\bsshpass\b[^\n|;&]*?[ \t]-p[ \t]*|\bredis-cli\b[^\n|;&]*?[ \t]-a[ \t]+|\b(?:mongo|mongosh|mongodump|mongorestore)\b[^\n|;&]*?[ \t]-p[ \t]+|[ \t]-pass(?:in|out)?[ \t]+pass:|\bdocker\b[^\n|;&]*?\blogin\b[^\n|;&]*?[ \t]-p[ \t]+|\baz\b[^\n|;&]*?\blogin\b[^\n|;&]*?[ \t]-p[ \t]+|\b(?:curl|wget|http)\b[^\n|;&]*?[ \t](?:-u|--user)[ \t]*["']?[^\s:"']*:|\blftp\b[^\n|;&]*?[ \t]-u[ \t]*["']?[^\s,"']*,|\b(?:smbclient|rpcclient|smbmap|net)\b[^\n|;&]*?[ \t](?:-U|--user)[ \t]*["']?[^\s%"']*%)(["']?)([^\s"'`;|&<>]{1,512})/gi,
     group: 2,
     accept: (v, m) => isCredentialValue(v, /pass|pwd|-p$|:$|,$|%$/i.test(m[0].slice(0, m[0].length - v.length - m[1]!.length).trim()) ? "password" : "named"),
+  },
+  {
+    id: "archive-password",
+    hint: ["7z", "zip"],
+    label: "archive password on the command line (7z -pPW, unzip/zip -P PW)",
+    // case-sensitive on purpose: `unzip -p` extracts to a pipe, 7z's -p takes its value glued on
+    re: /\b(?:7z[ar]?\b[^\n|;&]*?[ \t]-p(?=[^\s])|(?:unzip|zip|zipcloak|funzip)\b[^\n|;&]*?[ \t](?:-P|--password)[ \t]+)(["']?)([^\s"'`;|&<>]{1,512})/g,
+    group: 2,
+    accept: (v) => isCredentialValue(v, "password"),
+  },
+  {
+    id: "sudo-stdin-password",
+    hint: ["sudo"],
+    label: "a password echoed into sudo -S",
+    re: /\b(?:echo|printf)[ \t]+(?:-[neE]+[ \t]+)?(["']?)([^\s"'|;&$`]{1,256})\1[ \t]*\|[ \t]*sudo\b[^\n|;&]*?[ \t](?:-[a-zA-Z]*S|--stdin)\b/g,
+    group: 2,
+    accept: (v) => isCredentialValue(v, "password"),
+  },
+  {
+    id: "cli-config-credential",
+    hint: ["config", "authtoken"],
+    label: "a credential stored through a CLI's config command (aws configure set NAME V, npm/pip/git config NAME V, ngrok add-authtoken V)",
+    re: /\b(?:(?:aws[ \t]+configure[ \t]+set|(?:npm|pnpm|yarn)[ \t]+config[ \t]+set|pip[ \t]+config[ \t]+set|git[ \t]+config(?:[ \t]+--(?:global|local|system))?|conda[ \t]+config[ \t]+--set|gh[ \t]+config[ \t]+set)[ \t]+([\w.:\/@-]+)|(add-authtoken|authtoken))[ \t]+(["']?)([^\s"'`;|&<>]{6,512})/g,
+    group: 4,
+    accept: (v, m) => {
+      if (m[2]) return tokenOk(v) && v.length >= 20;
+      const name = (m[1] ?? "").split(/[.:\/]/).pop() ?? "";
+      const s = credentialName(name.replace(/-/g, "_"));
+      return s !== null && s !== "named-weak" && isCredentialValue(v, s);
+    },
+  },
+  {
+    id: "url-token-user",
+    hint: ["@"],
+    label: "a token as the user part of a URL (https://TOKEN@host)",
+    re: /[a-z][a-z0-9+.-]*:\/\/([A-Za-z0-9_-]{20,256})@[A-Za-z0-9[]/g,
+    group: 1,
+    accept: (v) => looksGenerated(v, "named"),
   },
   {
     id: "kaggle-key",
@@ -435,7 +490,8 @@ export const SECRET_RULES: SecretRule[] = [
     label: "a password in .netrc form (machine … login … password …)",
     re: /^[ \t]*(?:machine[ \t]+\S+[ \t]+(?:login[ \t]+\S+[ \t]+)?)?(?:password|passwd)[ \t]+([^\s$`]\S{3,255})/gim,
     group: 1,
-    accept: (v) => !isPlaceholder(v),
+    // `passwd --status root`, `passwd root` are the passwd command, not a .netrc line
+    accept: (v, m) => !isPlaceholder(v) && !v.startsWith("-") && (/machine/i.test(m[0]) || /^[ \t]*password/i.test(m[0])),
   },
 ];
 

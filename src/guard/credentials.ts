@@ -108,9 +108,13 @@ function scanCommand(cmd: SimpleCommand, up: SimpleCommand[], depth: number): Cr
   const ei = texts.findIndex((x, i) => i > 0 && /^-[a-zA-Z]*e$|^--eval$/.test(x));
   if (ei > 0 && texts[ei + 1]) { const h = codeLiterals(texts[ei + 1]!); if (h) return h; }
   // a password handed over stdin as literal text: docker login --password-stdin <<< "…", echo … | chpasswd
-  if (texts.some((x) => /^--(password|token)-stdin$|^--with-token$/.test(x)) || /^(chpasswd|chpass)$/.test(name) || (name === "passwd" && texts.includes("--stdin"))) {
-    const e = up[0] ? up[0].argv.findIndex((w) => /^(echo|printf)$/.test(w.text.replace(/^.*\//, ""))) : -1;
-    const fed = cmd.stdinText ?? (e >= 0 ? up[0]!.argv.slice(e + 1).map((w) => w.text).filter((w) => !/^-[neE]+$/.test(w)).join(" ") : undefined);
+  // sudo -S / --stdin reads the user's password from stdin: `echo PW | sudo -S …`, `sudo -S … <<< PW`
+  const sudoStdin = /^(sudo|doas)$/.test(name) && texts.slice(1).some((x) => /^-[a-zA-Z]*S[a-zA-Z]*$/.test(x) || x === "--stdin");
+  if (sudoStdin || texts.some((x) => /^--(password|token|passphrase)-stdin$|^--with-token$|^--passphrase-fd$/.test(x)) || /^(chpasswd|chpass)$/.test(name) || (name === "passwd" && texts.includes("--stdin"))) {
+    const e = up[0] ? up[0].argv.findIndex((w) => /^(echo|printf|yes)$/.test(w.text.replace(/^.*\//, ""))) : -1;
+    const pn = e < 0 ? "" : up[0]!.argv[e]!.text.replace(/^.*\//, "");
+    const printed = e < 0 ? undefined : pn === "printf" ? printfText(up[0]!.argv.slice(e + 1).map((w) => w.text)) : pn === "yes" ? up[0]!.argv.slice(e + 1).map((w) => w.text).join(" ") : echoText(up[0]!.argv.slice(e + 1));
+    const fed = cmd.stdinText ?? printed;
     if (fed !== undefined && fed.trim() !== "" && !fed.includes(UNKNOWN) && isCredentialValue(fed.trim(), "password")) return { rule: "password-option", via: "password on stdin" };
   }
   return decodedFeed(cmd, up);

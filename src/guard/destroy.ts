@@ -33,13 +33,16 @@ function newState(ctx: DestroyContext): State {
     ctx,
     // the home dir (and what holds it) is protected by the home rule — itself and ~/* — not at any depth:
     // caches and builds under it may go. Data/durable dirs under home stay protected at any depth.
-    protectedNorm: (ctx.protectedPaths ?? []).map((p) => normAbs(expandTildeText(p, home))).filter((p): p is string => !!p && p !== "/" && p !== home && !home.startsWith(p + "/")),
+    // ~/.ssh holds the keys this server logs in with: protected at any depth (known_hosts excepted)
+    protectedNorm: [...(ctx.protectedPaths ?? []).map((p) => normAbs(expandTildeText(p, home))).filter((p): p is string => !!p && p !== "/" && p !== home && !home.startsWith(p + "/")), `${home === "/" ? "" : home}/.ssh`, "/etc/ssh", "/etc/passwd", "/etc/shadow", "/etc/sudoers"],
     out: [],
     readScripts: new Set(),
     subs: [],
     text: (src, depth) => analyzeText(src, st, depth),
     argv: (argv, at) => analyzeArgv(argv, at, st),
     written: new Map(),
+    aliases: new Map(),
+    line: "",
     resolvePath: (p) => {
       const t = expandTildeText(p, home);
       if (t.includes("\u0001")) return null;
@@ -83,7 +86,9 @@ const REMEDY = {
   data:
     "Data, checkpoints and outputs on the box are never deleted or overwritten through this server: pull them with pull_verify first, then, if you still want them gone, delete them by hand from your own terminal. Scratch paths such as /tmp/..., ~/.cache/... or ./build are fine.",
   opaque:
-    "Write the command out literally: no command substitution or variable in command position, no decoded text piped into a shell or eval. If it must be generated, put it in a script file of the project and push it with push_code, so the guard can read it.",
+    "Write the command out literally: no command substitution or variable in command position, no decoded text piped into a shell or eval. If it must be generated, put it in a script file of the project and push it with push_code, so the guard can read it. A script fetched at run time (curl … | sh, wget … && bash it): download it to your machine, read it, add it to the project, push_code it and run it by path — or install the tool with pip, conda or apt instead.",
+  lockout:
+    "Changing how the box is reached (sshd, the firewall, account locks, ~/.ssh, /etc/ssh) can cut this server and you off from the box and its data; it is never done through this server. Do it by hand from your own terminal if you must.",
 };
 
 /** The refusal for a set of findings (null when there are none). */
@@ -96,6 +101,7 @@ export function destroyRefusal(found: DestroyFinding[], field = "command"): { re
   if (["instance", "power", "k8s", "scancel"].some((k) => kinds.has(k as never))) remedies.push(REMEDY.machine);
   if (kinds.has("kill") || kinds.has("scancel")) remedies.push(REMEDY.kill);
   if (kinds.has("delete") || kinds.has("truncate") || kinds.has("disk")) remedies.push(REMEDY.data);
+  if (kinds.has("lockout")) remedies.push(REMEDY.lockout);
   if (kinds.has("obfuscated")) remedies.push(REMEDY.opaque);
   return {
     refusal: { code: RefusalCode.DESTROY_UNAPPROVED, reason: `${field}: would do something destructive: ${list}${more}. Nothing was run.`.slice(0, 600), remedy: remedies.join(" ") },

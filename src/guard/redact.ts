@@ -8,6 +8,7 @@
  */
 import { createHmac } from "node:crypto";
 import { scanSecrets, type SecretSpan } from "./catalog.js";
+import { spansInReadings, viewSpans } from "./views.js";
 
 /**
  * Salted fingerprints of what push_secret delivered (never the values): HMAC-SHA256(salt, token) of
@@ -52,12 +53,36 @@ function fingerprintSpans(s: string, fp: Fingerprints): SecretSpan[] {
   return out;
 }
 
+/** spans sorted by start, overlapping ones merged (the earlier one names the merged span) */
+function mergeSpans(spans: SecretSpan[]): SecretSpan[] {
+  if (spans.length < 2) return spans;
+  const sorted = [...spans].sort((a, b) => a.start - b.start || b.end - a.end);
+  const out: SecretSpan[] = [{ ...sorted[0]! }];
+  for (const sp of sorted.slice(1)) {
+    const last = out[out.length - 1]!;
+    if (sp.start < last.end) last.end = Math.max(last.end, sp.end);
+    else out.push({ ...sp });
+  }
+  return out;
+}
+
+/** texts above this size are scanned as they are, without the other readings (views.ts) */
+const VIEW_MAX = 2 * 1024 * 1024;
+
 export function redactText(s: string, fp?: Fingerprints): string {
   if (typeof s !== "string") return s;
   let spans = scanSecrets(s);
+  // what a terminal shows, wrapped lines joined, JSON escapes undone, base64 decoded: a secret split by any of them
+  if (s.length <= VIEW_MAX && s.length >= 8) {
+    const extra = viewSpans(s);
+    if (extra.length) spans = mergeSpans([...spans, ...extra]);
+  }
   if (fp && fp.set.size > 0) {
-    const extra = fingerprintSpans(s, fp).filter((f) => !spans.some((x) => f.start < x.end && x.start < f.end));
-    if (extra.length) spans = [...spans, ...extra].sort((a, b) => a.start - b.start);
+    // exact matches of what push_secret delivered, also through ANSI escapes and JSON escapes
+    const found = fingerprintSpans(s, fp);
+    if (s.length <= VIEW_MAX) found.push(...spansInReadings(s, (t) => fingerprintSpans(t, fp)));
+    const extra = found.filter((f) => !spans.some((x) => f.start < x.end && x.start < f.end));
+    if (extra.length) spans = mergeSpans([...spans, ...extra]);
   }
   if (spans.length === 0) return s;
   let out = "";
@@ -136,6 +161,7 @@ function walk(v: unknown, depth: number, fp?: Fingerprints): unknown {
  */
 export function redactCutLines(lines: string[], opts: { firstPartial: boolean; cap: number }, fp?: Fingerprints): string[] {
   const ls = opts.firstPartial ? lines.slice(1) : lines.slice();
+  if (opts.firstPartial) dropWrapTail(lines[0] ?? "", ls);
   const safe = ls.map((l) => {
     if (l.length < opts.cap) return l;
     const sp = l.lastIndexOf(" ");
@@ -143,6 +169,24 @@ export function redactCutLines(lines: string[], opts: { firstPartial: boolean; c
   });
   if (safe.length === 0) return safe;
   return redactText(safe.join("\n"), fp).split("\n");
+}
+
+/**
+ * The dropped partial line may have been wrapped (by a terminal, `fold`, a logger): a secret that began
+ * on it goes on at the start of the next line, without the prefix or name that would mark it. When the
+ * dropped line ends inside a word and the next line starts with a long token, that token is cut too
+ * (and a line that is one token throughout, the middle of a long wrapped secret, is dropped whole).
+ */
+function dropWrapTail(dropped: string, ls: string[]): void {
+  let prev = dropped;
+  while (ls.length > 0 && /[A-Za-z0-9_+\/=.:-]\r?$/.test(prev)) {
+    const next = ls[0]!;
+    const m = /^[A-Za-z0-9_+\/=.-]{8,}/.exec(next);
+    if (!m) return;
+    if (m[0].length === next.replace(/\r$/, "").length) { prev = ls.shift()!; continue; }
+    ls[0] = "…" + next.slice(m[0].length);
+    return;
+  }
 }
 
 /** Text cut at its end by the box (`capped`): the partial last line dropped, then redacted. */

@@ -122,6 +122,9 @@ export interface BoxLock {
   release(): void;
 }
 
+/** the lock script's answer line, found past whatever a talkative login shell printed first */
+const MARK = /^RGT_LOCK ((?:LOCKED|BUSY|NOLOCK)[^\n]*)\n/m;
+
 /** how long a box lock may be held at most: far longer than any push, still a bound */
 const BOX_LOCK_MAX_MS = 12 * 3600_000;
 
@@ -140,9 +143,9 @@ export async function holdBoxLock(remote: Remote, host: string, dir: string, wha
   let buf = "";
   const run = remote.runScript(host, "box_lock.sh", [key, String(waitS), holder], {
     stdin: hold, timeoutMs: BOX_LOCK_MAX_MS, maxOutputBytes: 4096,
-    onStdout: (b) => { buf += b.toString("utf8"); const i = buf.indexOf("\n"); if (i >= 0) answer(buf.slice(0, i)); },
+    onStdout: (b) => { buf += b.toString("utf8"); const m = MARK.exec(buf); if (m) answer(m[1]); },
   });
-  run.then((r) => answer(r.stdout.split("\n")[0] || `NOLOCK exit ${r.exitCode}`), (e) => answer(`ERROR ${(e as Error).message}`));
+  run.then((r) => answer(MARK.exec(r.stdout)?.[1] ?? `NOLOCK the lock script ended (exit ${r.exitCode}) without an answer`), (e) => answer(`ERROR ${(e as Error).message}`));
   const release = () => { hold.end(); };
   const bound = new Promise<string>((resolve) => { setTimeout(() => resolve("TIMEOUT"), (waitS + 15) * 1000).unref(); });
   const line = await Promise.race([first, bound]);

@@ -10,6 +10,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectServer, type ServerConnection } from "../../src/lab/client.js";
 import { negatives, positives, type GuardItem } from "../helpers/guardCorpus.js";
+import { CREDS, DESTROYS, HARMLESS, SIBLING_DESTROYS } from "../helpers/redteam3Corpus.js";
 
 let s: ServerConnection;
 let home: string;
@@ -68,6 +69,22 @@ describe("guard end to end over stdio", () => {
     }
     console.log(`[guard-e2e] harmless refused by the guard: ${falses.length}/${N.length * 2}`);
     expect(falses, falses.join("\n")).toEqual([]);
+  }, 300_000);
+
+  // red-team set 3 (test/helpers/redteam3Corpus.ts): two of every class, and a spread of its harmless commands
+  const byClass = (xs: [string, string][], code: string): GuardItem[] => sample(xs.map(([cls, command]) => ({ cls, command, code }) as GuardItem), 2);
+  const R3 = [...byClass(DESTROYS, "DESTROY_UNAPPROVED"), ...byClass(CREDS, "SECRET_INLINE"), ...SIBLING_DESTROYS.filter((_, i) => i % 12 === 0).map((command) => ({ cls: "sibling", command, code: "DESTROY_UNAPPROVED" }) as GuardItem)];
+  it(`red-team set 3: ${R3.length} attacks refused through both tools over stdio, ${Math.ceil(HARMLESS.length / 8)} harmless let past`, async () => {
+    const missed: string[] = [];
+    for (const it of R3) for (const tool of ["remote_exec", "launch_queue"]) { const r = await call(tool, it); if (r.refused?.code !== it.code) missed.push(`${tool} ${it.cls} ${JSON.stringify(it.command).slice(0, 100)} -> ${r.refused?.code ?? "ran"}`); }
+    const falses: string[] = [];
+    for (const command of HARMLESS.filter((_, i) => i % 8 === 0)) {
+      for (const tool of ["remote_exec", "launch_queue"]) {
+        const r = await call(tool, { cls: "negative", command, code: null } as unknown as GuardItem);
+        if (["SECRET_INLINE", "DESTROY_UNAPPROVED", "BAD_INPUT"].includes(r.refused?.code)) falses.push(`${tool} ${JSON.stringify(command).slice(0, 100)} -> ${r.refused.code}`);
+      }
+    }
+    expect({ missed, falses }).toEqual({ missed: [], falses: [] });
   }, 300_000);
 
   it("refuses harmful directories and shell-character names with BAD_INPUT before connecting", async () => {

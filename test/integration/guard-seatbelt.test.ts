@@ -42,6 +42,18 @@ describe("seatbelt", () => {
     expect(calls()).not.toContain("destroy");
   });
 
+  it("sudo, which resets PATH, still meets the shim: a destroy under sudo in a script written on the box is stopped", async () => {
+    // a stand-in for sudo's secure_path: the command runs with a PATH that no longer holds the shim dir
+    fs.writeFileSync(path.join(box.dir, "bin", "sudo"), `#!/bin/bash\nwhile [ $# -gt 0 ]; do case $1 in -u) shift 2;; -*) shift;; *) break;; esac; done\nPATH=/usr/sbin:/usr/bin:/sbin:/bin:${path.join(box.dir, "bin")} exec "$@"\n`, { mode: 0o755 });
+    const w = await s.call("remote_exec", { host: "sb1", command: "printf '#!/bin/bash\\nsudo -u root vastai destroy instance 5151\\n' > /tmp/sd.sh" });
+    expect(w.ok, JSON.stringify(w.refused)).toBe(true);
+    const r = await s.call("remote_exec", { host: "sb1", command: "bash /tmp/sd.sh; echo rc=$?; sudo vastai show instances" });
+    expect(r.refused?.code).toBe("DESTROY_BLOCKED_ON_BOX");
+    expect(r.stdout_tail).toContain("rc=126");
+    expect(calls()).not.toContain("5151");
+    expect(calls().match(/show instances/g)?.length).toBeGreaterThanOrEqual(2);
+  });
+
   it("launch_queue: a cell that reaches the CLI at run time is stopped; run_status reports DESTROY_BLOCKED_ON_BOX", async () => {
     const l = await s.call("launch_queue", {
       host: "sb1", run_name: "seatbelt", workdir: "/tmp",

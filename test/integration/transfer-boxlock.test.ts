@@ -45,7 +45,7 @@ function holdFromElsewhere(dir: string, who: string): Promise<ChildProcess> {
   c.stdin!.write(body.endsWith("\n") ? body : `${body}\n`);
   return new Promise((resolve, reject) => {
     let out = "";
-    c.stdout!.on("data", (b: Buffer) => { out += b.toString(); if (out.includes("LOCKED")) resolve(c); else if (/BUSY|NOLOCK/.test(out)) reject(new Error(out)); });
+    c.stdout!.on("data", (b: Buffer) => { out += b.toString(); if (out.includes("RGT_LOCK LOCKED")) resolve(c); else if (/RGT_LOCK (BUSY|NOLOCK)/.test(out)) reject(new Error(out)); });
     c.on("exit", () => reject(new Error(`holder ended: ${out}`)));
   });
 }

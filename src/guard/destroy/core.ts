@@ -5,16 +5,17 @@
  * kill, interp, opaque). Pure: the command is never run.
  */
 import { UNKNOWN, braceExpand, parseLine, type SimpleCommand, type Word } from "../shell.js";
-import { checkFileVerb, checkRedirect } from "./fs.js";
+import { checkChmod, checkFileVerb, checkInPlace, checkRedirect } from "./fs.js";
 import { checkHttp, checkProvider, HTTP_CLIENTS, providerFamily } from "./providers.js";
-import { checkPower, isCronPath, judgeCronText } from "./power.js";
+import { checkPower, isCronPath, isStartupPath, judgeCronText } from "./power.js";
 import { checkKill } from "./kill.js";
 import { INTERPRETERS, checkInterpreter, judgeCode } from "./interp.js";
-import { baseName, echoText, fedText, judgeFed, opaqueHead, printfText, stageName } from "./opaque.js";
+import { baseName, echoText, fedText, fetchedFeed, judgeFed, opaqueHead, printfText, rememberDownload, stageName } from "./opaque.js";
 import { expandTildeText, normAbs } from "./paths.js";
-import { MAX_DEPTH, push, words, type At, type State } from "./state.js";
+import { MAX_DEPTH, push, quoteWord, words, type At, type State } from "./state.js";
 import { OPAQUE } from "./state.js";
 import { unwrap } from "./unwrap.js";
+import { checkCarried, judgeCommandVars } from "./carried.js";
 
 const SHELLS = /^(bash|sh|zsh|dash|ksh|ash|mksh|fish|tcsh|csh|busybox-sh|rbash)$/;
 const RESERVED = new Set(["if", "then", "else", "elif", "fi", "do", "done", "while", "until", "!", "{", "}", "time", "coproc", "esac", "in", "function"]);
@@ -24,13 +25,21 @@ const INERT = new Set([
   ":", "jq", "yq", "diff", "stat", "file", "du", "df", "logger", "wall", "notify-send", "git", "sort", "uniq", "nvidia-smi",
 ]);
 
+/**
+ * `eval "$(conda shell.bash hook)"`, `eval "$(ssh-agent -s)"`, `eval "$(pyenv init -)"`: eval of what a
+ * known environment-setup tool prints (shell functions and variables) is ordinary setup, not opaque.
+ */
+const ENV_HOOK_EVAL = /(^|[;&|\n]\s*|\s)eval\s+"?\$\(\s*(?:[\w.\/-]*\/)?(?:(?:conda|mamba|micromamba)\s+shell(?:\.\w+)?\s+hook(?:\s+--?[\w=-]+(?:\s+\w+)?)*|(?:pyenv|rbenv|nodenv|goenv|jenv|plenv)\s+(?:init|virtualenv-init)(?:\s+-\S*)*|direnv\s+hook\s+\w+|ssh-agent(?:\s+-[sc])?|keychain\s+--eval[^);&|\n$`<>]*|brew\s+shellenv|pixi\s+(?:shell-hook|completion)[^);&|\n$`<>]*|(?:starship|zoxide|mise|rtx|atuin)\s+(?:init|activate)\s+\w+|fnm\s+env[^);&|\n$`<>]*|opam\s+env[^);&|\n$`<>]*|luarocks\s+path[^);&|\n$`<>]*|dircolors(?:\s+-\w+)*|(?:kubectl|helm|gh|pip|uv|poetry|rustup|npm)\s+completion[^);&|\n$`<>]*|register-python-argcomplete\s+[\w.-]+)\s*\)"?(?=\s*(?:$|[;&|\n)]))/g;
+
 export function analyzeText(text: string, st: State, depth: number): void {
   if (depth > MAX_DEPTH) {
     push(st, "obfuscated", "nesting", `command nested more than ${MAX_DEPTH} levels deep; refusing to guess what it runs`);
     return;
   }
-  const parsed = parseLine(text, st.env);
+  const parsed = parseLine(text.replace(ENV_HOOK_EVAL, "$1:"), st.env);
   const outer = st.subs;
+  const outerLine = st.line;
+  st.line = text;
   st.subs = parsed.substitutions;
   for (const sub of parsed.substitutions) analyzeText(sub, st, depth + 1);
   for (const pipeline of parsed.pipelines) {
@@ -41,6 +50,13 @@ export function analyzeText(text: string, st: State, depth: number): void {
         checkRedirect(r.op, r.target, st);
         rememberWritten(cmd, r.op, r.target.text, at, st);
         const target = expandTildeText(r.target.text, st.home);
+        if (isStartupPath(target, st.home)) {
+          // text written into a shell startup file runs at the next login: judged as commands
+          const w = cmd.argv.findIndex((x) => /^(echo|printf|cat|tee)$/.test(baseName(x.text)));
+          const body = typeof at.fed === "string" && at.fed !== OPAQUE ? at.fed : cmd.stdinText !== undefined ? cmd.stdinText : w >= 0 ? (baseName(cmd.argv[w]!.text) === "echo" ? echoText(cmd.argv.slice(w + 1)) : baseName(cmd.argv[w]!.text) === "printf" ? printfText(words(cmd.argv.slice(w + 1))) : null) : null;
+          if (body !== null) st.text(body, at.depth + 1);
+          else if (w < 0 || at.fed === OPAQUE) push(st, "obfuscated", `> ${target}`, "writes a shell startup file with text that cannot be read here (it runs at the next login)");
+        }
         if (isCronPath(target)) {
           // text written where cron runs it: judged as schedule lines (system files carry a user field)
           const w = cmd.argv.findIndex((x) => /^(echo|printf|cat|tee)$/.test(baseName(x.text)));
@@ -62,6 +78,7 @@ export function analyzeText(text: string, st: State, depth: number): void {
     }
   }
   st.subs = outer;
+  st.line = outerLine;
 }
 
 /**
@@ -93,6 +110,7 @@ function expandBraces(argv: Word[]): Word[] {
 export function analyzeArgv(argv0: Word[], at: At, st: State): void {
   let argv = expandBraces(argv0);
   if (argv.some((w) => w.text.startsWith("IFS="))) st.env.set("IFS", st.env.get("IFS") ?? UNKNOWN);
+  judgeCommandVars(argv, at, st);
   // skip reserved words and prefix assignments; an alias definition is judged as the command it names
   let i = 0;
   while (i < argv.length && (RESERVED.has(argv[i]!.text) || /^[A-Za-z_][A-Za-z0-9_]*\+?=/.test(argv[i]!.text))) i += argv[i]!.text === "function" ? 2 : 1;
@@ -122,8 +140,14 @@ export function analyzeArgv(argv0: Word[], at: At, st: State): void {
 
   // `trap 'CMD' EXIT`: CMD runs later, on the signal, and is judged as if written here
   if (name === "trap") { const body = rest.find((x) => !x.text.startsWith("-")); if (body && rest.length >= 2) st.text(body.text, at.depth + 1); return; }
-  if (name === "alias") { for (const t of texts) { const m = /^[^=]+=([\s\S]*)$/.exec(t); if (m) st.text(m[1]!, at.depth + 1); } return; }
+  if (name === "alias") { for (const t of texts) { const m = /^([^=]+)=([\s\S]*)$/.exec(t); if (m) { st.text(m[2]!, at.depth + 1); st.aliases.set(m[1]!, m[2]!); } } return; }
+  // a name an alias on this line defined: judged as what it expands to
+  const alias = st.aliases.get(head.text);
+  if (alias !== undefined && at.depth < MAX_DEPTH) { st.aliases.delete(head.text); st.text([alias, ...rest.map(quoteWord)].join(" "), at.depth + 1); st.aliases.set(head.text, alias); return; }
   if (SHELLS.test(name) || name === "eval" || name === "source" || name === ".") { judgeShell(name, head, rest, at, st); return; }
+  checkInPlace(name, rest, st);
+  checkCarried(name, rest, at, st);
+  if (name === "chmod") { checkChmod(rest, st); return; }
   if (INTERPRETERS.test(name)) { checkInterpreter(name, rest, at, st); return; }
   if (INERT.has(name) && !(name === "git" && texts[0] === "clean")) return;
   // a script of the pushed tree run directly (`./prep.sh`, `scripts/run.sh`)
@@ -142,7 +166,7 @@ export function analyzeArgv(argv0: Word[], at: At, st: State): void {
   const fam = providerFamily(name);
   if (fam && texts.some((t) => t === "--help" || t === "-h")) return; // usage text only
   if (fam && checkProvider(fam, name, texts, st)) return;
-  if (HTTP_CLIENTS.has(name)) checkHttp(name, texts, st);
+  if (HTTP_CLIENTS.has(name)) { checkHttp(name, texts, st); rememberDownload(name, texts, st); }
 }
 
 /** a pushed script run by path: shell text, or code for the interpreter its #! line names */
@@ -165,7 +189,13 @@ function judgeShell(name: string, head: Word, rest: Word[], at: At, st: State): 
     return;
   }
   const ci = rest.findIndex((x) => /^-[a-zA-Z]*c[a-zA-Z]*$/.test(x.text) && !x.text.startsWith("--"));
-  if (ci >= 0) { st.text(rest[ci + 1]?.text ?? "", at.depth + 1); return; }
+  if (ci >= 0) {
+    // `bash -c -- TEXT`, `bash -c -x TEXT`: the first word that is not an option is the command text
+    let k = ci + 1;
+    while (k < rest.length - 1 && (rest[k]!.text === "--" || /^[-+][a-zA-Z]+$/.test(rest[k]!.text))) k++;
+    st.text(rest[k]?.text ?? "", at.depth + 1);
+    return;
+  }
   const script = rest.find((x) => !x.text.startsWith("-") && !/^[+-]o$/.test(x.text));
   if (script && script.text !== "-" && script.text !== "-s") {
     if (script.text.includes(UNKNOWN)) { push(st, "obfuscated", `${name} <?>`, "runs a script whose name is computed at run time (process substitution or a variable)"); return; }
@@ -174,6 +204,8 @@ function judgeShell(name: string, head: Word, rest: Word[], at: At, st: State): 
     if (body !== undefined) st.text(body, at.depth + 1);
     return; // a script we cannot see: the seatbelt on the box covers what it reaches
   }
+  const fetched = at.fed == null ? fetchedFeed(at) : null;
+  if (fetched) { push(st, "obfuscated", `… | ${name}`, fetched); return; }
   judgeFed(name, at.fed ?? null, st, at.depth);
   void head;
 }

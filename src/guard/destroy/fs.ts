@@ -5,7 +5,7 @@
  * builds under it are not; a recursive forced delete of a target that cannot be resolved is refused.
  */
 import { UNKNOWN, braceExpand, type Word } from "../shell.js";
-import { CELL_OUTPUT, CKPT_EXT, CKPT_NAME, expandTildeText, isCheckpointLike, isDevice, judge, show } from "./paths.js";
+import { CELL_OUTPUT, CKPT_DIR, CKPT_EXT, CKPT_NAME, expandTildeText, isCheckpointLike, isDevice, judge, show } from "./paths.js";
 import { positionals, push, words, type At, type State } from "./state.js";
 
 export function checkRm(args: Word[], st: State, verb: string, allowRecursive = true): void {
@@ -44,7 +44,7 @@ function judgeRmTarget(w: Word, st: State, flags: string, recursive: boolean, fo
     return;
   }
   if (j.checkpointFile) push(st, "delete", flags, `deletes ${show(w)}: ${j.checkpointFile}`);
-  else if (j.insideProtected && !/\.(log|lock|pid|tmp|out|err)$/i.test(w.text)) push(st, "delete", flags, `deletes ${show(w)}: inside protected ${j.insideProtected}`);
+  else if (j.insideProtected && !/\.(log|lock|pid|tmp|out|err)$|(^|\/)known_hosts(\.old)?$/i.test(w.text)) push(st, "delete", flags, `deletes ${show(w)}: inside protected ${j.insideProtected}`);
   else if (j.wholeDir && w.glob && j.protectedReason) push(st, "delete", flags, `deletes every file matched by ${show(w)}: ${j.protectedReason}`);
 }
 
@@ -113,7 +113,7 @@ export function checkTruncate(args: Word[], st: State): void {
   }
 }
 
-const LOGLIKE = /\.(log|out|err|txt)$/i;
+const LOGLIKE = /\.(log|out|err|txt)$|^known_hosts(\.old)?$/i;
 
 /** Does overwriting this file destroy protected data? (a checkpoint anywhere, or a non-log inside a protected dir) */
 function overwriteReason(target: Word, st: State): string | null {
@@ -122,8 +122,23 @@ function overwriteReason(target: Word, st: State): string | null {
   const base = t.slice(t.lastIndexOf("/") + 1);
   if (CKPT_EXT.test(base) || (CKPT_NAME.test(base) && /\.[a-z0-9]+$/i.test(base) && !/\.(sha\d*|md5|sum|sig|txt|log|out|err)$/i.test(base))) return `checkpoint ${show(target)}`;
   const j = judge(target, st);
-  if (j.insideProtected && !LOGLIKE.test(base)) return `${show(target)} inside protected ${j.insideProtected}`;
+  if (j.insideProtected && !LOGLIKE.test(base) && !projectSource(j, base, st)) return `${show(target)} inside protected ${j.insideProtected}`;
   return null;
+}
+
+const SOURCE_EXT = /\.(py|ipynb|sh|bash|ya?ml|json|toml|cfg|ini|conf|md|rst|txt|env|js|ts|c|cc|cpp|h|hpp|cu|rs|go|java|r|jl|lua|sql|html|css|csv)$|^(Makefile|Dockerfile|requirements[\w.-]*)$/i;
+
+/**
+ * A source or config file of the project the command runs in, where that project lies inside a data dir
+ * (AutoDL projects live under /root/autodl-tmp): editing or regenerating it is ordinary work. Never
+ * under a checkpoint-named directory, never ~/.ssh or /etc/ssh.
+ */
+function projectSource(j: { abs: string | null; insideProtected: string | null }, base: string, st: State): boolean {
+  if (!j.abs || !st.cwd || !SOURCE_EXT.test(base)) return false;
+  if (!(j.abs.startsWith(st.cwd + "/"))) return false;
+  if (st.cwd === j.insideProtected || /(^|\/)\.ssh(\/|$)|^\/etc\//.test(j.abs)) return false;
+  const rel = j.abs.slice(st.cwd.length + 1).split("/").slice(0, -1);
+  return !rel.some((seg) => CKPT_DIR.test(seg) || CKPT_NAME.test(seg));
 }
 
 export function checkRedirect(op: string, target: Word, st: State): void {
@@ -173,6 +188,13 @@ export function checkFileVerb(name: string, rest: Word[], at: At, st: State): bo
     push(st, "disk", name, `formats ${texts.find((t) => t.startsWith("/dev/")) ?? positionals(texts).pop() ?? "a filesystem"}`);
     return true;
   }
+  if (name === "ln" && texts.some((t) => /^-[a-zA-Z]*f/.test(t) || t === "--force")) {
+    // `ln -sf X /root/autodl-fs/best.pt`: the existing file is removed and replaced by the link
+    const pos = rest.filter((x) => !x.text.startsWith("-"));
+    const dest = pos.length >= 2 ? pos[pos.length - 1]! : null;
+    const j = dest ? judge(dest, st) : null;
+    if (dest && j?.insideProtected && j.abs !== j.insideProtected) push(st, "truncate", "ln -f", `replaces ${show(dest)} inside protected ${j.insideProtected} with a link`);
+  }
   if (name === "ln" && texts.some((t) => /^-[a-zA-Z]*s/.test(t) || t === "--symbolic")) {
     // `ln -s /root/autodl-fs x`: the link reaches protected data, so the link is protected for the rest of the line
     const pos = rest.filter((x) => !x.text.startsWith("-"));
@@ -186,7 +208,9 @@ export function checkFileVerb(name: string, rest: Word[], at: At, st: State): bo
   if (name === "rsync") { checkRsync(rest, st); return true; }
   if (name === "tar" && texts.includes("--remove-files")) { sourcesLeave(rest.filter((x) => !x.text.startsWith("-")), st, "tar --remove-files"); return true; }
   if (name === "git" && texts[0] === "clean" && texts.some((t) => /^-[a-zA-Z]*f/.test(t))) {
-    for (const w of rest.slice(1)) if (!w.text.startsWith("-")) { const j = judge(w, st); const why = j.protectedReason ?? (j.insideProtected ? `inside protected ${j.insideProtected}` : null); if (why) push(st, "delete", "git clean", `deletes untracked files under ${show(w)}: ${why}`); }
+    const paths = rest.slice(1).filter((w) => !w.text.startsWith("-"));
+    // no path: it cleans the working directory, wherever the line has gone (`cd /root/autodl-fs && git clean -fdx`)
+    for (const w of paths.length ? paths : [{ text: ".", glob: false, brace: false }]) { const j = judge(w, st); const why = j.protectedReason ?? (j.insideProtected ? `inside protected ${j.insideProtected}` : null); if (why) push(st, "delete", "git clean", `deletes untracked files under ${show(w)}: ${why}`); }
     return false;
   }
   if (name === "mv") { checkMv(rest, st); return true; }
@@ -251,5 +275,59 @@ function sourcesLeave(srcs: Word[], st: State, what: string): void {
     const j = judge(src, st);
     const why = j.protectedReason ?? (j.insideProtected ? `inside protected ${j.insideProtected}` : null) ?? j.checkpointReason;
     if (why) push(st, "delete", what, `deletes ${show(src)} after copying it: ${why}`);
+  }
+}
+
+/**
+ * In-place edits rewrite a file whole (`sed -i`, `perl -pi`, `awk -i inplace`, `ruby -i`): on a file in a
+ * protected dir, a checkpoint or ~/.ssh they are refused like any other overwrite (a `d` script empties it).
+ */
+export function checkInPlace(name: string, rest: Word[], st: State): void {
+  const texts = words(rest);
+  let on = false;
+  let scriptGiven = false;
+  const files: Word[] = [];
+  const isSed = /^g?sed$/.test(name);
+  const isAwk = /awk$/.test(name);
+  const isPerl = /^(perl|ruby)/.test(name);
+  if (!isSed && !isAwk && !isPerl) return;
+  const pos: Word[] = [];
+  for (let j = 0; j < rest.length; j++) {
+    const t = rest[j]!.text;
+    if (t === "--") { pos.push(...rest.slice(j + 1)); break; }
+    if (isSed && (/^--in-place(=.*)?$/.test(t) || /^-[EnrsuzlL]*i/.test(t))) on = true;
+    if (isPerl && /^-[a-zA-Z]*i/.test(t) && !t.startsWith("--")) on = true;
+    if (isAwk && ((t === "-i" || t === "--include") && /^inplace(\.awk)?$/.test(rest[j + 1]?.text ?? "") || /^--include=inplace/.test(t))) on = true;
+    if (t.startsWith("-") && t.length > 1) {
+      // options that carry the script (sed -e/-f, perl -e/-E, awk -f) or another value
+      if ((isSed && /^-[a-zA-Z]*[ef]$/.test(t)) || (isPerl && /^-[a-zA-Z]*[eE]$/.test(t)) || (isAwk && t === "-f")) { scriptGiven = true; j++; continue; }
+      if (/^--(expression|file)=/.test(t)) { scriptGiven = true; continue; }
+      if ((isAwk && /^(-i|-v|--include|--assign)$/.test(t)) || (isSed && /^(-l|--line-length)$/.test(t)) || (isPerl && /^-(I|M)$/.test(t))) j++;
+      continue;
+    }
+    pos.push(rest[j]!);
+  }
+  if (!on) return;
+  files.push(...(scriptGiven ? pos : pos.slice(1)));
+  for (const f of files) {
+    const why = overwriteReason(f, st);
+    if (why) push(st, "truncate", `${name} in-place`, `rewrites ${why} in place`);
+  }
+}
+
+/** chmod that takes the owner's read (or a directory's search) right from ~/.ssh or the home dir locks the box's login out */
+export function checkChmod(rest: Word[], st: State): void {
+  const texts = words(rest);
+  const pos = rest.filter((x) => !/^-[a-zA-Z]+$/.test(x.text) && !x.text.startsWith("--"));
+  const mode = pos[0]?.text ?? "";
+  const recursive = texts.some((t) => /^-[a-zA-Z]*R/.test(t) || t === "--recursive");
+  const oct = /^0?([0-7])[0-7]{2}$|^[0-7]([0-7])[0-7]{2}$/.exec(mode);
+  const owner = oct ? Number(oct[1] ?? oct[2]) : null;
+  const bad = owner !== null ? owner < 4 || (recursive && (owner & 1) === 0) : /^[ua]*(-[rwx]*r|=[wx]*$)|^[ua]*-[rwx]*x/.test(mode);
+  if (!bad) return;
+  const ssh = `${st.home}/.ssh`;
+  for (const w of pos.slice(1)) {
+    const abs = st.resolvePath(w.text);
+    if (abs && (abs === st.home || abs === ssh || abs.startsWith(ssh + "/"))) push(st, "lockout", `chmod ${mode}`, `takes the owner's access to ${show(w)}: ssh logins to the box stop working`);
   }
 }

@@ -10,6 +10,7 @@ import { CKPT_EXT, judge } from "./paths.js";
 import { httpDestroy, providerFamily, checkProvider } from "./providers.js";
 import { lit, push, words, type At, type State } from "./state.js";
 import { OPAQUE } from "./state.js";
+import { fetchedFeed } from "./opaque.js";
 
 export const INTERPRETERS = /^(python[0-9.]*|pypy[0-9]*|perl[0-9.]*|ruby[0-9.]*|node|nodejs|deno|bun|awk|gawk|mawk|nawk|php[0-9.]*|lua[0-9.]*|Rscript|julia|tclsh|osascript)$/;
 
@@ -41,6 +42,7 @@ export function checkInterpreter(name: string, rest: Word[], at: At, st: State):
       if (file !== undefined) judgeCode(name, file, st, at.depth + 1, true);
       return; // a script we cannot see: the seatbelt covers what it runs
     } else if ((typeof at.fed === "string" && at.fed !== OPAQUE)) code = at.fed;
+    else if (at.fed == null && fetchedFeed(at)) { push(st, "obfuscated", `… | ${name}`, fetchedFeed(at)!); return; }
     else if (at.fed === OPAQUE) { push(st, "obfuscated", `… | ${name}`, "pipes transformed text into an interpreter; what it runs cannot be read here"); return; }
   }
   if (code === null || code === "") return;
@@ -75,7 +77,7 @@ function unescape(s: string): string {
   });
 }
 
-const PROCESS_EXEC = /\b(os\.(system|popen|exec\w*|spawn\w*|posix_spawn\w*)|subprocess\b|Popen|check_output|check_call|getoutput|pty\.spawn|child_process|execSync|execFileSync|spawnSync|execFile|qx\s*[({\/]|IO\.popen|Open3|%x[({]|shell_exec|passthru|proc_open|Deno\.(run|Command)|Bun\.spawn|sh\.\w+\s*\()|(?<![.\w])(system|spawn|exec[lv]p?e?|sh)\s*\(|\.system\s*\(|__import__\s*\(\s*["'](os|subprocess|pty)["']/;
+const PROCESS_EXEC = /\b(os\.(system|popen|exec\w*|spawn\w*|posix_spawn\w*)|subprocess\b|Popen|check_output|check_call|getoutput|pty\.spawn|child_process|execSync|execFileSync|spawnSync|execFile|qx\s*[({\/]|IO\.popen|Open3|%x[({]|shell_exec|passthru|proc_open|Deno\.(run|Command)|Bun\.spawn|sh\.\w+\s*\()|(?<![.\w])(system|spawn|exec[lv]?p?e?|sh)\s*\(|\.system\s*\(|__import__\s*\(\s*["'](os|subprocess|pty)["']/;
 /** method calls that run a process once a process module is in the code (subprocess.call, cp.exec, s.run …) */
 const EXEC_METHOD = /\.(call|run|Popen|check_output|check_call|getoutput|getstatusoutput|system|popen|spawn\w*|exec\w*|fork|execFile\w*)\s*\(|\b(system|exec)(?=\s+["'])/;
 const DECODERS = /\b(b64decode|b32decode|b85decode|a85decode|decodebytes|base64|fromhex|unhexlify|codecs\.decode|rot_?13|zlib|gzip\.decompress|bz2|lzma|marshal\.loads|pickle\.loads|fromCharCode|atob|decode_base64|unpack|Buffer\.from)\b|\[::-1\]|reversed\s*\(|\bchr\s*\(|\.reverse\s*\(/;
@@ -83,15 +85,28 @@ const CODE_EXEC = /(?<![.\w])(exec|eval|compile|execfile|Function|instance_eval|
 const SDK_DESTROY = /\b(destroy_instances?|terminate_instances?|terminate_pods?|delete_instances?|remove_pods?|release_instances?|destroyInstance|terminatePod|terminateInstances?|deleteInstance|delete_pod|stop_and_destroy|destroy_machine|delete_machine)\s*\(/;
 const RM_FN = /\b(rmtree|rmdir|remove|unlink|removedirs|rm_rf|rm_r|rmSync|rmdirSync|unlinkSync|remove_tree|rm\s*\(|rmdir_p)\b/;
 
-export function judgeCode(name: string, code: string, st: State, depth: number, script = false): void {
+export function judgeCode(name: string, code0: string, st: State, depth: number, script = false): void {
+  let code = code0;
   if (code.includes(UNKNOWN)) { push(st, "obfuscated", `${name} <code>`, "interpreter code that is not literal (a variable or substitution): what it runs cannot be read here"); return; }
   if (depth > 8) { push(st, "obfuscated", "nesting", "code nested too deep; refusing to guess what it runs"); return; }
+  // perl qw(a b c) / ruby %w(a b c): a list of literal words
+  if (/^(perl|ruby)/.test(name)) code = code.replace(/(?:\bqw|%w)\s*([(\[{\/|!])([^)\]}\/|!]*)[)\]}\/|!]/g, (_m, _o, body: string) => body.trim().split(/\s+/).filter(Boolean).map((x) => `"${x}"`).join(", "));
   const lits = literals(code);
-  const execs = PROCESS_EXEC.test(code) || /\bgetattr\s*\([^)]*["'](system|popen|exec\w*|spawn\w*)["']/.test(code) || (/^(perl|ruby|php)/.test(name) && (/`[^`]+`/.test(code) || /\b(system|exec)\s*[("']/.test(code)));
+  // code that runs code it is handed at run time (exec(input()), eval(os.environ[…]), eval $x): opaque
+  if (!script) {
+    const dyn = /(?<![.\w])(exec|eval|execfile|Function)\s*\(\s*(?!["'`]|open\s*\(|compile\s*\(\s*open\s*\(|\)|f["'])|(?<![.\w$])eval\s+\$/.exec(code);
+    if (dyn) push(st, "obfuscated", `${name} ${dyn[1] ?? "eval"}(…)`, "code that executes code computed at run time (input, a variable, the environment): what it runs cannot be read here");
+  }
+  const execs = PROCESS_EXEC.test(code) || /\bgetattr\s*\([^)]*["'](system|popen|exec\w*|spawn\w*)["']/.test(code) || (/\bgetattr\s*\(/.test(code) && lits.some((l) => /^(system|popen|exec\w*|spawn\w*|run|call|Popen|check_output)$/.test(l.text))) || (/^(perl|ruby|php)/.test(name) && (/`[^`]+`/.test(code) || /\b(system|exec)\s*[("']/.test(code) || /%x[({\[]/.test(code)));
   if (!script && (CODE_EXEC.test(code) || execs) && DECODERS.test(code)) {
     push(st, "obfuscated", `${name} decode+exec`, "code that decodes a payload and executes it: what it runs cannot be read here");
   }
-  if (execs) for (const t of execArguments(code, lits, name)) st.text(t, depth + 1);
+  if (execs) for (const t of execArguments(code, lits, name, script ? null : st)) st.text(t, depth + 1);
+  // exec("…") / eval("…") of a literal: that literal is code too
+  for (const m of code.matchAll(/(?<![.\w])(exec|eval)\s*\(\s*/g)) {
+    const l = lits.find((x) => x.start === m.index! + m[0].length);
+    if (l) judgeCode(name, l.text, st, depth + 1, script);
+  }
   // a payload encoded in a literal is judged decoded, as code and as a command
   for (const l of lits) {
     const dec = decodeLiteral(l.text);
@@ -104,6 +119,7 @@ export function judgeCode(name: string, code: string, st: State, depth: number, 
   const why = httpDestroy(lits.map((l) => l.text), method);
   if (why) push(st, "instance", `${name} HTTP`, why);
   if (lits.some((l) => l.text === "/proc/sysrq-trigger")) push(st, "power", `${name} sysrq`, "a magic-sysrq write can reboot or power off the machine at once");
+  if (/^(perl|ruby)/.test(name) && /\bkill\s*\(?\s*["':]?-?\w+["']?\s*,\s*(-1|0|1)(?![\w.])|Process\.kill\s*\(\s*[^,]+,\s*(-1|0|1)\s*\)/.test(code)) push(st, "power", `${name} kill -1`, "signals every process (or the whole group, or init)");
   if (/\bos\.(kill|killpg)\s*\(\s*(-1|1)\s*,/.test(code) || /process\.kill\s*\(\s*(-1|1)\s*[,)]/.test(code)) push(st, "power", `${name} kill -1`, "signals every process (or init)");
   if (RM_FN.test(code)) judgeRemovals(name, code, st);
   judgeProtectedWrites(name, code, lits, st);
@@ -142,7 +158,7 @@ function judgeProtectedWrites(name: string, code: string, lits: Literal[], st: S
  * The command texts that process-execution calls receive: literals inside the call's parentheses (an
  * argv list joined into one line), literals assigned to a name the call uses, perl/ruby backticks.
  */
-function execArguments(code: string, lits: Literal[], name: string): string[] {
+function execArguments(code: string, lits: Literal[], name: string, opaqueTo: State | null): string[] {
   const out: string[] = [];
   const re = new RegExp(`${PROCESS_EXEC.source}|${EXEC_METHOD.source}`, "g");
   const spans: [number, number][] = [];
@@ -178,6 +194,20 @@ function execArguments(code: string, lits: Literal[], name: string): string[] {
     return [...out, ...lits.map((l) => l.text)];
   }
   const inSpan = (l: Literal): boolean => spans.some(([a, b]) => l.start > a && l.start < b);
+  // one-liner code: a process call whose argument holds no literal and no name assigned one runs what it is handed at run time
+  if (opaqueTo) {
+    for (const [a, b] of spans) {
+      const inner = code.slice(a + 1, b).trim();
+      // python's exec()/eval() of run-time text is judged as code above, not as a process
+      if (inner === "" || /(?<![.\w])(exec|eval)\s*$/.test(code.slice(Math.max(0, a - 8), a))) continue;
+      const readsInput = /\.read(lines|_text|_bytes)?\s*\(|\binput\s*\(|\benviron\b|\bgetenv\b|\bargv\b|\bstdin\b|process\.env|readFileSync|\bfetch\s*\(|urlopen|requests\.get/.test(inner);
+      if (!readsInput && lits.some((l) => l.start > a && l.start < b)) continue;
+      const ids = [...inner.matchAll(/\b([A-Za-z_]\w*)\b/g)].map((x) => x[1]!);
+      if (!readsInput && ids.some((id) => new RegExp(`\\b${id}\\s*(?:\\+?=|:=)\\s*[\\[("'f]`).test(code))) continue;
+      push(opaqueTo, "obfuscated", `${name} exec(<?>)`, "code that runs a process with a command computed at run time (read from a file, input or the environment): what it runs cannot be read here");
+      break;
+    }
+  }
   const names = new Set<string>();
   for (const [a, b] of spans) for (const id of code.slice(a, b).matchAll(/\b([A-Za-z_]\w*)\b/g)) names.add(id[1]!);
   const assigned = (l: Literal): boolean => {
@@ -197,6 +227,7 @@ function execArguments(code: string, lits: Literal[], name: string): string[] {
   for (const g of grouped) out.push(g.length === 1 ? g[0]!.text : g.map((x) => `'${x.text.replace(/'/g, "'\\''")}'`).join(" "));
   if (/^(perl|ruby|php)/.test(name)) {
     for (const b of code.matchAll(/`([^`]+)`/g)) out.push(b[1]!);
+    for (const b of code.matchAll(/%x\(([^)]*)\)|%x\{([^}]*)\}|%x\[([^\]]*)\]/g)) out.push(b[1] ?? b[2] ?? b[3]!);
     // exec("…") / system("…") / spawn("…") with parentheses: the first literal argument and those after it
     for (const c of code.matchAll(/(?<![.\w$])(system|exec|spawn|passthru|shell_exec|popen|proc_open)\s*\(/g)) {
       const after = lits.filter((l) => l.start > c.index!);

@@ -25,7 +25,8 @@ export function checkKill(name: string, rest: Word[], at: At, st: State): boolea
       if (pids.includes("0")) push(st, "kill", "kill 0", "signals the whole process group of the caller: it can end a run or the detach server");
       else if (pids.includes("-1")) push(st, "power", "kill -1", "signals every process of the user (ends every run on the box)");
       else if (pids.includes("1")) push(st, "power", "kill 1", "signals PID 1 (the box/container init)");
-      else if (pids.some((p) => p.includes(UNKNOWN)) && (st.subs.some(isPatternLookup) || at.pipeline.slice(0, at.k).some((c) => c.argv.some((w) => /(^|[{,])(pgrep|pidof|ps|lsof|fuser)([,}]|$)/.test(w.text.slice(w.text.lastIndexOf("/") + 1)))))) push(st, "kill", "kill (from pgrep)", "kills whatever a name pattern matched");
+      else if (pids.some((p) => p.includes(UNKNOWN)) && st.subs.some((b) => /\bsshd?\b[\w.-]*\.pid|\/run\/sshd|tmux|\.rgt\//.test(b))) push(st, "kill", "kill (sshd/tmux pid)", "kills the ssh daemon or the detach server by its pid file: every way back in, or every run, ends");
+      else if (pids.some((p) => p.includes(UNKNOWN)) && (st.subs.some(isPatternLookup) || listsProcesses(at))) push(st, "kill", "kill (from a process listing)", "kills whatever a name pattern or process listing matched (pgrep, ps, lsof, nvidia-smi …): it can hit another run or the detach server");
       return true;
     }
     case "tmux": {
@@ -64,9 +65,16 @@ function killTargets(texts: string[]): string[] {
   return pids;
 }
 
-/** a `$(pgrep …)`/`$(pidof …)` body: kill of its output is a pattern kill */
+const LISTERS = /(^|[\s|;&({,\/])(pgrep|pidof|killall|pkill|ps|lsof|fuser|nvidia-smi|pstree|ss|netstat|top|htop|pgrep-kill)([\s|;&)},]|$)/;
+
+/** a `$(pgrep …)`/`$(ps …)`/`$(nvidia-smi --query-compute-apps=pid …)` body: kill of its output is a pattern kill */
 export function isPatternLookup(body: string): boolean {
-  return /(^|[\s|;&(])(pgrep|pidof|killall|pkill)\b|ps\b[^|]*\|\s*(grep|awk)/.test(body);
+  return LISTERS.test(body);
+}
+
+/** an earlier stage of the pipeline lists processes (`pgrep x | xargs kill`, `nvidia-smi … | xargs kill -9`) */
+export function listsProcesses(at: At): boolean {
+  return at.pipeline.slice(0, at.k).some((c) => c.argv.some((w) => LISTERS.test(w.text.slice(w.text.lastIndexOf("/") + 1)) && !/\s/.test(w.text)));
 }
 
 function checkScancel(name: string, texts: string[], st: State): void {

@@ -99,3 +99,51 @@ export function judgeFed(name: string, fed: string | null, st: State, depth: num
   if (fed === OPAQUE) push(st, "obfuscated", `… | ${name}`, "pipes decoded or transformed text into a shell; what it runs cannot be read here");
   else if (fed !== null) st.text(fed, depth + 1);
 }
+
+const FETCHERS = /^(curl|wget|fetch|http|https|httpie|xh|curlie|aria2c|lynx|w3m|links|nc|ncat|socat)$/;
+/**
+ * Installers published by a tool's own project (the uv, rustup, Docker, Poetry, conda installers …):
+ * piping one of these into a shell is ordinary setup. Anything else fetched and run is opaque.
+ */
+const KNOWN_INSTALLERS = /^(astral\.sh|sh\.rustup\.rs|get\.docker\.com|install\.python-poetry\.org|pyenv\.run|bun\.sh|pixi\.sh|ollama\.com|deb\.nodesource\.com|rpm\.nodesource\.com|get\.pnpm\.io|micro\.mamba\.pm|micromamba\.snakepit\.net|repo\.anaconda\.com|repo\.continuum\.io|developer\.download\.nvidia\.com|sdk\.cloud\.google\.com|cli\.github\.com|get\.helm\.sh|deno\.land|fnm\.vercel\.app|starship\.rs|bootstrap\.pypa\.io|rclone\.org|tailscale\.com|cli\.runpod\.net|get\.k3s\.io|install\.zerotier\.com|sh\.uv\.dev)(\/|$)|^(github\.com\/conda-forge\/|raw\.githubusercontent\.com\/(nvm-sh|pyenv|python-poetry|helm\/helm|git-lfs)\/|packagecloud\.io\/install\/repositories\/github\/git-lfs\/|aka\.ms\/InstallAzureCLIDeb)/i;
+
+function urlsOf(texts: string[]): string[] {
+  return texts.filter((t) => /^[a-z][a-z0-9+.-]*:\/\//i.test(t) || /^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+(:\d+)?(\/|$)/.test(t));
+}
+
+function knownInstaller(url: string): boolean {
+  const rest = url.replace(/^[a-z][a-z0-9+.-]*:\/\//i, "").replace(/^[^/@]*@/, "");
+  return KNOWN_INSTALLERS.test(rest.replace(/:\d+(?=\/|$)/, ""));
+}
+
+/** the text a shell/interpreter reads on stdin was downloaded at run time (`curl … | sh`): why that is opaque, or null */
+export function fetchedFeed(at: { pipeline: SimpleCommand[]; k: number }): string | null {
+  for (const up of at.pipeline.slice(0, at.k)) {
+    if (!FETCHERS.test(stageName(up))) continue;
+    const urls = urlsOf(up.argv.map((w) => w.text));
+    if (urls.length > 0 && urls.every(knownInstaller)) continue;
+    const u = (urls[0] ?? "a URL").replaceAll(UNKNOWN, "<?>").slice(0, 60);
+    return `runs text downloaded at run time (${u}); what it does cannot be read here`;
+  }
+  return null;
+}
+
+/**
+ * A file a fetcher writes on this line (`curl -o f URL`, `wget URL`, `wget -O f URL`): its text cannot
+ * be read here, so running it later on the line is opaque (unless it comes from a known installer).
+ */
+export function rememberDownload(name: string, texts: string[], st: State): void {
+  if (name !== "curl" && name !== "wget" && name !== "aria2c") return;
+  const urls = urlsOf(texts);
+  if (urls.length === 0 || urls.every(knownInstaller)) return;
+  const files: string[] = [];
+  for (let j = 0; j < texts.length; j++) {
+    const t = texts[j]!;
+    if ((name === "curl" && (t === "-o" || t === "--output")) || (name === "wget" && (t === "-O" || t === "--output-document")) || (name === "aria2c" && (t === "-o" || t === "--out"))) files.push(texts[++j] ?? "");
+    else if (/^--(output|output-document|out)=/.test(t)) files.push(t.slice(t.indexOf("=") + 1));
+    else if ((name === "curl" && (t === "-O" || t === "--remote-name" || /^-[a-zA-Z]*O$/.test(t))) || (name === "wget" && !texts.some((x) => /^(-O|--output-document)/.test(x)))) {
+      for (const u of urls) { const b = u.replace(/[?#].*$/, "").replace(/\/+$/, ""); const base = b.slice(b.lastIndexOf("/") + 1); if (base && !b.endsWith("://" + base)) files.push(base); }
+    }
+  }
+  for (const f of files) { const abs = f && f !== "-" ? st.resolvePath(f) : null; if (abs) st.written.set(abs, null); }
+}

@@ -5,7 +5,8 @@
  */
 import { lit, positionals, push, words, type At, type State } from "./state.js";
 import { OPAQUE } from "./state.js";
-import type { Word } from "../shell.js";
+import { UNKNOWN, parseLine, type Word } from "../shell.js";
+import { echoText, printfText } from "./opaque.js";
 
 const POWER_VERB = /^(poweroff|halt|reboot|kexec|soft-reboot|emergency|rescue|suspend|hibernate|hybrid-sleep|suspend-then-hibernate)$/;
 const POWER_TARGET = /^(poweroff|reboot|halt|kexec|emergency|rescue|shutdown|ctrl-alt-del|soft-reboot)\.target$/;
@@ -30,7 +31,32 @@ export function checkPower(name: string, rest: Word[], at: At, st: State): boole
       if (verb && POWER_VERB.test(verb)) push(st, "power", `${name} ${verb}`, "powers off / reboots the machine");
       else if (name === "loginctl" && verb && /^(terminate|kill)-(user|session|seat)$/.test(verb)) push(st, "kill", `loginctl ${verb}`, "ends every process of a user or session, every run with them");
       else if (verb && /^(isolate|start|restart|reload-or-restart|try-restart|enable)$/.test(verb) && pos.some((t) => POWER_TARGET.test(t))) push(st, "power", `${name} ${verb}`, "switches to a power-off/reboot target");
-      else if (name === "systemctl" && verb && /^(stop|kill|mask|disable)$/.test(verb) && pos.some((t) => /^(ssh|sshd|openssh-server)(\.service)?$/.test(t))) push(st, "power", `systemctl ${verb} sshd`, "cuts every way back into the box");
+      else if (name === "systemctl" && verb && /^(stop|kill|mask|disable)$/.test(verb) && pos.some((t) => /^(ssh|sshd|openssh-server)(\.service)?$/.test(t))) push(st, "lockout", `systemctl ${verb} sshd`, "cuts every way back into the box");
+      return true;
+    }
+    case "service": case "rc-service": {
+      const pos = positionals(texts);
+      if (/^(ssh|sshd|openssh-server|openssh)$/.test(pos[0] ?? "") && /^(stop|disable|mask|kill)$/.test(pos[1] ?? "")) push(st, "lockout", `service ${pos[0]} ${pos[1]}`, "cuts every way back into the box");
+      return true;
+    }
+    case "iptables": case "ip6tables": case "iptables-legacy": case "iptables-nft": {
+      const p = texts.findIndex((t) => t === "-P" || t === "--policy");
+      const jump = texts.findIndex((t) => t === "-j" || t === "--jump");
+      if ((p >= 0 && /^(INPUT|OUTPUT)$/.test(texts[p + 1] ?? "") && /^(DROP|REJECT)$/.test(texts[p + 2] ?? "")) || (jump >= 0 && /^(DROP|REJECT)$/.test(texts[jump + 1] ?? "") && texts.some((t) => /^(INPUT|OUTPUT)$/.test(t)))) push(st, "lockout", name, "firewall rule that drops traffic to the box: ssh (this server and you) can be cut off");
+      return true;
+    }
+    case "ip": case "ifdown": case "ifconfig": case "route": case "nmcli": {
+      const t = texts.join(" ");
+      if (name === "ifdown" || (name === "ip" && /\blink\s+set\b.*\bdown\b|\broute\s+(del|delete|flush)\b/.test(t)) || (name === "ifconfig" && /\bdown\b/.test(t)) || (name === "route" && /\bdel\b.*\bdefault\b/.test(t)) || (name === "nmcli" && /\b(down|off|disconnect)\b/.test(t))) push(st, "lockout", name, "takes the box's network down: ssh (this server and you) is cut off");
+      return name !== "ip";
+    }
+    case "ufw": {
+      const pos = positionals(texts);
+      if (pos[0] === "enable" || pos[0] === "deny" || pos[0] === "reject" || (pos[0] === "default" && /^(deny|reject)$/.test(pos[1] ?? ""))) push(st, "lockout", `ufw ${pos[0]}`, "firewall change that can cut ssh to the box off");
+      return true;
+    }
+    case "passwd": case "usermod": case "chage": case "chsh": {
+      if (texts.some((t) => /^(-l|--lock|-L|-d|--delete|-e|--expire|--expiredate|-E)$/.test(t)) || (name === "chsh" || name === "usermod") && texts.some((t) => /nologin|\/bin\/false$/.test(t))) push(st, "lockout", `${name} ${texts.find((t) => t.startsWith("-")) ?? ""}`.trim(), "locks or expires an account the box is reached with");
       return true;
     }
     case "busctl": case "dbus-send": case "gdbus": case "qdbus":
@@ -40,7 +66,10 @@ export function checkPower(name: string, rest: Word[], at: At, st: State): boole
       // `… | crontab -`: the schedule's commands are judged; a schedule we cannot read is refused
       const pos = positionals(texts, new Set(["-u"]));
       if (texts.some((t) => /^-[lr]$/.test(t))) return true;
+      const added = at.fed == null && pos[0] === "-" ? appendedCron(st.line) : null;
       if ((typeof at.fed === "string" && at.fed !== OPAQUE)) judgeCronText(at.fed, at, st);
+      // `(crontab -l; echo "LINE") | crontab -`: the existing table plus LINE
+      else if (added !== null) judgeCronText(added, at, st);
       else if (at.fed === OPAQUE || pos.length === 0 || pos[0] === "-") push(st, "obfuscated", "crontab", "installs a schedule whose commands cannot be read here");
       else {
         // `crontab FILE`: a file written on this line or pushed is judged; any other file cannot be read here
@@ -69,6 +98,15 @@ export function checkPower(name: string, rest: Word[], at: At, st: State): boole
   return false;
 }
 
+/** the lines `(crontab -l [2>/dev/null]; echo|printf …) | crontab -` adds to the table, when literal; else null */
+function appendedCron(line: string): string | null {
+  const m = /\(\s*crontab\s+-l(?:\s+2>\s*\/dev\/null)?\s*(?:\|\|\s*true\s*)?;\s*((?:echo|printf)\s[^()$`|;&]*)\)\s*\|\s*crontab\s+-(?:\s|$)/.exec(line);
+  if (!m) return null;
+  const c = parseLine(m[1]!, new Map()).pipelines[0]?.[0];
+  if (!c || c.argv.some((w) => w.text.includes(UNKNOWN))) return null;
+  return c.argv[0]!.text === "echo" ? echoText(c.argv.slice(1)) : printfText(words(c.argv.slice(1)));
+}
+
 /** cron lines: five time fields (or @reboot …) then the command */
 export function judgeCronText(text: string, at: At, st: State, userField = false): void {
   for (const line of text.split("\n")) {
@@ -80,6 +118,12 @@ export function judgeCronText(text: string, at: At, st: State, userField = false
 }
 
 /** text written where cron will run it (`echo '…' > /etc/cron.d/x`, >> /var/spool/cron/…) */
+/** shell startup files: text written there runs at the next login (`echo 'poweroff' >> ~/.bashrc`) */
+export function isStartupPath(p: string, home: string): boolean {
+  const h = home.replace(/\/+$/, "");
+  return new RegExp(`^(${h.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}|/root|/home/[^/]+)/\\.(bashrc|bash_profile|bash_login|bash_logout|profile|zshrc|zprofile|zshenv|zlogin|kshrc|config/fish/config\\.fish)$|^/etc/(profile|bash\\.bashrc|bashrc|zsh/zshrc|environment|rc\\.local)$|^/etc/profile\\.d/`).test(p);
+}
+
 export function isCronPath(p: string): boolean {
   return /^\/(etc\/cron(tab|\.d|\.hourly|\.daily|\.weekly|\.monthly)|var\/spool\/cron)/.test(p);
 }

@@ -29,7 +29,12 @@ export function checkProvider(family: string, name: string, texts: string[], st:
   switch (family) {
     case "vastai": case "runpod": case "lambda": case "paperspace": case "autodl":
     case "tensordock": case "jarvislabs": case "jl": case "datacrunch": case "coreweave": case "fluidstack": case "hyperstack": {
-      if (verbAt < 0) return true;
+      if (verbAt < 0) {
+        // `vastai "$@"`, `vastai $VERB instance 1`: the verb is not known here, so it may be destroy
+        const u = pos.findIndex((t) => t.includes(UNKNOWN));
+        if (u >= 0 && !pos.slice(0, u).some((t) => /^(show|search|logs|ls|list|get|create|launch|start|stop|copy|cp|ssh-url|scp-url|label|set|config|help|version|attach|exec|execute|reboot|cloud|transfer|tfa|invoice|report|update|change|prepay)$/i.test(t))) push(st, "obfuscated", `${name} <?>`, `${name} with a subcommand computed at run time: it may be destroy; refusing to guess`);
+        return true;
+      }
       const obj = pos[verbAt + 1] ?? "";
       if (/^(delete|del|rm|remove)$/i.test(pos[verbAt]!) && HARMLESS_OBJECTS.test(obj)) return true;
       push(st, "instance", `${name} ${pos[verbAt]}`, `${pos.slice(verbAt).join(" ").slice(0, 80)} on ${family}: ends the instance or its storage (its disk is lost)`);
@@ -91,11 +96,13 @@ export function checkHttp(name: string, texts: string[], st: State): void {
   let method = "";
   for (let j = 0; j < texts.length; j++) {
     const t = texts[j]!;
-    if (t === "-X" || t === "--request" || t === "--method") method = (texts[j + 1] ?? "").toUpperCase();
-    else if (/^-X./.test(t)) method = t.slice(2).toUpperCase();
+    if (t === "-X" || t === "--request" || t === "--method" || /^-[a-zA-Z]+X$/.test(t)) method = (texts[j + 1] ?? "").toUpperCase();
+    else if (/^-[a-zA-Z]*X./.test(t)) method = t.slice(t.indexOf("X") + 1).toUpperCase();
     else if (/^--(request|method)=/.test(t)) method = t.slice(t.indexOf("=") + 1).toUpperCase();
   }
   if (!method && (name === "http" || name === "https" || name === "xh" || name === "httpie" || name === "curlie")) method = (texts.find((t) => /^(DELETE|POST|GET|PUT|PATCH)$/i.test(t)) ?? "").toUpperCase();
   const why = httpDestroy(texts, method);
   if (why) push(st, "instance", `${name} ${method || "request"}`.trim(), why);
+  // `curl -X DELETE "$URL"`: a delete whose target is computed at run time may be a provider's instance
+  else if (method === "DELETE" && !texts.some((t) => /^[a-z]+:\/\/[^\u0001]*[A-Za-z]/i.test(t) && !t.startsWith(UNKNOWN)) && texts.some((t) => t.startsWith(UNKNOWN))) push(st, "obfuscated", `${name} DELETE <?>`, "an HTTP DELETE to a URL computed at run time: it may end a provider's instance; refusing to guess");
 }

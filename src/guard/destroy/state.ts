@@ -5,7 +5,7 @@
  */
 import { UNKNOWN, type SimpleCommand, type Word } from "../shell.js";
 
-export type DestroyKind = "instance" | "power" | "k8s" | "scancel" | "kill" | "delete" | "truncate" | "disk" | "obfuscated";
+export type DestroyKind = "instance" | "power" | "k8s" | "scancel" | "kill" | "delete" | "truncate" | "disk" | "lockout" | "obfuscated";
 
 export interface DestroyFinding {
   kind: DestroyKind;
@@ -54,6 +54,10 @@ export interface State {
   readScripts: Set<string>;
   /** bodies of the command substitutions of the line being judged */
   subs: string[];
+  /** the text being judged right now (a nested text while it is judged) */
+  line: string;
+  /** aliases defined earlier on the line: name → the text it expands to */
+  aliases: Map<string, string>;
   /** files written earlier on the line: absolute path → their literal text (null: written with text we cannot read) */
   written: Map<string, string | null>;
   /** a path word made absolute against the line's cwd and home; null when it cannot be */

@@ -7,7 +7,9 @@
  */
 import { UNKNOWN, type Word } from "../shell.js";
 import { baseName } from "./opaque.js";
-import { quoteWord, words, type At, type State } from "./state.js";
+import { listsProcesses } from "./kill.js";
+import { checkCarried } from "./carried.js";
+import { push, quoteWord, words, type At, type State } from "./state.js";
 
 /** Skip leading options of a wrapper. `withArg` lists options that take a separate value. */
 function skipOpts(argv: Word[], i: number, withArg: Set<string>): number {
@@ -15,7 +17,9 @@ function skipOpts(argv: Word[], i: number, withArg: Set<string>): number {
     const t = argv[i]!.text;
     if (t === "--") return i + 1;
     if (!t.startsWith("-") || t === "-") return i;
-    i += withArg.has(t) ? 2 : 1;
+    // a cluster of short options whose last one takes a value: `sudo -iu root`, `sudo -nEu root`
+    const clusterTakesArg = /^-[A-Za-z]{2,}$/.test(t) && withArg.has(`-${t[t.length - 1]}`);
+    i += withArg.has(t) || clusterTakesArg ? 2 : 1;
   }
   return i;
 }
@@ -57,7 +61,12 @@ export function unwrap(argv0: Word[], at: At, st: State): Word[] | null {
     if (PREFIX[name]) {
       i = skipOpts(argv, i + 1, PREFIX[name]!);
       if ((name === "chrt" || name === "taskset") && i < argv.length && /^[0-9a-fx,-]+$/i.test(argv[i]!.text) && !argv.slice(0, i).some((x) => x.text === "-c" || x.text === "--cpu-list")) i++;
-      if (name === "script") { const c = argv.findIndex((x) => x.text === "-c" || x.text === "--command"); if (c >= 0) { st.text(argv[c + 1]?.text ?? "", at.depth + 1); return null; } }
+      if (name === "script") {
+        const c = argv.findIndex((x) => /^-[a-zA-Z]*c$/.test(x.text) || x.text === "--command");
+        if (c >= 0) { st.text(argv[c + 1]?.text ?? "", at.depth + 1); return null; }
+        const eq = argv.find((x) => x.text.startsWith("--command="));
+        if (eq) { st.text(eq.text.slice(10), at.depth + 1); return null; }
+      }
       if (name === "parallel") { st.text(words(argv.slice(i).filter((x) => x.text !== ":::")).join(" "), at.depth + 1); return null; }
       continue;
     }
@@ -77,6 +86,8 @@ export function unwrap(argv0: Word[], at: At, st: State): Word[] | null {
           if (a.startsWith("-S")) { st.text(a.slice(2), at.depth + 1); return null; }
           if (a === "-u" || a === "--unset" || a === "-C" || a === "--chdir") { j += 2; continue; }
           if (a.startsWith("-") || /^[A-Za-z_][A-Za-z0-9_]*=/.test(a)) { j++; continue; }
+          // `env $(cat .env | xargs) python app.py`: a dotenv file's NAME=VALUE lines, then the command
+          if (a === UNKNOWN && j + 1 < argv.length && !argv[j + 1]!.text.includes(UNKNOWN) && st.subs.some((b) => /^\s*(cat|grep\b[^|]*)\s+[\w./-]*\.env\b[^|]*(\|\s*xargs\s*)?$|^\s*xargs\s*<\s*[\w./-]*\.env\s*$/.test(b))) { j++; continue; }
           break;
         }
         i = j;
@@ -94,11 +105,19 @@ export function unwrap(argv0: Word[], at: At, st: State): Word[] | null {
       case "watch": st.text(words(argv.slice(skipOpts(argv, i + 1, S("-n", "--interval", "-d", "-q", "--equexit")))).join(" "), at.depth + 1); return null;
       case "xargs": xargs(argv, i, at, st); return null;
       case "su": case "runuser": {
-        const j = argv.findIndex((x, idx) => idx > i && (x.text === "-c" || x.text === "--command"));
-        if (j > 0) st.text(argv[j + 1]?.text ?? "", at.depth + 1);
+        const j = argv.findIndex((x, idx) => idx > i && (/^-[a-zA-Z]*c$/.test(x.text) || x.text === "--command"));
+        if (j > 0) { st.text(argv[j + 1]?.text ?? "", at.depth + 1); return null; }
+        const eq = argv.find((x, idx) => idx > i && x.text.startsWith("--command="));
+        if (eq) { st.text(eq.text.slice(10), at.depth + 1); return null; }
+        // `runuser -u USER [--] CMD …` runs CMD itself
+        if (name === "runuser" && argv.slice(i + 1).some((x) => x.text === "-u" || x.text === "--user" || /^--user=/.test(x.text))) {
+          i = skipOpts(argv, i + 1, S("-u", "--user", "-g", "--group", "-G", "--supp-group", "-s", "--shell", "-w", "--whitelist-environment"));
+          continue;
+        }
         return null;
       }
       case "ssh": case "mosh": case "dbclient": {
+        checkCarried(name, argv.slice(i + 1), at, st);
         const j = skipOpts(argv, i + 1, S("-p", "-i", "-l", "-o", "-F", "-J", "-L", "-R", "-D", "-b", "-c", "-E", "-e", "-m", "-O", "-Q", "-S", "-w", "-W", "-B", "-I")) + 1;
         if (j < argv.length) st.text(words(argv.slice(j)).join(" "), at.depth + 1);
         return null;
@@ -121,7 +140,9 @@ export function unwrap(argv0: Word[], at: At, st: State): Word[] | null {
         // docker exec CONTAINER CMD / docker run IMAGE CMD
         const j = skipOpts(argv, ex + 1, S("-u", "--user", "-w", "--workdir", "-e", "--env", "-v", "--volume", "--name", "-p", "--publish", "--gpus", "--network", "--entrypoint", "--shm-size", "--ipc", "-m", "--memory", "--env-file", "--mount", "--platform")) + 1;
         if (j >= argv.length) return null;
-        argv = argv.slice(j);
+        // host directories mounted into the container: the inner command's paths under a mount point are the host's
+        const mounts = dockerMounts(argv.slice(ex + 1, j - 1).map((x) => x.text));
+        argv = argv.slice(j).map((x) => hostPath(x, mounts));
         i = 0;
         continue;
       }
@@ -160,6 +181,12 @@ function xargs(argv: Word[], i: number, at: At, st: State): void {
   }
   const inner = argv.slice(j);
   if (inner.length === 0) return;
+  // `nvidia-smi --query-compute-apps=pid … | xargs kill -9`: pids a process listing produced (a pid file is the caller's own)
+  const innerName = baseName(inner[0]!.text);
+  if (innerName === "kill" && listsProcesses(at) && !inner.slice(1).some((x) => /^-(0|SIG0|l|L)$/.test(x.text) || x.text === "--list")) {
+    push(st, "kill", "xargs kill", "kills whatever a process listing produced (ps, pgrep, lsof, nvidia-smi …): it can hit another run or the detach server");
+    return;
+  }
   // upstream paths stand for "files under them" (`find DIR … | xargs rm` deletes inside DIR)
   const upstream = at.pipeline
     .slice(0, at.k)
@@ -171,4 +198,29 @@ function xargs(argv: Word[], i: number, at: At, st: State): void {
   const r = repl;
   const newArgv = r ? inner.map((x) => (x.text.includes(r) ? { ...x, text: x.text.split(r).join(UNKNOWN) } : x)) : [...inner, unknownW];
   st.argv([...newArgv, ...upstream], at);
+}
+
+/** `-v SRC:DST[:mode]`, `--volume=SRC:DST`, `--mount type=bind,source=SRC,target=DST`: [container dir, host dir] pairs */
+function dockerMounts(opts: string[]): [string, string][] {
+  const out: [string, string][] = [];
+  for (let k = 0; k < opts.length; k++) {
+    const t = opts[k]!;
+    const v = t === "-v" || t === "--volume" ? opts[k + 1] : t.startsWith("--volume=") ? t.slice(9) : t.startsWith("-v") && t.length > 2 ? t.slice(2) : null;
+    if (v) { const [src, dst] = v.split(":"); if (src && dst && /^[/~$]/.test(src)) out.push([dst!.replace(/\/+$/, "") || "/", src!]); }
+    const m = t === "--mount" ? opts[k + 1] : t.startsWith("--mount=") ? t.slice(8) : null;
+    if (m) {
+      const kv = Object.fromEntries(m.split(",").map((x) => { const e = x.indexOf("="); return e < 0 ? [x, ""] : [x.slice(0, e), x.slice(e + 1)]; }));
+      const src = kv.source ?? kv.src;
+      const dst = kv.target ?? kv.destination ?? kv.dst;
+      if (src && dst) out.push([dst.replace(/\/+$/, "") || "/", src]);
+    }
+  }
+  return out.sort((a, b) => b[0].length - a[0].length);
+}
+
+function hostPath(w: Word, mounts: [string, string][]): Word {
+  for (const [dst, src] of mounts) {
+    if (w.text === dst || w.text.startsWith(dst === "/" ? "/" : dst + "/")) return { ...w, text: src.replace(/\/+$/, "") + (dst === "/" ? w.text : w.text.slice(dst.length)) };
+  }
+  return w;
 }
