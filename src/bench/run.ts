@@ -8,7 +8,7 @@ import * as path from "node:path";
 import { startLab } from "../lab/box.js";
 import type { BenchRow } from "./types.js";
 
-const MODULES = ["probe", "transfer", "parallel", "smallfiles", "launch", "fanout", "economy"];
+const MODULES = ["probe", "transfer", "parallel", "pushwan", "smallfiles", "launch", "fanout", "economy"];
 
 interface BenchModule { bench(lab: unknown, want: (id: string) => boolean): Promise<BenchRow[]>; ROWS?: readonly string[] }
 

@@ -35,6 +35,12 @@ async function serve(): Promise<void> {
   process.stdin.once("close", () => void shutdown("stdin closed"));
   transport.onclose = () => { void shutdown("transport closed"); };
   await created.server.connect(transport);
+  // what every first tool call would otherwise load on its way in (the profiles: ~0.2–0.4 s of YAML; which
+  // rsync is here), loaded while the client is still getting ready; a failure here is simply met again later
+  setTimeout(() => {
+    void Promise.all([import("../knowledge/profiles.js"), import("../remote/rsync.js")])
+      .then(([p, r]) => { p.loadProfiles(); r.localRsyncFlavour(); }).catch(() => { /* the call that needs it reports it */ });
+  }, 20).unref();
   if (debug) process.stderr.write(`remote-gpu-trainer ${VERSION} serving MCP on stdio\n`);
 }
 

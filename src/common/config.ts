@@ -35,7 +35,7 @@ export const SETTINGS = {
   RGT_K8S_IMAGE: def(text(), "container image for Kubernetes cells when launch_queue's scheduler.image is absent"),
   RGT_K8S_NAMESPACE: def(z.string().default("default"), "Kubernetes namespace when scheduler.namespace is absent"),
   RGT_FANOUT: def(z.coerce.number().int().min(1).max(256).default(16), "hosts asked at once when a tool fans out over many boxes (run_status, launch_queue, stop_run)"),
-  RGT_PARALLEL_STREAMS: def(z.coerce.number().int().min(1).max(8).default(8), "most SFTP streams (each its own connection) a pull of big files over a long link may use; 1 = always one stream"),
+  RGT_PARALLEL_STREAMS: def(z.coerce.number().int().min(1).max(8).default(8), "most SFTP streams (each its own connection) a pull or push of big files over a long link may use; 1 = always one stream"),
   RGT_PARALLEL_GC_MB: def(z.coerce.number().int().min(1).max(1024).default(2), "MiB a parallel pull moves between young-generation collections (bounds the packet garbage in the server's memory)", "lab"),
   RGT_PARALLEL_LOG: def(text(), "file that gets a line per parallel-stream decision and per stream (development aid)", "lab"),
   RGT_LAMBDA_API_BASE: def(z.string().default("https://cloud.lambdalabs.com/api/v1"), "Lambda Cloud API base URL", "providers"),

@@ -93,6 +93,8 @@ function spansOf(view: View, spans: SecretSpan[], keep: (a: number, b: number) =
 const ANSI = /\x1b\[[0-9;?<=>]*[ -\/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[PX^_][^\x1b]*\x1b\\|\x1b[@-Z\\-_()#%*+][0-9A-Za-z]?|\r(?!\n)/g;
 const JSON_ESC = /\\u([0-9a-fA-F]{4})|\\([\\\/"nrtbf'])/g;
 const WRAP_MIN = 24;
+/** widths a terminal, `fold` or an encoder wraps at */
+const WRAP_WIDTHS = new Set([60, 64, 72, 76, 78, 79, 80, 100, 110, 120, 128, 132, 140, 150, 160, 180, 200, 220, 240, 250, 256]);
 const WINDOW = 256;
 
 function unescapeJson(m: RegExpExecArray): string {
@@ -113,7 +115,7 @@ function wrapSpans(view: View): SecretSpan[] {
   const t = view.text;
   const out: SecretSpan[] = [];
   let lineStart = 0;
-  let group: { from: number; breaks: number[] } | null = null;
+  let group: { from: number; breaks: number[]; lens: number[] } | null = null;
   const flush = (lastLineEnd: number): void => {
     if (!group) return;
     const g = group;
@@ -141,7 +143,21 @@ function wrapSpans(view: View): SecretSpan[] {
       v += segEnd - starts[k]!;
     }
     const found = [...scanSecrets(win), ...encodedSpans(win)];
-    out.push(...spansOf(local, found, (a, b) => joins.some((j) => j > a && j < b)));
+    // a secret that is whole before a break is a line that ended there (`loaded hf_…` then `step 2/2`): joined,
+    // the match would run on into the next line's first word. Joined anyway only when the line has a wrapping
+    // width (a common terminal/fold/base64 width, or the width of another broken line of the group).
+    const wrapped = (k: number): boolean => WRAP_WIDTHS.has(g.lens[k]!) || g.lens.filter((x) => x === g.lens[k]).length >= 2;
+    // so a match ends at the first break where it is already whole and the line does not look wrapped
+    const trimmed = found.map((sp) => {
+      for (let k = 0; k < joins.length; k++) {
+        const j = joins[k]!;
+        if (j <= sp.start || j >= sp.end || wrapped(k)) continue;
+        const pre = win.slice(sp.start, j);
+        if (scanSecrets(pre).some((x) => x.end === pre.length)) return { ...sp, end: j };
+      }
+      return sp;
+    });
+    out.push(...spansOf(local, trimmed, (a, b) => joins.some((j) => j > a && j < b)));
   };
   for (let i = 0; i < t.length; i++) {
     if (t[i] !== "\n") continue;
@@ -152,8 +168,9 @@ function wrapSpans(view: View): SecretSpan[] {
     const a = line.length >= WRAP_MIN ? TOKEN_END.exec(line)?.[0] ?? "" : "";
     const b = a ? TOKEN_START.exec(next)?.[0] ?? "" : "";
     if (a && b && a.length + b.length >= 16 && /[A-Za-z]/.test(a + b)) {
-      if (!group) group = { from: Math.max(lineStart, i - cr - WINDOW), breaks: [] };
+      if (!group) group = { from: Math.max(lineStart, i - cr - WINDOW), breaks: [], lens: [] };
       group.breaks.push(i);
+      group.lens.push(line.length);
     } else flush(i - cr);
     lineStart = i + 1;
   }

@@ -90,7 +90,7 @@ export interface SftpOptions {
   remoteSha256?: Map<string, string>;
 }
 
-async function rmkdirp(sftp: SftpSession, dir: string, made: Set<string>): Promise<void> {
+export async function rmkdirp(sftp: SftpSession, dir: string, made: Set<string>): Promise<void> {
   if (made.has(dir) || dir === "/" || dir === ".") return;
   const st = await sftp.stat(dir);
   if (!st) {

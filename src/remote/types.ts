@@ -111,6 +111,7 @@ export interface SftpSession {
   readlink(path: string): Promise<string>;
   /** create `linkPath` pointing at `target` (argument order as in symlink(2)) */
   symlink(target: string, linkPath: string): Promise<void>;
-  open(path: string, flags: "r" | "w" | "r+", mode?: number): Promise<SftpFile>;
+  /** "a": every write appends (O_APPEND), whatever its position */
+  open(path: string, flags: "r" | "w" | "r+" | "a", mode?: number): Promise<SftpFile>;
   end(): void;
 }

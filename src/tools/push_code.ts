@@ -29,6 +29,7 @@ export const pushCode = defineTool({
     remote_dir: z.string().optional(),
     resumed_files: z.number().optional(),
     bytes_reused: z.number().optional(),
+    streams: z.number().optional(),
     elapsed_ms: z.number().optional(),
     secret_files: z.array(z.string()).optional(),
     crlf_scripts: z.array(z.string()).optional(),

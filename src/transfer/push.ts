@@ -2,11 +2,15 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { refuse, warning, RefusalError, type Warning } from "../common/result.js";
-import { localRsyncFlavour, prepareRemoteDir, SHELL_NOT_CLEAN_REMEDY } from "../remote/rsync.js";
+import { localRsyncFlavour, prepareRemoteDir, SHELL_NOT_CLEAN_REMEDY, type RsyncFlavour } from "../remote/rsync.js";
 import { crlfScripts, scanPushTree, secretFiles, PROJECT_IGNORE, type PushScan } from "../verify/tree.js";
 import { differingOnBox, guardLiveRuns } from "./live.js";
 import { withTransferLock } from "./lock.js";
-import { rsyncMover, sftpMover, type Mover } from "./mover.js";
+import { combine, rsyncMover, sftpMover, type Mover } from "./mover.js";
+import { ParallelSession, splitForRanges } from "./parallel/index.js";
+import { rangedPush } from "./pushRanged.js";
+import { trace } from "./parallel/pull.js";
+import { SSH2_WINDOW } from "../remote/streams.js";
 import { recordPush } from "./provenance.js";
 import { throttled, type TransferContext, type TransferResult } from "./context.js";
 
@@ -76,6 +80,7 @@ export async function push(ctx: TransferContext, req: PushRequest): Promise<Tran
 
   // the connections the push will need open while the tree is scanned (nothing is sent before the refusals)
   if (!req.dryRun) ctx.remote.warm?.(req.host, { transport: localRsyncFlavour().usable });
+  trace(`push ${req.host}: start`);
   // 1. scan: exactly the files that would go, evaluated before anything leaves this machine
   const scan = await scanPushTree(localDir, req.exclude ?? []);
   const flavour = localRsyncFlavour();
@@ -91,6 +96,22 @@ export async function push(ctx: TransferContext, req: PushRequest): Promise<Tran
   if (req.dryRun) return { ok: true, method: "dry_run", files_sent: 0, bytes_sent: 0, ...base, elapsed_ms: Date.now() - t0, warnings };
   if (files.length === 0) warnings.push(warning("EMPTY_PUSH", "info", "No files to push after ignore rules; only the destination directory was created."));
 
+  // enough in big files: parallel streams get ready (round trip measured) while the destination is prepared
+  // (a push's writes are acknowledged within the box's 2 MiB window, so that is what decides how many)
+  const big = splitForRanges(files.filter((f) => f.link === undefined)).ranged;
+  const parallel = big.length
+    ? ParallelSession.start(ctx.remote, req.host, { windowBytes: SSH2_WINDOW, bytes: big.reduce((a, f) => a + f.bytes, 0) })
+    : undefined;
+  try {
+    return await pushLocked(ctx, req, localDir, files, bytesTotal, base, warnings, flavour, parallel, t0);
+  } finally {
+    parallel?.close();
+  }
+}
+
+async function pushLocked(ctx: TransferContext, req: PushRequest, localDir: string, files: PushScan["files"], bytesTotal: number,
+  base: Record<string, unknown>, warnings: Warning[], flavour: RsyncFlavour, parallel: ParallelSession | undefined, t0: number): Promise<TransferResult> {
+  trace(`push ${req.host}: scanned ${files.length} files`);
   // 2. one round trip: create + resolve the destination, learn whether the box has rsync
   const prep = await prepareRemoteDir(ctx.remote, req.host, req.remoteDir, "remote_dir");
   const hostKey = await ctx.remote.resolve(req.host).then((h) => h.key, () => req.host);
@@ -102,18 +123,31 @@ export async function push(ctx: TransferContext, req: PushRequest): Promise<Tran
     if (!prep.hasRsync) warnings.push(warning("NO_RSYNC", "info", "The box has no rsync; pushed over SFTP with per-file resume (slower on many small files).", "rgt://references/ssh-transport"));
     else if (!flavour.usable && flavour.flavour !== "absent") warnings.push(warning("LOCAL_RSYNC_UNUSABLE", "info", `${flavour.why}; pushed over SFTP instead.`));
 
+    trace(`push ${req.host}: prepared and guarded`);
     await ctx.progress(0, bytesTotal, `pushing ${files.length} files`);
     const mover: Mover = useRsync ? rsyncMover(ctx.remote, req.host, prep.rsyncVersion) : sftpMover(ctx.remote, req.host);
+    const deadline = Date.now() + 600_000 + Math.ceil(bytesTotal / 1000);
+    const onProgress = throttled(ctx, bytesTotal);
+    // big files new to the box, over a long link: byte ranges over parallel streams, beside the rest
+    let moverDone = 0;
+    const ranged = parallel
+      ? await rangedPush(ctx, req.host, parallel, localDir, prep.dir, files, { deadline, progress: onProgress, moverDone: () => moverDone })
+      : undefined;
+    const rest = ranged ? files.filter((f) => !ranged.files.has(f.path)) : files;
     // SFTP times are whole seconds: a same-size edit within the second is found by the box's hashes
-    const force = files.length && !useRsync ? new Set((await differingOnBox(ctx, req.host, localDir, prep.dir,
-      files)).filter((d) => d.sameSize).map((d) => d.path)) : undefined;
-    const r = files.length
+    const force = rest.length && !useRsync ? new Set((await differingOnBox(ctx, req.host, localDir, prep.dir,
+      rest)).filter((d) => d.sameSize).map((d) => d.path)) : undefined;
+    const moved = rest.length
       ? await mover.move({
-        direction: "push", localDir, remoteDir: prep.dir, files, force, deadline: Date.now() + 600_000 + Math.ceil(bytesTotal / 1000),
-        signal: ctx.signal, onProgress: throttled(ctx, bytesTotal), onChild: (pid) => lock.addChild(pid),
+        direction: "push", localDir, remoteDir: prep.dir, files: rest, force, deadline,
+        signal: ctx.signal, onProgress: (b) => { moverDone = b; onProgress(b + (ranged?.done() ?? 0)); }, onChild: (pid) => lock.addChild(pid),
       })
       : { filesMoved: 0, bytesMoved: 0, bytesReused: 0, resumedFiles: 0, failed: [] };
+    trace(`push ${req.host}: single-stream part done`);
+    const r = ranged ? combine([moved, await ranged.result]) : moved;
+    trace(`push ${req.host}: ranged part done`);
     const out = {
+      ...(ranged?.streams ? { streams: ranged.streams } : {}),
       method: mover.name, files_sent: r.filesMoved, bytes_sent: r.bytesMoved, ...(mover.name === "rsync" ? { bytes_reused: r.bytesReused } : { resumed_files: r.resumedFiles }),
       ...base, remote_dir: prep.dir, elapsed_ms: Date.now() - t0,
     };

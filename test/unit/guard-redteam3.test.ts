@@ -84,3 +84,24 @@ describe("red-team set 3: outputs", () => {
     for (const t of CLEAN_OUTPUTS) expect(redactText(t)).toBe(t);
   });
 });
+
+describe("a secret that ends its line is not joined to the next line's first word", () => {
+  const L = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+  const tok = `hf_${Array.from({ length: 34 }, (_, i) => L[(i * 7) % 52]).join("")}`;
+  it("the line after a printed token survives whole; the token is gone", () => {
+    const out = redactText(`step 1/2\nloaded ${tok}\nstep 2/2\n`);
+    expect(out).toBe("step 1/2\nloaded [REDACTED:huggingface-token]\nstep 2/2\n");
+  });
+  it("a token really wrapped at a terminal width is still redacted across the break", () => {
+    const line = `${"x".repeat(80 - 12)} ${tok}`;
+    const wrapped = `${line.slice(0, 80)}\n${line.slice(80)}\nnext line\n`;
+    const out = redactText(wrapped);
+    expect(leaked(out, [tok])).toBeNull();
+    expect(out).toContain("next line");
+    // a longer token whose first 36 characters already read as a token on their own, wrapped at 80
+    const long = `hf_${Array.from({ length: 44 }, (_, i) => L[(i * 11) % 52]).join("")}`;
+    const l2 = `${"y".repeat(43)} ${long}`;
+    const out2 = redactText(`${l2.slice(0, 80)}\n${l2.slice(80)}\nnext line\n`);
+    expect(leaked(out2, [long], 8)).toBeNull();
+  });
+});

@@ -148,7 +148,7 @@ export async function parallelPull(
     }
     fs.mkdirSync(pdir, { recursive: true });
     // the version is told by size and the box's mtime: its hash may not be known yet, and the final hash decides anyway
-    const id = { size: f.bytes, mtime: rst.mtime };
+    const id = { size: f.bytes, source: `mtime ${rst.mtime}` };
     let done: Range[] = [];
     let partSize = -1;
     try { partSize = fs.statSync(partial).size; } catch { /* none */ }
