@@ -110,7 +110,9 @@ describe("disk gate", () => {
     expect(by.big.state).toBe("blocked");
     expect(by.big.blocked).toMatchObject({ code: "DISK_LOW", dir: "/data/rgt-out/gate", need_bytes: 50_000_000 });
     expect(by.big.blocked.free_bytes).toBeLessThan(8 * 2 ** 20);
-    expect(by.big.reason).toMatch(/^DISK_LOW: \/data\/rgt-out\/gate has \d+ bytes/); // the reply's budget may shorten it; the numbers are in blocked
+    // near 2 KB the reply drops reasons before numbers (run_status's fit): the numbers are in blocked, the whole
+    // reason on the box; where the reason survived it is the box's
+    if (by.big.reason !== undefined) expect(by.big.reason).toMatch(/^DISK_LOW: \/data\/rgt-out\/gate has \d+ bytes/);
     expect((await lab.boxes.dg.exec("cat ~/.rgt/runs/gate/cells/big/reason")).stdout).toMatch(/has \d+ bytes \/ \d+ inodes free, the cell needs 50000000 bytes \/ \d+ inodes$/m);
     expect(Buffer.byteLength(JSON.stringify(s))).toBeLessThanOrEqual(2500);
     // c: the default budget from the last finished cell (b) no longer fits — it is not started to die mid-save
