@@ -17,7 +17,8 @@ import { collector } from "../../common/memory.js";
 import { PARTIAL_DIR } from "../../remote/rsync.js";
 import type { SftpStream } from "../../remote/streams.js";
 import type { SftpFile } from "../../remote/types.js";
-import { chooseStreams, coveredBytes, mergeRanges, missingRanges, planPieces, type Piece, type Range, type StreamChoice } from "./plan.js";
+import { coveredBytes, mergeRanges, missingRanges, planPieces, type Piece, type Range, type StreamChoice } from "./plan.js";
+import { driveStreams } from "./drive.js";
 import { createSidecar, loadSidecar, recordRange, RANGED_SUFFIX, SIDECAR_SUFFIX } from "./sidecar.js";
 
 /** a file to pull; sha256 is "" while the box is still hashing it (see boxSha) */
@@ -306,36 +307,16 @@ export async function parallelPull(
     }
   };
 
-  const workers: Promise<void>[] = [];
-  const streams: SftpStream[] = [first];
   const memTimer = setting("RGT_PARALLEL_LOG") ? setInterval(() => {
     const m = process.memoryUsage();
     trace(`mem rss ${(m.rss / 2 ** 20).toFixed(0)} heap ${(m.heapUsed / 2 ** 20).toFixed(0)}/${(m.heapTotal / 2 ** 20).toFixed(0)} ext ${(m.external / 2 ** 20).toFixed(0)} ab ${(m.arrayBuffers / 2 ** 20).toFixed(0)} MiB`);
   }, 1000) : undefined;
-  if (queue.length) {
-    workers.push(worker(first, true));
-    const bps = await Promise.race([firstRate, Promise.all(workers).then(() => 0)]);
-    const remaining = queue.reduce((a, p) => a + p.end - p.start, 0);
-    res.choice = chooseStreams({
-      rttMs: o.rttMs, firstStreamBps: bps > 0 ? bps : undefined, windowBytes: first.windowBytes, remainingBytes: remaining,
-      targetBps: o.targetBps ?? 125e6, cap: o.cap,
-    });
-    trace(`rtt ${o.rttMs.toFixed(1)} ms, first stream ${(bps / 2 ** 20).toFixed(1)} MiB/s: ${res.choice.streams} streams (${res.choice.reason})`);
-    if (res.choice.streams > 1 && queue.length && !stopped()) {
-      const t = performance.now();
-      const more = await o.openMore(res.choice.streams - 1);
-      trace(`opened ${more.streams.length} more in ${(performance.now() - t).toFixed(0)} ms`);
-      for (const s of more.streams) { streams.push(s); workers.push(worker(s, false)); }
-    }
-    // a worker that ended while others still run (its stream died, others handed pieces back) may be needed again
-    for (;;) {
-      await Promise.all(workers);
-      const live = streams.filter((s) => s.alive);
-      if (!queue.length || !live.length || stopped()) break;
-      workers.length = 0;
-      for (const s of live) workers.push(worker(s, false));
-    }
-  }
+  const driven = await driveStreams({
+    first, queuedBytes: () => queue.reduce((a, p) => a + p.end - p.start, 0), worker, firstRate, rttMs: o.rttMs,
+    windowBytes: first.windowBytes, targetBps: o.targetBps, cap: o.cap, openMore: o.openMore, stopped, trace,
+  });
+  if (driven.choice) res.choice = driven.choice;
+  const streams = driven.streams;
   res.streams = streams.length;
   if (memTimer) clearInterval(memTimer);
 

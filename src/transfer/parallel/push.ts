@@ -18,7 +18,8 @@ import { PARTIAL_DIR } from "../../remote/rsync.js";
 import { rmkdirp } from "../../remote/sftp.js";
 import type { SftpStream } from "../../remote/streams.js";
 import type { SftpFile, SftpSession } from "../../remote/types.js";
-import { chooseStreams, coveredBytes, mergeRanges, planPieces, type Piece, type Range, type StreamChoice } from "./plan.js";
+import { coveredBytes, mergeRanges, planPieces, type Piece, type Range, type StreamChoice } from "./plan.js";
+import { driveStreams } from "./drive.js";
 import { parseSidecar, rangeLine, sidecarHead, RANGED_SUFFIX, SIDECAR_SUFFIX, type SidecarId } from "./sidecar.js";
 import { CHANNEL_WINDOW, trace, type ParallelPullOptions } from "./pull.js";
 
@@ -381,30 +382,13 @@ export async function parallelPush(first: SftpStream, prep: PreparedPush, o: Par
     }
   };
 
-  const workers: Promise<void>[] = [];
-  const streams: SftpStream[] = [first];
-  if (queue.length) {
-    workers.push(worker(first, true));
-    const bps = await Promise.race([firstRate, Promise.all(workers).then(() => 0)]);
-    const remaining = queue.reduce((a, p) => a + p.end - p.start, 0);
-    // writes are acknowledged within the box's window, whatever this end's receive window is
-    res.choice = chooseStreams({
-      rttMs: o.rttMs, firstStreamBps: bps > 0 ? bps : undefined, windowBytes: CHANNEL_WINDOW, remainingBytes: remaining,
-      targetBps: o.targetBps ?? 125e6, cap: o.cap,
-    });
-    trace(`push rtt ${o.rttMs.toFixed(1)} ms, first stream ${(bps / 2 ** 20).toFixed(1)} MiB/s: ${res.choice.streams} streams (${res.choice.reason})`);
-    if (res.choice.streams > 1 && queue.length && !stopped()) {
-      const more = await o.openMore(res.choice.streams - 1);
-      for (const s of more.streams) { streams.push(s); workers.push(worker(s, false)); }
-    }
-    for (;;) {
-      await Promise.all(workers);
-      const live = streams.filter((s) => s.alive);
-      if (!queue.length || !live.length || stopped()) break;
-      workers.length = 0;
-      for (const s of live) workers.push(worker(s, false));
-    }
-  }
+  // writes are acknowledged within the box's window, whatever this end's receive window is
+  const driven = await driveStreams({
+    first, queuedBytes: () => queue.reduce((a, p) => a + p.end - p.start, 0), worker, firstRate, rttMs: o.rttMs,
+    windowBytes: CHANNEL_WINDOW, targetBps: o.targetBps, cap: o.cap, openMore: o.openMore, stopped, trace: (m) => trace(`push ${m}`),
+  });
+  if (driven.choice) res.choice = driven.choice;
+  const streams = driven.streams;
   res.streams = streams.length;
   await Promise.all(states.map((st) => st.finished));
   const why = stopped() ?? "the connection was lost mid-transfer (a re-run resumes from the ranges recorded on the box)";
