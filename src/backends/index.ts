@@ -285,6 +285,8 @@ function fit<T extends {
     () => { if (r.vanished_cause?.evidence.startsWith("as ")) delete r.vanished_cause; },
     // last: the while-run view, when no cell is held by it (dead cells' causes matter more)
     () => { if (!r.cells.some((c) => (c as { blocked?: unknown }).blocked)) delete (r as { while_run?: unknown }).while_run; },
+    // a blocked cell carries its own need/free numbers: the per-cell budget list goes before any cell does
+    () => { const w = (r as { while_run?: { disk_budget?: unknown } }).while_run; if (w) delete w.disk_budget; },
     () => {
       // many cells (a run over 64 boxes): every cell counted by state, the ones that need a look listed
       // first, the plain running / done / pending ones only as far as the budget allows

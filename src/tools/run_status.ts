@@ -94,6 +94,12 @@ export const runStatus = defineTool({
       await new Promise((res) => setTimeout(res, Math.min(WAIT_TICK_S * 1000, Math.max(0, deadline - Date.now()))));
       r = await runStatusOf(ctx.remote, ctx.ledger, runId, opts);
     }
-    return { ...r, elapsed_ms: Date.now() - t0 };
+    // the one line a client shows: the run's state and its cells by state, not "done" for a call that answered
+    const counts = new Map<string, number>();
+    for (const c of r.cells) counts.set(c.state, (counts.get(c.state) ?? 0) + 1);
+    const byState = (r as { cell_counts?: Record<string, number> }).cell_counts ?? Object.fromEntries(counts);
+    const cells = Object.entries(byState).map(([k, n]) => `${n} ${k}`).join(", ");
+    const summary = `Run ${r.run_id} is ${r.state}${cells ? ` (${cells})` : ""}.${r.warnings.length ? ` ${r.warnings.length} warning(s).` : ""}`;
+    return { ...r, summary, elapsed_ms: Date.now() - t0 };
   },
 });

@@ -102,6 +102,7 @@ describe("disk gate", () => {
     expect(r.ok, JSON.stringify(r)).toBe(true);
     expect(r.disk_gate).toMatchObject({ on_disk_low: "skip", source: "the last finished cell's outputs", per_cell: 1 });
     const s = await settled(plain, "gate");
+    expect(s.summary, "the line a client shows says the run's state").toMatch(/^Run gate is blocked \((2 done, 2 blocked|2 blocked, 2 done)\)/);
     const by = Object.fromEntries(s.cells.map((c: R) => [c.name, c]));
     expect(s.state, JSON.stringify(s)).toBe("blocked");
     expect(by.a.state).toBe("done");
@@ -121,8 +122,9 @@ describe("disk gate", () => {
     expect(by.c.blocked.free_bytes).toBeLessThan(by.c.blocked.need_bytes);
     expect(s.warnings.map((w: R) => w.code)).toContain("DISK_LOW");
     expect(s.next_action).toMatch(/DISK_LOW/);
-    const budgets = s.while_run.disk_budget as R[];
-    expect(budgets.some((b) => /last finished cell b/.test(b.source))).toBe(true);
+    // the budget list is the first thing a reply near 2 KB drops (each blocked cell keeps its numbers)
+    const budgets = s.while_run.disk_budget as R[] | undefined;
+    if (budgets) expect(budgets.some((b) => /last finished cell b/.test(b.source))).toBe(true);
     const box = lab.boxes.dg;
     for (const c of ["big", "c"]) {
       const log = await box.exec(`cat ~/.rgt/runs/gate/cells/${c}/log`);
