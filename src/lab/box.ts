@@ -823,6 +823,9 @@ class BoxImpl implements Box {
     const members = pidsInNs(this.ns, this.holderPid);
     for (const p of members) { try { process.kill(p, "SIGKILL"); } catch { /* gone */ } }
     if (this.unsharePid) { try { process.kill(this.unsharePid, "SIGKILL"); } catch { /* gone */ } }
+    // the nsenter that started sshd lives outside the namespace; when its child was frozen (freezeSshd) it
+    // stopped itself too, and a stopped process never reaps its killed child and exits: kill it as well
+    if (this.sshd?.pid) { try { process.kill(this.sshd.pid, "SIGKILL"); } catch { /* gone */ } }
     return members;
   }
 
