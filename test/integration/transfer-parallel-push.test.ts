@@ -106,8 +106,9 @@ describe("parallel push over a 100 ms RTT link", () => {
       expect(noCorrupt(there.sums, `round ${round} after the rerun`)).toBe(Object.keys(sums).length);
       expect(there.partials, `round ${round}: debris left`).toEqual([]);
       // resumed, not restarted: what the box acknowledged was recorded piece by piece (1 MiB), so the rerun re-sends
-      // what had not landed plus, per stream, the writes in flight at the cut (about 1.5 windows of 2 MiB)
-      const slack = (first.streams ?? 4) * 3 * MiB + 64 * 1024;
+      // what had not landed plus, per stream, the writes in flight at the cut: up to its 2 MiB window, the 1 MiB
+      // piece not yet recorded and the one being written (a fresh-clone CI run measured 26.2 MB against a 3 MiB slack)
+      const slack = (first.streams ?? 4) * 4 * MiB + 64 * 1024;
       rows.push(`round ${round}: cut after ${(cutAt / MiB).toFixed(1)} MiB/connection (${proxy.cuts} cut); first sent ${((first.bytes_sent ?? 0) / MiB).toFixed(1)} MiB, rerun ${(again.bytes_sent / MiB).toFixed(1)} MiB of ${(total / MiB).toFixed(1)} MiB over ${again.streams ?? 1} streams`);
       expect(again.bytes_sent).toBeLessThan(total - (first.bytes_sent ?? 0) + slack);
       await proxy.close();
